@@ -1,0 +1,182 @@
+"""Tiny audio, lyrics and MIDI fixtures, generated at test time (no copyrighted audio in the repo).
+
+soundfile (libsndfile >= 1.1) writes WAV, FLAC, Ogg/Vorbis, Opus, MP3 and AIFF; PyAV (its own FFmpeg)
+writes AAC and ALAC in M4A. Every writer takes a mono float32 signal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 22050  # Hz; fixtures match the MIREX clips
+CONTAINERS = ("wav", "flac", "ogg", "opus", "mp3", "aiff", "m4a", "alac.m4a")
+
+
+def tone(seconds: float = 3.0, freq: float = 440.0, sr: int = SAMPLE_RATE, noise: float = 0.02, seed: int = 0):
+    """A sine with a little noise: enough spectral content for every feature to be non-degenerate."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.3 * np.sin(2 * np.pi * freq * t) + noise * rng.standard_normal(t.size)
+    return y.astype(np.float32)
+
+
+def write_audio(path: Path, y: np.ndarray | None = None, sr: int = SAMPLE_RATE) -> Path:
+    """Write `y` to `path`, container chosen by the name (`x.alac.m4a` gives ALAC, `x.m4a` AAC)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    y = tone() if y is None else y
+    name = path.name.lower()
+    if name.endswith(".m4a"):
+        _write_m4a(path, y, sr, codec="alac" if name.endswith(".alac.m4a") else "aac")
+        return path
+    import soundfile as sf
+
+    ext = path.suffix.lower().lstrip(".")
+    if ext == "opus":
+        import librosa
+
+        sf.write(path, librosa.resample(y, orig_sr=sr, target_sr=48000), 48000, format="OGG", subtype="OPUS")
+    elif ext == "aiff":
+        sf.write(path, y, sr, format="AIFF", subtype="PCM_16")
+    else:
+        sf.write(path, y, sr)
+    return path
+
+
+def _write_m4a(path: Path, y: np.ndarray, sr: int, codec: str) -> None:
+    import av
+
+    with av.open(str(path), "w", format="ipod") as out:
+        stream = out.add_stream(codec, rate=sr, layout="mono")
+        fmt = "s16p" if codec == "alac" else "fltp"
+        samples = (y * 32767).astype(np.int16) if codec == "alac" else y
+        frame_len = 4096 if codec == "alac" else 1024
+        pts = 0
+        for start in range(0, samples.size, frame_len):
+            block = np.ascontiguousarray(samples[start : start + frame_len][None, :])
+            frame = av.AudioFrame.from_ndarray(block, format=fmt, layout="mono")
+            frame.sample_rate = sr
+            frame.pts = pts
+            pts += block.shape[1]
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def write_midi(path: Path, pitches=(60, 64, 67, 72), seconds_per_note: float = 0.5, drums: bool = True) -> Path:
+    """A tiny MIDI file: a piano arpeggio, and a drum track that feature code must ignore."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    piano = pretty_midi.Instrument(program=0)
+    for i, p in enumerate(pitches * 4):
+        start = i * seconds_per_note
+        piano.notes.append(pretty_midi.Note(velocity=80 + i % 20, pitch=p, start=start, end=start + seconds_per_note))
+    pm.instruments.append(piano)
+    if drums:
+        kit = pretty_midi.Instrument(program=0, is_drum=True)
+        kit.notes.append(pretty_midi.Note(velocity=100, pitch=36, start=0.0, end=0.1))
+        pm.instruments.append(kit)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pm.write(str(path))
+    return path
+
+
+LYRICS = "I walk alone beneath the autumn rain\nand every leaf remembers you\n"
+
+
+def write_lyrics(path: Path, text: str = LYRICS, encoding: str = "utf-8") -> Path:
+    """Lyrics in a given encoding: 'utf-8', 'utf-8-sig' (BOM), 'utf-16' (BOM) or 'latin-1'."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def write_wavpack(path: Path, y: np.ndarray | None = None, sr: int = SAMPLE_RATE) -> Path:
+    """WavPack (.wv) through PyAV's FFmpeg, whose muxer adds an APEv2 tag: a container tagged with APEv2."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = ((tone() if y is None else y) * 32767).astype(np.int16)
+    with av.open(str(path), "w", format="wv") as out:
+        stream = out.add_stream("wavpack", rate=sr, layout="mono")
+        for start in range(0, samples.size, 4096):
+            block = np.ascontiguousarray(samples[start : start + 4096][None, :])
+            frame = av.AudioFrame.from_ndarray(block, format="s16p", layout="mono")
+            frame.sample_rate = sr
+            frame.pts = start
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def write_tags(path: Path, lyrics: str | None = None, **fields: str) -> Path:
+    """Embed `lyrics` and title/artist/album `fields` with mutagen, in the container's own tag format:
+    ID3 (USLT, TIT2, TPE1, TALB) for MP3/WAV/AIFF, MP4 atoms (©lyr, ©nam, ©ART, ©alb) for M4A, ASF
+    (WM/Lyrics, Title, Author, WM/AlbumTitle) for WMA, else LYRICS, TITLE, ARTIST, ALBUM (Vorbis comments
+    for FLAC/Ogg/Opus, APEv2 for WavPack)."""
+    import mutagen
+    from mutagen.asf import ASFTags
+    from mutagen.id3 import ID3, TALB, TIT2, TPE1, USLT
+    from mutagen.mp4 import MP4Tags
+
+    audio = mutagen.File(str(path))
+    if audio.tags is None:
+        audio.add_tags()
+    tags = audio.tags
+    if isinstance(tags, ID3):
+        frames = {"title": TIT2, "artist": TPE1, "album": TALB}
+        if lyrics is not None:
+            tags.add(USLT(encoding=3, lang="eng", desc="", text=lyrics))
+        for name, value in fields.items():
+            tags.add(frames[name](encoding=3, text=[value]))
+    else:
+        keys = {"title": "TITLE", "artist": "ARTIST", "album": "ALBUM", "lyrics": "LYRICS"}  # Vorbis, APEv2
+        if isinstance(tags, MP4Tags):
+            keys = {"title": "\xa9nam", "artist": "\xa9ART", "album": "\xa9alb", "lyrics": "\xa9lyr"}
+        elif isinstance(tags, ASFTags):
+            keys = {"title": "Title", "artist": "Author", "album": "WM/AlbumTitle", "lyrics": "WM/Lyrics"}
+        if lyrics is not None:
+            tags[keys["lyrics"]] = [lyrics]
+        for name, value in fields.items():
+            tags[keys[name]] = [value]
+    audio.save()
+    return Path(path)
+
+
+PYAV_FORMATS = {".wv": ("wv", "wavpack"), ".wma": ("asf", "wmav2")}  # extension -> (muxer, encoder)
+
+
+def write_pyav_audio(path: Path, y: np.ndarray | None = None, sr: int = SAMPLE_RATE) -> Path:
+    """WavPack (.wv, takes APEv2 tags) or WMA (.wma, ASF tags), encoded by PyAV's FFmpeg."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    y = tone() if y is None else y
+    muxer, encoder = PYAV_FORMATS[path.suffix.lower()]
+    with av.open(str(path), "w", format=muxer) as out:
+        stream = out.add_stream(encoder, rate=sr, layout="mono")
+        stream.bit_rate = 64000  # WMA refuses to open without one
+        stream.codec_context.open()
+        frame_len = stream.codec_context.frame_size or 4096  # WMA insists on its own frame size
+        for start in range(0, y.size, frame_len):
+            block = np.zeros((1, frame_len), np.float32)
+            chunk = y[start : start + frame_len]
+            block[0, : chunk.size] = chunk
+            frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
+            frame.sample_rate = sr
+            frame.pts = start
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
