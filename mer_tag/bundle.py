@@ -1,0 +1,130 @@
+"""A model is a folder: `card.json` (labels, feature settings, model dimensions, metrics, provenance) and one
+safetensors file per branch. The card carries every dimension, so the models rebuild themselves from it;
+weights load from safetensors, never pickle, because `--model PATH` may be a stranger's file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig, config_from_json, config_to_json
+from mer_tag.labels import LabelSet
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+CARD_FILE = "card.json"
+FORMAT_VERSION = 1
+BRANCHES = ("audio", "lyrics", "midi", "fusion")
+
+
+class BundleError(Exception):
+    """A model folder that cannot be used, with a one-line reason."""
+
+
+@dataclass
+class Bundle:
+    name: str
+    labels: LabelSet
+    audio_config: AudioConfig
+    lyrics_config: LyricsConfig
+    midi_config: MidiConfig
+    models: dict = field(default_factory=dict)  # branch name → nn.Module (a missing branch is never used)
+    card: dict = field(default_factory=dict)  # everything else: metrics, split, command, versions
+
+    @property
+    def ref(self) -> str:
+        """How result rows name this model: name@version."""
+        return f"{self.name}@{self.card.get('version', '0')}"
+
+
+def resolve(model: str | Path) -> Path:
+    """A bundle folder from a shipped name ('default') or a path."""
+    path = Path(model)
+    if (path / CARD_FILE).exists():
+        return path
+    shipped = WEIGHTS_DIR / str(model)
+    if (shipped / CARD_FILE).exists():
+        return shipped
+    raise BundleError(f"no model at {model!r}: expected a folder with {CARD_FILE} or a shipped name (default)")
+
+
+def load(model: str | Path = "default") -> Bundle:
+    from safetensors.torch import load_file
+
+    from mer_tag import models as model_zoo
+
+    folder = resolve(model)
+    try:
+        card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BundleError(f"unreadable {folder / CARD_FILE}: {exc}") from None
+    if card.get("format") != FORMAT_VERSION:
+        raise BundleError(f"{folder} has model format {card.get('format')!r}; this mer-tag reads {FORMAT_VERSION}")
+    bundle = Bundle(
+        name=card["name"],
+        labels=LabelSet.from_json(card["labels"]),
+        audio_config=config_from_json(AudioConfig, card["features"]["audio"]),
+        lyrics_config=config_from_json(LyricsConfig, card["features"]["lyrics"]),
+        midi_config=config_from_json(MidiConfig, card["features"]["midi"]),
+        card=card,
+    )
+    for branch, dims in card["models"].items():
+        module = model_zoo.build(dims)
+        try:
+            state = load_file(str(folder / f"{branch}.safetensors"))
+            missing, unexpected = module.load_state_dict(state, strict=False)
+        except (OSError, RuntimeError, ValueError) as exc:  # safetensors raises its own SafetensorError too
+            raise BundleError(f"{branch} weights do not fit the card or are unreadable: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:
+            raise BundleError(f"unreadable {branch} weights: {str(exc).splitlines()[0]}") from None
+        # A frozen lyrics encoder is not stored: its weights come from the encoder package.
+        missing = [k for k in missing if not k.startswith("encoder.")]
+        if missing or unexpected:
+            raise BundleError(f"{branch} weights do not fit the card: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        bundle.models[branch] = module.eval()
+    if "fusion" not in bundle.models:
+        raise BundleError(f"{folder} has no fusion model")
+    return bundle
+
+
+def save(bundle: Bundle, folder: str | Path) -> Path:
+    """Write the bundle to a temp folder beside `folder`, then swap it in: a crash never leaves half a model."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    card = dict(bundle.card)
+    card.update(
+        format=FORMAT_VERSION,
+        name=bundle.name,
+        labels=bundle.labels.to_json(),
+        features={
+            "audio": config_to_json(bundle.audio_config),
+            "lyrics": config_to_json(bundle.lyrics_config),
+            "midi": config_to_json(bundle.midi_config),
+        },
+        models={branch: module.dims for branch, module in bundle.models.items()},
+    )
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for branch, module in bundle.models.items():
+            state = module.trained_state() if hasattr(module, "trained_state") else module.state_dict()
+            save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp / f"{branch}.safetensors"))
+        (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    bundle.card = card
+    return folder

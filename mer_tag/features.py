@@ -1,0 +1,206 @@
+"""Features, shared by `train` and `scan` so a model never sees features it was not trained on.
+
+Audio: decoded mono signal → 30-second chunks → log-mel spectrograms (or musicnn's own mel patches).
+Lyrics: text → token windows for the BERT-family encoder. MIDI: note list → fixed-length event sequence.
+Every setting lives in a config dataclass that a model bundle stores, so loading a model restores them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+SAMPLE_RATE = 22050  # Hz, the MIREX clips' rate
+N_FFT = 1024  # samples, 46 ms window
+HOP_LENGTH = 512  # samples, 23 ms between frames
+N_MELS = 128
+CHUNK_SECONDS = 30.0
+CHUNK_SAMPLES = int(CHUNK_SECONDS * SAMPLE_RATE)  # 661500 samples in a 30-second chunk
+CHUNK_FRAMES = CHUNK_SAMPLES // HOP_LENGTH + 1  # 1292 frames in a 30-second chunk
+MIN_SECONDS = 1.0  # shorter audio carries too little to judge a mood
+
+LYRICS_MAX_TOKENS = 256  # tokens per encoder window, [CLS] and [SEP] included
+MIDI_SEQ_LEN = 500  # note events per MIDI sequence
+MIDI_PAD_PITCH = 128  # pitch index used for padding: outside 0..127 so it is never a real note
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """How audio becomes model input. `frontend` is 'logmel' (trainable CNN) or 'musicnn' (pretrained)."""
+
+    frontend: str = "logmel"
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = N_FFT
+    hop_length: int = HOP_LENGTH
+    n_mels: int = N_MELS
+    chunk_seconds: float = CHUNK_SECONDS
+    chunk_hop_seconds: float = CHUNK_SECONDS  # scan: distance between chunk starts
+    min_seconds: float = MIN_SECONDS
+
+    @property
+    def chunk_samples(self) -> int:
+        return int(round(self.chunk_seconds * self.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.chunk_hop_seconds * self.sample_rate))
+
+    @property
+    def chunk_frames(self) -> int:
+        return self.chunk_samples // self.hop_length + 1
+
+
+@dataclass(frozen=True)
+class LyricsConfig:
+    max_tokens: int = LYRICS_MAX_TOKENS
+    max_windows: int = 1  # >1: long lyrics are covered by several windows, pooled, not truncated
+
+
+@dataclass(frozen=True)
+class MidiConfig:
+    seq_len: int = MIDI_SEQ_LEN
+    inputs: str = "events"  # 'pitch' (the report's baseline) or 'events' (pitch, duration, velocity, IOI)
+
+
+def config_to_json(config) -> dict:
+    return asdict(config)
+
+
+def config_from_json(cls, data: dict):
+    """Rebuild a config, ignoring keys a newer version added: old bundles keep loading."""
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# ---------------------------------------------------------------- audio
+
+
+def chunk_starts(n_samples: int, config: AudioConfig) -> list[int]:
+    """Start sample of every chunk of a signal: hop apart, the last partial chunk kept if long enough.
+
+    A signal shorter than one chunk gives one chunk (padded later). After the last full chunk, one more
+    (partial) chunk is added only if it would cover at least `min_seconds` of audio no chunk covers yet.
+    """
+    size, hop = config.chunk_samples, config.hop_samples
+    if n_samples <= size:
+        return [0]
+    starts = list(range(0, n_samples - size + 1, hop))
+    uncovered = n_samples - (starts[-1] + size)
+    if uncovered >= config.min_seconds * config.sample_rate:
+        starts.append(starts[-1] + hop)
+    return starts
+
+
+def cut_chunks(signal: np.ndarray, config: AudioConfig) -> np.ndarray:
+    """[n_chunks, chunk_samples] float32, the last one zero-padded."""
+    size = config.chunk_samples
+    starts = chunk_starts(signal.size, config)
+    out = np.zeros((len(starts), size), dtype=np.float32)
+    for i, start in enumerate(starts):
+        piece = signal[start : start + size]
+        out[i, : piece.size] = piece
+    return out
+
+
+def logmel(chunk: np.ndarray, config: AudioConfig) -> np.ndarray:
+    """[n_mels, chunk_frames] float32 log-mel (dB) of one chunk of `chunk_samples` samples."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=chunk, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.n_mels
+    )
+    db = librosa.power_to_db(mel, ref=1.0, top_db=None)
+    return np.maximum(db, -100.0).astype(np.float32)[:, : config.chunk_frames]
+
+
+def chunk_features(chunks: np.ndarray, config: AudioConfig) -> np.ndarray:
+    """Model input for a stack of chunks: [n, n_mels, frames] log-mel, or [n, patches, 187, 96] for musicnn."""
+    if config.frontend == "musicnn":
+        from mer_tag.models import musicnn
+
+        return np.stack([musicnn.patches(musicnn.logmel(c)) for c in chunks])
+    return np.stack([logmel(c, config) for c in chunks])
+
+
+def is_silent(signal: np.ndarray) -> bool:
+    """True for digital silence (or nearly): nothing there to hear a mood in."""
+    return signal.size == 0 or float(np.max(np.abs(signal))) < 1e-4
+
+
+# ---------------------------------------------------------------- lyrics
+
+
+def lyrics_windows(text: str, tokenizer, config: LyricsConfig) -> dict[str, np.ndarray]:
+    """Token windows for one text: input_ids and attention_mask, each [n_windows, max_tokens].
+
+    Long lyrics are split into consecutive windows (up to `max_windows`) instead of being cut at the
+    first 256 tokens; the model pools over windows.
+    """
+    body = config.max_tokens - 2  # room for [CLS] and [SEP]
+    ids = tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"] or [tokenizer.unk_token_id]
+    pieces = [ids[i : i + body] for i in range(0, len(ids), body)][: config.max_windows]
+    input_ids = np.full((len(pieces), config.max_tokens), tokenizer.pad_token_id, dtype=np.int64)
+    mask = np.zeros((len(pieces), config.max_tokens), dtype=np.int64)
+    for row, piece in enumerate(pieces):
+        tokens = [tokenizer.cls_token_id, *piece, tokenizer.sep_token_id]
+        input_ids[row, : len(tokens)] = tokens
+        mask[row, : len(tokens)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask}
+
+
+# ---------------------------------------------------------------- MIDI
+
+MIDI_EVENT_FEATURES = 4  # pitch, log duration, velocity, log inter-onset interval
+
+
+def midi_sequence(notes: np.ndarray, config: MidiConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """Fixed-length sequence from notes [N, 4] = (pitch, start_s, duration_s, velocity).
+
+    Returns pitch indices [seq_len] (padded with MIDI_PAD_PITCH), continuous event features
+    [seq_len, 3] = (log1p duration, velocity/127, log1p inter-onset interval), and the true length.
+    Long pieces are truncated at `seq_len` events, as in the reference system.
+    """
+    notes = notes[: config.seq_len]
+    n = len(notes)
+    pitch = np.full(config.seq_len, MIDI_PAD_PITCH, dtype=np.int64)
+    cont = np.zeros((config.seq_len, 3), dtype=np.float32)
+    if n:
+        pitch[:n] = np.clip(notes[:, 0], 0, 127).astype(np.int64)
+        starts = notes[:, 1]
+        ioi = np.diff(starts, prepend=starts[0])
+        cont[:n, 0] = np.log1p(np.maximum(notes[:, 2], 0.0))
+        cont[:n, 1] = notes[:, 3] / 127.0
+        cont[:n, 2] = np.log1p(np.maximum(ioi, 0.0))
+    return pitch, cont, n
+
+
+def stream_chunks(blocks, config: AudioConfig):
+    """Chunks of a signal that arrives in blocks, same as `cut_chunks` on the whole signal.
+
+    Yields (start_sample, chunk) with chunk [chunk_samples] float32 (the last one zero-padded). Holds
+    at most one chunk plus one block in memory, so a 2-hour mix costs no more than a 3-minute song.
+    """
+    size, hop = config.chunk_samples, config.hop_samples
+    min_tail = config.min_seconds * config.sample_rate
+    buffer = np.zeros(0, dtype=np.float32)
+    buffer_start = 0  # sample index of buffer[0] in the whole signal
+    next_start = 0
+    emitted = False
+    for block in blocks:
+        buffer = np.concatenate([buffer, np.asarray(block, dtype=np.float32)])
+        while next_start + size <= buffer_start + buffer.size:
+            offset = next_start - buffer_start
+            yield next_start, buffer[offset : offset + size].copy()
+            emitted = True
+            next_start += hop
+            drop = min(next_start - buffer_start, buffer.size)
+            buffer, buffer_start = buffer[drop:], buffer_start + drop
+    total = buffer_start + buffer.size
+    uncovered = total - (next_start - hop + size)  # audio after the end of the last full chunk
+    if not emitted or uncovered >= min_tail:
+        offset = max(0, next_start - buffer_start)
+        chunk = np.zeros(size, dtype=np.float32)
+        piece = buffer[offset : offset + size]
+        chunk[: piece.size] = piece
+        yield (next_start if emitted else 0), chunk

