@@ -1,0 +1,44 @@
+"""`mer-tag eval`: run any model over a labelled dataset through the same engine `scan` uses, and score it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def evaluate(data: str | Path, model: str | Path = "default", out: str | Path | None = None, jobs: int = 2) -> dict:
+    """Per-branch (on songs that have the modality) and fused scores of `model` on every song of `data`."""
+    import torch
+
+    from mer_tag import bundle as bundle_io
+    from mer_tag.library import Track
+    from mer_tag.predict import predict_tracks
+    from mer_tag.train.datasets import load_dataset
+    from mer_tag.train.evaluate import plot_confusion, scores
+
+    torch.set_num_threads(max(1, jobs))
+    bundle = bundle_io.load(model)
+    dataset = load_dataset(data)
+    names = bundle.labels.names
+    to_model = [bundle.labels.index(name) for name in dataset.labels.names]  # dataset class → model class
+    truth = {str(e.audio_path): to_model[e.label] for e in dataset.examples}
+    tracks = [Track(e.audio_path, e.lyrics_path, e.midi_path) for e in dataset.examples]
+    rows = [r for r in predict_tracks(tracks, bundle, jobs=jobs) if r["status"] == "ok"]
+
+    metrics = {}
+    for column, name in (("audio_cluster", "audio"), ("lyrics_cluster", "lyrics"), ("midi_cluster", "midi"),
+                         ("cluster", "fusion")):
+        have = [r for r in rows if r[column] is not None]
+        if have:
+            y = np.array([truth[r["path"]] for r in have])
+            probs = np.eye(len(names))[[r[column] - 1 for r in have]]
+            metrics[name] = scores(y, probs, names)
+    if out:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        for name, s in metrics.items():
+            plot_confusion(s["confusion"], names, f"{name} ({bundle.ref})", out / f"confusion-{name}.png")
+    return metrics

@@ -1,0 +1,164 @@
+"""Labelled datasets: the MIREX-like layout as distributed, a CSV of paths and labels, or one folder per label.
+
+A dataset is a list of `Example`s (paths, label index, artist for grouping) plus the problems met while
+reading it; nothing is decoded here. Files that turn out unreadable are skipped later, and named.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mer_tag.labels import MIREX, LabelSet, custom
+from mer_tag.library import walk
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    audio_path: Path
+    label: int
+    artist: str | None = None
+    title: str | None = None
+    lyrics_path: Path | None = None
+    midi_path: Path | None = None
+
+
+@dataclass
+class Dataset:
+    root: Path
+    layout: str  # 'mirex', 'csv' or 'folders'
+    labels: LabelSet
+    examples: list[Example]
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
+
+
+class DatasetError(Exception):
+    pass
+
+
+def load_dataset(root: str | Path) -> Dataset:
+    """Recognise the layout of `root` and read it."""
+    root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return read_csv_layout(root)
+    if not root.is_dir():
+        raise DatasetError(f"no dataset at {root}: expected a folder or a .csv file")
+    if (root / "Audio").is_dir() and (root / "clusters.txt").is_file():
+        return read_mirex_layout(root)
+    if (root / "labels.csv").is_file():
+        return read_csv_layout(root / "labels.csv")
+    return read_folder_layout(root)
+
+
+# ------------------------------------------------------------------ MIREX-like
+
+
+def read_mirex_layout(root: Path) -> Dataset:
+    """`Audio/NNN.mp3`, `Lyrics/NNN.txt`, `MIDIs/NNN.mid`; `clusters.txt` line i labels the i-th audio file."""
+    audio_files = sorted(p for p in (root / "Audio").iterdir() if p.suffix.lower() == ".mp3")
+    clusters = [line.strip() for line in (root / "clusters.txt").read_text(encoding="utf-8-sig").splitlines()]
+    clusters = [c for c in clusters if c]
+    if len(clusters) != len(audio_files):
+        raise DatasetError(f"{root}: clusters.txt has {len(clusters)} labels for {len(audio_files)} audio files")
+    info = read_dataset_info(root / "dataset info.csv")
+    lyrics = {p.stem: p for p in (root / "Lyrics").glob("*.txt")} if (root / "Lyrics").is_dir() else {}
+    midis = {p.stem: p for p in (root / "MIDIs").glob("*.mid")} if (root / "MIDIs").is_dir() else {}
+    problems, examples = [], []
+    for audio, cluster in zip(audio_files, clusters):
+        try:
+            label = MIREX.index(cluster)
+        except KeyError as exc:
+            problems.append((str(audio), str(exc)))
+            continue
+        meta = info.get(audio.name, {})
+        examples.append(Example(audio.stem, audio, label, meta.get("artist"), meta.get("title"),
+                                lyrics.get(audio.stem), midis.get(audio.stem)))
+    return Dataset(root, "mirex", MIREX, examples, problems)
+
+
+def read_dataset_info(path: Path) -> dict[str, dict]:
+    """`dataset info.csv`: UTF-16, ';'-separated, Title;Artist;Album;Track;Year;Length;Size;Last Modified;Filename.
+
+    One title contains a ';', so fields are taken from the right: the last eight are fixed, the rest is
+    the title.
+    """
+    if not path.exists():
+        return {}
+    rows = {}
+    for line in path.read_text(encoding="utf-16").splitlines()[1:]:
+        fields = line.rstrip().rstrip(";").split(";")
+        if len(fields) < 9:
+            continue
+        filename, artist = fields[-1].strip(), fields[-8].strip()
+        rows[filename] = {"title": ";".join(fields[:-8]).strip(), "artist": artist or None}
+    return rows
+
+
+# ------------------------------------------------------------------ generic layouts
+
+
+def read_csv_layout(csv_path: Path) -> Dataset:
+    """`path,label[,lyrics_path,midi_path,artist]`, paths relative to the CSV's folder."""
+    base = csv_path.parent
+    with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "path" not in rows[0] or "label" not in rows[0]:
+        raise DatasetError(f"{csv_path}: needs a header with at least 'path' and 'label'")
+    labels = _label_set({r["label"].strip() for r in rows if r.get("label")})
+    examples, problems = [], []
+    for row in rows:
+        path = base / row["path"]
+        if not row.get("label"):
+            problems.append((str(path), "no label"))
+            continue
+        examples.append(Example(
+            id=row["path"], audio_path=path, label=labels.index(row["label"]),
+            artist=(row.get("artist") or None), title=row.get("title") or None,
+            lyrics_path=_optional_path(base, row.get("lyrics_path")), midi_path=_optional_path(base, row.get("midi_path")),
+        ))
+    return Dataset(csv_path, "csv", labels, examples, problems)
+
+
+def read_folder_layout(root: Path) -> Dataset:
+    """One sub-folder per label; lyrics and MIDI found beside each audio file by stem."""
+    label_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not label_dirs:
+        raise DatasetError(f"{root}: no Audio/ + clusters.txt, no labels.csv, and no label folders")
+    labels = _label_set({d.name for d in label_dirs})
+    examples = [
+        Example(str(track.path.relative_to(root)), track.path, labels.index(folder.name), None, None,
+                track.lyrics_path, track.midi_path)
+        for folder in label_dirs for track in walk([folder])
+    ]
+    return Dataset(root, "folders", labels, examples)
+
+
+def _label_set(names: set[str]) -> LabelSet:
+    """The MIREX clusters if every label is one of them (by name, 'Cluster N' or adjective), else custom."""
+    for known in (MIREX,):
+        try:
+            [known.index(n) for n in names]
+            return known
+        except KeyError:
+            pass
+    return custom(sorted(names))
+
+
+def _optional_path(base: Path, value: str | None) -> Path | None:
+    return base / value if value and value.strip() else None
+
+
+def artist_group(artist: str | None, fallback: str) -> str:
+    """A grouping key that makes 'Jett, Joan & the Blackhearts' and 'Joan Jett' the same artist.
+
+    The lead name (before '&', 'feat.', 'with', ',' pairs are kept) as a sorted bag of words; songs with
+    no artist get their own group, so they never join anyone by accident.
+    """
+    if not artist:
+        return f"?{fallback}"
+    lead = re.split(r"\s*(?:&|\bfeat\.?|\bfeaturing\b|\bwith\b|\band\b)\s*", artist.lower())[0]
+    words = sorted(w for w in re.findall(r"[a-z0-9]+", lead) if w not in ("the", "teh"))
+    return " ".join(words) or f"?{fallback}"

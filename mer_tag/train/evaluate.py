@@ -1,0 +1,84 @@
+"""Scores and pictures: accuracy, macro-F1, a classification report, a confusion matrix, learning curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def macro_f1(y_true, y_pred, n_classes: int) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y_true, y_pred, labels=list(range(n_classes)), average="macro", zero_division=0))
+
+
+def scores(y_true, probs: np.ndarray, names: tuple[str, ...]) -> dict:
+    """Metrics for one model on one set: accuracy, macro-F1, per-class report, confusion matrix."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    y_true = np.asarray(y_true)
+    if len(y_true) == 0:
+        return {"n": 0}
+    y_pred = probs.argmax(1)
+    labels = list(range(len(names)))
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float((y_pred == y_true).mean()),
+        "macro_f1": macro_f1(y_true, y_pred, len(names)),
+        "report": classification_report(y_true, y_pred, labels=labels, target_names=list(names),
+                                        output_dict=True, zero_division=0),
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def plot_confusion(confusion: list[list[int]], names: tuple[str, ...], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(confusion)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(epochs: list[dict], title: str, path: Path) -> None:
+    """Loss and accuracy per epoch, train and validation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [e["epoch"] for e in epochs]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, ax in (("loss", loss_ax), ("acc", acc_ax)):
+        ax.plot(x, [e[f"train_{key}"] for e in epochs], label="train")
+        if epochs and f"val_{key}" in epochs[0]:
+            ax.plot(x, [e[f"val_{key}"] for e in epochs], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{title}: {'loss' if key == 'loss' else 'accuracy'}")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report_table(metrics: dict) -> str:
+    """Markdown: one row per model and set, accuracy and macro-F1."""
+    lines = ["| model | set | n | accuracy | macro-F1 |", "|---|---|---|---|---|"]
+    for model_name, per_set in metrics.items():
+        for set_name, s in per_set.items():
+            if s.get("n"):
+                lines.append(f"| {model_name} | {set_name} | {s['n']} | {s['accuracy']:.3f} | {s['macro_f1']:.3f} |")
+    return "\n".join(lines)

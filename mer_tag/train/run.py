@@ -1,0 +1,269 @@
+"""`mer-tag train`: dataset → artist-grouped split → features → branches → out-of-fold fusion → bundle + report.
+
+Protocol. Whole artists are held out as `test` (reported, never used to choose anything) and `val`
+(early stopping). Each branch trains on `train`. The fusion learns from predictions on songs a branch
+never trained on: out-of-fold predictions over `train` (the branch refit on the other folds for as many
+epochs as early stopping chose) plus the branch's predictions on `val`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mer_tag.train.branches import fusion_items, make_branch
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+MODALITIES = ("audio", "lyrics", "midi")
+
+
+class TrainError(Exception):
+    pass
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml") if not p.stem.startswith("tag-"))
+
+
+def load_preset(preset: str | Path) -> dict:
+    path = Path(preset)
+    if not path.exists():
+        path = PRESETS_DIR / f"{preset}.toml"
+    if not path.exists():
+        raise TrainError(f"no preset {preset!r}: choose one of {', '.join(preset_names())} or give a .toml path")
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data.setdefault("name", path.stem)
+    return data
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    model_dir: Path
+    metrics: dict
+    seconds: float
+
+
+def train(data: str | Path, preset: str | Path = "default", out: str | Path = "runs/default", cache: str | Path | None = None,
+          jobs: int = 2, seed: int = 0, limit: int = 0, epochs: int = 0, progress: bool = True,
+          log=print) -> TrainResult:
+    """Train every branch and the fusion on `data`, write the bundle, metrics, plots and model card to `out`."""
+    import torch
+
+    from mer_tag import bundle as bundle_io
+    from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig, config_from_json
+    from mer_tag.train import extract
+    from mer_tag.train.datasets import artist_group, load_dataset
+    from mer_tag.train.splits import make_split
+
+    started = time.time()
+    torch.set_num_threads(max(1, jobs))
+    config = load_preset(preset)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    bar = _progress_factory(progress)
+
+    dataset = load_dataset(data)
+    examples = _limit(dataset.examples, limit, seed) if limit else dataset.examples
+    names = dataset.labels.names
+    log(f"{len(examples)} songs from {dataset.root} ({dataset.layout} layout), {len(names)} classes")
+
+    audio_config = config_from_json(AudioConfig, config.get("audio", {}).get("features", {}))
+    lyrics_config = config_from_json(LyricsConfig, config.get("lyrics", {}).get("features", {}))
+    midi_config = config_from_json(MidiConfig, config.get("midi", {}).get("features", {}))
+    feature_cache = extract.FeatureCache(Path(cache) if cache else None)
+
+    audio, problems = extract.extract_audio([e.audio_path for e in examples], audio_config, feature_cache, jobs, bar)
+    keep = [i for i, x in enumerate(audio) if x is not None]
+    examples, audio = [examples[i] for i in keep], [audio[i] for i in keep]
+    lyrics_section = config.get("lyrics", {})
+    lyrics, lyric_problems = extract.extract_lyrics(
+        [e.lyrics_path for e in examples], lyrics_config, lyrics_section.get("encoder", "frozen") != "finetune",
+        lyrics_section.get("model", {}).get("pooling", "mean"), feature_cache, bar)
+    midi, midi_problems = extract.extract_midi([e.midi_path for e in examples], midi_config, bar)
+    problems += lyric_problems + midi_problems + list(dataset.problems)
+    features = {"audio": audio, "lyrics": lyrics, "midi": midi}
+
+    y = np.array([e.label for e in examples])
+    groups = [artist_group(e.artist, e.id) for e in examples]
+    split_config = config.get("split", {})
+    split = make_split(y, groups, split_config.get("test_fraction", 0.2), split_config.get("val_fraction", 0.1),
+                       seed + split_config.get("seed", 0))
+    (out / "split.json").write_text(json.dumps(
+        {name: [examples[i].id for i in idx] for name, idx in split.items()}, indent=1) + "\n")
+    log("split: " + ", ".join(f"{k} {len(v)}" for k, v in split.items()) + " songs (grouped by artist)")
+
+    trainers, branch_models, histories, metrics, oof = {}, {}, {}, {}, {}
+    for name in MODALITIES:
+        section = dict(config.get(name, {}))
+        if section.get("enabled", True) is False:
+            continue
+        if epochs:
+            section["epochs"] = epochs
+        branch = make_branch(name, section, len(names), audio_config.frontend)
+        present = {s: [i for i in idx if features[name][i] is not None] for s, idx in split.items()}
+        if len(present["train"]) < 2 * len(names) and name != "audio":
+            log(f"{name}: only {len(present['train'])} training songs have it; branch skipped")
+            continue
+        model, history = branch.train([features[name][i] for i in present["train"]], y[present["train"]],
+                                      [features[name][i] for i in present["val"]], y[present["val"]],
+                                      len(names), seed, bar)
+        trainers[name], branch_models[name], histories[name] = branch, model, history
+        probs = {s: branch.predict(model, [features[name][i] for i in idx]) if idx else np.zeros((0, len(names)))
+                 for s, idx in present.items()}
+        metrics[name] = {s: _scores(y[present[s]], probs[s], names) for s in ("val", "test")}
+        oof[name] = _out_of_fold(branch, features[name], y, present, groups, history.best_epoch,
+                                 config.get("fusion", {}).get("folds", 5), seed, probs, len(names), bar)
+        log(f"{name}: best epoch {history.best_epoch}, val macro-F1 {metrics[name]['val'].get('macro_f1', float('nan')):.3f}, "
+            f"test macro-F1 {metrics[name]['test'].get('macro_f1', float('nan')):.3f}")
+
+    fusion_model, fusion_metrics = _train_fusion(config.get("fusion", {}), oof, trainers, branch_models, features,
+                                                  split, y, names, seed)
+    metrics["fusion"] = fusion_metrics
+    bundle = bundle_io.Bundle(
+        name=str(config.get("model_name", config["name"])), labels=dataset.labels, audio_config=audio_config,
+        lyrics_config=lyrics_config, midi_config=midi_config,
+        models={**branch_models, "fusion": fusion_model},
+        card=_card(config, dataset, examples, split, metrics, histories, problems, started, data),
+    )
+    model_dir = bundle_io.save(bundle, out / "model")
+    _write_reports(out, bundle, metrics, histories, names, problems)
+    seconds = time.time() - started
+    log(f"done in {seconds / 60:.1f} min: fused test macro-F1 {metrics['fusion']['test'].get('macro_f1', float('nan')):.3f}; "
+        f"model in {model_dir}")
+    return TrainResult(out, model_dir, metrics, seconds)
+
+
+def _out_of_fold(branch, items, y, present, groups, best_epoch, n_folds, seed, probs, n_classes, bar) -> list:
+    """Per song in train ∪ val: probabilities from a model that never trained on it (None if absent)."""
+    from mer_tag.train.splits import grouped_folds, max_folds
+
+    oof = [None] * len(items)
+    for i, p in zip(present["val"], probs["val"]):
+        oof[i] = p
+    train_idx = np.asarray(present["train"])
+    n_folds = min(n_folds, max_folds(y[train_idx], np.asarray(groups)[train_idx]))
+    if n_folds < 2:
+        return oof  # too few songs to fold: the fusion learns from validation predictions alone
+    folds = grouped_folds(y[train_idx], np.asarray(groups)[train_idx], n_folds, seed)
+    for k, held in enumerate(folds):
+        fit_idx = np.setdiff1d(np.arange(len(train_idx)), held)
+        model, _ = branch.train([items[i] for i in train_idx[fit_idx]], y[train_idx[fit_idx]], None, None,
+                                n_classes, seed + 100 + k, None, epochs=max(1, best_epoch))
+        for i, p in zip(train_idx[held], branch.predict(model, [items[i] for i in train_idx[held]])):
+            oof[i] = p
+    return oof
+
+
+def _train_fusion(section, oof, trainers, branch_models, features, split, y, names, seed):
+    """Learn the fusion on out-of-fold probabilities; score it on val (seen) and test (unseen)."""
+
+    branches = tuple(MODALITIES)
+    fusion = make_branch("fusion", {"epochs": 300, "batch_size": 64, "lr": 1e-2, "weight_decay": 1e-3,
+                                    "optimizer": "adamw", **section,
+                                    "model": {"branches": list(branches), **section.get("model", {})}},
+                         len(names))
+    fit_idx = [i for i in split["train"] + split["val"] if oof.get("audio") is not None and oof["audio"][i] is not None]
+    train_probs = {b: [oof[b][i] if b in oof else None for i in fit_idx] for b in branches}
+    items, source = fusion_items(train_probs, branches, len(names), subsets=True)
+    model, _ = fusion.train(items, y[np.asarray(fit_idx)][source], None, None, len(names), seed, None)
+
+    metrics = {}
+    for set_name in ("val", "test"):
+        idx = split[set_name]
+        set_probs = {b: _branch_probs(trainers.get(b), branch_models.get(b), features[b], idx) for b in branches}
+        set_items, _ = fusion_items(set_probs, branches, len(names), subsets=False)
+        metrics[set_name] = _scores(y[idx], fusion.predict(model, set_items), names) if idx else {"n": 0}
+    return model, metrics
+
+
+def _branch_probs(trainer, model, items, idx):
+    """A trained branch's probabilities per song (None where the song lacks the modality)."""
+    if model is None:
+        return [None] * len(idx)
+    have = [i for i in idx if items[i] is not None]
+    probs = dict(zip(have, trainer.predict(model, [items[i] for i in have]))) if have else {}
+    return [probs.get(i) for i in idx]
+
+
+def _scores(y_true, probs, names):
+    from mer_tag.train.evaluate import scores
+
+    return scores(y_true, probs, names) if len(y_true) else {"n": 0}
+
+
+def _limit(examples, limit, seed):
+    """A small stratified subset (smoke runs): `limit` songs, classes interleaved."""
+    by_class = {}
+    for e in examples:
+        by_class.setdefault(e.label, []).append(e)
+    picked, order = [], sorted(by_class)
+    while len(picked) < min(limit, len(examples)):
+        for label in order:
+            if by_class[label] and len(picked) < limit:
+                picked.append(by_class[label].pop(0))
+    return picked
+
+
+def _progress_factory(enabled: bool):
+    def bar(iterable, total=None, desc=""):
+        if not enabled:
+            return iterable
+        from tqdm import tqdm
+
+        return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr)
+
+    return bar
+
+
+def _card(config, dataset, examples, split, metrics, histories, problems, started, data) -> dict:
+    import torch
+
+    from mer_tag import __version__
+
+    return {
+        "version": __version__,
+        "preset": config,
+        "data": {"root": str(Path(data)), "layout": dataset.layout, "songs": len(examples),
+                 "with_lyrics_file": sum(e.lyrics_path is not None for e in examples),
+                 "with_midi_file": sum(e.midi_path is not None for e in examples),
+                 "split_sizes": {k: len(v) for k, v in split.items()}, "problems": len(problems)},
+        "metrics": {m: {s: {k: v for k, v in d.items() if k in ("n", "accuracy", "macro_f1")} for s, d in per.items()}
+                    for m, per in metrics.items()},
+        "best_epochs": {b: h.best_epoch for b, h in histories.items()},
+        "command": "mer-tag " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if "train" in sys.argv else None,
+        "trained_seconds": round(time.time() - started, 1),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+    }
+
+
+def _write_reports(out: Path, bundle, metrics, histories, names, problems) -> None:
+    from mer_tag.train.evaluate import plot_confusion, plot_curves, report_table
+
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    for model_name, per_set in metrics.items():
+        for set_name, s in per_set.items():
+            if s.get("n"):
+                plot_confusion(s["confusion"], names, f"{model_name} ({set_name})", out / f"confusion-{model_name}-{set_name}.png")
+    for name, history in histories.items():
+        if history.epochs:
+            plot_curves(history.epochs, name, out / f"curves-{name}.png")
+    (out / "problems.txt").write_text("".join(f"{path}\t{reason}\n" for path, reason in problems))
+    card = bundle.card
+    lines = [
+        f"# Model card: {bundle.name}", "",
+        f"Preset `{card['preset']['name']}`; trained on {card['data']['songs']} songs from `{card['data']['root']}` "
+        f"({card['data']['layout']} layout); split {card['data']['split_sizes']} (artist-grouped, seeded).", "",
+        "## Metrics", "", report_table(metrics), "",
+        "## Reproduce", "", f"`{card['command'] or 'mer-tag train --preset ' + card['preset']['name']}`", "",
+        f"Skipped or degraded inputs: {len(problems)} (see problems.txt).", "",
+    ]
+    (out / "model-card.md").write_text("\n".join(lines))
