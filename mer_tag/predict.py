@@ -1,0 +1,296 @@
+"""The engine: decode workers → batches across tracks → branches → fusion → one row per track.
+
+Worker processes do everything that needs no model (decode, resample, chunk, spectrogram, lyrics and
+MIDI reading); this process holds the models once and runs them on whatever tracks are ready, so
+chunks from many tracks share a forward pass. At most `2 * jobs + 2` tracks are in flight: memory
+stays flat however large the library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig
+from mer_tag.library import Track
+
+AUDIO_BATCH = 16  # chunks per audio forward pass
+
+
+@dataclass
+class Prepared:
+    """What a worker hands back for one track: features and facts, no model outputs."""
+
+    track: Track
+    size: int = 0
+    mtime: float = 0.0
+    tags: dict = field(default_factory=dict)
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    duration_s: float | None = None
+    chunk_starts: list[float] = field(default_factory=list)  # seconds
+    audio: np.ndarray | None = None  # [n_chunks, ...] float16 features
+    lyrics: str | None = None
+    lyrics_source: str = "none"
+    midi: tuple | None = None  # (pitch, cont, length)
+
+
+def prepare(track: Track, audio_config: AudioConfig, midi_config: MidiConfig) -> Prepared:
+    """Decode and featurise one track. Never raises: problems become `error` or `notes`."""
+    item = Prepared(track)
+    try:
+        stat = track.path.stat()
+        item.size, item.mtime = stat.st_size, stat.st_mtime
+        _read_tags(item)
+        _read_audio(item, audio_config)
+        if item.error is None:
+            _read_lyrics(item)
+            _read_midi(item, midi_config)
+    except Exception as exc:  # one bad file must never stop a library scan
+        item.error = item.error or f"internal error: {type(exc).__name__}: {_one_line(str(exc))}"
+        if os.environ.get("MER_TAG_DEBUG"):
+            traceback.print_exc()
+    return item
+
+
+def _read_tags(item: Prepared) -> None:
+    from mer_tag.sources.metadata import read_tags
+
+    item.tags = read_tags(item.track.path)
+
+
+def _read_audio(item: Prepared, config: AudioConfig) -> None:
+    from mer_tag.features import chunk_features, is_silent, stream_chunks
+    from mer_tag.sources.audio import AudioError, stream_audio
+
+    if item.size == 0:
+        item.error = "empty file (0 bytes)"
+        return
+    starts, chunks, n_samples, loud = [], [], 0, False
+
+    def counted(blocks):
+        nonlocal n_samples, loud
+        for block in blocks:
+            n_samples += block.size
+            loud = loud or not is_silent(block)
+            yield block
+
+    try:
+        with stream_audio(item.track.path, sr=config.sample_rate) as stream:
+            for start, chunk in stream_chunks(counted(stream), config):
+                starts.append(start / config.sample_rate)
+                chunks.append(chunk_features(chunk[None], config)[0].astype(np.float16))
+    except AudioError as exc:
+        item.error = _one_line(str(exc))
+        return
+    item.duration_s = n_samples / config.sample_rate
+    if stream.problem and stream.problem.startswith("truncated"):
+        item.error = stream.problem  # a cut-off file: its mood would be judged on a fragment
+    elif stream.problem:
+        item.notes.append(stream.problem)  # a few bad packets skipped, as players do
+    if item.error:
+        return
+    if n_samples < config.min_seconds * config.sample_rate:
+        item.error = f"too short: {item.duration_s:.2f} s of audio (at least {config.min_seconds:g} s needed)"
+    elif not loud:
+        item.error = "silent: no audible signal to judge"
+    else:
+        item.chunk_starts, item.audio = starts, np.stack(chunks)
+
+
+def _read_lyrics(item: Prepared) -> None:
+    from mer_tag.sources.lyrics import LyricsError, clean_lyrics, embedded_lyrics, read_lyrics_file
+
+    if item.track.lyrics_path is not None:
+        try:
+            item.lyrics, item.lyrics_source = clean_lyrics(read_lyrics_file(item.track.lyrics_path)), "sidecar"
+            return
+        except (LyricsError, OSError) as exc:
+            item.notes.append(f"lyrics file {item.track.lyrics_path.name} skipped: {_one_line(str(exc))}")
+    text = embedded_lyrics(item.track.path)
+    if text and clean_lyrics(text):
+        item.lyrics, item.lyrics_source = clean_lyrics(text), "embedded"
+
+
+def _read_midi(item: Prepared, config: MidiConfig) -> None:
+    from mer_tag.features import midi_sequence
+    from mer_tag.sources.midi import MidiError, read_midi_notes
+
+    if item.track.midi_path is None:
+        return
+    try:
+        item.midi = midi_sequence(read_midi_notes(item.track.midi_path), config)
+    except (MidiError, OSError) as exc:
+        item.notes.append(f"MIDI file {item.track.midi_path.name} skipped: {_one_line(str(exc))}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300] or "unknown error"
+
+
+# ------------------------------------------------------------------ models
+
+
+class Engine:
+    """The loaded bundle and the frozen front-ends it needs, run on batches of prepared tracks."""
+
+    def __init__(self, bundle, timeline: bool = False):
+        import torch
+
+        from mer_tag.features import lyrics_windows  # noqa: F401  (import once, not per batch)
+
+        self.bundle = bundle
+        self.timeline = timeline
+        self.names = bundle.labels.names
+        self.musicnn = None
+        if bundle.audio_config.frontend == "musicnn":
+            from mer_tag.models import musicnn
+
+            self.musicnn = musicnn.Musicnn.load().eval()
+        lyrics_model = bundle.models.get("lyrics")
+        self.tokenizer = None
+        if lyrics_model is not None:
+            from mer_tag.models.lyrics import load_tokenizer
+
+            lyrics_model.attach_encoder()
+            lyrics_model.eval()
+            self.tokenizer = load_tokenizer()
+        self.torch = torch
+
+    def audio_probs(self, feats: np.ndarray) -> np.ndarray:
+        """[n_chunks, ...] features → [n_chunks, K] chunk probabilities."""
+        torch = self.torch
+        model = self.bundle.models["audio"]
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(feats), AUDIO_BATCH):
+                x = torch.from_numpy(feats[start : start + AUDIO_BATCH].astype(np.float32))
+                if self.musicnn is not None:
+                    n, p = x.shape[:2]
+                    x = self.musicnn(x.reshape(n * p, *x.shape[2:]))["penultimate"].reshape(n, p, -1)
+                out.append(torch.softmax(model(x), -1).numpy())
+        return np.concatenate(out)
+
+    def lyrics_probs(self, text: str) -> np.ndarray:
+        from mer_tag.features import lyrics_windows
+
+        torch = self.torch
+        model = self.bundle.models["lyrics"]
+        windows = lyrics_windows(text, self.tokenizer, self.bundle.lyrics_config)
+        with torch.inference_mode():
+            emb = model.encode(torch.from_numpy(windows["input_ids"]), torch.from_numpy(windows["attention_mask"]))
+            return torch.softmax(model(emb.mean(0, keepdim=True)), -1)[0].numpy()
+
+    def midi_probs(self, midi: tuple) -> np.ndarray:
+        torch = self.torch
+        pitch, cont, length = midi
+        with torch.inference_mode():
+            logits = self.bundle.models["midi"](torch.from_numpy(pitch)[None], torch.from_numpy(cont)[None],
+                                                torch.tensor([int(length)]))
+            return torch.softmax(logits, -1)[0].numpy()
+
+    def fuse(self, branch_probs: dict[str, np.ndarray | None]) -> np.ndarray:
+        torch = self.torch
+        fusion = self.bundle.models["fusion"]
+        k = len(self.names)
+        log_probs = np.stack([np.log(np.clip(branch_probs.get(b), 1e-6, 1)) if branch_probs.get(b) is not None
+                              else np.zeros(k) for b in fusion.branches]).astype(np.float32)
+        present = torch.tensor([[branch_probs.get(b) is not None for b in fusion.branches]])
+        with torch.inference_mode():
+            return torch.softmax(fusion(torch.from_numpy(log_probs)[None], present), -1)[0].numpy()
+
+    def rows(self, items: list[Prepared]) -> list[dict]:
+        """One output row per prepared track (chunks of all ok tracks batched through the audio model)."""
+        ok = [it for it in items if it.error is None]
+        if ok:
+            all_chunk_probs = self.audio_probs(np.concatenate([it.audio for it in ok]))
+            bounds = np.cumsum([0] + [len(it.audio) for it in ok])
+            chunk_probs = {id(it): all_chunk_probs[bounds[i] : bounds[i + 1]] for i, it in enumerate(ok)}
+        return [self._row(it, chunk_probs.get(id(it)) if it.error is None else None) for it in items]
+
+    def _row(self, item: Prepared, chunk_probs: np.ndarray | None) -> dict:
+        row = base_row(item, self.bundle.ref, len(self.names), self.timeline)
+        if item.error is not None:
+            return row
+        probs = {"audio": chunk_probs.mean(0) if "audio" in self.bundle.models else None}
+        if item.lyrics and "lyrics" in self.bundle.models:
+            probs["lyrics"] = self.lyrics_probs(item.lyrics)
+        if item.midi is not None and "midi" in self.bundle.models:
+            probs["midi"] = self.midi_probs(item.midi)
+        fused = self.fuse(probs)
+        best = int(fused.argmax())
+        row.update(cluster=best + 1, cluster_name=self.names[best], confidence=float(fused[best]))
+        row.update({f"prob_cluster_{k + 1}": float(p) for k, p in enumerate(fused)})
+        for branch in ("audio", "lyrics", "midi"):
+            if probs.get(branch) is not None:
+                row[f"{branch}_cluster"] = int(np.argmax(probs[branch])) + 1
+        if self.timeline:
+            row["timeline"] = json.dumps([
+                {"start_s": round(s, 2), "end_s": round(min(s + self.bundle.audio_config.chunk_seconds, item.duration_s), 2),
+                 "cluster": int(p.argmax()) + 1, "confidence": round(float(p.max()), 4)}
+                for s, p in zip(item.chunk_starts, chunk_probs)
+            ])
+        return row
+
+
+def columns(n_classes: int, timeline: bool) -> list[str]:
+    """Output columns, in order (docs/output.md)."""
+    cols = ["path", "status", "error", "notes", "size", "mtime", "title", "artist", "album", "duration_s",
+            "cluster", "cluster_name", "confidence", *[f"prob_cluster_{k + 1}" for k in range(n_classes)],
+            "audio_cluster", "lyrics_cluster", "midi_cluster", "lyrics_source", "lyrics_path", "midi_path", "model"]
+    return cols + ["timeline"] if timeline else cols
+
+
+def base_row(item: Prepared, model_ref: str, n_classes: int, timeline: bool) -> dict:
+    row = dict.fromkeys(columns(n_classes, timeline))
+    row.update(
+        path=str(item.track.path), status="error" if item.error else "ok", error=item.error,
+        notes="; ".join(item.notes) or None, size=item.size, mtime=item.mtime,
+        title=item.tags.get("title"), artist=item.tags.get("artist"), album=item.tags.get("album"),
+        duration_s=None if item.duration_s is None else round(item.duration_s, 3),
+        lyrics_source=item.lyrics_source if item.error is None else "none",
+        lyrics_path=str(item.track.lyrics_path) if item.lyrics_source == "sidecar" else None,
+        midi_path=str(item.track.midi_path) if item.midi is not None else None, model=model_ref,
+    )
+    return row
+
+
+# ------------------------------------------------------------------ the loop
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # workers only featurise; the cores are shared with the models
+
+
+def predict_tracks(tracks, bundle, jobs: int = 2, timeline: bool = False, engine: Engine | None = None):
+    """Yield one row per track, in the order tracks finish. `jobs=0` featurises in this process."""
+    engine = engine or Engine(bundle, timeline)
+    args = (bundle.audio_config, bundle.midi_config)
+    if jobs <= 0:
+        for track in tracks:
+            yield from engine.rows([prepare(track, *args)])
+        return
+    import multiprocessing
+
+    tracks = iter(tracks)
+    max_in_flight = 2 * jobs + 2
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker) as pool:
+        pending = set()
+        while True:
+            for track in tracks:
+                pending.add(pool.submit(prepare, track, *args))
+                if len(pending) >= max_in_flight:
+                    break
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from engine.rows([future.result() for future in done])

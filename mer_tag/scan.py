@@ -1,0 +1,132 @@
+"""`mer-tag scan`: walk a library, skip what an earlier run already did, predict the rest, stream rows out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class ScanSummary:
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Path = "default", jobs: int = 2,
+         force: bool = False, timeline: bool = False, chunk_hop: float | None = None,
+         lyrics_dir: str | Path | None = None, midi_dir: str | Path | None = None, progress: bool = True,
+         on_row=None) -> ScanSummary:
+    """Predict a mood for every audio file under `paths`, writing one row per file to `out`."""
+    import dataclasses
+
+    import torch
+
+    from mer_tag import bundle as bundle_io
+    from mer_tag.library import walk
+    from mer_tag.predict import columns, predict_tracks
+    from mer_tag.sinks import RowWriter, read_results
+
+    started = time.time()
+    torch.set_num_threads(max(1, jobs))
+    bundle = bundle_io.load(model)
+    if chunk_hop:
+        bundle.audio_config = dataclasses.replace(bundle.audio_config, chunk_hop_seconds=float(chunk_hop))
+    tracks = list(walk(paths, lyrics_dir=lyrics_dir, midi_dir=midi_dir))
+    summary = ScanSummary()
+    previous = None if str(out) == "-" else _previous_rows(Path(out), force)
+    done = _unchanged_ok(previous) if previous is not None else {}
+    todo = [t for t in tracks if done.get(str(t.path)) != _identity(t.path)]
+    summary.skipped = len(tracks) - len(todo)
+    keep = None
+    if previous is not None and previous.height:
+        import polars as pl
+
+        keep = previous.filter(~pl.col("path").is_in([str(t.path) for t in todo]))
+    writer = RowWriter(out, columns(len(bundle.labels), timeline), keep=keep)
+    bar = _progress_bar(progress, len(todo))
+    try:
+        for row in predict_tracks(todo, bundle, jobs=jobs, timeline=timeline):
+            writer.write(row)
+            if row["status"] == "ok":
+                summary.ok += 1
+            else:
+                summary.failed += 1
+                summary.failures.append((row["path"], row["error"]))
+            if on_row:
+                on_row(row)
+            bar.advance()
+    finally:
+        bar.stop()
+        writer.close()
+    summary.seconds = time.time() - started
+    return summary
+
+
+def _identity(path: Path) -> tuple[int, float] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime
+
+
+def _previous_rows(out: Path, force: bool):
+    """Rows of an earlier run, or None. With `force` they are kept aside as `<out>.bak`, never deleted."""
+    from mer_tag.sinks import journal_path, read_results
+
+    if not out.exists() and not journal_path(out).exists():
+        return None
+    if force:
+        import polars as pl
+
+        rows = read_results(out)
+        if rows.height:
+            backup = out.with_name(out.name + ".bak")
+            out.replace(backup) if out.exists() else None
+        journal_path(out).unlink(missing_ok=True)
+        return pl.DataFrame()
+    return read_results(out)
+
+
+def _unchanged_ok(previous) -> dict[str, tuple[int, float]]:
+    """path → (size, mtime) of rows that finished ok: those tracks are skipped if the file is unchanged."""
+    if previous.height == 0 or "status" not in previous.columns:
+        return {}
+    ok = previous.filter(previous["status"] == "ok")
+    return {p: (int(s), float(m)) for p, s, m in zip(ok["path"], ok["size"], ok["mtime"]) if s is not None and m is not None}
+
+
+class _progress_bar:
+    """A rich progress bar on stderr (tracks/s, ETA); silent when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool, total: int):
+        import sys
+
+        self.progress = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            class Rate(TextColumn):
+                def render(self, task):
+                    speed = task.finished_speed or task.speed
+                    return f"{speed:.2f} tracks/s" if speed else "… tracks/s"
+
+            self.progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), Rate(""),
+                                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                     console=Console(stderr=True))
+            self.task = self.progress.add_task("scan", total=total)
+            self.progress.start()
+
+    def advance(self) -> None:
+        if self.progress:
+            self.progress.advance(self.task)
+
+    def stop(self) -> None:
+        if self.progress:
+            self.progress.stop()

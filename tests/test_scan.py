@@ -1,0 +1,182 @@
+"""The main job end to end, on a generated library with a tiny random-weight model."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media import tone, write_audio, write_lyrics, write_midi
+from mer_tag.cli import main
+from mer_tag.scan import scan
+from mer_tag.sinks import read_results
+from tiny_model import make_tiny_bundle
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture()
+def library(tmp_path) -> Path:
+    """Good tracks in several containers with their lyrics and MIDI, and a shelf of broken files."""
+    lib = tmp_path / "Music"
+    write_audio(lib / "rock" / "Song.flac", tone(6, 220))
+    write_lyrics(lib / "rock" / "Song.txt", "We ride tonight\nfire in the sky\n", encoding="utf-16")
+    write_midi(lib / "rock" / "Song.mid")
+    write_audio(lib / "rock" / "Other.mp3", tone(4, 330))
+    write_lyrics(lib / "rock" / "Other.lrc", "[ar:Someone]\n[00:01.00]la la la\n")
+    write_audio(lib / "jazz" / "Café 🎷.ogg", tone(3, 440))
+    write_audio(lib / "jazz" / "Tune.m4a", tone(3, 550))
+    write_audio(lib / "jazz" / "Tune.wav", tone(12, 660))  # long: three 5-second chunks (chunk 5 s)
+    write_midi(lib / "jazz" / "Tune.mid")
+    broken = lib / "broken"
+    broken.mkdir()
+    (broken / "empty.mp3").write_bytes(b"")
+    (broken / "random.mp3").write_bytes(np.random.default_rng(0).bytes(50_000))
+    (broken / "notes.mp3").write_text("this is a text file, renamed")
+    write_audio(broken / "short.wav", tone(0.4))
+    write_audio(broken / "silence.wav", np.zeros(22050 * 3, dtype=np.float32))
+    good = write_audio(broken / "cut.flac", tone(5))
+    good.write_bytes(good.read_bytes()[:300])  # header only: truncated
+    write_audio(broken / "BadSidecar.wav", tone(3))
+    (broken / "BadSidecar.txt").write_bytes(b"\x00\x01\x02\xff\xfe\x00" * 200)
+    write_audio(broken / "BadMidi.wav", tone(3))
+    (broken / "BadMidi.mid").write_bytes(b"MThd garbage")
+    (lib / ".hidden.mp3").write_bytes(b"")
+    (lib / "rock" / "._Song.flac").write_bytes(b"\x00\x05\x16\x07")
+    return lib
+
+
+def rows_by_name(out: Path) -> dict:
+    frame = read_results(out)
+    return {Path(r["path"]).name: r for r in frame.iter_rows(named=True)}
+
+
+def test_every_audio_file_gets_exactly_one_row(library, tiny_model, tmp_path):
+    out = tmp_path / "moods.csv"
+    summary = scan([library], out=out, model=tiny_model, jobs=0, progress=False)
+    rows = rows_by_name(out)
+    assert sorted(rows) == sorted([
+        "Song.flac", "Other.mp3", "Café 🎷.ogg", "Tune.m4a", "Tune.wav", "empty.mp3", "random.mp3", "notes.mp3",
+        "short.wav", "silence.wav", "cut.flac", "BadSidecar.wav", "BadMidi.wav"])
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 1 + 13
+    assert (summary.ok, summary.failed, summary.skipped) == (7, 6, 0)
+
+
+def test_broken_files_are_errors_with_a_one_line_reason(library, tiny_model, tmp_path):
+    out = tmp_path / "moods.jsonl"
+    scan([library], out=out, model=tiny_model, jobs=0, progress=False)
+    rows = rows_by_name(out)
+    for name in ("empty.mp3", "random.mp3", "notes.mp3", "short.wav", "silence.wav", "cut.flac"):
+        assert rows[name]["status"] == "error", name
+        assert rows[name]["error"] and "\n" not in rows[name]["error"], name
+        assert rows[name]["cluster"] is None
+    assert "empty" in rows["empty.mp3"]["error"]
+    assert "short" in rows["short.wav"]["error"]
+    assert "silent" in rows["silence.wav"]["error"]
+
+
+def test_ok_rows_carry_a_distribution_and_the_modalities_found(library, tiny_model, tmp_path):
+    out = tmp_path / "moods.csv"
+    scan([library], out=out, model=tiny_model, jobs=0, progress=False)
+    rows = rows_by_name(out)
+    song = rows["Song.flac"]
+    probs = [song[f"prob_cluster_{k}"] for k in range(1, 6)]
+    assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+    assert song["confidence"] == pytest.approx(max(probs), abs=1e-6)
+    assert song["cluster"] == int(np.argmax(probs)) + 1 and song["cluster_name"]
+    assert song["lyrics_source"] == "sidecar" and song["lyrics_path"].endswith("Song.txt")
+    assert song["midi_path"].endswith("Song.mid") and song["midi_cluster"] in range(1, 6)
+    assert song["duration_s"] == pytest.approx(6.0, abs=0.1)
+    assert rows["Other.mp3"]["lyrics_source"] == "sidecar"
+    assert rows["Café 🎷.ogg"]["lyrics_source"] == "none" and rows["Café 🎷.ogg"]["lyrics_cluster"] is None
+    assert rows["Tune.wav"]["midi_path"].endswith("Tune.mid")
+    assert rows["Tune.m4a"]["midi_path"].endswith("Tune.mid")  # one stem, two containers: both get the MIDI
+
+
+def test_bad_sidecars_are_noted_and_the_track_still_scored(library, tiny_model, tmp_path):
+    out = tmp_path / "moods.csv"
+    scan([library], out=out, model=tiny_model, jobs=0, progress=False)
+    rows = rows_by_name(out)
+    assert rows["BadSidecar.wav"]["status"] == "ok" and rows["BadSidecar.wav"]["lyrics_source"] == "none"
+    assert "BadSidecar.txt" in rows["BadSidecar.wav"]["notes"]
+    assert rows["BadMidi.wav"]["status"] == "ok" and rows["BadMidi.wav"]["midi_path"] is None
+    assert "BadMidi.mid" in rows["BadMidi.wav"]["notes"]
+
+
+def test_rerun_skips_what_is_done_and_redoes_what_changed(library, tiny_model, tmp_path):
+    out = tmp_path / "moods.csv"
+    scan([library], out=out, model=tiny_model, jobs=0, progress=False)
+    first = rows_by_name(out)
+    again = scan([library], out=out, model=tiny_model, jobs=0, progress=False)
+    assert again.skipped == 7 and again.ok == 0 and again.failed == 6  # errors are retried
+    changed = library / "jazz" / "Tune.m4a"
+    os.utime(changed, (time.time() + 5, time.time() + 5))
+    third = scan([library], out=out, model=tiny_model, jobs=0, progress=False)
+    assert third.ok == 1 and third.skipped == 6
+    rows = rows_by_name(out)
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 1 + 13  # no duplicate rows
+    assert rows["Tune.m4a"]["mtime"] != first["Tune.m4a"]["mtime"]
+    forced = scan([library], out=out, model=tiny_model, jobs=0, progress=False, force=True)
+    assert forced.ok == 7 and forced.skipped == 0
+    assert (tmp_path / "moods.csv.bak").exists()  # the earlier results are kept aside, not lost
+
+
+def test_timeline_lists_every_chunk(library, tiny_model, tmp_path):
+    out = tmp_path / "moods.parquet"
+    scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False, timeline=True)
+    rows = rows_by_name(out)
+    timeline = json.loads(rows["Tune.wav"]["timeline"])
+    assert [c["start_s"] for c in timeline] == [0.0, 5.0, 10.0]
+    assert timeline[-1]["end_s"] == pytest.approx(12.0, abs=0.05)
+    assert all(1 <= c["cluster"] <= 5 and 0 < c["confidence"] <= 1 for c in timeline)
+
+
+def test_worker_processes_give_the_same_rows(library, tiny_model, tmp_path):
+    inline, pooled = tmp_path / "a.csv", tmp_path / "b.csv"
+    scan([library / "rock"], out=inline, model=tiny_model, jobs=0, progress=False)
+    scan([library / "rock"], out=pooled, model=tiny_model, jobs=2, progress=False)
+    a, b = rows_by_name(inline), rows_by_name(pooled)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name]["cluster"] == b[name]["cluster"]
+        assert a[name]["prob_cluster_1"] == pytest.approx(b[name]["prob_cluster_1"], abs=1e-5)
+
+
+def test_cli_exit_codes_and_stdout(library, tiny_model, tmp_path, capsys):
+    assert main(["scan", str(library / "rock"), "--model", str(tiny_model), "-o", "-", "-j", "0", "-q"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(Path(r["path"]).name for r in lines) == ["Other.mp3", "Song.flac"]
+    assert main(["scan", str(library / "broken"), "--model", str(tiny_model), "-o", str(tmp_path / "x.csv"),
+                 "-j", "0", "-q"]) == 1
+    assert main(["scan", str(tmp_path / "nowhere"), "--model", str(tiny_model)]) == 2
+    assert main(["scan", str(library), "--model", str(tmp_path / "no-model"), "-o", str(tmp_path / "y.csv")]) == 2
+    assert main(["scan", str(library), "-o", str(tmp_path / "moods.xlsx")]) == 2
+
+
+def test_a_killed_scan_keeps_its_rows_and_resumes_without_duplicates(tmp_path, tiny_model):
+    lib = tmp_path / "lib"
+    for i in range(40):
+        write_audio(lib / f"t{i:02d}.wav", tone(3, 200 + 10 * i))
+    out = tmp_path / "moods.csv"
+    code = ("import sys; from mer_tag.cli import main; "
+            f"sys.exit(main(['scan', {str(lib)!r}, '--model', {str(tiny_model)!r}, '-o', {str(out)!r}, '-j', '0', '-q']))")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 4):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = read_results(out)
+    assert 3 <= partial.height < 40
+    summary = scan([lib], out=out, model=tiny_model, jobs=0, progress=False)
+    assert summary.skipped == partial.height and summary.ok == 40 - partial.height
+    assert len(out.read_text().splitlines()) == 1 + 40
+    assert read_results(out)["path"].n_unique() == 40

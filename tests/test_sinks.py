@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from mer_tag.sinks import RowWriter, journal_path, read_results, result_format
+
+COLUMNS = ["path", "status", "cluster", "confidence"]
+
+
+def rows(n, start=0):
+    return [{"path": f"/m/{i}.mp3", "status": "ok", "cluster": i % 5 + 1, "confidence": 0.5} for i in range(start, start + n)]
+
+
+@pytest.mark.parametrize("name", ["r.csv", "r.jsonl", "r.parquet"])
+def test_rows_round_trip_in_every_format(tmp_path, name):
+    writer = RowWriter(tmp_path / name, COLUMNS)
+    for row in rows(3):
+        writer.write(row)
+    writer.close()
+    got = read_results(tmp_path / name)
+    assert got["path"].to_list() == [f"/m/{i}.mp3" for i in range(3)]
+    assert got["cluster"].to_list() == [1, 2, 3]
+    assert not journal_path(tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("name", ["r.csv", "r.jsonl", "r.parquet"])
+def test_rows_are_readable_before_close_and_a_torn_line_is_dropped(tmp_path, name):
+    writer = RowWriter(tmp_path / name, COLUMNS)
+    for row in rows(2):
+        writer.write(row)
+    # a kill in the middle of a line: the partial line must not break reading
+    target = journal_path(tmp_path / name) if name.endswith("parquet") else tmp_path / name
+    with target.open("a") as handle:
+        handle.write('/m/9.mp3,ok,3' if name.endswith("csv") else '{"path": "/m/9.mp3", "sta')
+    got = read_results(tmp_path / name)
+    assert got["path"].to_list() == ["/m/0.mp3", "/m/1.mp3"]
+
+
+def test_kept_rows_are_rewritten_without_the_ones_to_redo(tmp_path):
+    out = tmp_path / "r.csv"
+    writer = RowWriter(out, COLUMNS)
+    for row in rows(3):
+        writer.write(row)
+    writer.close()
+    previous = read_results(out)
+    keep = previous.filter(previous["path"] != "/m/1.mp3")
+    writer = RowWriter(out, COLUMNS, keep=keep)
+    writer.write({"path": "/m/1.mp3", "status": "error", "cluster": None, "confidence": None})
+    writer.close()
+    lines = out.read_text().splitlines()
+    assert len(lines) == 4  # header + 3 rows, never two rows for one path
+    got = read_results(out)
+    assert sorted(got["path"].to_list()) == ["/m/0.mp3", "/m/1.mp3", "/m/2.mp3"]
+    assert got.filter(got["path"] == "/m/1.mp3")["status"].item() == "error"
+
+
+def test_unicode_and_commas_survive_csv(tmp_path):
+    out = tmp_path / "r.csv"
+    writer = RowWriter(out, COLUMNS)
+    writer.write({"path": "/m/Café, \"live\" 🎸.flac", "status": "ok", "cluster": 2, "confidence": 0.9})
+    writer.close()
+    assert read_results(out)["path"].item() == "/m/Café, \"live\" 🎸.flac"
+
+
+def test_stdout_gets_json_lines(capsys):
+    writer = RowWriter("-", COLUMNS)
+    writer.write(rows(1)[0])
+    writer.close()
+    assert json.loads(capsys.readouterr().out)["path"] == "/m/0.mp3"
+
+
+def test_unknown_extension_is_refused():
+    with pytest.raises(ValueError, match="csv"):
+        result_format("moods.xlsx")
