@@ -1,0 +1,474 @@
+"""`mer-tag tag` / `untag`: the mood lands in each format's own field, nothing else in the file moves, and
+every change can be undone, even after a crash or a kill."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from media import tone, write_audio, write_wavpack
+from mer_tag import tags
+from mer_tag.cli import main
+
+NAMES = ("Passionate", "Cheerful", "Wistful", "Humorous", "Aggressive")
+
+# file -> (field the mood must land in, as mutagen's raw API names it; predicted cluster)
+TRACKS = {
+    "v24.mp3": ("TMOO", 1),
+    "v23.mp3": ("TXXX:MOOD", 2),  # ID3v2.3 has no TMOO
+    "bare.mp3": ("TMOO", 3),  # no tag at all: a new v2.4 one
+    "v1.mp3": ("TMOO", 2),  # an ID3v1 tag only: a new v2.4 one beside it
+    "alt.mp3": ("TMOO", 4),  # v2.4 with the user's mood spelled TXXX:MOOD
+    "ape.mp3": ("TMOO", 5),  # no ID3, an APEv2 tag with the user's Mood
+    "a.flac": ("MOOD", 1),
+    "user.flac": ("MOOD", 2),  # the user's own MOOD=Dreamy
+    "a.ogg": ("MOOD", 3),
+    "low.ogg": ("MOOD", 4),  # low confidence
+    "a.opus": ("MOOD", 5),
+    "a.m4a": ("----:com.apple.iTunes:MOOD", 1),
+    "a.alac.m4a": ("----:com.apple.iTunes:MOOD", 2),
+    "a.wav": ("TMOO", 3),  # no ID3 chunk yet
+    "a.aiff": ("TXXX:MOOD", 4),  # an ID3v2.3 chunk
+    "a.wv": ("Mood", 5),  # WavPack with APEv2
+}
+USER_MOODS = {"alt.mp3": "Calm", "ape.mp3": "Calm", "user.flac": "Dreamy"}
+LOW = {"low.ogg": 0.2}
+
+
+def _id3(path: Path, version: int, **frames) -> None:
+    from mutagen.id3 import COMM, ID3, TDRC, TIT2, TPE1, TXXX
+
+    tag = ID3()
+    tag.add(TIT2(encoding=3, text=f"title of {path.name}"))
+    tag.add(TPE1(encoding=1, text=["one", "two"]))  # multi-valued, UTF-16
+    tag.add(COMM(encoding=3, lang="eng", desc="", text="a comment"))
+    tag.add(TXXX(encoding=3, desc="OTHER", text="kept"))
+    if "mood" in frames:
+        tag.add(TXXX(encoding=0, desc="MOOD", text=frames["mood"]))
+    if version == 3:
+        tag.add(TDRC(encoding=0, text="2001"))
+        tag.update_to_v23()  # TDRC -> TYER, as a v2.3 tagger writes it
+    tag.save(path, v2_version=version)
+
+
+def _build(folder: Path) -> None:
+    """One small file per container, tagged the way users' files are."""
+    import mutagen
+    from mutagen.apev2 import APEv2
+    from mutagen.id3 import ID3, TIT2
+    from mutagen.id3 import delete as id3_delete
+
+    for name in TRACKS:
+        kind = "alac.m4a" if name.endswith(".alac.m4a") else name.rsplit(".", 1)[1]
+        path = folder / name
+        if kind == "wv":
+            write_wavpack(path)
+        else:
+            write_audio(path, tone(seconds=1.0, seed=len(name)))
+    for name in ("v24.mp3", "alt.mp3"):
+        _id3(folder / name, 4, **({"mood": "Calm"} if name == "alt.mp3" else {}))
+    _id3(folder / "v23.mp3", 3)
+    _id3(folder / "v1.mp3", 4)
+    ID3(folder / "v1.mp3").save(v1=2)
+    id3_delete(folder / "v1.mp3", delete_v1=False)
+    ape = APEv2()
+    ape["Title"], ape["Mood"] = "ape title", "Calm"
+    ape.save(folder / "ape.mp3")
+    aiff = mutagen.File(folder / "a.aiff")
+    aiff.add_tags()
+    aiff.tags.add(TIT2(encoding=1, text="aiff title"))
+    aiff.save(v2_version=3)
+    for name in ("a.flac", "user.flac", "a.ogg", "low.ogg", "a.opus"):
+        audio = mutagen.File(folder / name)
+        audio["TITLE"], audio["ARTIST"] = f"title of {name}", ["one", "two"]
+        if name in USER_MOODS:
+            audio["mood"] = USER_MOODS[name]  # lower case: Vorbis names are case-insensitive
+        audio.save()
+    for name in ("a.m4a", "a.alac.m4a"):
+        audio = mutagen.File(folder / name)
+        audio["\xa9nam"] = f"title of {name}"
+        audio.save()
+    (folder / "broken.flac").write_bytes(b"not audio at all" * 100)
+
+
+@pytest.fixture(scope="module")
+def master(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("master")
+    _build(folder)
+    return folder
+
+
+def _write_results(folder: Path, clusters: dict[str, int] | None = None) -> Path:
+    """A results CSV as docs/output.md describes it, made by hand."""
+    results = folder / "moods.csv"
+    columns = ["path", "status", "error", "size", "mtime", "cluster", "cluster_name", "confidence",
+               *[f"prob_cluster_{k}" for k in range(1, 6)], "model"]
+    with open(results, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(columns)
+        for name in [*TRACKS, "broken.flac", "missing.mp3"]:
+            path = folder / name
+            cluster = (clusters or {}).get(name) or TRACKS.get(name, ("", 1))[1]
+            confidence = LOW.get(name, 0.61)
+            probs = [confidence if k == cluster else (1 - confidence) / 4 for k in range(1, 6)]
+            size, mtime = (path.stat().st_size, path.stat().st_mtime) if path.exists() else (0, 0.0)
+            prediction = [cluster, NAMES[cluster - 1], confidence, *probs]
+            out.writerow([path, "ok", "", size, mtime, *prediction, "default@0.1.0"])
+        out.writerow([folder / "failed.mp3", "error", "could not decode", 10, 0.0, *[""] * 8, "default@0.1.0"])
+    return results
+
+
+@pytest.fixture
+def lib(master, tmp_path):
+    folder = tmp_path / "lib"
+    shutil.copytree(master, folder)
+    return SimpleNamespace(dir=folder, results=_write_results(folder), journal=tmp_path / "journal.jsonl")
+
+
+def expected(name: str) -> str:
+    return NAMES[TRACKS[name][1] - 1]
+
+
+def raw_field(path: Path, key: str) -> list[str] | None:
+    """A field read back with mutagen's own per-format API, not our adapters."""
+    import mutagen
+    from mutagen.id3 import ID3
+
+    audio = mutagen.File(path)
+    if audio.tags is None:
+        return None
+    if isinstance(audio.tags, ID3):
+        frames = type(audio)(path, translate=False).tags.getall(key)
+        return [str(t) for f in frames for t in f.text] or None
+    if key not in audio.tags:
+        return None
+    if key.startswith("----"):
+        return [bytes(v).decode() for v in audio.tags[key]]
+    return list(audio.tags[key])
+
+
+def id3_version(path: Path):
+    import mutagen
+
+    tags = mutagen.File(path).tags
+    return tags.version if tags is not None and hasattr(tags, "version") else None
+
+
+def dump(path: Path):
+    """Every tag exactly as stored (ID3 frames untranslated, Vorbis key spellings, value types)."""
+    import mutagen
+    from mutagen.id3 import ID3
+
+    audio = mutagen.File(path)
+    if audio is None or audio.tags is None:
+        return None
+    if isinstance(audio.tags, ID3):
+        tag = type(audio)(path, translate=False).tags
+        return tag.version, sorted((k, repr(f)) for k, f in tag.items())
+    return sorted((k, repr(v)) for k, v in (list(audio.tags) if isinstance(audio.tags, list) else audio.tags.items()))
+
+
+def decoded(path: Path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as container:
+        return np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
+
+
+def file_state(folder: Path) -> dict:
+    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns, p.stat().st_mode)
+            for p in sorted(folder.iterdir())}
+
+
+def by_name(summary) -> dict:
+    return {Path(r.path).name: r for r in summary.results}
+
+
+def test_mood_lands_in_each_formats_field_and_nothing_else_moves(lib):
+    dumps = {name: dump(lib.dir / name) for name in TRACKS}
+    audio = {name: decoded(lib.dir / name) for name in TRACKS}
+    versions = {name: id3_version(lib.dir / name) for name in TRACKS}
+
+    summary = tags.write_tags(lib.results, journal=lib.journal)
+
+    results = by_name(summary)
+    assert {n for n, r in results.items() if r.action == "tagged"} == set(TRACKS) - set(USER_MOODS)
+    for name, (key, _) in TRACKS.items():
+        path = lib.dir / name
+        mood = USER_MOODS.get(name, expected(name))
+        assert np.array_equal(decoded(path), audio[name]), name
+        if name in USER_MOODS:
+            assert results[name].action == "kept" and dump(path) == dumps[name], name
+            assert tags.read_mood(path) == mood
+            continue
+        assert raw_field(path, key) == [mood], name
+        assert tags.read_mood(path) == mood
+        if name.endswith((".mp3", ".wav", ".aiff")):
+            was = versions[name] if versions[name] and versions[name][0] == 2 else (2, 4, 0)
+            assert id3_version(path) == was, name
+            other = "TXXX:MOOD" if key == "TMOO" else "TMOO"
+            assert raw_field(path, other) is None, name
+    assert raw_field(lib.dir / "v23.mp3", "TYER") == ["2001"]  # v2.3 frames stay v2.3 frames
+    assert results["broken.flac"].action == "failed" and results["missing.mp3"].detail == "missing"
+    assert results["failed.mp3"].action == "skipped"
+    assert not [p for p in lib.dir.iterdir() if p.name.startswith(".")]  # no temp copies left
+
+
+def test_journal_records_old_and_new_values_and_audio_checksum(lib):
+    tags.write_tags(lib.results, journal=lib.journal)
+    records = {Path(r["path"]).name: r for r in map(json.loads, lib.journal.read_text().splitlines())}
+    assert set(records) == set(TRACKS) - set(USER_MOODS)
+    v23 = records["v23.mp3"]
+    assert v23["format"] == "id3v2.3" and v23["fields"]["TXXX:MOOD"]["old"] is None
+    assert v23["fields"]["TXXX:MOOD"]["new"]["text"] == [expected("v23.mp3")]
+    methods = {name: r["audio"]["method"] for name, r in records.items()}
+    assert methods["v24.mp3"] == "mp3-frames" and methods["a.flac"] == "flac-frames"
+    assert methods["a.wav"] == "wav-chunks" and methods["a.aiff"] == "aiff-chunks" and methods["a.m4a"] == "packets"
+    assert records["bare.mp3"]["had_tag"] is False
+
+
+def test_overwrite_replaces_the_users_mood_in_every_spelling(lib):
+    summary = tags.write_tags(lib.results, overwrite=True, journal=lib.journal)
+    assert by_name(summary)["user.flac"].action == "tagged"
+    assert raw_field(lib.dir / "user.flac", "MOOD") == [expected("user.flac")]
+    assert raw_field(lib.dir / "alt.mp3", "TMOO") == [expected("alt.mp3")]
+    assert raw_field(lib.dir / "alt.mp3", "TXXX:MOOD") is None  # one mood per file
+    assert tags.read_mood(lib.dir / "ape.mp3") == expected("ape.mp3")  # ID3 is what gets written and read first
+
+
+def test_min_confidence_leaves_low_confidence_tracks_untagged(lib):
+    before = dump(lib.dir / "low.ogg")
+    summary = tags.write_tags(lib.results, min_confidence=0.5, journal=lib.journal)
+    assert by_name(summary)["low.ogg"].action == "skipped"
+    assert dump(lib.dir / "low.ogg") == before
+    assert raw_field(lib.dir / "a.ogg", "MOOD") == [expected("a.ogg")]
+
+
+def test_dry_run_touches_no_byte(lib):
+    before = file_state(lib.dir)
+    summary = tags.write_tags(lib.results, dry_run=True, extra_fields=True, journal=lib.journal)
+    assert file_state(lib.dir) == before
+    assert not lib.journal.exists() and summary.journal is None
+    assert by_name(summary)["v24.mp3"].action == "would tag"
+    assert "TMOO: absent -> 'Passionate'" in by_name(summary)["v24.mp3"].detail
+
+
+def test_permissions_kept_and_mtime_kept_on_request(lib):
+    os.chmod(lib.dir / "a.flac", 0o640)
+    os.chmod(lib.dir / "v24.mp3", 0o604)
+    for name in TRACKS:
+        os.utime(lib.dir / name, (1_000_000_000, 1_000_000_000))
+    tags.write_tags(lib.results, keep_mtime=True, journal=lib.journal)
+    assert (lib.dir / "a.flac").stat().st_mode & 0o777 == 0o640
+    assert (lib.dir / "v24.mp3").stat().st_mode & 0o777 == 0o604
+    assert {(lib.dir / n).stat().st_mtime for n in TRACKS} == {1_000_000_000}
+
+    tags.write_tags(lib.results, overwrite=True, journal=lib.journal)  # user.flac changes, mtime with it
+    assert (lib.dir / "user.flac").stat().st_mtime > time.time() - 60
+
+
+def test_read_only_file_and_unwritable_folder_are_reported_and_the_rest_go_on(lib, monkeypatch):
+    os.chmod(lib.dir / "v24.mp3", 0o444)
+    before = (lib.dir / "v24.mp3").read_bytes()
+    real_mkstemp = tags.tempfile.mkstemp
+
+    def mkstemp(*args, prefix="", **kwargs):
+        if prefix.startswith(".a.flac."):
+            raise PermissionError(13, "Permission denied")
+        return real_mkstemp(*args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(tags.tempfile, "mkstemp", mkstemp)
+    results = by_name(tags.write_tags(lib.results, journal=lib.journal))
+    assert (results["v24.mp3"].action, results["v24.mp3"].detail) == ("failed", "read-only file")
+    assert (results["a.flac"].action, results["a.flac"].detail) == ("failed", "folder not writable")
+    assert (lib.dir / "v24.mp3").read_bytes() == before
+    assert results["a.ogg"].action == "tagged" and results["a.m4a"].action == "tagged"
+
+
+def test_untag_restores_every_tag_exactly(lib, master):
+    before = {name: dump(lib.dir / name) for name in TRACKS}
+    audio = {name: decoded(lib.dir / name) for name in TRACKS}
+    tags.write_tags(lib.results, overwrite=True, extra_fields=True, journal=lib.journal)
+    assert raw_field(lib.dir / "a.m4a", "----:com.apple.iTunes:MER_TAG_CONFIDENCE") == ["0.6100"]
+    assert raw_field(lib.dir / "v23.mp3", "TXXX:MER_TAG_PROB_2") == ["0.6100"]
+
+    summary = tags.untag(lib.journal)
+
+    assert not summary.failed and summary.count("restored") == len(TRACKS)
+    for name in TRACKS:
+        assert dump(lib.dir / name) == before[name], name
+        assert np.array_equal(decoded(lib.dir / name), audio[name]), name
+    assert before["bare.mp3"] is None and before["a.wav"] is None  # their new ID3 tags are gone again
+    assert before["v1.mp3"][0] == (1, 1) and (lib.dir / "v1.mp3").read_bytes() == (master / "v1.mp3").read_bytes()
+
+
+def test_a_later_run_updates_its_own_mood_but_untag_refuses_a_users_edit(lib):
+    tags.write_tags(lib.results, extra_fields=True, journal=lib.journal)
+    _write_results(lib.dir, clusters={"a.flac": 5, "user.flac": 5})  # a rescan with a new model
+    results = by_name(tags.write_tags(lib.results, extra_fields=True, journal=lib.journal))
+    assert results["a.flac"].action == "tagged"  # MER_TAG_MODEL says the old mood was ours
+    assert raw_field(lib.dir / "a.flac", "MOOD") == ["Aggressive"]
+    assert results["user.flac"].action == "kept" and results["a.ogg"].action == "unchanged"
+
+    import mutagen
+
+    edited = mutagen.File(lib.dir / "a.ogg")
+    edited["MOOD"] = "Mine now"
+    edited.save()
+    results = by_name(tags.untag(lib.journal))
+    assert results["a.ogg"].action == "failed" and "changed since tagging" in results["a.ogg"].detail
+    assert raw_field(lib.dir / "a.flac", "MOOD") is None  # two runs undone, newest first
+    assert tags.untag(lib.journal, force=True).failed == []
+    assert raw_field(lib.dir / "a.ogg", "MOOD") is None
+
+
+def test_a_crash_before_the_replace_leaves_the_file_as_it_was(lib, monkeypatch):
+    before = (lib.dir / "a.flac").read_bytes()
+    tags_before = {name: dump(lib.dir / name) for name in TRACKS}
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(dst).name == "a.flac":
+            raise OSError("simulated crash")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    results = by_name(tags.write_tags(lib.results, journal=lib.journal))
+    assert results["a.flac"].action == "failed" and "simulated crash" in results["a.flac"].detail
+    assert (lib.dir / "a.flac").read_bytes() == before
+    assert results["a.ogg"].action == "tagged"
+    assert not [p for p in lib.dir.iterdir() if p.name.startswith(".")]
+
+    monkeypatch.setattr(os, "replace", real_replace)
+    with lib.journal.open("a") as f:
+        f.write('{"path": "torn by a kil')  # a killed run's last line
+    results = by_name(tags.untag(lib.journal))
+    assert results["a.flac"].action == "unchanged"  # journaled just before the replace that never happened
+    assert {name: dump(lib.dir / name) for name in TRACKS} == tags_before
+
+
+def test_audio_damaged_in_the_copy_is_caught_and_the_file_left_alone(lib, monkeypatch):
+    """Flip one byte mid-file after mutagen writes the copy: the audio check must refuse the swap."""
+
+    def damaging(save):
+        def wrapper(self):
+            save(self)
+            with open(self.audio.filename, "r+b") as f:
+                middle = f.seek(0, 2) // 2
+                byte = _peek(f, middle)
+                f.seek(middle)
+                f.write(bytes([byte ^ 0xFF]))
+        return wrapper
+
+    for adapter in (tags._ID3, tags._Vorbis, tags._MP4, tags._APE):
+        monkeypatch.setattr(adapter, "save", damaging(adapter.save))
+    before = file_state(lib.dir)
+    results = by_name(tags.write_tags(lib.results, journal=lib.journal))
+    for name in set(TRACKS) - set(USER_MOODS):
+        assert results[name].action == "failed", name
+        assert results[name].detail == "the audio changed in the copy; file left as it was"
+    assert file_state(lib.dir) == before
+
+
+def _peek(f, offset: int) -> int:
+    f.seek(offset)
+    return f.read(1)[0]
+
+
+def test_a_killed_run_leaves_every_file_readable_and_undoable(master, tmp_path):
+    """SIGKILL `mer-tag tag` at random moments: every file is the original or the tagged one, never torn."""
+    import mutagen
+
+    rng = random.Random(4)
+    originals = {name: (master / name).read_bytes() for name in TRACKS}
+    audio = {name: decoded(master / name) for name in TRACKS}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    for trial in range(3):
+        folder = tmp_path / f"run{trial}"
+        shutil.copytree(master, folder)
+        results, journal = _write_results(folder), folder / "journal.jsonl"
+        command = [sys.executable, "-m", "mer_tag", "tag", str(results), "--journal", str(journal), "--overwrite"]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not journal.exists() and time.monotonic() < deadline:  # wait until the run is tagging
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        for name in TRACKS:
+            path = folder / name
+            assert mutagen.File(path) is not None and np.array_equal(decoded(path), audio[name]), (trial, name)
+            assert path.read_bytes() == originals[name] or raw_field(path, TRACKS[name][0]) == [expected(name)]
+        for leftover in folder.glob(".*.mer-tag*"):
+            leftover.unlink()  # a killed run's temp copy: the original beside it is whole
+        assert not tags.untag(journal).failed
+        for name in TRACKS:
+            assert dump(folder / name) == dump(master / name), (trial, name)
+
+
+def test_ffmpeg_reads_every_mood(lib):
+    """PyAV's FFmpeg (the demuxers ffprobe uses) finds the mood in every container."""
+    import av
+
+    tags.write_tags(lib.results, overwrite=True, journal=lib.journal)
+    for name in TRACKS:
+        with av.open(str(lib.dir / name)) as container:
+            found = {**container.metadata, **container.streams.audio[0].metadata}
+        assert expected(name) in found.values(), (name, found)
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed")
+def test_ffprobe_reads_every_mood(lib):
+    tags.write_tags(lib.results, overwrite=True, journal=lib.journal)
+    for name in TRACKS:
+        out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags:stream_tags", "-of", "json",
+                              str(lib.dir / name)], capture_output=True, text=True, check=True).stdout
+        probed = json.loads(out)
+        found = [*probed.get("format", {}).get("tags", {}).values()]
+        found += [v for s in probed.get("streams", []) for v in s.get("tags", {}).values()]
+        assert expected(name) in found, (name, probed)
+
+
+def test_templates():
+    row = {"cluster": 3, "cluster_name": "Wistful", "confidence": 0.613, "model": "default@0.1.0"}
+    render = lambda t: tags.mood_text(tags.template_text(t), row)  # noqa: E731
+    assert render("name") == "Wistful" and render("cluster") == "Cluster 3"
+    assert render("adjectives") == "literate, poignant, wistful"
+    assert render("{name} ({confidence:.0%})") == "Wistful (61%)"
+    assert render("{adjectives[0]}") == "literate"
+    with pytest.raises(ValueError, match="unknown field 'nope'"):
+        tags.template_text("{nope}")
+    with pytest.raises(ValueError, match="unknown template"):
+        tags.template_text("no-such-preset")
+    custom = tags.mood_text("{adjectives}", {**row, "cluster": 1, "cluster_name": "Positive"})
+    assert custom == "positive"  # a label set with no adjectives: its name
+
+
+def test_cli_dry_run_tag_and_untag(lib, capsys):
+    assert main(["tag", "--help"]) == 0
+    assert "--min-confidence" in capsys.readouterr().out
+    assert main(["tag", str(lib.results), "--template", "{nope}"]) == 2
+    assert main(["tag", str(lib.results), "--template", "cluster", "--dry-run"]) == 1  # broken.flac fails
+    out = capsys.readouterr().out
+    assert "TMOO: absent -> 'Cluster 1'" in out and "would tag" in out
+    assert raw_field(lib.dir / "v24.mp3", "TMOO") is None
+
+    assert main(["tag", str(lib.results), "--template", "cluster", "--journal", str(lib.journal)]) == 1
+    assert raw_field(lib.dir / "v24.mp3", "TMOO") == ["Cluster 1"]
+    assert "mer-tag untag" in capsys.readouterr().out
+    assert main(["untag", str(lib.journal)]) == 0
+    assert raw_field(lib.dir / "v24.mp3", "TMOO") is None
+    assert main(["untag", str(lib.dir / "no-journal.jsonl")]) == 2
