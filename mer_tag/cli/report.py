@@ -1,0 +1,89 @@
+"""`mer-tag report` and `mer-tag playlists`: thin layers over mer_tag.report (imported inside each body,
+so `mer-tag --help` stays instant)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+RESULTS_HELP = "Results file from `mer-tag scan` (.csv, .parquet or .jsonl)."
+
+
+class ReportFormat(str, Enum):
+    html = "html"
+    md = "md"
+    json = "json"
+
+
+def usage_error(message: str) -> SystemExit:
+    """One line on stderr and exit status 2. SystemExit, not typer.Exit: click's non-standalone mode
+    returns typer.Exit's code and `mer_tag.cli.main` drops it, but passes SystemExit's on."""
+    typer.echo(f"mer-tag: {message}", err=True)
+    return SystemExit(2)
+
+
+def report(
+    results: Annotated[Path, typer.Argument(help=RESULTS_HELP, show_default=False)],
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="File to write; '-' prints to stdout. [default: report.<format> here]", show_default=False),
+    ] = None,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="html: one offline page; md: Markdown; json: data.")] = ReportFormat.html,
+    top_n: Annotated[int, typer.Option("--top-n", min=1, help="Tracks listed per mood.")] = 10,
+) -> None:
+    """Summarise a scan: moods overall and by artist, album and folder, confidence, lyrics and MIDI
+    coverage, mood timelines of long tracks, top tracks per mood, every track and every failure.
+
+    The HTML page is one self-contained file that opens offline; its table sorts, filters and pages
+    through any number of tracks.
+
+    Examples:
+
+      mer-tag report library.parquet --out report.html
+
+      mer-tag report library.csv --format md --out -
+
+      mer-tag report library.jsonl --format json --out moods.json
+    """
+    from mer_tag.report import ResultsError, write_report
+
+    try:
+        written = write_report(results, out, format=format.value, top_n=top_n)
+    except ResultsError as exc:
+        raise usage_error(str(exc)) from None
+    if written is not None:
+        typer.echo(f"Wrote {written}", err=True)
+
+
+def playlists(
+    results: Annotated[Path, typer.Argument(help=RESULTS_HELP, show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the playlists (created if missing).", show_default=False)],
+    min_confidence: Annotated[
+        float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Leave out tracks predicted less confidently.")
+    ] = 0.0,
+) -> None:
+    """Write one M3U8 playlist per mood (`1-Passionate.m3u8` ...), most confident track first.
+
+    Entries are paths relative to the playlist folder; one outside it (`../`) is written only if the
+    file is really there, so put the folder inside the library you scanned.
+
+    Examples:
+
+      mer-tag playlists library.parquet --out ~/Music/Moods
+
+      mer-tag playlists library.csv --out ~/Music/Moods --min-confidence 0.6
+    """
+    from mer_tag.report import ResultsError, load_results, write_playlists
+
+    try:
+        frame = load_results(results)
+    except ResultsError as exc:
+        raise usage_error(str(exc)) from None
+    written = write_playlists(frame, out, min_confidence=min_confidence)
+    for name, path in written.files.items():
+        typer.echo(f"{written.entries[name]:>7,}  {name:<12} {path}")
+    if written.skipped:
+        typer.echo(f"Skipped {len(written.skipped):,} tracks not reachable from {out} (e.g. {written.skipped[0]!r})", err=True)

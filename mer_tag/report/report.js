@@ -1,0 +1,527 @@
+// Draws the mer-tag report from the JSON in #report-data. Every string from the results file reaches the
+// page through textContent, setAttribute on inert attributes, or <title> text: never as markup.
+(function () {
+  "use strict";
+
+  const data = JSON.parse(document.getElementById("report-data").textContent);
+  const S = data.summary;
+  const T = data.table;
+  const COLORS = data.colors;
+  const NAMES = S.classes.map((c) => c.name);
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const numberFormat = new Intl.NumberFormat("en");
+  const ROW_H = 26;
+
+  // ---- helpers ----------------------------------------------------------------------------------
+
+  function h(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value);
+    }
+    node.append(...children.filter((c) => c !== null && c !== undefined));
+    return node;
+  }
+
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function tooltip(node, text) {
+    node.append(svg("title", {}, text));
+    return node;
+  }
+
+  const num = (n) => numberFormat.format(n);
+  const pct = (part, whole) => (whole ? ((100 * part) / whole).toFixed(1) : "0.0") + "%";
+  const color = (cluster) => COLORS[cluster - 1] || "#888";
+
+  function clock(seconds) {
+    if (seconds === null || seconds === undefined || seconds < 0) return "";
+    const s = Math.round(seconds);
+    const hh = Math.floor(s / 3600);
+    const mm = Math.floor((s % 3600) / 60);
+    const ss = String(s % 60).padStart(2, "0");
+    return hh ? `${hh}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+  }
+
+  function shorten(text, maxChars) {
+    return text.length > maxChars ? text.slice(0, Math.max(1, maxChars - 1)) + "\u2026" : text;
+  }
+
+  // A round axis step (1, 2 or 5 times a power of ten) giving about `ticks` gridlines up to `max`.
+  function niceStep(max, ticks) {
+    const raw = max / ticks;
+    const power = 10 ** Math.floor(Math.log10(raw));
+    return [1, 2, 5, 10].map((f) => f * power).find((s) => s >= raw);
+  }
+
+  const fixed2 = (value) => (value === null || value === undefined ? "\u2013" : value.toFixed(2));
+
+  function newChart(container, width, height) {
+    const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img" });
+    container.replaceChildren(root);
+    return root;
+  }
+
+  function activateOnKey(node, action) {
+    node.setAttribute("tabindex", "0");
+    node.setAttribute("role", "button");
+    node.addEventListener("click", action);
+    node.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        action();
+      }
+    });
+  }
+
+  // ---- header, legend, cards --------------------------------------------------------------------
+
+  function drawHeader() {
+    document.getElementById("title").textContent = data.title;
+    const parts = [];
+    if (S.library_root) parts.push("Library " + S.library_root);
+    if (S.models.length) parts.push("model " + S.models.join(", "));
+    parts.push("generated " + data.generated);
+    document.getElementById("meta").textContent = parts.join("  \u00b7  ");
+    const legend = document.getElementById("legend");
+    NAMES.forEach((name, i) => {
+      const swatch = h("span", { class: "swatch" });
+      swatch.style.background = color(i + 1);
+      legend.append(h("li", {}, swatch, name));
+    });
+  }
+
+  function drawCards() {
+    const t = S.totals;
+    const hours = t.duration_s ? (t.duration_s / 3600).toFixed(1) + " h" : "\u2013";
+    const cards = [
+      ["Tracks", num(t.tracks), `${num(t.ok)} read`],
+      ["Predicted", num(t.predicted), pct(t.predicted, t.tracks) + " of tracks"],
+      ["Failed", num(t.errors), pct(t.errors, t.tracks) + " of tracks", t.errors > 0],
+      ["With lyrics", num(t.with_lyrics), pct(t.with_lyrics, t.predicted) + " of predicted"],
+      ["With MIDI", num(t.with_midi), pct(t.with_midi, t.predicted) + " of predicted"],
+      ["Mean confidence", fixed2(t.mean_confidence), "median " + fixed2(S.confidence.median)],
+      ["Playing time", hours, t.with_notes ? `${num(t.with_notes)} with notes` : "of predicted tracks"],
+    ];
+    const box = document.getElementById("cards");
+    for (const [label, value, sub, bad] of cards) {
+      box.append(h("div", { class: bad ? "card bad" : "card" },
+        h("div", { class: "label", text: label }), h("div", { class: "value", text: value }), h("div", { class: "sub", text: sub })));
+    }
+  }
+
+  // ---- charts -----------------------------------------------------------------------------------
+
+  function drawDistribution() {
+    const box = document.getElementById("chart-distribution");
+    const width = Math.max(260, box.clientWidth);
+    const labelW = 96;
+    const valueW = 110;
+    const barW = width - labelW - valueW;
+    const root = newChart(box, width, NAMES.length * (ROW_H + 8));
+    const max = Math.max(1, ...S.distribution.map((d) => d.count));
+    S.distribution.forEach((d, i) => {
+      const y = i * (ROW_H + 8);
+      const g = svg("g", { class: "clickable", "aria-label": `${NAMES[i]}: ${d.count} tracks` });
+      g.append(
+        svg("text", { x: labelW - 8, y: y + ROW_H / 2 + 4, "text-anchor": "end", class: "label" }, shorten(NAMES[i], 14)),
+        svg("rect", { x: labelW, y, width: barW, height: ROW_H, rx: 4, class: "track" }),
+        svg("rect", { x: labelW, y, width: Math.max(d.count ? 2 : 0, (barW * d.count) / max), height: ROW_H, rx: 4, fill: color(d.cluster), class: "bar" }),
+        svg("text", { x: labelW + barW + 8, y: y + ROW_H / 2 + 4 }, `${num(d.count)}  ${pct(d.count, S.totals.predicted)}`),
+      );
+      const conf = d.mean_confidence === null ? "" : `, mean confidence ${d.mean_confidence.toFixed(2)}`;
+      tooltip(g, `${NAMES[i]}: ${num(d.count)} tracks (${pct(d.count, S.totals.predicted)})${conf}`);
+      activateOnKey(g, () => table.showMood(d.cluster));
+      root.append(g);
+    });
+  }
+
+  function drawConfidence() {
+    const box = document.getElementById("chart-confidence");
+    const width = Math.max(260, box.clientWidth);
+    const height = 200;
+    const m = { left: 44, right: 8, top: 8, bottom: 24 };
+    const plotW = width - m.left - m.right;
+    const plotH = height - m.top - m.bottom;
+    const bins = S.confidence.counts;
+    const tallest = Math.max(1, ...bins.map((row) => row.reduce((a, b) => a + b, 0)));
+    const step = niceStep(tallest, 4);
+    const max = Math.ceil(tallest / step) * step;
+    const root = newChart(box, width, height);
+    for (let value = 0; value <= max; value += step) {
+      const y = m.top + plotH - (plotH * value) / max;
+      root.append(svg("line", { x1: m.left, x2: width - m.right, y1: y, y2: y, class: "grid-line" }));
+      root.append(svg("text", { x: m.left - 6, y: y + 4, "text-anchor": "end", class: "muted" }, num(value)));
+    }
+    const colW = plotW / bins.length;
+    bins.forEach((row, b) => {
+      let top = m.top + plotH;
+      row.forEach((n, c) => {
+        if (!n) return;
+        const hgt = (plotH * n) / max;
+        top -= hgt;
+        const lo = (b * S.confidence.bin_width).toFixed(2);
+        const hi = ((b + 1) * S.confidence.bin_width).toFixed(2);
+        root.append(tooltip(svg("rect", { x: m.left + b * colW + 1, y: top, width: Math.max(1, colW - 2), height: hgt, fill: color(c + 1) }),
+          `${NAMES[c]}, confidence ${lo}\u2013${hi}: ${num(n)} tracks`));
+      });
+    });
+    for (let tick = 0; tick <= 5; tick++) {
+      root.append(svg("text", { x: m.left + (plotW * tick) / 5, y: height - 6, "text-anchor": "middle", class: "muted" }, (tick / 5).toFixed(1)));
+    }
+    if (S.confidence.median !== null) {
+      const x = m.left + plotW * S.confidence.median;
+      root.append(tooltip(svg("line", { x1: x, x2: x, y1: m.top, y2: m.top + plotH, class: "median" }), `median ${fixed2(S.confidence.median)}`));
+    }
+    document.getElementById("confidence-hint").textContent =
+      `Probability of the predicted mood, stacked by mood. Dashed line: median ${fixed2(S.confidence.median)}.`;
+  }
+
+  function drawCoverage() {
+    const box = document.getElementById("chart-coverage");
+    const t = S.totals;
+    const rows = [
+      ["Lyrics from sidecar", t.lyrics_sidecar],
+      ["Lyrics embedded", t.lyrics_embedded],
+      ["No lyrics", t.predicted - t.with_lyrics],
+      ["MIDI", t.with_midi],
+      ["Timeline", t.with_timeline],
+    ];
+    const width = Math.max(260, box.clientWidth);
+    const labelW = 130;
+    const valueW = 110;
+    const barW = width - labelW - valueW;
+    const root = newChart(box, width, rows.length * (ROW_H + 8));
+    rows.forEach(([label, n], i) => {
+      const y = i * (ROW_H + 8);
+      const share = t.predicted ? n / t.predicted : 0;
+      root.append(
+        svg("text", { x: labelW - 8, y: y + ROW_H / 2 + 4, "text-anchor": "end" }, label),
+        svg("rect", { x: labelW, y, width: barW, height: ROW_H, rx: 4, class: "track" }),
+        tooltip(svg("rect", { x: labelW, y, width: barW * share, height: ROW_H, rx: 4, class: "accent" }), `${label}: ${num(n)}`),
+        svg("text", { x: labelW + barW + 8, y: y + ROW_H / 2 + 4 }, `${num(n)}  ${pct(n, t.predicted)}`),
+      );
+    });
+  }
+
+  const GROUPINGS = [
+    { key: "by_artist", label: "artist", shown: 15 },
+    { key: "by_album", label: "album", shown: 15 },
+    { key: "by_folder", label: "folder", shown: 15 },
+  ];
+  let grouping = GROUPINGS[0];
+
+  function drawGroupTabs() {
+    const tabs = document.getElementById("group-tabs");
+    for (const g of GROUPINGS) {
+      const button = h("button", { type: "button", role: "tab", "aria-selected": String(g === grouping), text: g.label[0].toUpperCase() + g.label.slice(1) });
+      button.addEventListener("click", () => {
+        grouping = g;
+        tabs.querySelectorAll("button").forEach((b) => b.setAttribute("aria-selected", String(b === button)));
+        drawGroups();
+      });
+      tabs.append(button);
+    }
+  }
+
+  function drawGroups() {
+    const box = document.getElementById("chart-groups");
+    const group = S[grouping.key];
+    const rows = group.rows.slice(0, grouping.shown);
+    document.getElementById("group-label").textContent = grouping.label;
+    document.getElementById("group-hint").textContent = rows.length
+      ? `Share of each mood in the ${rows.length} ${grouping.label}s with most tracks (of ${num(group.groups)}). Click one to list its tracks.`
+      : "No predicted tracks.";
+    const width = Math.max(280, box.clientWidth);
+    const labelW = Math.min(260, Math.round(width * 0.32));
+    const valueW = 56;
+    const barW = width - labelW - valueW;
+    const root = newChart(box, width, Math.max(1, rows.length * (ROW_H + 6)));
+    rows.forEach((row, i) => {
+      const y = i * (ROW_H + 6);
+      const name = row.detail ? `${row.name} \u2013 ${row.detail}` : row.name;
+      const g = svg("g", { class: "clickable", "aria-label": `${name}: ${row.total} tracks` });
+      g.append(svg("text", { x: labelW - 8, y: y + ROW_H / 2 + 4, "text-anchor": "end", class: "label" }, shorten(name, Math.floor(labelW / 7))));
+      let x = labelW;
+      row.counts.forEach((n, c) => {
+        if (!n) return;
+        const w = (barW * n) / row.total;
+        g.append(tooltip(svg("rect", { x, y, width: w, height: ROW_H, fill: color(c + 1), class: "bar" }),
+          `${name}\n${NAMES[c]}: ${num(n)} of ${num(row.total)} (${pct(n, row.total)})`));
+        x += w;
+      });
+      g.append(svg("text", { x: labelW + barW + 8, y: y + ROW_H / 2 + 4, class: "muted" }, num(row.total)));
+      activateOnKey(g, () => table.showQuery(row.name));
+      root.append(g);
+    });
+  }
+
+  // ---- timelines --------------------------------------------------------------------------------
+
+  function timelineRow(track) {
+    const end = Math.max(track.duration_s || 0, ...track.segments.map((s) => s.end_s));
+    const strip = svg("svg", { viewBox: `0 0 ${end} 1`, preserveAspectRatio: "none", role: "img" });
+    for (const seg of track.segments) {
+      const conf = seg.confidence === null ? "" : ` (${Math.round(seg.confidence * 100)}%)`;
+      strip.append(tooltip(svg("rect", { x: seg.start_s, y: 0, width: seg.end_s - seg.start_s, height: 1, fill: color(seg.cluster) }),
+        `${clock(seg.start_s)}\u2013${clock(seg.end_s)} ${NAMES[seg.cluster - 1] || "class " + seg.cluster}${conf}`));
+    }
+    const by = [track.artist, track.album].filter(Boolean).join(" \u2013 ");
+    return h("div", { class: "timeline-row" },
+      h("div", { class: "timeline-label" }, h("div", { class: "name", title: track.title, text: track.title }), h("div", { class: "by", text: by || track.path })),
+      h("div", {}, h("div", { class: "timeline-strip" }, strip),
+        h("div", { class: "timeline-axis" }, h("span", { text: "0:00" }), h("span", { text: clock(end) })))
+    );
+  }
+
+  function drawTimelines() {
+    const tl = S.timelines;
+    const box = document.getElementById("timelines");
+    const hint = document.getElementById("timeline-hint");
+    if (!tl.tracks.length) {
+      hint.textContent = `No track of ${clock(tl.long_track_s)} or longer has a timeline. Scan with --timeline to see moods change within long tracks.`;
+      return;
+    }
+    hint.textContent = `Mood of each chunk, for the ${tl.tracks.length} longest of ${num(tl.long_tracks)} tracks of ${clock(tl.long_track_s)} or longer scanned with --timeline.`;
+    const rows = tl.tracks.map(timelineRow);
+    const firstShown = 8;
+    box.append(...rows.slice(0, firstShown));
+    if (rows.length > firstShown) {
+      const more = h("button", { type: "button", text: `Show ${rows.length - firstShown} more` });
+      const wrap = h("div", { class: "more" }, more);
+      more.addEventListener("click", () => { wrap.replaceWith(...rows.slice(firstShown)); });
+      box.append(wrap);
+    }
+  }
+
+  // ---- top tracks -------------------------------------------------------------------------------
+
+  function drawTopTracks() {
+    const grid = document.getElementById("top-tracks");
+    for (const mood of S.top_tracks) {
+      const head = h("h3", {}, h("span", { text: mood.name }), h("span", { text: num(S.distribution[mood.cluster - 1].count) }));
+      head.style.background = color(mood.cluster);
+      const list = h("ol");
+      for (const track of mood.tracks) {
+        const by = [track.artist, track.album].filter(Boolean).join(" \u2013 ");
+        list.append(h("li", { title: track.path },
+          h("div", { class: "row" }, h("span", { class: "name", text: track.title }), h("span", { class: "conf", text: Math.round(track.confidence * 100) + "%" })),
+          by ? h("div", { class: "by", text: by }) : null));
+      }
+      const body = mood.tracks.length ? list : h("p", { class: "empty", text: "No tracks." });
+      grid.append(h("div", { class: "top-card" }, head, body));
+    }
+  }
+
+  // ---- track table ------------------------------------------------------------------------------
+
+  const table = (function () {
+    const n = T.count;
+    const titleOf = (i) => T.title[i] || T.file[i];
+    const valueOf = (column, i) => (T[column][i] < 0 ? "" : T[column + "_values"][T[column][i]]);
+    const pathOf = (i) => { const folder = valueOf("folder", i); return folder === "." ? T.file[i] : folder + "/" + T.file[i]; };
+    let haystack = null; // lower-case searchable text per row, built on the first search
+
+    // Names sort naturally ("Artist 2" before "Artist 10"): each distinct value gets a rank once, and
+    // rows then sort by number, which stays fast at 100k rows.
+    const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+    function naturalRanks(values) {
+      const order = values.map((_, i) => i).sort((a, b) => collator.compare(values[a], values[b]) || a - b);
+      const ranks = new Array(values.length);
+      order.forEach((value, rank) => { ranks[value] = rank; });
+      return ranks;
+    }
+    const RANKS = { artist: naturalRanks(T.artist_values), album: naturalRanks(T.album_values), folder: naturalRanks(T.folder_values) };
+    const MISSING_LAST = Infinity; // an unknown artist or album sorts after every name
+    const byName = (column) => (i) => (T[column][i] < 0 ? MISSING_LAST : RANKS[column][T[column][i]]);
+    let titleRanks = null; // built on the first sort by title
+    const byTitle = (i) => (titleRanks ||= naturalRanks(Array.from({ length: n }, (_, j) => titleOf(j))))[i];
+
+    const COLUMNS = [
+      { key: "title", label: "Title", sort: byTitle },
+      { key: "artist", label: "Artist", sort: byName("artist") },
+      { key: "album", label: "Album", sort: byName("album") },
+      { key: "mood", label: "Mood", sort: (i) => T.cluster[i] },
+      { key: "confidence", label: "Confidence", sort: (i) => T.confidence[i], numeric: true, descending: true },
+      { key: "duration", label: "Length", sort: (i) => T.duration[i], numeric: true },
+      { key: "flags", label: "Lyrics / MIDI", sort: (i) => T.flags[i] },
+      { key: "path", label: "Path", sort: byName("folder") },
+    ];
+    const state = { query: "", mood: 0, sort: COLUMNS[1], direction: 1, page: 0, pageSize: 50 };
+    let view = [];
+
+    const filterBox = document.getElementById("filter");
+    const moodBox = document.getElementById("mood-filter");
+    const sizeBox = document.getElementById("page-size");
+    const body = document.querySelector("#tracks tbody");
+    const headRow = document.getElementById("tracks-head");
+
+    function buildHaystack() {
+      haystack = new Array(n);
+      for (let i = 0; i < n; i++) {
+        haystack[i] = [titleOf(i), valueOf("artist", i), valueOf("album", i), pathOf(i)].join("\n").toLowerCase();
+      }
+    }
+
+    function filterRows() {
+      const terms = state.query.toLowerCase().split(/\s+/).filter(Boolean);
+      if (terms.length && !haystack) buildHaystack();
+      const rows = [];
+      for (let i = 0; i < n; i++) {
+        if (state.mood && T.cluster[i] !== state.mood) continue;
+        if (terms.length && !terms.every((t) => haystack[i].includes(t))) continue;
+        rows.push(i);
+      }
+      return rows;
+    }
+
+    function sortRows(rows) {
+      const key = state.sort.sort;
+      const dir = state.direction;
+      rows.sort((a, b) => {
+        const ka = key(a);
+        const kb = key(b);
+        if (ka < kb) return -dir;
+        if (ka > kb) return dir;
+        return a - b; // scan order breaks ties, which keeps an album's tracks together
+      });
+      return rows;
+    }
+
+    function refresh(keepPage) {
+      view = sortRows(filterRows());
+      if (!keepPage) state.page = 0;
+      render();
+    }
+
+    function flagText(flags) {
+      const lyrics = flags & 1 ? "sidecar" : flags & 2 ? "embedded" : "";
+      return [lyrics, flags & 4 ? "MIDI" : ""].filter(Boolean).join(" + ");
+    }
+
+    function cells(i) {
+      const dot = h("span", { class: "swatch" });
+      dot.style.background = color(T.cluster[i]);
+      const conf = T.confidence[i];
+      const bar = h("span", { class: "confbar" }, h("span"));
+      bar.firstChild.style.width = Math.max(0, conf / 10) + "%";
+      const path = pathOf(i);
+      return [
+        h("td", { class: "title", title: titleOf(i), text: titleOf(i) }),
+        h("td", { text: valueOf("artist", i) }),
+        h("td", { text: valueOf("album", i) }),
+        h("td", {}, h("span", { class: "mood" }, dot, NAMES[T.cluster[i] - 1])),
+        h("td", { class: "num" }, bar, conf < 0 ? "" : (conf / 1000).toFixed(2)),
+        h("td", { class: "num", text: clock(T.duration[i]) }),
+        h("td", { text: flagText(T.flags[i]) }),
+        h("td", { class: "path", title: path, text: path }),
+      ];
+    }
+
+    function render() {
+      const pages = Math.max(1, Math.ceil(view.length / state.pageSize));
+      state.page = Math.min(state.page, pages - 1);
+      const start = state.page * state.pageSize;
+      const shown = view.slice(start, start + state.pageSize);
+      body.replaceChildren(...shown.map((i) => h("tr", {}, ...cells(i))));
+      const filtered = view.length === n ? "" : ` (filtered from ${num(n)})`;
+      document.getElementById("table-status").textContent = view.length
+        ? `Showing ${num(start + 1)}\u2013${num(start + shown.length)} of ${num(view.length)} tracks${filtered}`
+        : `No tracks match${filtered}`;
+      document.getElementById("page-number").textContent = `Page ${num(state.page + 1)} of ${num(pages)}`;
+      document.getElementById("page-first").disabled = document.getElementById("page-prev").disabled = state.page === 0;
+      document.getElementById("page-next").disabled = document.getElementById("page-last").disabled = state.page >= pages - 1;
+      headRow.querySelectorAll("th").forEach((th, c) => {
+        th.setAttribute("aria-sort", COLUMNS[c] === state.sort ? (state.direction > 0 ? "ascending" : "descending") : "none");
+      });
+    }
+
+    function drawHead() {
+      COLUMNS.forEach((column) => {
+        const button = h("button", { type: "button", text: column.label });
+        button.addEventListener("click", () => {
+          state.direction = state.sort === column ? -state.direction : column.descending ? -1 : 1;
+          state.sort = column;
+          refresh(false);
+        });
+        headRow.append(h("th", { scope: "col" }, button));
+      });
+    }
+
+    function goTo(page) {
+      state.page = page;
+      render();
+    }
+
+    function wire() {
+      moodBox.append(h("option", { value: "0", text: "All moods" }), ...NAMES.map((name, i) => h("option", { value: String(i + 1), text: name })));
+      let typing = null;
+      filterBox.addEventListener("input", () => {
+        clearTimeout(typing); // wait for a pause in typing: each pass scans every row
+        typing = setTimeout(() => { state.query = filterBox.value; refresh(false); }, n > 20000 ? 200 : 60);
+      });
+      moodBox.addEventListener("change", () => { state.mood = Number(moodBox.value); refresh(false); });
+      sizeBox.addEventListener("change", () => { state.pageSize = Number(sizeBox.value); refresh(false); });
+      document.getElementById("page-first").addEventListener("click", () => goTo(0));
+      document.getElementById("page-prev").addEventListener("click", () => goTo(state.page - 1));
+      document.getElementById("page-next").addEventListener("click", () => goTo(state.page + 1));
+      document.getElementById("page-last").addEventListener("click", () => goTo(Math.ceil(view.length / state.pageSize) - 1));
+    }
+
+    function reveal() {
+      refresh(false);
+      document.getElementById("tracks-panel").scrollIntoView({ behavior: "smooth", block: "start" });
+    }
+
+    return {
+      init() { drawHead(); wire(); refresh(false); },
+      showMood(cluster) { state.mood = cluster; moodBox.value = String(cluster); reveal(); },
+      showQuery(text) { state.query = text; filterBox.value = text; state.mood = 0; moodBox.value = "0"; reveal(); },
+    };
+  })();
+
+  // ---- failures ---------------------------------------------------------------------------------
+
+  function drawFailures() {
+    const errors = S.errors;
+    const hint = document.getElementById("failures-hint");
+    if (!errors.count) {
+      hint.textContent = "None: every file was read and scored.";
+      document.querySelector("#failures-panel .table-wrap").hidden = true;
+      return;
+    }
+    const listed = errors.failures.length < errors.count ? ` The first ${num(errors.failures.length)} are listed; the results file has them all.` : "";
+    hint.textContent = `${num(errors.count)} files could not be scored.${listed}`;
+    const reasons = document.getElementById("failure-reasons");
+    for (const reason of errors.reasons) reasons.append(h("span", { class: "reason", text: `${reason.error} \u00d7 ${num(reason.count)}` }));
+    document.querySelector("#failures tbody").append(...errors.failures.map((f) => h("tr", {}, h("td", { text: f.path }), h("td", { text: f.error || "" }))));
+  }
+
+  // ---- start ------------------------------------------------------------------------------------
+
+  function drawCharts() {
+    drawDistribution();
+    drawConfidence();
+    drawCoverage();
+    drawGroups();
+  }
+
+  drawHeader();
+  drawCards();
+  drawGroupTabs();
+  drawCharts();
+  drawTimelines();
+  drawTopTracks();
+  table.init();
+  drawFailures();
+  let resizing = null;
+  window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(drawCharts, 150); });
+  document.documentElement.dataset.ready = "true"; // the browser test waits for this
+})();

@@ -1,0 +1,300 @@
+"""Scan results -> one summary dict: moods overall and by artist, album and folder, confidence, lyrics and
+MIDI coverage, long-track timelines, top tracks per mood and failures.
+
+Every number is aggregated in polars before anything is drawn, so a 100k-row library becomes a few
+kilobytes of chart data. The class count K comes from the data (`prob_cluster_*` columns, `cluster`,
+`cluster_name`), so a custom-label model reports its own classes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+
+import polars as pl
+
+from mer_tag.labels import BUILTIN
+
+SCHEMA = "mer-tag-report/1"
+
+# The columns the report reads, with the types docs/output.md gives them. CSV infers an all-null column
+# as a string, and a file of error rows has no prediction columns at all, so every one is cast or added.
+COLUMN_TYPES = {
+    "path": pl.String,
+    "status": pl.String,
+    "error": pl.String,
+    "notes": pl.String,
+    "title": pl.String,
+    "artist": pl.String,
+    "album": pl.String,
+    "duration_s": pl.Float64,
+    "cluster": pl.Int64,
+    "cluster_name": pl.String,
+    "confidence": pl.Float64,
+    "lyrics_source": pl.String,
+    "midi_path": pl.String,
+    "model": pl.String,
+    "timeline": pl.String,
+}
+PROB_COLUMN = re.compile(r"prob_cluster_(\d+)$")
+CONFIDENCE_BINS = 20
+UNKNOWN_ARTIST = "Unknown artist"
+UNKNOWN_ALBUM = "Unknown album"
+ROOT_FOLDER = "."
+
+
+def normalize(results: pl.DataFrame) -> pl.DataFrame:
+    """The results with every column the report reads, typed, plus `file` (the path's last part) and
+    `folder` (its parent, relative to the library root). Normalizing twice changes nothing."""
+    if {"folder", "file"} <= set(results.columns):
+        return results
+    if "path" not in results.columns:
+        raise ValueError("not a mer-tag results file: it has no 'path' column")
+    typed = results.with_columns(
+        pl.col(name).cast(dtype, strict=False) if name in results.columns else pl.lit(None, dtype).alias(name)
+        for name, dtype in COLUMN_TYPES.items()
+    )
+    typed = typed.with_columns(pl.col(pl.Float64).fill_nan(None)).with_columns(
+        # A row without a status but with a prediction came from a hand-edited file: trust the prediction.
+        pl.col("status").fill_null(pl.when(pl.col("cluster").is_null()).then(pl.lit("error")).otherwise(pl.lit("ok"))),
+        parent_folder().alias("abs_folder"),
+        pl.col("path").str.extract(r"([^\\/]*)$").alias("file"),
+    )
+    root = library_root(typed)
+    return typed.with_columns(relative_folder(root)).drop("abs_folder")
+
+
+def parent_folder() -> pl.Expr:
+    """The path up to its last separator, kept so that '/a.flac' has folder '/'; null for a bare name."""
+    return pl.col("path").str.extract(r"^(.*[\\/])[^\\/]*$")
+
+
+def library_root(results: pl.DataFrame) -> str:
+    """The deepest folder holding every track: folder names in the report are shown relative to it."""
+    folders = results.select(parent_folder().unique()).to_series().drop_nulls().to_list()
+    try:
+        return os.path.commonpath(folders) if folders else ""
+    except ValueError:  # relative and absolute paths mixed, or several Windows drives
+        return ""
+
+
+def relative_folder(root: str) -> pl.Expr:
+    folder = pl.col("abs_folder")
+    inside = pl.when(pl.lit(bool(root)) & folder.str.starts_with(root)).then(folder.str.slice(len(root))).otherwise(folder)
+    relative = inside.str.strip_chars("/\\")
+    return pl.when(relative == "").then(pl.lit(ROOT_FOLDER)).otherwise(relative).fill_null(ROOT_FOLDER).alias("folder")
+
+
+def class_names(results: pl.DataFrame) -> list[str]:
+    """One display name per class 1..K. Names come from the rows; a class nobody was predicted as borrows
+    its name from the built-in label set the known names agree with, else it is 'Cluster k'."""
+    named = (
+        results.filter(pl.col("cluster") >= 1, pl.col("cluster_name").is_not_null())
+        .group_by("cluster")
+        .agg(pl.col("cluster_name").first())
+    )
+    known = dict(named.iter_rows())
+    prob_classes = [int(m.group(1)) for name in results.columns if (m := PROB_COLUMN.match(name))]
+    max_cluster = results.get_column("cluster").max() or 0
+    k = max([0, max_cluster, *prob_classes, *known])
+    builtin = next(
+        (s.names for s in BUILTIN.values() if len(s) == k and all(s.names[i - 1] == n for i, n in known.items())),
+        None,
+    )
+    return [known.get(i) or (builtin[i - 1] if builtin else f"Cluster {i}") for i in range(1, k + 1)]
+
+
+def predicted(results: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Rows with a usable prediction: status ok and a class inside 1..K."""
+    return results.filter(pl.col("status") == "ok", pl.col("cluster").is_between(1, k))
+
+
+def summarize(
+    results: pl.DataFrame,
+    *,
+    top_n: int = 10,
+    group_limit: int = 25,
+    long_track_s: float = 300.0,
+    timeline_limit: int = 40,
+    error_limit: int = 500,
+) -> dict:
+    """The whole report as plain data (what `--format json` prints and the HTML page draws)."""
+    results = normalize(results)
+    names = class_names(results)
+    k = len(names)
+    pred = predicted(results, k)
+    return {
+        "schema": SCHEMA,
+        "library_root": library_root(results),
+        "models": sorted(results.get_column("model").drop_nulls().unique().to_list()),
+        "classes": [{"cluster": i, "name": name} for i, name in enumerate(names, 1)],
+        "totals": totals(results, pred),
+        "distribution": distribution(pred, k),
+        "by_artist": mood_by(pred.with_columns(pl.col("artist").fill_null(UNKNOWN_ARTIST)), "artist", None, k, group_limit),
+        "by_album": mood_by(
+            pred.with_columns(pl.col("album").fill_null(UNKNOWN_ALBUM), pl.col("artist").fill_null(UNKNOWN_ARTIST)),
+            "album",
+            "artist",
+            k,
+            group_limit,
+        ),
+        "by_folder": mood_by(pred, "folder", None, k, group_limit),
+        "confidence": confidence_histogram(pred, k),
+        "top_tracks": top_tracks(pred, names, top_n),
+        "timelines": timelines(pred, long_track_s, timeline_limit),
+        "errors": failures(results, error_limit),
+    }
+
+
+def totals(results: pl.DataFrame, pred: pl.DataFrame) -> dict:
+    lyrics = pl.col("lyrics_source")
+    row = pred.select(
+        predicted=pl.len(),
+        lyrics_sidecar=(lyrics == "sidecar").sum(),
+        lyrics_embedded=(lyrics == "embedded").sum(),
+        with_midi=pl.col("midi_path").is_not_null().sum(),
+        with_timeline=pl.col("timeline").is_not_null().sum(),
+        mean_confidence=pl.col("confidence").mean(),
+        duration_s=pl.col("duration_s").sum(),
+    ).row(0, named=True)
+    status = results.get_column("status")
+    return {
+        "tracks": results.height,
+        "ok": int((status == "ok").sum()),
+        "errors": int((status == "error").sum()),
+        **row,
+        "with_lyrics": row["lyrics_sidecar"] + row["lyrics_embedded"],
+        "with_notes": int(results.get_column("notes").is_not_null().sum()),
+        "mean_confidence": rounded(row["mean_confidence"]),
+        "duration_s": rounded(row["duration_s"], 1),
+    }
+
+
+def distribution(pred: pl.DataFrame, k: int) -> list[dict]:
+    """Tracks per class, their share, mean confidence, and the library's mean fused probability (a soft
+    count that also credits runner-up moods)."""
+    per_class = pred.group_by("cluster").agg(count=pl.len(), mean_confidence=pl.col("confidence").mean())
+    by_cluster = {row["cluster"]: row for row in per_class.iter_rows(named=True)}
+    prob_columns = [f"prob_cluster_{i}" for i in range(1, k + 1) if f"prob_cluster_{i}" in pred.columns]
+    mean_prob = pred.select(pl.col(prob_columns).cast(pl.Float64, strict=False).mean()).row(0, named=True) if pred.height else {}
+    total = pred.height or 1
+    return [
+        {
+            "cluster": i,
+            "count": by_cluster.get(i, {}).get("count", 0),
+            "share": rounded(by_cluster.get(i, {}).get("count", 0) / total),
+            "mean_confidence": rounded(by_cluster.get(i, {}).get("mean_confidence")),
+            "mean_probability": rounded(mean_prob.get(f"prob_cluster_{i}")),
+        }
+        for i in range(1, k + 1)
+    ]
+
+
+def mood_by(pred: pl.DataFrame, key: str, detail: str | None, k: int, limit: int) -> dict:
+    """Class counts for the `limit` biggest groups of `key` (and `detail`, shown beside the name)."""
+    keys = [key] if detail is None else [key, detail]
+    counts = pred.group_by(keys).agg(
+        total=pl.len(), **{f"c{i}": (pl.col("cluster") == i).sum() for i in range(1, k + 1)}
+    )
+    biggest = counts.sort(["total", *keys], descending=[True] + [False] * len(keys)).head(limit)
+    return {
+        "groups": counts.height,
+        "rows": [
+            {
+                "name": row[key],
+                "detail": row[detail] if detail else None,
+                "total": row["total"],
+                "counts": [row[f"c{i}"] for i in range(1, k + 1)],
+            }
+            for row in biggest.iter_rows(named=True)
+        ],
+    }
+
+
+def confidence_histogram(pred: pl.DataFrame, k: int) -> dict:
+    """Tracks per confidence bin (width 1/CONFIDENCE_BINS) and class: counts[bin][class - 1]."""
+    confidence_bin = (pl.col("confidence").clip(0, 1) * CONFIDENCE_BINS).floor().cast(pl.Int64).clip(0, CONFIDENCE_BINS - 1)
+    cells = pred.filter(pl.col("confidence").is_not_null()).group_by(confidence_bin.alias("bin"), "cluster").len()
+    counts = [[0] * k for _ in range(CONFIDENCE_BINS)]
+    for bin_index, cluster, n in cells.iter_rows():
+        counts[bin_index][cluster - 1] = n
+    median = pred.get_column("confidence").median()
+    return {"bin_width": 1 / CONFIDENCE_BINS, "counts": counts, "median": rounded(median)}
+
+
+def track_fields() -> list[pl.Expr]:
+    """What a listed track shows: the title falls back to the file name, as players do."""
+    title = pl.when(pl.col("title").str.strip_chars() != "").then(pl.col("title")).otherwise(pl.col("file"))
+    return [title.alias("title"), "artist", "album", "path", pl.col("confidence").round(4), "duration_s"]
+
+
+def top_tracks(pred: pl.DataFrame, names: list[str], top_n: int) -> list[dict]:
+    best = (
+        pred.sort(["confidence", "path"], descending=[True, False], nulls_last=True)
+        .group_by("cluster", maintain_order=True)
+        .head(top_n)
+        .select("cluster", *track_fields())
+    )
+    return [
+        {
+            "cluster": i,
+            "name": name,
+            "tracks": best.filter(pl.col("cluster") == i).drop("cluster").to_dicts(),
+        }
+        for i, name in enumerate(names, 1)
+    ]
+
+
+def timelines(pred: pl.DataFrame, long_track_s: float, limit: int) -> dict:
+    """Per-chunk moods of the longest tracks scanned with `--timeline` (at least `long_track_s` long)."""
+    long_tracks = pred.filter(pl.col("timeline").is_not_null(), pl.col("duration_s") >= long_track_s)
+    longest = long_tracks.sort(["duration_s", "path"], descending=[True, False]).head(limit)
+    tracks = []
+    for row in longest.select(*track_fields(), "timeline").iter_rows(named=True):
+        segments = parse_timeline(row.pop("timeline"))
+        if len(segments) >= 2:  # one chunk is no timeline: the track's mood already says it
+            tracks.append({**row, "segments": segments})
+    return {"long_track_s": long_track_s, "long_tracks": long_tracks.height, "tracks": tracks}
+
+
+def parse_timeline(text: str) -> list[dict]:
+    """The valid segments of a `timeline` cell; a malformed cell or segment is dropped, not fatal."""
+    try:
+        raw = json.loads(text)
+    except (TypeError, ValueError):
+        return []
+    segments = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            segment = {
+                "start_s": float(item["start_s"]),
+                "end_s": float(item["end_s"]),
+                "cluster": int(item["cluster"]),
+                "confidence": rounded(float(item.get("confidence", math.nan))),
+            }
+        except (TypeError, KeyError, ValueError, AttributeError):
+            continue
+        if math.isfinite(segment["start_s"]) and math.isfinite(segment["end_s"]) and segment["end_s"] > segment["start_s"]:
+            segments.append(segment)
+    return segments
+
+
+def failures(results: pl.DataFrame, limit: int) -> dict:
+    errors = results.filter(pl.col("status") == "error")
+    reasons = (
+        errors.group_by(pl.col("error").fill_null("unknown error")).len().sort(["len", "error"], descending=[True, False]).head(10)
+    )
+    return {
+        "count": errors.height,
+        "reasons": [{"error": error, "count": n} for error, n in reasons.iter_rows()],
+        "failures": errors.sort("path").head(limit).select("path", "error").to_dicts(),
+    }
+
+
+def rounded(value: float | None, digits: int = 4) -> float | None:
+    """JSON-friendly: None for missing or NaN, few digits for compact output."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)

@@ -1,0 +1,282 @@
+"""Library reports (HTML, Markdown, JSON) and mood playlists, on synthetic results built per docs/output.md."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mer_tag.cli import main
+from mer_tag.labels import MIREX
+from mer_tag.report import load_results, render_html, render_markdown, summarize, write_playlists
+from mer_tag.report.html import DATA_ELEMENT_ID, asset
+
+XSS_TITLE = '</script><img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+XSS_ARTIST = "<svg onload=window.__xss=3>&amp;"
+MODEL = "default@0.1.0"
+
+
+def synthetic_results(n: int, *, root: str = "/music", seed: int = 0, k: int = 5) -> pl.DataFrame:
+    """`n` result rows shaped like a real scan: ~3% errors, some lyrics and MIDI, timelines on long tracks.
+    Row 0 carries an XSS title and artist, as a stranger's tags might."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(k, 0.6), size=n)
+    cluster = probs.argmax(axis=1) + 1
+    artist_ids = rng.integers(0, max(1, n // 12), size=n)
+    album_ids = rng.integers(0, 3, size=n)
+    duration = rng.uniform(90, 720, size=n).round(1)
+    is_error = rng.random(n) < 0.03
+    lyrics = rng.choice(["sidecar", "embedded", "none"], size=n, p=[0.3, 0.1, 0.6])
+    has_midi = rng.random(n) < 0.05
+    names = MIREX.names if k == len(MIREX) else tuple(f"Class {i}" for i in range(1, k + 1))
+    rows = {
+        "path": [f"{root}/Artist {a}/Album {b}/{i:06d} Song {i}.flac" for i, (a, b) in enumerate(zip(artist_ids, album_ids))],
+        "status": np.where(is_error, "error", "ok").tolist(),
+        "error": [("could not decode audio" if i % 2 else "file is empty") if e else None for i, e in enumerate(is_error)],
+        "notes": [None] * n,
+        "size": rng.integers(1_000_000, 20_000_000, size=n).tolist(),
+        "mtime": np.full(n, 1.7e9).tolist(),
+        "title": [f"Song {i}" for i in range(n)],
+        "artist": [f"Artist {a}" for a in artist_ids],
+        "album": [f"Album {b}" for b in album_ids],
+        "duration_s": duration.tolist(),
+        "cluster": cluster.tolist(),
+        "cluster_name": [names[c - 1] for c in cluster],
+        "confidence": probs.max(axis=1).round(4).tolist(),
+        **{f"prob_cluster_{i + 1}": probs[:, i].round(4).tolist() for i in range(k)},
+        "audio_cluster": cluster.tolist(),
+        "lyrics_cluster": [int(c) if s != "none" else None for c, s in zip(cluster, lyrics)],
+        "midi_cluster": [int(c) if m else None for c, m in zip(cluster, has_midi)],
+        "lyrics_source": lyrics.tolist(),
+        "lyrics_path": [None] * n,
+        "midi_path": [f"{root}/midi/{i}.mid" if m else None for i, m in enumerate(has_midi)],
+        "model": [MODEL] * n,
+        "timeline": [timeline_json(d, rng) if d >= 300 and i % 3 == 0 else None for i, d in enumerate(duration)],
+    }
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    prediction_columns = ["duration_s", "cluster", "cluster_name", "confidence", "audio_cluster", "lyrics_cluster",
+                          "midi_cluster", "timeline", *(f"prob_cluster_{i}" for i in range(1, k + 1))]
+    frame = frame.with_columns(
+        pl.when(pl.col("status") == "error").then(None).otherwise(pl.col(c)).alias(c) for c in prediction_columns
+    )
+    if n:
+        frame = frame.with_columns(
+            pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(XSS_TITLE)).otherwise(pl.col("title")).alias("title"),
+            pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(XSS_ARTIST)).otherwise(pl.col("artist")).alias("artist"),
+            pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("ok")).otherwise(pl.col("status")).alias("status"),
+        )
+    return frame
+
+
+def timeline_json(duration_s: float, rng: np.random.Generator, chunk_s: float = 30.0) -> str:
+    starts = np.arange(0.0, duration_s, chunk_s)
+    return json.dumps([
+        {"start_s": float(s), "end_s": float(min(s + chunk_s, duration_s)), "cluster": int(rng.integers(1, 6)),
+         "confidence": round(float(rng.uniform(0.3, 0.9)), 3)}
+        for s in starts
+    ])
+
+
+def small_results() -> pl.DataFrame:
+    """Six hand-checked rows: four predictions, one error, one XSS title."""
+    def row(path, cluster=None, confidence=None, status="ok", **tags):
+        probs = {f"prob_cluster_{i}": (confidence if i == cluster else None) for i in range(1, 6)}
+        return {"path": path, "status": status, "error": None if status == "ok" else "decode failed", "size": 1,
+                "mtime": 1.0, "title": tags.get("title"), "artist": tags.get("artist"), "album": tags.get("album"),
+                "duration_s": tags.get("duration_s", 200.0) if status == "ok" else None, "cluster": cluster,
+                "cluster_name": MIREX.names[cluster - 1] if cluster else None, "confidence": confidence,
+                **probs, "lyrics_source": tags.get("lyrics_source", "none"), "midi_path": tags.get("midi_path"),
+                "model": MODEL, "timeline": tags.get("timeline")}
+
+    timeline = json.dumps([{"start_s": 0, "end_s": 200, "cluster": 3, "confidence": 0.7},
+                           {"start_s": 200, "end_s": 400, "cluster": 5, "confidence": 0.8}])
+    return pl.DataFrame([
+        row("/lib/A/One/01.flac", 3, 0.9, title="Sad", artist="A", album="One", lyrics_source="sidecar"),
+        row("/lib/A/One/02.flac", 3, 0.6, title="Sadder", artist="A", album="One", lyrics_source="embedded"),
+        row("/lib/B/Two/01.flac", 5, 0.8, title="Loud", artist="B", album="Two", midi_path="/lib/B/Two/01.mid",
+            duration_s=400.0, timeline=timeline),
+        row("/lib/B/Two/02.flac", 2, 0.4, title=XSS_TITLE, artist="B", album="Two"),
+        row("/lib/B/Two/03.flac", status="error", title="Broken", artist="B"),
+        row("/lib/C/03.flac", 3, 0.5, artist=None, album=None),
+    ], infer_schema_length=None)
+
+
+# --- summary numbers -------------------------------------------------------------------------------
+
+
+def test_summary_counts_moods_groups_and_failures():
+    summary = summarize(small_results())
+    assert [c["name"] for c in summary["classes"]] == list(MIREX.names)
+    totals = summary["totals"]
+    assert (totals["tracks"], totals["ok"], totals["errors"], totals["predicted"]) == (6, 5, 1, 5)
+    assert (totals["with_lyrics"], totals["lyrics_sidecar"], totals["with_midi"], totals["with_timeline"]) == (2, 1, 1, 1)
+    assert [d["count"] for d in summary["distribution"]] == [0, 1, 3, 0, 1]
+    assert summary["distribution"][2]["mean_confidence"] == pytest.approx((0.9 + 0.6 + 0.5) / 3, abs=1e-4)
+    assert summary["library_root"] == "/lib"
+    artists = {r["name"]: r["counts"] for r in summary["by_artist"]["rows"]}
+    assert artists == {"A": [0, 0, 2, 0, 0], "B": [0, 1, 0, 0, 1], "Unknown artist": [0, 0, 1, 0, 0]}
+    folders = {r["name"]: r["total"] for r in summary["by_folder"]["rows"]}
+    assert folders == {"A/One": 2, "B/Two": 2, "C": 1}
+    assert summary["errors"]["failures"] == [{"path": "/lib/B/Two/03.flac", "error": "decode failed"}]
+    assert [t["title"] for t in summary["top_tracks"][2]["tracks"]] == ["Sad", "Sadder", "03.flac"]
+    assert sum(map(sum, summary["confidence"]["counts"])) == 5
+
+
+def test_summary_timeline_only_for_long_tracks():
+    timelines = summarize(small_results(), long_track_s=300)["timelines"]
+    assert [t["title"] for t in timelines["tracks"]] == ["Loud"]
+    assert [s["cluster"] for s in timelines["tracks"][0]["segments"]] == [3, 5]
+    assert summarize(small_results(), long_track_s=500)["timelines"]["tracks"] == []
+
+
+def test_summary_follows_the_class_count_in_the_data():
+    summary = summarize(synthetic_results(200, k=3))
+    assert [c["name"] for c in summary["classes"]] == ["Class 1", "Class 2", "Class 3"]
+    assert len(summary["by_artist"]["rows"][0]["counts"]) == 3
+    assert sum(d["count"] for d in summary["distribution"]) == summary["totals"]["predicted"]
+
+
+def test_summary_of_only_errors_has_no_predictions():
+    errors = pl.DataFrame({"path": ["/x/a.mp3", "/x/b.mp3"], "status": ["error"] * 2, "error": ["bad"] * 2})
+    summary = summarize(errors)
+    assert summary["totals"]["errors"] == 2 and summary["totals"]["predicted"] == 0
+    assert "<html" in render_html(errors)
+
+
+# --- escaping ---------------------------------------------------------------------------------------
+
+
+def embedded_json(page: str) -> str:
+    match = re.search(rf'<script type="application/json" id="{DATA_ELEMENT_ID}">(.*?)</script>', page, re.S)
+    assert match, "report data element missing"
+    return match.group(1)
+
+
+def test_html_embeds_strangers_tags_as_inert_json():
+    frame = small_results().with_columns(pl.lit("Ünïcode\u2028line").alias("album"))
+    page = render_html(frame, title="<b>lib</b>")
+    data = embedded_json(page)
+    assert "<" not in data and ">" not in data and "&" not in data and "\u2028" not in data
+    assert "<img" not in page and "<svg onload" not in page
+    assert "<title>&lt;b&gt;lib&lt;/b&gt;</title>" in page
+    payload = json.loads(data)
+    assert XSS_TITLE in payload["table"]["title"]
+
+
+def test_html_table_codes_decode_to_the_tags():
+    frame = small_results()
+    table = json.loads(embedded_json(render_html(frame)))["table"]
+    artists = [table["artist_values"][code] if code >= 0 else None for code in table["artist"]]
+    assert artists == frame.filter(pl.col("status") == "ok").get_column("artist").to_list()
+    assert table["folder_values"][table["folder"][0]] == "A/One" and table["file"][0] == "01.flac"
+
+
+def test_html_placeholders_in_tags_stay_text():
+    page = render_html(small_results().with_columns(pl.lit("{{SCRIPT}} {{DATA}}").alias("album")))
+    assert page.count(asset("report.js")) == 1 and "{{SCRIPT}} {{DATA}}" in page
+    assert "</script" not in asset("report.js").lower()  # the inline script must not end itself
+
+
+def test_markdown_escapes_tags():
+    text = render_markdown(summarize(small_results()))
+    assert "<img" not in text and "</script>" not in text and "&lt;img" in text
+    assert "| Wistful | 3 |" in text
+
+
+def test_html_uses_no_network():
+    page = render_html(small_results())
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+
+
+# --- playlists --------------------------------------------------------------------------------------
+
+
+def test_playlists_relative_paths_in_confidence_order(tmp_path):
+    library = tmp_path / "lib"
+    frame = small_results().with_columns(pl.col("path").str.replace("^/lib", str(library)))
+    written = write_playlists(frame, library, min_confidence=0.0)
+    wistful = (library / "3-Wistful.m3u8").read_text(encoding="utf-8").splitlines()
+    assert wistful[0] == "#EXTM3U"
+    assert [line for line in wistful if not line.startswith("#")] == ["A/One/01.flac", "A/One/02.flac", "C/03.flac"]
+    assert written.entries["Wistful"] == 3
+    assert sorted(p.name for p in library.glob("*.m3u8")) == [
+        "1-Passionate.m3u8", "2-Cheerful.m3u8", "3-Wistful.m3u8", "4-Humorous.m3u8", "5-Aggressive.m3u8"]
+    cheerful = (library / "2-Cheerful.m3u8").read_text(encoding="utf-8")
+    assert "\n#EXTINF:200,B - </script>" in cheerful  # a title is one line of text, never a path
+
+
+def test_playlists_min_confidence(tmp_path):
+    library = tmp_path / "lib"
+    frame = small_results().with_columns(pl.col("path").str.replace("^/lib", str(library)))
+    written = write_playlists(frame, library, min_confidence=0.55)
+    assert written.entries == {"Passionate": 0, "Cheerful": 0, "Wistful": 2, "Humorous": 0, "Aggressive": 1}
+
+
+def test_playlists_go_up_only_to_files_that_exist(tmp_path):
+    library = tmp_path / "lib"
+    existing = library / "A" / "song.flac"
+    existing.parent.mkdir(parents=True)
+    existing.write_bytes(b"")
+    frame = pl.DataFrame({
+        "path": [str(existing), str(library / "A" / "gone.flac"), "/etc/../etc/passwd\nevil.flac", "relative.flac"],
+        "status": ["ok"] * 4, "cluster": [1] * 4, "cluster_name": ["Passionate"] * 4, "confidence": [0.9, 0.8, 0.7, 0.6],
+    })
+    out = library / "playlists"
+    written = write_playlists(frame, out)
+    entries = [line for line in (out / "1-Passionate.m3u8").read_text().splitlines() if not line.startswith("#")]
+    assert entries == ["../A/song.flac"]
+    assert (out / entries[0]).resolve() == existing.resolve()
+    assert len(written.skipped) == 3
+
+
+# --- CLI --------------------------------------------------------------------------------------------
+
+
+def test_cli_report_formats_and_playlists(tmp_path, capsys):
+    results = tmp_path / "scan.jsonl"
+    small_results().write_ndjson(results)
+    assert main(["report", str(results), "--out", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert main(["report", str(results), "--format", "json", "--out", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["totals"]["tracks"] == 6
+    capsys.readouterr()
+    assert main(["report", str(results), "--format", "md", "--out", "-"]) == 0
+    assert "## Mood distribution" in capsys.readouterr().out
+    assert main(["playlists", str(results), "--out", str(tmp_path / "pl"), "--min-confidence", "0.5"]) == 0
+    assert len(list((tmp_path / "pl").glob("*.m3u8"))) == 5
+
+
+@pytest.mark.parametrize("content", [None, ""])
+def test_cli_missing_or_empty_results_is_a_usage_error(tmp_path, capsys, content):
+    results = tmp_path / "scan.csv"
+    if content is not None:
+        results.write_text(content)
+    assert main(["report", str(results), "--out", str(tmp_path / "r.html")]) == 2
+    assert main(["playlists", str(results), "--out", str(tmp_path / "pl")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and str(results) in err[0]
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_load_results_reads_csv(tmp_path):
+    results = tmp_path / "scan.csv"
+    small_results().drop("timeline").write_csv(results)
+    assert summarize(load_results(results))["totals"]["tracks"] == 6
+
+
+# --- scale ------------------------------------------------------------------------------------------
+
+
+def test_100k_rows_summarised_and_page_size_bounded():
+    frame = synthetic_results(100_000)
+    summary = summarize(frame)
+    assert summary["totals"]["tracks"] == 100_000
+    assert len(json.dumps(summary)) < 300_000  # charts get aggregates, never rows
+    page = render_html(frame, summary=summary)
+    table = json.loads(embedded_json(page))["table"]
+    assert len(table["title"]) == summary["totals"]["predicted"]
+    assert len(page.encode()) < 100_000 * 110 + 500_000  # compact columnar rows; the page draws 50 at a time
