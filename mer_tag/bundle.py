@@ -76,6 +76,8 @@ def load(model: str | Path = "default") -> Bundle:
         module = model_zoo.build(dims)
         try:
             state = load_file(str(folder / f"{branch}.safetensors"))
+            if hasattr(module, "attach_encoder") and any(k.startswith("encoder.") for k in state):
+                module.attach_encoder()  # a fine-tuned encoder: build it, then take the stored weights
             missing, unexpected = module.load_state_dict(state, strict=False)
         except (OSError, RuntimeError, ValueError) as exc:  # safetensors raises its own SafetensorError too
             raise BundleError(f"{branch} weights do not fit the card or are unreadable: {str(exc).splitlines()[0]}") from None

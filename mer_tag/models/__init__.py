@@ -9,7 +9,7 @@ from __future__ import annotations
 
 def build(dims: dict):
     """The nn.Module described by `dims` (its 'arch' key names the class)."""
-    from mer_tag.models import crnn, fusion, lyrics, midi
+    from mer_tag.models import crnn, ensemble, fusion, lyrics, midi
 
     classes = {
         "crnn": crnn.CRNN,
@@ -19,6 +19,7 @@ def build(dims: dict):
         "lyrics": lyrics.LyricsClassifier,
         "midi_bigru": midi.MidiBiGRU,
         "fusion": fusion.LateFusion,
+        "ensemble": ensemble.Ensemble,
     }
     arch = dims["arch"]
     if arch not in classes:

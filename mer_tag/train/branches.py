@@ -37,7 +37,11 @@ class Branch:
         raise NotImplementedError
 
     def train(self, items, targets, val_items, val_targets, n_classes, seed, progress, epochs=None):
+        import torch
+
+        torch.manual_seed(seed)  # initial weights depend on the seed alone, not on what trained before
         model = self.build()
+        self.rng = np.random.default_rng(seed)  # crops and augmentation: the same run gives the same model
         self.prepare(model, items)
         config = loop_config(self.section, seed)
         if epochs is not None:  # a refit for out-of-fold predictions: the epoch count found before, no val
@@ -71,7 +75,7 @@ class AudioBranch(Branch):
     def collate(self, items, targets, train):
         import torch
 
-        rng = np.random.default_rng()
+        rng = getattr(self, "rng", None) or np.random.default_rng(0)
         chunks = [x[rng.integers(len(x))] if train else x[0] for x in items]
         batch = np.stack([self._augment(c, rng) if train else c for c in chunks]).astype(np.float32)
         y = None if targets is None else torch.as_tensor(targets, dtype=torch.long)

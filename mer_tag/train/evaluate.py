@@ -82,3 +82,20 @@ def report_table(metrics: dict) -> str:
             if s.get("n"):
                 lines.append(f"| {model_name} | {set_name} | {s['n']} | {s['accuracy']:.3f} | {s['macro_f1']:.3f} |")
     return "\n".join(lines)
+
+
+def classification_text(metrics: dict) -> str:
+    """Per-class precision, recall, F1 and support for every model and set, as plain text tables."""
+    blocks = []
+    for model_name, per_set in metrics.items():
+        for set_name, s in per_set.items():
+            if not s.get("n"):
+                continue
+            lines = [f"{model_name} / {set_name} (n={s['n']})", f"{'':>22} precision    recall  f1-score   support"]
+            for label, row in s["report"].items():
+                if isinstance(row, dict):
+                    lines.append(f"{label:>22} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1-score']:9.3f} "
+                                 f"{int(row['support']):9d}")
+            lines.append(f"{'accuracy':>22} {s['accuracy']:29.3f}")
+            blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"

@@ -1,0 +1,96 @@
+"""Smoke training on a handful of real songs: every preset runs end to end and its model scans."""
+
+import json
+
+import pytest
+
+from mer_tag import bundle as bundle_io
+from mer_tag.cli import main
+from mer_tag.scan import scan
+from mer_tag.sinks import read_results
+from mer_tag.train.run import load_preset, preset_names, train
+
+
+def test_presets_are_all_there():
+    assert {"default", "mirex-baseline", "wijaya2021-cnn", "wijaya2021-crnn"} <= set(preset_names())
+    baseline = load_preset("mirex-baseline")
+    assert (baseline["audio"]["batch_size"], baseline["audio"]["lr"], baseline["audio"]["epochs"]) == (8, 1e-3, 20)
+    assert (baseline["lyrics"]["batch_size"], baseline["lyrics"]["lr"], baseline["lyrics"]["epochs"]) == (16, 2e-5, 10)
+    assert baseline["lyrics"]["features"]["max_tokens"] == 256
+    assert (baseline["midi"]["features"]["seq_len"], baseline["midi"]["batch_size"], baseline["midi"]["epochs"]) == (500, 32, 30)
+    wijaya = load_preset("wijaya2021-cnn")
+    assert wijaya["audio"]["model"]["channels"] == [16, 32, 64, 112]
+    assert (wijaya["audio"]["features"]["n_mels"], wijaya["audio"]["features"]["hop_length"]) == (128, 4096)
+
+
+def test_unknown_preset_is_a_usage_error(mirex_dataset, tmp_path):
+    assert main(["train", "--data", str(mirex_dataset), "--preset", "nope", "-o", str(tmp_path / "r"), "-q"]) == 2
+
+
+@pytest.fixture(scope="module")
+def smoke_run(mirex_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = train(mirex_dataset, preset="default", out=out, cache=out / "cache", jobs=2, limit=20, epochs=1,
+                   progress=False, log=lambda msg: None)
+    return result
+
+
+def test_a_run_leaves_model_metrics_plots_and_card(smoke_run):
+    out = smoke_run.out
+    for name in ("metrics.json", "model-card.md", "split.json", "curves-audio.png", "confusion-fusion-test.png"):
+        assert (out / name).exists(), name
+    split = json.loads((out / "split.json").read_text())
+    assert sum(len(v) for v in split.values()) == 20
+    card = json.loads((smoke_run.model_dir / "card.json").read_text())
+    assert card["preset"]["name"] == "default" and card["data"]["songs"] == 20
+    assert set(card["models"]) >= {"audio", "lyrics", "fusion"}
+    assert 0 <= card["metrics"]["fusion"]["test"]["macro_f1"] <= 1
+
+
+def test_the_saved_model_loads_and_predicts(smoke_run, mirex_dataset, tmp_path):
+    model = bundle_io.load(smoke_run.model_dir)
+    assert model.audio_config.frontend == "musicnn" and model.audio_config.sample_rate == 16000
+    out = tmp_path / "moods.csv"
+    summary = scan([mirex_dataset / "Audio" / "002.mp3"], out=out, model=smoke_run.model_dir, jobs=0, progress=False)
+    assert summary.ok == 1
+    row = read_results(out).row(0, named=True)
+    assert 1 <= row["cluster"] <= 5 and row["model"] == model.ref
+
+
+def test_the_cache_holds_one_entry_per_song(smoke_run):
+    assert len(list((smoke_run.out / "cache" / "audio").glob("*.npz"))) == 20
+
+
+def test_cache_keys_change_with_the_file_and_the_settings(tmp_path):
+    import os
+
+    from mer_tag.train.extract import FeatureCache
+
+    cache = FeatureCache(tmp_path)
+    song = tmp_path / "song.mp3"
+    song.write_bytes(b"x")
+    key = cache.key("audio", song, {"n_mels": 128})
+    assert cache.key("audio", song, {"n_mels": 128}) == key
+    assert cache.key("audio", song, {"n_mels": 96}) != key
+    os.utime(song, (1, 1))
+    assert cache.key("audio", song, {"n_mels": 128}) != key
+    cache.save("audio", key, {"x": __import__("numpy").ones(3)})
+    assert cache.load("audio", key)["x"].sum() == 3
+    (tmp_path / "audio" / f"{key}.npz").write_bytes(b"torn")
+    assert cache.load("audio", key) is None  # a torn entry is recomputed, not trusted
+
+
+@pytest.mark.parametrize("preset", ["mirex-baseline", "wijaya2021-cnn", "wijaya2021-crnn"])
+def test_other_presets_train_and_reload(preset, mirex_dataset, tmp_path):
+    limit = 24 if preset == "mirex-baseline" else 12  # enough songs with lyrics for that branch to train
+    result = train(mirex_dataset, preset=preset, out=tmp_path, cache=None, jobs=1, limit=limit, epochs=1,
+                   progress=False, log=lambda msg: None)
+    model = bundle_io.load(result.model_dir)
+    assert model.card["preset"]["name"] == preset
+    if preset == "mirex-baseline":
+        lyrics = model.models["lyrics"]
+        assert lyrics.train_encoder and lyrics.pooling == "cls"
+        assert any(k.startswith("encoder.") for k in lyrics.state_dict())  # a fine-tuned encoder is saved
+    else:
+        assert set(model.models) == {"audio", "fusion"}
+        assert model.audio_config.hop_length == 4096
