@@ -117,6 +117,7 @@ def save(bundle: Bundle, folder: str | Path) -> Path:
             state = module.trained_state() if hasattr(module, "trained_state") else module.state_dict()
             save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp / f"{branch}.safetensors"))
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _make_readable(tmp)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -130,3 +131,12 @@ def save(bundle: Bundle, folder: str | Path) -> Path:
         raise
     bundle.card = card
     return folder
+
+
+def _make_readable(folder: Path) -> None:
+    """mkdtemp makes a private folder; a model is meant to be read by whoever runs mer-tag."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for file in folder.iterdir():
+        file.chmod(0o666 & ~umask)
