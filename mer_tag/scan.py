@@ -19,17 +19,21 @@ class ScanSummary:
 def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Path = "default", jobs: int = 2,
          force: bool = False, timeline: bool = False, chunk_hop: float | None = None,
          lyrics_dir: str | Path | None = None, midi_dir: str | Path | None = None, progress: bool = True,
-         on_row=None) -> ScanSummary:
-    """Predict a mood for every audio file under `paths`, writing one row per file to `out`."""
+         on_row=None, engine: str = "local", address: str | None = None) -> ScanSummary:
+    """Predict a mood for every audio file under `paths`, writing one row per file to `out`.
+
+    `engine`: 'local' (this machine) or 'ray' (a Ray cluster at `address`; mer_tag.engines.ray_engine).
+    """
     import dataclasses
 
     import torch
 
     from mer_tag import bundle as bundle_io
+    from mer_tag import engines
     from mer_tag.library import walk
-    from mer_tag.predict import columns, predict_tracks
-    from mer_tag.sinks import RowWriter, read_results
+    from mer_tag.predict import columns
 
+    engines.check(engine)
     started = time.time()
     torch.set_num_threads(max(1, jobs))
     bundle = bundle_io.load(model)
@@ -46,10 +50,11 @@ def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Pa
         import polars as pl
 
         keep = previous.filter(~pl.col("path").is_in([str(t.path) for t in todo]))
-    writer = RowWriter(out, columns(len(bundle.labels), timeline), keep=keep)
+    writer = engines.open_writer(out, columns(len(bundle.labels), timeline), keep=keep,
+                                 redo={str(t.path) for t in todo}, engine=engine)
     bar = _progress_bar(progress, len(todo))
     try:
-        for row in predict_tracks(todo, bundle, jobs=jobs, timeline=timeline):
+        for row in engines.predict_rows(engine, todo, bundle, model, jobs=jobs, timeline=timeline, address=address):
             writer.write(row)
             if row["status"] == "ok":
                 summary.ok += 1
@@ -81,11 +86,15 @@ def _previous_rows(out: Path, force: bool):
     if not out.exists() and not journal_path(out).exists():
         return None
     if force:
+        import shutil
+
         import polars as pl
 
         rows = read_results(out)
         if rows.height:
             backup = out.with_name(out.name + ".bak")
+            if out.is_dir() or backup.is_dir():  # a Parquet folder dataset: a rename cannot overwrite it
+                shutil.rmtree(backup) if backup.is_dir() else backup.unlink(missing_ok=True)
             out.replace(backup) if out.exists() else None
         journal_path(out).unlink(missing_ok=True)
         return pl.DataFrame()

@@ -20,6 +20,10 @@ def scan(
     midi_dir: Annotated[Optional[Path], typer.Option(help="A tree of MIDI files parallel to the music tree.")] = None,
     tag: Annotated[bool, typer.Option("--tag", help="Also write each mood into its file's tags (see `mer-tag tag`).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    engine: Annotated[str, typer.Option(help="Where models run: 'local' (this machine) or 'ray' (a Ray cluster; "
+                                        "needs the ray extra, see docs/scale.md).")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="With --engine ray: the cluster's HOST:PORT "
+                                                   "(default: RAY_ADDRESS, else a local Ray on this machine).")] = None,
 ):
     """Predict the mood of every audio file under PATHS and write one row per file.
 
@@ -34,6 +38,8 @@ def scan(
       mer-tag scan ~/Music -o moods.parquet --timeline
 
       mer-tag scan ~/Music -o - | jq .cluster_name
+
+      mer-tag scan /shared/Music -o moods.parquet --engine ray --address head:6379
     """
     import sys
 
@@ -53,12 +59,25 @@ def scan(
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
+    if engine not in ("local", "ray"):
+        console.print(f"[red]error:[/] unknown engine {engine!r}: use local or ray")
+        raise typer.Exit(2)
+    if engine == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            console.print("[red]error:[/] --engine ray needs ray: pip install 'mer-tag\\[ray]'")
+            raise typer.Exit(2)
+    if address and engine != "ray":
+        console.print("[red]error:[/] --address needs --engine ray")
+        raise typer.Exit(2)
     if tag and out == "-":
         console.print("[red]error:[/] --tag needs a results file (--out), not stdout")
         raise typer.Exit(2)
     try:
         summary = run_scan(paths, out=out, model=model, jobs=jobs, force=force, timeline=timeline,
-                           chunk_hop=chunk_hop, lyrics_dir=lyrics_dir, midi_dir=midi_dir, progress=not quiet)
+                           chunk_hop=chunk_hop, lyrics_dir=lyrics_dir, midi_dir=midi_dir, progress=not quiet,
+                           engine=engine, address=address)
     except BundleError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)

@@ -1,0 +1,228 @@
+"""Local engine vs the Ray engine with 1 and 2 workers, on the same generated library (issue #8).
+
+    python benchmarks/ray_scaling.py [--tracks 30] [--seconds 60] [--model tiny|default|PATH]
+                                     [--workers 1 2] [--repeat 1] [--json out.json]
+
+Every measurement is a fresh subprocess running `mer_tag.scan.scan` (forced, no progress bar) to a
+temporary file:
+
+- local, W workers: `scan(jobs=W)`: W decode processes, the model in the main process;
+- local-1t:         the same with OMP_NUM_THREADS=1 (and OpenBLAS/MKL's) in the environment, the thread
+  policy Ray gives its workers: separates the engines' overhead from thread oversubscription;
+- ray, W workers:   `ray.init(num_cpus=W)` (a one-node local cluster; its start is timed apart, since a
+  real cluster is started once, not per scan), then `scan(engine="ray")`: decode tasks on W CPUs, one
+  model actor (RayOptions defaults).
+
+Both times include loading the model and every worker's start. The library is N tracks of S seconds
+(`tests/media.tone` at a different pitch each, MP3, each with a lyrics .txt sidecar so the lyrics branch
+runs), cached under .cache/bench/ray-scaling/ray-N-S/. The tiny model is tests/tiny_model.py's random-weight bundle;
+`default-arch` is the shipped model's architecture with random heads (the same cost, no training needed).
+Checks that every engine gave local's rows (same paths and clusters, max probability difference).
+Prints a table (tracks/s, relative to the first local row at the same W, CPU-seconds per track) and
+writes JSON. `--repeat R` runs every cell R times, the cells interleaved, and reports the fastest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "bench" / "ray-scaling"  # git-ignored; this benchmark's own
+
+
+def library(n: int, seconds: float) -> Path:
+    folder = CACHE / f"ray-{n}-{seconds:g}"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    sys.path.insert(0, str(ROOT / "tests"))
+    from media import tone, write_audio, write_lyrics
+
+    words = "night fire river gold summer rain heart road light dance".split()
+    for i in range(n):
+        write_audio(folder / f"track{i:03d}.mp3", tone(seconds, 110 + 17 * i, seed=i))
+        write_lyrics(folder / f"track{i:03d}.txt", "\n".join(" ".join(words[(i + j) % 10] for j in range(k, k + 6))
+                                                          for k in range(12)) + "\n")
+    done.write_text("")
+    return folder
+
+
+def model_path(model: str) -> str:
+    if model == "tiny":
+        folder = CACHE / "tiny-model"
+        if not (folder / "card.json").exists():
+            sys.path.insert(0, str(ROOT / "tests"))
+            from tiny_model import make_tiny_bundle
+
+            make_tiny_bundle(folder)
+        return str(folder)
+    if model == "default-arch":
+        folder = CACHE / "default-arch-model"
+        if not (folder / "card.json").exists():
+            default_arch_bundle(folder)
+        return str(folder)
+    return model
+
+
+def default_arch_bundle(folder: Path) -> None:
+    """The shipped model's architecture and feature settings (presets/default.toml) with random heads:
+    the pretrained musicnn front-end at 16 kHz, a musicnn CRNN, MiniLM lyrics (256 tokens), the events
+    MIDI BiGRU, late fusion. Costs what the default model costs, without waiting for its training."""
+    import torch
+
+    from mer_tag import bundle as bundle_io
+    from mer_tag import models
+    from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig
+    from mer_tag.labels import MIREX
+
+    torch.manual_seed(0)
+    parts = {
+        "audio": models.build({"arch": "musicnn_crnn", "embed_dim": 200, "n_classes": 5, "gru_hidden": 64, "dropout": 0.3}),
+        "lyrics": models.build({"arch": "lyrics", "n_classes": 5, "pooling": "mean", "dropout": 0.2}),
+        "midi": models.build({"arch": "midi_bigru", "n_classes": 5, "inputs": "events", "embed_dim": 64,
+                              "gru_hidden": 64, "pooling": "attention"}),
+        "fusion": models.build({"arch": "fusion", "n_classes": 5, "branches": ["audio", "lyrics", "midi"]}),
+    }
+    bundle_io.save(bundle_io.Bundle(
+        name="default-arch", labels=MIREX,
+        audio_config=AudioConfig(frontend="musicnn", sample_rate=16000, chunk_seconds=30.0, chunk_hop_seconds=30.0),
+        lyrics_config=LyricsConfig(max_tokens=256, max_windows=1), midi_config=MidiConfig(seq_len=500, inputs="events"),
+        models=parts, card={"version": "0"}), folder)
+
+
+def child(engine: str, workers: int, lib: str, model: str) -> dict:
+    """One measurement, in this (fresh) process."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from mer_tag.scan import scan
+
+    result = {"engine": engine, "workers": workers}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "moods.csv"
+        if engine == "ray":
+            import logging
+
+            import ray
+
+            started = time.perf_counter()
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            result["cluster_start_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        summary = scan([lib], out=out, model=model, jobs=workers, force=True, progress=False, engine=engine)
+        result["scan_s"] = time.perf_counter() - started
+        result["ok"], result["failed"] = summary.ok, summary.failed
+        from mer_tag.sinks import read_results
+
+        result["rows"] = {r["path"]: [r["cluster"]] + [v for k, v in r.items() if k.startswith("prob_cluster_")]
+                          for r in read_results(out).iter_rows(named=True)}
+        if engine == "ray":
+            ray.shutdown()
+    return result
+
+
+def same(cell: dict) -> str:
+    if "cluster_mismatches" not in cell:
+        return "–"
+    return (f"{'same paths' if cell['same_paths'] else 'DIFFERENT PATHS'}, {cell['cluster_mismatches']} cluster "
+            f"mismatches, max Δp {cell['max_prob_diff']:.1e}")
+
+
+def measure(engine: str, workers: int, lib: Path, model: str) -> dict:
+    """One cell, once, in a fresh subprocess."""
+    load = os.getloadavg()[0]
+    env = dict(os.environ)
+    if engine == "local-1t":
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, __file__, "--child", engine.split("-")[0], str(workers), str(lib), model],
+                          capture_output=True, text=True, cwd=ROOT, env=env)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("@@result@@")), None)
+    if line is None:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"{engine} with {workers} workers failed")
+    run = json.loads(line[len("@@result@@"):])
+    run.update(engine=engine, load_before=round(load, 2))
+    return run
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracks", type=int, default=30)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--model", default="tiny", help="tiny (random weights), default (shipped), default-arch "
+                        "(the default's architecture, random heads) or a bundle folder")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--engines", nargs="+", default=["local", "local-1t", "ray"], choices=["local", "local-1t", "ray"])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per cell (interleaved); the fastest is reported")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--child", nargs=4, metavar=("ENGINE", "WORKERS", "LIBRARY", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        engine, workers, lib, model = args.child
+        print("@@result@@" + json.dumps(child(engine, int(workers), lib, model)), flush=True)
+        return 0
+
+    lib, model = library(args.tracks, args.seconds), model_path(args.model)
+    for audio in lib.glob("*.mp3"):  # warm the page cache: every run reads from memory
+        audio.read_bytes()
+    runs: dict[tuple[str, int], list[dict]] = {(e, w): [] for w in args.workers for e in args.engines}
+    for _ in range(args.repeat):  # alternate the cells, so a change in background load hits them all
+        for workers, engine in [(w, e) for w in args.workers for e in args.engines]:
+            run = measure(engine, workers, lib, model)
+            runs[engine, workers].append(run)
+            print(f"{engine:8} W={workers}: {run['scan_s']:6.1f} s"
+                  + (f"  (cluster start {run['cluster_start_s']:.1f} s)" if "cluster_start_s" in run else "")
+                  + f"  load {run['load_before']}", flush=True)
+    cells = []
+    for (engine, workers), cell_runs in runs.items():
+        best = dict(min(cell_runs, key=lambda r: r["scan_s"]))
+        best["tracks_per_s"] = args.tracks / best["scan_s"]
+        best["cpu_s_per_track"] = workers * best["scan_s"] / args.tracks
+        best["all_scan_s"] = [round(r["scan_s"], 2) for r in cell_runs]
+        cells.append(best)
+    for cell in cells:  # the same rows? (clusters equal, probabilities within float tolerance)
+        local = next((c for c in cells if c["engine"] == "local" and c["workers"] == cell["workers"]), None)
+        if local is not None and cell is not local:
+            a, b = local["rows"], cell["rows"]
+            cell["same_paths"] = sorted(a) == sorted(b)
+            cell["cluster_mismatches"] = sum(a[p][0] != b[p][0] for p in a if p in b)
+            cell["max_prob_diff"] = max((abs(x - y) for p in a if p in b for x, y in zip(a[p][1:], b[p][1:])
+                                         if x is not None and y is not None), default=0.0)
+    for cell in cells:
+        cell.pop("rows", None)
+
+    print(f"\n{args.tracks} tracks × {args.seconds:g} s, model {args.model}, {os.cpu_count()} cores\n")
+    print("| engine | workers | scan s | tracks/s | vs local | CPU·s/track | cluster start s | rows vs local |")
+    print("|---|---|---|---|---|---|---|---|")
+    for cell in cells:
+        local = next((c for c in cells if c["engine"].startswith("local") and c["workers"] == cell["workers"]), None)
+        rel = f"{cell['tracks_per_s'] / local['tracks_per_s']:.2f}×" if local else "–"
+        print(f"| {cell['engine']} | {cell['workers']} | {cell['scan_s']:.1f} | {cell['tracks_per_s']:.2f} | {rel} "
+              f"| {cell['cpu_s_per_track']:.2f} | {cell.get('cluster_start_s', 0):.1f} | {same(cell)} |")
+    if args.json:
+        import importlib.metadata as md
+
+        versions = {}
+        for package in ("ray", "torch", "mer-tag"):
+            try:
+                versions[package] = md.version(package)
+            except md.PackageNotFoundError:
+                versions[package] = None
+        args.json.write_text(json.dumps({
+            "tracks": args.tracks, "seconds": args.seconds, "model": args.model, "cells": cells,
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), **versions},
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,799 @@
+"""Scan throughput against the ffmpeg decode floor, and peak memory (issue #6's measuring instrument).
+
+    python benchmarks/throughput.py [FOLDER] [--tracks 20] [--seconds 240] [--format mp3] [--jobs 2]
+                                    [--model default|tiny|PATH] [--json out.json] [--profile]
+
+In one run, on the same files and with the same number of parallel jobs J, it measures:
+
+- the floor: Debian's `ffmpeg -nostdin -v error -i F -ac 1 -ar 22050 -f s16le -` over every file, J at a
+  time (a benchmark may need the ffmpeg program; the tool never does);
+- our decode only: `stream_audio` over every file at the model's sample rate in J worker processes;
+- the full `scan` (to a temporary CSV, forced, no progress bar) in a subprocess, with the peak RSS of its
+  whole process tree (main + decode workers) sampled from /proc every 50 ms;
+
+then prints a table and writes JSON (numbers, machine, versions, the exact command). Without FOLDER it
+generates N music-like tracks of S seconds (44.1 kHz stereo: chords, bass, drums, noise, a loudness
+envelope; mp3 at 192 kbit/s by default) with a lyrics .txt sidecar each, cached under
+.cache/bench/throughput/ by (N, S, format), so reruns reuse them. `--unique K` synthesises only K tracks
+and hard-links the rest (a 2,000-track library in minutes; every path is still decoded). `--profile` also
+reports where the scan's time goes: decode, features, model forward, waiting. The JSON records the CPU
+other processes took during the scan: numbers from a busy machine say so.
+
+Every file is read once before the clock starts, so all three measure warm-cache CPU work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+# Workers of the decode-only pass and of a profiled scan import this module: keep the top stdlib-only.
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = Path(__file__).resolve().parent
+CACHE = ROOT / ".cache" / "bench" / "throughput"  # git-ignored
+GENERATOR_VERSION = 1  # bump when the generated signal changes, so caches are rebuilt
+FLOOR_RATE = 22050  # Hz: the issue's floor, the MIREX rate
+RSS_INTERVAL = 0.05  # s between /proc samples
+TARGET_RATIO = 1.5  # scan ≤ 1.5 × floor (3–5-minute tracks with lyrics, 2 cores)
+TARGET_RSS_MB = 2048  # peak RSS ≤ 2 GB whatever the library size
+CHILD_MARK = "@@throughput-child@@"
+THREAD_ENV = ("OMP_", "MKL_", "OPENBLAS_", "TORCH_", "KMP_")  # recorded: they change what a scan costs
+
+# extension → (muxer, encoder, sample rate, sample format, bit rate) for PyAV; None → soundfile
+FORMATS = {
+    "mp3": ("mp3", "libmp3lame", 44100, "fltp", 192_000),
+    "flac": ("flac", "flac", 44100, "s16", None),
+    "m4a": ("ipod", "aac", 44100, "fltp", 192_000),
+    "opus": ("ogg", "libopus", 48000, "flt", 128_000),
+    "ogg": None,  # Vorbis through libsndfile (FFmpeg's own Vorbis encoder is experimental)
+    "wav": None,
+}
+
+
+# ------------------------------------------------------------------ the library
+
+
+def generate_library(tracks: int, seconds: float, fmt: str = "mp3", jobs: int = 2, unique: int | None = None,
+                     cache: Path = CACHE) -> Path:
+    """A folder of `tracks` generated tracks (+ lyrics sidecars), reused when already complete."""
+    if fmt not in FORMATS:
+        raise SystemExit(f"unknown --format {fmt!r}; one of {', '.join(FORMATS)}")
+    unique = min(tracks, unique or tracks)
+    name = f"{fmt}-{tracks}x{seconds:g}s" + (f"-u{unique}" if unique < tracks else "") + f"-v{GENERATOR_VERSION}"
+    folder = Path(cache) / name
+    marker = folder / ".complete"
+    if marker.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"track_{i + 1:05d}.{fmt}" for i in range(tracks)]
+    for path in paths[:unique]:  # track i is the same in every library of this length and format: share it
+        if not path.exists():
+            _link_from_sibling(path, seconds, fmt, folder)
+    work = [(str(p), seconds, i) for i, p in enumerate(paths[:unique]) if not p.exists()]
+    if jobs > 1 and len(work) > 1:
+        with ProcessPoolExecutor(jobs, mp_context=_spawn()) as pool:
+            list(pool.map(_write_track, *zip(*work)))
+    else:
+        for args in work:
+            _write_track(*args)
+    for i, path in enumerate(paths):
+        if i >= unique and not path.exists():
+            source = paths[i % unique]
+            try:
+                os.link(source, path)
+            except OSError:
+                shutil.copyfile(source, path)
+        path.with_suffix(".txt").write_text(fake_lyrics(i), encoding="utf-8")
+    marker.write_text(json.dumps({"tracks": tracks, "seconds": seconds, "format": fmt, "unique": unique}))
+    return folder
+
+
+def _link_from_sibling(path: Path, seconds: float, fmt: str, folder: Path) -> None:
+    for sibling in sorted(folder.parent.glob(f"{fmt}-*x{seconds:g}s*-v{GENERATOR_VERSION}")):
+        source = sibling / path.name
+        if sibling != folder and (sibling / ".complete").exists() and source.exists():
+            try:
+                os.link(source, path)
+                return
+            except OSError:
+                pass
+
+
+def _write_track(path: str, seconds: float, seed: int) -> None:
+    fmt = Path(path).suffix.lstrip(".")
+    spec = FORMATS[fmt]
+    sr = spec[2] if spec else 44100
+    y = music_like(seconds, seed, sr)
+    tmp = Path(path).with_name(".partial-" + Path(path).name)
+    if spec is None:
+        import soundfile as sf
+
+        sf.write(tmp, y.T, sr, format="OGG" if fmt == "ogg" else "WAV", subtype="VORBIS" if fmt == "ogg" else "PCM_16")
+    else:
+        _encode_pyav(tmp, y, sr, *spec[:2], *spec[3:], title=f"Track {seed + 1}")
+    tmp.replace(path)  # a half-written file never looks generated
+
+
+def _encode_pyav(path: Path, y, sr: int, muxer: str, codec: str, sample_fmt: str, bit_rate: int | None,
+                 title: str) -> None:
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format=muxer) as out:
+        out.metadata.update(title=title, artist="Benchmark Band", album="Throughput")
+        stream = out.add_stream(codec, rate=sr, layout="stereo")
+        stream.format = sample_fmt
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        stream.codec_context.open()
+        frame_len = stream.codec_context.frame_size or 4096
+        planar = sample_fmt.endswith("p")
+        samples = (y * 32767).astype(np.int16) if sample_fmt.startswith("s16") else y.astype(np.float32)
+        pts = 0
+        for start in range(0, samples.shape[1], frame_len):
+            block = samples[:, start : start + frame_len]
+            data = np.ascontiguousarray(block if planar else block.T.reshape(1, -1))
+            frame = av.AudioFrame.from_ndarray(data, format=sample_fmt, layout="stereo")
+            frame.sample_rate, frame.pts = sr, pts
+            pts += block.shape[1]
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def music_like(seconds: float, seed: int, sr: int = 44100):
+    """[2, n] float32 stereo: chord progression with harmonics, bass, drum hits, noise, loudness envelope."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    y = np.zeros((2, n), np.float32)
+    beat = 60.0 / rng.uniform(70, 160)
+    bar = 4 * beat
+    root = 45 + int(rng.integers(0, 12))  # MIDI note of the key
+    degrees = [0, 5, 7, 9, 3, 10, 2]
+    hz = lambda midi: 440.0 * 2 ** ((midi - 69) / 12)  # noqa: E731
+    seg = int(2 * bar * sr)  # a chord every two bars
+    for s0 in range(0, n, seg):
+        m = min(seg, n - s0)
+        t = np.arange(m, dtype=np.float32) / sr
+        base = root + int(rng.choice(degrees))
+        chord = [base, base + (3 if rng.random() < 0.4 else 4), base + 7, base + 12 * int(rng.integers(0, 2))]
+        attack = np.minimum(1.0, t / 0.05) * np.exp(-t / (1.5 * bar))
+        for k, note in enumerate(chord):
+            f = hz(note + 12)
+            voice = sum(np.sin(2 * np.pi * f * h * t + rng.uniform(0, 6.28)) / h ** 1.5 for h in (1, 2, 3))
+            pan = 0.3 + 0.4 * (k % 2)
+            y[0, s0 : s0 + m] += (0.09 * (1 - pan)) * attack * voice
+            y[1, s0 : s0 + m] += (0.09 * pan) * attack * voice
+        bass = 0.18 * np.sin(2 * np.pi * hz(base - 12) * t) * np.exp(-(t % beat) / beat)
+        y[:, s0 : s0 + m] += bass
+    hits = np.arange(0, seconds, beat / 2)
+    decay = np.exp(-np.arange(int(0.12 * sr)) / (0.02 * sr)).astype(np.float32)
+    for i, h in enumerate(hits):
+        a = int(h * sr)
+        b = min(n, a + decay.size)
+        loud = 0.35 if i % 4 == 0 else (0.2 if i % 2 == 0 else 0.08)
+        y[:, a:b] += loud * decay[: b - a] * rng.standard_normal((2, b - a)).astype(np.float32)
+    y += 0.01 * rng.standard_normal((2, n)).astype(np.float32)
+    t = np.arange(n, dtype=np.float32) / sr
+    section = 0.75 + 0.25 * np.sin(2 * np.pi * t / rng.uniform(20, 40))  # verses and choruses
+    fade = np.minimum(1.0, np.minimum(t / 2.0, (seconds - t) / 4.0)).clip(0, 1)
+    y *= section * fade
+    return np.clip(y, -0.99, 0.99).astype(np.float32)
+
+
+WORDS = ("love night heart rain fire dream light road home city alone together tonight forever cold sun "
+         "dance cry run hold fall rise burn break shine remember forget dark sky river ocean wind stone "
+         "you me we they never always again away lost found slow fast wild quiet empty golden broken "
+         "tell see feel know want need take give walk wait stay leave call sing hear touch believe").split()
+
+
+def fake_lyrics(seed: int) -> str:
+    """About 300 words: four verses, a chorus three times (a typical song's length)."""
+    import random
+
+    rnd = random.Random(seed)
+    line = lambda: " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(5, 9))).capitalize()  # noqa: E731
+    chorus = "\n".join(line() for _ in range(4))
+    parts = []
+    for verse in range(4):
+        parts.append("\n".join(line() for _ in range(6)))
+        if verse in (0, 1, 3):
+            parts.append(chorus)
+    return "\n\n".join(parts) + "\n"
+
+
+def audio_files(folder: Path) -> list[Path]:
+    from mer_tag.library import walk
+
+    return [t.path for t in walk([folder])]
+
+
+def read_all(files: list[Path]) -> int:
+    """Read every file once, so each measurement starts from a warm page cache; total bytes."""
+    total = 0
+    for path in files:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                total += len(chunk)
+    return total
+
+
+# ------------------------------------------------------------------ the floor and our decode
+
+
+def ffmpeg_floor(files: list[Path], jobs: int, ffmpeg: str | None = "ffmpeg") -> dict | None:
+    """Wall time of the ffmpeg command line decoding every file to 22.05 kHz mono PCM, `jobs` at a time.
+    None when there is no ffmpeg program."""
+    exe = shutil.which(ffmpeg) if ffmpeg else None
+    if exe is None:
+        return None
+    command = [exe, "-nostdin", "-v", "error", "-i", "{file}", "-ac", "1", "-ar", str(FLOOR_RATE), "-f", "s16le", "-"]
+
+    def one(path: Path) -> int:
+        argv = [str(path) if a == "{file}" else a for a in command]
+        return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+
+    import resource
+
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        codes = list(pool.map(one, files))
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "failed": sum(c != 0 for c in codes),
+            "sample_rate": FLOOR_RATE,
+            "command": " ".join(["ffmpeg", *command[1:]]).replace("{file}", "FILE") + " > /dev/null",
+            "version": _ffmpeg_version(exe)}
+
+
+def _ffmpeg_version(exe: str) -> str | None:
+    try:
+        out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=10).stdout
+        return out.splitlines()[0] if out else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def decode_only(files: list[Path], sr: int, jobs: int) -> dict:
+    """Wall time of `stream_audio` over every file at `sr` Hz in `jobs` spawned workers (started and warm
+    before the clock starts, as a scan's are by its first tracks)."""
+    jobs = max(1, jobs)
+    with ProcessPoolExecutor(jobs, mp_context=_spawn()) as pool:
+        list(pool.map(_warm_worker, range(jobs)))
+        start = time.perf_counter()
+        results = list(pool.map(_decode_file, [str(f) for f in files], [sr] * len(files)))
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "sample_rate": sr, "audio_seconds": sum(r[0] for r in results),
+            "failed": sum(r[1] is not None for r in results), "cpu_seconds": sum(r[2] for r in results),
+            "errors": sorted({r[1] for r in results if r[1]})[:5]}
+
+
+def _spawn():
+    """The spawn context, with this folder on sys.path: spawned workers find our functions by module name."""
+    import multiprocessing
+
+    if __name__ != "__main__" and str(BENCH_DIR) not in sys.path:
+        sys.path.insert(0, str(BENCH_DIR))
+    return multiprocessing.get_context("spawn")
+
+
+def _warm_worker(_: int) -> None:
+    import mer_tag.sources.audio  # noqa: F401
+
+    time.sleep(0.3)  # hold this worker so the next task starts the next one
+
+
+def _decode_file(path: str, sr: int) -> tuple[float, str | None, float]:
+    from mer_tag.sources.audio import AudioError, stream_audio
+
+    cpu = time.process_time()
+    samples = 0
+    try:
+        with stream_audio(path, sr=sr) as stream:
+            for block in stream:
+                samples += block.size
+        error = stream.problem
+    except AudioError as exc:
+        error = str(exc)
+    return samples / sr, error, time.process_time() - cpu
+
+
+# ------------------------------------------------------------------ the scan, in a subprocess
+
+
+class TreeMemory(threading.Thread):
+    """Samples the RSS of a process and all its descendants from /proc: peak of the sum, peak of the root.
+
+    RSS counts shared pages (torch's libraries, mapped by every process that imports it) once per process,
+    so the sum overstates physical memory; PSS (from smaps_rollup, where readable) shares them out."""
+
+    def __init__(self, pid: int, interval: float = RSS_INTERVAL):
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak_total_kb = self.peak_main_kb = self.peak_pss_kb = self.samples = self.peak_processes = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.sample()
+            self._stop_event.wait(self.interval)
+
+    def sample(self) -> None:
+        pids = [self.pid, *descendants(self.pid)]
+        sizes, shares = zip(*(memory_kb(p) for p in pids))
+        self.peak_main_kb = max(self.peak_main_kb, sizes[0])
+        self.peak_total_kb = max(self.peak_total_kb, sum(sizes))
+        self.peak_pss_kb = max(self.peak_pss_kb, sum(shares))
+        self.peak_processes = max(self.peak_processes, sum(s > 0 for s in sizes))
+        self.samples += 1
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every descendant of `pid`, from /proc/PID/task/TID/children (kernel ≥ 3.5), else a /proc walk."""
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        kids = _children(parent)
+        out += kids
+        todo += kids
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    kids = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            if tid == str(pid) and os.path.exists(f"/proc/{pid}"):
+                return _children_by_walk(pid)
+        except OSError:
+            pass
+    return kids
+
+
+def _children_by_walk(pid: int) -> list[int]:
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return kids
+
+
+def memory_kb(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process in kB; PSS is 0 where smaps_rollup is unreadable, both 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            values = dict(line.split()[:2] for line in f if line.startswith(("Rss:", "Pss:")))
+        return int(values["Rss:"]), int(values["Pss:"])
+    except (OSError, KeyError, ValueError):
+        pass
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]), 0
+    except OSError:
+        pass
+    return 0, 0  # gone, or a zombie
+
+
+def run_scan(folder: Path, model: str, jobs: int, profile: bool = False, interval: float = RSS_INTERVAL) -> dict:
+    """`mer_tag.scan.scan` over `folder` in a fresh Python process, its tree's RSS sampled meanwhile."""
+    with tempfile.TemporaryDirectory(prefix="mer-tag-bench-") as tmp:
+        spec = {"folder": str(folder), "out": str(Path(tmp) / "scan.csv"), "model": model, "jobs": jobs,
+                "profile": profile}
+        code = (f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); import throughput; "
+                "throughput._scan_child(sys.argv[1])")
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        start = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-c", code, json.dumps(spec)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env)
+        memory = TreeMemory(child.pid, interval)
+        memory.start()
+        stdout, stderr = child.communicate()
+        memory.stop()
+        process_seconds = time.perf_counter() - start
+    lines = [line for line in stdout.splitlines() if line.startswith(CHILD_MARK)]
+    if child.returncode != 0 or not lines:
+        raise RuntimeError(f"scan subprocess failed (exit {child.returncode}):\n{stderr[-3000:]}")
+    result = json.loads(lines[-1][len(CHILD_MARK):])
+    result["process_seconds"] = process_seconds
+    result["memory"].update(peak_tree_rss_mb=memory.peak_total_kb / 1024, peak_main_rss_mb=memory.peak_main_kb / 1024,
+                            peak_tree_pss_mb=memory.peak_pss_kb / 1024 or None,
+                            peak_processes=memory.peak_processes, samples=memory.samples, interval_s=interval)
+    return result
+
+
+def _scan_child(spec_json: str) -> None:
+    """In the scan subprocess: run the scan, print one marked JSON line with its own measurements."""
+    import resource
+
+    spec = json.loads(spec_json)
+    timings = _install_profile() if spec["profile"] else None
+    from mer_tag.scan import scan
+
+    start = time.perf_counter()
+    summary = scan([spec["folder"]], out=spec["out"], model=spec["model"], jobs=spec["jobs"], force=True,
+                   progress=False)
+    seconds = time.perf_counter() - start
+    import torch
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = {
+        "seconds": seconds, "ok": summary.ok, "failed": summary.failed, "failures": summary.failures[:5],
+        "torch_threads": torch.get_num_threads(),
+        "cpu": {"main_s": me.ru_utime + me.ru_stime, "workers_s": kids.ru_utime + kids.ru_stime},
+        "memory": {"max_rss_main_mb": me.ru_maxrss / 1024, "max_rss_worker_mb": kids.ru_maxrss / 1024},
+    }
+    if timings is not None:
+        result["profile"] = _profile_summary(timings, seconds, spec["jobs"])
+    print(CHILD_MARK + json.dumps(result), flush=True)
+
+
+# --- --profile: wrappers timing the engine's stages (perf_counter only: the overhead is microseconds)
+
+_TIMES: dict[str, float] = defaultdict(float)  # the scan's main process
+_WORKER_TIMES: dict[str, float] = defaultdict(float)  # one track's, in a decode worker
+_WORKER_PATCHED = False  # set on a worker's first track
+_ORIGINAL_PREPARE = None
+
+
+def _timed(owner, name: str, key: str, times: dict) -> None:
+    original = getattr(owner, name, None)
+    if original is None:  # the engine changed shape: that stage reads 0 rather than the run failing
+        return
+
+    @functools.wraps(original)
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            times[key] += time.perf_counter() - start
+
+    setattr(owner, name, timed)
+
+
+def _install_profile() -> dict:
+    """In the scan's main process: time the engine's methods, and send decode work to `_timed_prepare`."""
+    from mer_tag import bundle, predict, sinks
+
+    _timed(bundle, "load", "startup_load_model", _TIMES)
+    _timed(predict.Engine, "__init__", "startup_engine", _TIMES)
+    for method, key in (("rows", "rows"), ("audio_probs", "audio_model"), ("lyrics_probs", "lyrics_model"),
+                        ("midi_probs", "midi_model"), ("fuse", "fusion")):
+        _timed(predict.Engine, method, key, _TIMES)
+    _timed(sinks.RowWriter, "write", "write", _TIMES)
+    original_rows = predict.Engine.rows
+
+    def rows(self, items):  # collect what the workers measured, then run the models
+        if self.musicnn is not None and not _TIMES["frontend_wrapped"]:  # the frozen front-end, inside audio
+            _TIMES["frontend_wrapped"] = 1
+            _timed(type(self.musicnn), "forward", "audio_frontend", _TIMES)
+        for item in items:
+            for key, value in getattr(item, "_bench", {}).items():
+                _TIMES["worker_" + key] += value
+            _TIMES["tracks"] += 1
+            _TIMES["chunks"] += 0 if item.audio is None else len(item.audio)
+        _TIMES["batches"] += 1
+        return original_rows(self, items)
+
+    predict.Engine.rows = rows
+    global _ORIGINAL_PREPARE
+    _ORIGINAL_PREPARE = predict.prepare  # for jobs=0, where `_timed_prepare` runs in this process
+    predict.prepare = _timed_prepare  # pickled by name: the spawned workers import this module
+    return _TIMES
+
+
+def _timed_prepare(track, *args):
+    """`predict.prepare` in a decode worker, with the time of its stages attached to the result."""
+    global _WORKER_PATCHED
+    from mer_tag import features, predict
+    from mer_tag.sources import audio
+
+    first = not _WORKER_PATCHED
+    if first:
+        _WORKER_PATCHED = True
+        _timed(audio.AudioStream, "__next__", "decode", _WORKER_TIMES)
+        _timed(features, "chunk_features", "features", _WORKER_TIMES)
+        for name in ("_read_tags", "_read_lyrics", "_read_midi"):
+            _timed(predict, name, name[len("_read_"):], _WORKER_TIMES)
+    _WORKER_TIMES.clear()
+    start, cpu = time.perf_counter(), time.process_time()
+    item = _ORIGINAL_PREPARE(track, *args) if _ORIGINAL_PREPARE else predict.prepare(track, *args)
+    _WORKER_TIMES["prepare"] = time.perf_counter() - start
+    _WORKER_TIMES["cpu"] = time.process_time() - cpu
+    if first:  # a worker's first track pays its imports (librosa, numba, torch...)
+        _WORKER_TIMES["first_prepare"] = _WORKER_TIMES["prepare"]
+    item._bench = dict(_WORKER_TIMES)
+    return item
+
+
+def _profile_summary(t: dict, seconds: float, jobs: int) -> dict:
+    startup = t["startup_load_model"] + t["startup_engine"]
+    rows = t["rows"]
+    worker_other = t["worker_prepare"] - t["worker_decode"] - t["worker_features"] - t["worker_tags"] \
+        - t["worker_lyrics"] - t["worker_midi"]
+    return {
+        "main": {
+            "startup_s": startup,
+            "audio_model_s": t["audio_model"], "audio_frontend_s": t["audio_frontend"],  # musicnn, in audio_model
+            "lyrics_model_s": t["lyrics_model"], "midi_model_s": t["midi_model"],
+            "fusion_s": t["fusion"], "rows_other_s": rows - t["audio_model"] - t["lyrics_model"] - t["midi_model"]
+            - t["fusion"], "write_s": t["write"],
+            "waiting_s": seconds - startup - rows - t["write"],  # walk, pool start, waiting on workers
+        },
+        "workers": {  # summed over tracks (they run `jobs` at a time)
+            "prepare_s": t["worker_prepare"], "decode_s": t["worker_decode"], "features_s": t["worker_features"],
+            "tags_s": t["worker_tags"], "lyrics_s": t["worker_lyrics"], "midi_s": t["worker_midi"],
+            "other_s": worker_other, "cpu_s": t["worker_cpu"],
+            "first_track_s": t["worker_first_prepare"],  # each worker's first track, imports included
+            "busy_fraction": t["worker_prepare"] / (max(1, jobs) * seconds) if seconds else None,
+        },
+        "tracks": int(t["tracks"]), "chunks": int(t["chunks"]), "rows_calls": int(t["batches"]),
+    }
+
+
+# ------------------------------------------------------------------ the whole run
+
+
+def model_info(model: str) -> dict:
+    from mer_tag import bundle
+
+    folder = bundle.resolve(model)
+    card = json.loads((folder / bundle.CARD_FILE).read_text(encoding="utf-8"))
+    audio = card["features"]["audio"]
+    return {"model": model, "path": str(folder), "ref": f"{card['name']}@{card.get('version', '0')}",
+            "frontend": audio.get("frontend", "logmel"), "sample_rate": int(audio.get("sample_rate", FLOOR_RATE)),
+            "branches": sorted(card.get("models", {}))}
+
+
+def tiny_model(cache: Path = CACHE) -> str:
+    """The tests' tiny random-weight bundle (whole pipeline, no trained weights): for quick checks only."""
+    folder = Path(cache) / "tiny-model"
+    if not (folder / "card.json").exists():
+        sys.path.insert(0, str(ROOT / "tests"))
+        from tiny_model import make_tiny_bundle
+
+        make_tiny_bundle(folder)
+    return str(folder)
+
+
+def run_benchmark(folder: Path, jobs: int = 2, model: str = "default", profile: bool = False,
+                  ffmpeg: str | None = "ffmpeg", generated: dict | None = None, command: str | None = None,
+                  decode: bool = True) -> dict:
+    """Floor, decode-only and full scan on the audio files under `folder`; every number, as a dict."""
+    files = audio_files(folder)
+    if not files:
+        raise SystemExit(f"no audio files under {folder}")
+    info = model_info(model)
+    load = os.getloadavg()[0]
+    size = read_all(files)
+    busy = machine_busy_seconds()
+    floor = ffmpeg_floor(files, jobs, ffmpeg)
+    busy_floor = machine_busy_seconds()
+    decode = decode_only(files, info["sample_rate"], jobs) if decode else None
+    busy_decode = machine_busy_seconds()
+    scan = run_scan(folder, info["path"], jobs, profile)
+    busy_scan = machine_busy_seconds()
+    # the machine's CPU seconds during each stage; for the scan, what other processes took meanwhile
+    for stage, before, after in ((floor, busy, busy_floor), (decode, busy_floor, busy_decode),
+                                 (scan, busy_decode, busy_scan)):
+        if stage and before is not None and after is not None:
+            stage["machine_cpu_s"] = after - before
+    if "machine_cpu_s" in scan:
+        scan["cpu"]["others_s"] = max(0.0, scan["machine_cpu_s"] - scan["cpu"]["main_s"] - scan["cpu"]["workers_s"])
+    n, audio_s = len(files), decode["audio_seconds"] if decode else _header_seconds(files)
+    for stage in (floor, decode, scan):
+        if stage:
+            stage["tracks_per_s"] = n / stage["seconds"]
+            stage["x_realtime"] = audio_s / stage["seconds"]
+    scan["cpu"]["utilisation"] = (scan["cpu"]["main_s"] + scan["cpu"]["workers_s"]) / (
+        scan["process_seconds"] * _cores())
+    ratio = scan["seconds"] / floor["seconds"] if floor else None
+    peak = scan["memory"]["peak_tree_rss_mb"]
+    return {
+        "command": command or shlex.join([sys.executable, *sys.argv]),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(load),
+        "library": {"folder": str(folder), "tracks": n, "audio_seconds": audio_s, "bytes": size,
+                    "lyrics_sidecars": sum(f.with_suffix(".txt").exists() for f in files),
+                    "formats": sorted({f.suffix.lower().lstrip(".") for f in files}), "generated": generated},
+        "jobs": jobs, "model": info,
+        "floor": floor, "decode": decode, "scan": scan,
+        "ratios": {"scan_over_floor": ratio,
+                   "decode_over_floor": decode["seconds"] / floor["seconds"] if floor and decode else None,
+                   "scan_over_decode": scan["seconds"] / decode["seconds"] if decode else None,
+                   # CPU seconds, less sensitive to other load than wall time (spinning threads still count)
+                   "scan_cpu_over_floor_cpu": (scan["cpu"]["main_s"] + scan["cpu"]["workers_s"]) / floor["cpu_seconds"]
+                   if floor and floor["cpu_seconds"] else None},
+        "targets": {"scan_over_floor_max": TARGET_RATIO, "peak_rss_mb_max": TARGET_RSS_MB,
+                    "ratio_met": None if ratio is None else ratio <= TARGET_RATIO, "rss_met": peak <= TARGET_RSS_MB},
+    }
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all processes have used since boot (all cores), from /proc/stat; None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _header_seconds(files: list[Path]) -> float:
+    """Total duration from the containers' headers (when the decode pass, which counts samples, is skipped)."""
+    import av
+
+    total = 0.0
+    for path in files:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            total += (container.duration or 0) / av.time_base
+    return total
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def machine_info(load: float) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    cpu, mem = platform.processor() or None, None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 ** 2
+    except (OSError, ValueError, IndexError):
+        pass
+    import av
+
+    return {"cores": _cores(), "cpu_count": os.cpu_count(), "cpu_model": cpu,
+            "memory_gb": None if mem is None else round(mem, 1), "load_1min_at_start": round(load, 2),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "env": {k: v for k, v in os.environ.items() if k.startswith(THREAD_ENV)},
+            "versions": {"mer-tag": ver("mer-tag"), "torch": ver("torch"), "av": ver("av"),
+                         "pyav_ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))) or None,
+                         "numpy": ver("numpy"), "librosa": ver("librosa"), "polars": ver("polars")}}
+
+
+def format_table(r: dict) -> str:
+    """A plain table (Markdown, so docs/performance.md can quote it as is)."""
+    lib, n = r["library"], r["library"]["tracks"]
+    floor_s = r["floor"]["seconds"] if r["floor"] else None
+    lines = [f"{n} tracks, {lib['audio_seconds'] / 60:.1f} min of audio ({', '.join(lib['formats'])}, "
+             f"{lib['bytes'] / 1e6:.0f} MB, {lib['lyrics_sidecars']} lyrics sidecars); jobs={r['jobs']}; "
+             f"model {r['model']['ref']} ({r['model']['frontend']}, {r['model']['sample_rate']} Hz); "
+             f"{r['machine']['cores']} cores, {r['machine']['cpu_model']}",
+             "",
+             "| stage | wall s | CPU s | tracks/s | × realtime | × floor (wall) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    stages = [(f"ffmpeg floor ({FLOOR_RATE} Hz mono s16)", r["floor"]),
+              (f"our decode only (stream_audio, {r['model']['sample_rate']} Hz)", r["decode"]),
+              ("full scan", r["scan"])]
+    for name, stage in stages:
+        if stage is None:
+            lines.append(f"| {name} | (skipped) | | | | |")
+            continue
+        vs = f"{stage['seconds'] / floor_s:.2f}" if floor_s else "–"
+        cpu_s = stage["cpu_seconds"] if "cpu_seconds" in stage else stage["cpu"]["main_s"] + stage["cpu"]["workers_s"]
+        lines.append(f"| {name} | {stage['seconds']:.2f} | {cpu_s:.1f} | {stage['tracks_per_s']:.2f} | "
+                     f"{stage['x_realtime']:.0f} | {vs} |")
+    scan, cores = r["scan"], r["machine"]["cores"]
+    mem, cpu = scan["memory"], scan["cpu"]
+    lines += ["",
+              f"scan: {scan['ok']} ok, {scan['failed']} failed; process {scan['process_seconds']:.2f} s "
+              f"with interpreter start; CPU main {cpu['main_s']:.1f} s + workers {cpu['workers_s']:.1f} s "
+              f"({cpu['utilisation']:.0%} of {cores} cores); torch threads {scan['torch_threads']}",
+              f"peak RSS: process tree {mem['peak_tree_rss_mb']:.0f} MB (sum, {mem['peak_processes']} processes; "
+              f"PSS {mem['peak_tree_pss_mb'] or 0:.0f} MB), "
+              f"main {mem['peak_main_rss_mb']:.0f} MB (kernel max {mem['max_rss_main_mb']:.0f} MB), "
+              f"largest worker {mem['max_rss_worker_mb']:.0f} MB"]
+    t = r["targets"]
+    ratio = r["ratios"]["scan_over_floor"]
+    lines.append(f"targets: scan/floor {'–' if ratio is None else f'{ratio:.2f}'} ≤ {t['scan_over_floor_max']} "
+                 f"{'–' if t['ratio_met'] is None else ('met' if t['ratio_met'] else 'NOT met')}; "
+                 f"peak RSS ≤ {t['peak_rss_mb_max']} MB {'met' if t['rss_met'] else 'NOT met'}")
+    if r["machine"]["load_1min_at_start"] > 0.5 * r["machine"]["cores"]:
+        lines.append(f"WARNING: load average {r['machine']['load_1min_at_start']} at start: the machine was busy")
+    others = cpu.get("others_s")
+    if others is not None and others > 0.1 * scan["process_seconds"] * cores:
+        lines.append(f"WARNING: other processes took {others:.0f} CPU s during the scan "
+                     f"({others / (scan['process_seconds'] * cores):.0%} of the machine): numbers are inflated")
+    p = r["scan"].get("profile")
+    if p:
+        m, w = p["main"], p["workers"]
+        lines += ["", f"profile (main process, wall s; {p['chunks']} chunks in {p['rows_calls']} engine calls):",
+                  "  " + ", ".join(f"{k[:-2]} {v:.2f}" for k, v in m.items()),
+                  f"profile (decode workers, s summed over {p['tracks']} tracks; busy {w['busy_fraction']:.0%}):",
+                  "  " + ", ".join(f"{k[:-2]} {v:.2f}" for k, v in w.items() if k.endswith("_s"))]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("folder", nargs="?", type=Path, help="A library to measure (default: generate one).")
+    parser.add_argument("--tracks", type=int, default=20, help="Generated tracks (default 20).")
+    parser.add_argument("--seconds", type=float, default=240.0, help="Length of each generated track (default 240).")
+    parser.add_argument("--format", default="mp3", choices=sorted(FORMATS), help="Generated format (default mp3).")
+    parser.add_argument("--unique", type=int, default=None,
+                        help="Synthesise only this many tracks and hard-link the rest (default: all unique).")
+    parser.add_argument("--jobs", type=int, default=2, help="Parallel jobs for all three stages (default 2).")
+    parser.add_argument("--model", default="default",
+                        help="'default', 'tiny' (random weights, for quick checks) or a model folder.")
+    parser.add_argument("--json", type=Path, default=CACHE / "throughput.json", help="Where to write the results.")
+    parser.add_argument("--profile", action="store_true", help="Also time the scan's stages.")
+    parser.add_argument("--no-ffmpeg", action="store_true", help="Skip the floor.")
+    parser.add_argument("--no-decode", action="store_true",
+                        help="Skip our decode-only pass (e.g. a memory-only run).")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="Where generated libraries are kept.")
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", os.path.relpath(__file__, ROOT) if __file__.startswith(str(ROOT)) else __file__,
+                          *(sys.argv[1:] if argv is None else argv)])
+    generated = None
+    folder = args.folder
+    if folder is None:
+        started = time.perf_counter()
+        folder = generate_library(args.tracks, args.seconds, args.format, args.jobs, args.unique, args.cache)
+        generated = {"tracks": args.tracks, "seconds": args.seconds, "format": args.format,
+                     "unique": min(args.tracks, args.unique or args.tracks),
+                     "generate_s": round(time.perf_counter() - started, 2)}
+    model = tiny_model(args.cache) if args.model == "tiny" else args.model
+    result = run_benchmark(folder, args.jobs, model, args.profile, None if args.no_ffmpeg else "ffmpeg", generated,
+                           command, decode=not args.no_decode)
+    print(format_table(result))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"\nJSON: {args.json}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

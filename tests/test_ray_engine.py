@@ -1,0 +1,264 @@
+"""`scan --engine ray` (issue #8) on a real two-node Ray cluster on 127.0.0.1, against the local engine.
+
+One module-scoped cluster (a head and a second node, each its own raylet; ray.cluster_utils.Cluster, so
+every process is a child of this one and its shutdown stops exactly them). Tests that need ray skip
+when it is not installed; the sink and default-path tests run everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media import tone, write_audio, write_lyrics, write_midi
+from mer_tag.engines.ray_engine import PartWriter, RayOptions, plan
+from mer_tag.predict import columns
+from mer_tag.scan import scan
+from mer_tag.sinks import read_results
+from tiny_model import make_tiny_bundle
+
+# Ray binds its node to the "remotely reachable" address unless told it is a single-machine cluster:
+# this keeps the GCS, raylets and workers on 127.0.0.1. Read when ray is imported, so set it first.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+FLOAT_TOL = 1e-5
+COLUMNS = columns(5, False)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    """Good tracks (lyrics, MIDI, several containers, multi-chunk) and broken ones."""
+    lib = tmp_path_factory.mktemp("ray") / "Music"
+    write_audio(lib / "rock" / "Song.flac", tone(6, 220))
+    write_lyrics(lib / "rock" / "Song.txt", "We ride tonight\nfire in the sky\n")
+    write_midi(lib / "rock" / "Song.mid")
+    write_audio(lib / "rock" / "Other.mp3", tone(4, 330))
+    write_lyrics(lib / "rock" / "Other.lrc", "[00:01.00]la la la\n")
+    write_audio(lib / "jazz" / "Café 🎷.ogg", tone(3, 440))
+    write_audio(lib / "jazz" / "Tune.m4a", tone(3, 550))
+    write_audio(lib / "jazz" / "Tune.wav", tone(12, 660))
+    write_midi(lib / "jazz" / "Tune.mid")
+    for i in range(7):
+        write_audio(lib / "more" / f"t{i}.wav", tone(8, 200 + 40 * i, seed=i))
+    (lib / "broken").mkdir()
+    (lib / "broken" / "empty.mp3").write_bytes(b"")
+    (lib / "broken" / "notes.mp3").write_text("a text file, renamed")
+    write_audio(lib / "broken" / "silence.wav", np.zeros(22050 * 3, dtype=np.float32))
+    return lib
+
+
+@pytest.fixture(scope="module")
+def local_rows(library, tiny_model, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("local") / "moods.jsonl"
+    summary = scan([library], out=out, model=tiny_model, jobs=0, progress=False)
+    assert (summary.ok, summary.failed) == (12, 3)
+    return by_path(read_results(out))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and a second node on 127.0.0.1, one CPU each; always shut down."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        nodes.add_node(num_cpus=1)
+        ray.init(address=nodes.address, log_to_driver=False)
+        nodes.wait_for_nodes()
+        assert all(n["NodeManagerAddress"] == "127.0.0.1" for n in ray.nodes())
+        assert len(ray.nodes()) == 2
+        yield nodes
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
+
+
+def by_path(frame) -> dict:
+    return {r["path"]: r for r in frame.iter_rows(named=True)}
+
+
+def assert_same_rows(got: dict, want: dict) -> None:
+    assert sorted(got) == sorted(want)
+    for path, row in want.items():
+        other = got[path]
+        for column in COLUMNS:
+            if column.startswith("prob_") or column == "confidence":
+                assert other[column] == pytest.approx(row[column], abs=FLOAT_TOL, nan_ok=False) \
+                    if row[column] is not None else other[column] is None, (path, column)
+            else:
+                assert other[column] == row[column], (path, column)
+
+
+# ------------------------------------------------------------------ on the cluster
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_ray_scan_equals_local_and_resumes_from_its_part_files(cluster, library, tiny_model, local_rows, tmp_path):
+    out = tmp_path / "moods.parquet"
+    seen = []
+
+    def stop_after_four(row):
+        seen.append(row["path"])
+        if len(seen) == 4:
+            raise _Stop  # the driver interrupted mid-scan
+
+    with pytest.raises(_Stop):
+        scan([library], out=out, model=tiny_model, progress=False, engine="ray", on_row=stop_after_four)
+    assert out.is_dir() and sorted(read_results(out)["path"]) == sorted(seen)
+
+    # The rerun: the CLI, joining the cluster by address, in another process.
+    code = ("import sys; from mer_tag.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, "scan", str(library), "--model", str(tiny_model), "-o", str(out),
+                           "--engine", "ray", "--address", cluster.address],
+                          capture_output=True, text=True, cwd=Path(__file__).parent, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-3000:]  # 1: some tracks failed (the broken ones)
+    done_ok = sum(local_rows[p]["status"] == "ok" for p in seen)
+    assert f"{12 - done_ok} ok, 3 failed, {done_ok} skipped" in proc.stderr
+
+    parts = sorted(p.name for p in out.glob("*"))
+    assert parts and all(name.startswith("part-") and name.endswith(".parquet") for name in parts)
+    assert not Path(str(out) + ".partial.jsonl").exists()
+    frame = read_results(out)
+    assert frame.columns == COLUMNS and frame.height == 15
+    import polars as pl
+
+    assert pl.read_parquet(out)["path"].n_unique() == pl.read_parquet(out).height == 15  # no duplicates on disk
+    assert_same_rows(by_path(frame), local_rows)
+
+
+def _killers(kills: Path, real_prepare, real_predictor):
+    """A decode task body and a model actor class that SIGKILL their own worker process once, mid-task:
+    the decode worker on Tune.wav, the actor on the batch holding Song.flac (a marker file says it happened)."""
+
+    def kill_once(name: str) -> None:
+        try:
+            (kills / name).touch(exist_ok=False)
+        except FileExistsError:
+            return  # the retry: let it through
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def prepare(row, **kwargs):
+        if row["path"].endswith("Tune.wav"):
+            kill_once("prepare")
+        return real_prepare(row, **kwargs)
+
+    class Predictor(real_predictor):
+        def __call__(self, batch):
+            if any(str(p).endswith("Song.flac") for p in batch["path"]):
+                kill_once("actor")
+            return super().__call__(batch)
+
+    return prepare, Predictor
+
+
+def test_killed_workers_lose_no_track(cluster, library, tiny_model, local_rows, tmp_path, monkeypatch):
+    """SIGKILL a decode worker mid-task and the model actor mid-batch: every track still comes, once."""
+    import ray.cloudpickle
+
+    from mer_tag import bundle as bundle_io
+    from mer_tag.engines import ray_engine
+    from mer_tag.library import walk
+
+    kills = tmp_path / "kills"
+    kills.mkdir()
+    prepare, predictor = _killers(kills, ray_engine._prepare_row, ray_engine._Predictor)
+    monkeypatch.setattr(ray_engine, "_prepare_row", prepare)
+    monkeypatch.setattr(ray_engine, "_Predictor", predictor)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this module
+    try:
+        tracks = list(walk([library]))
+        rows = list(ray_engine.predict_tracks(tracks, bundle_io.load(tiny_model), tiny_model,
+                                              options=RayOptions(batch_tracks=2, tracks_per_block=1)))
+    finally:
+        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert (kills / "prepare").exists() and (kills / "actor").exists()  # both workers were killed
+    assert len(rows) == len(tracks) == 15
+    assert_same_rows({r["path"]: r for r in rows}, local_rows)
+
+
+# ------------------------------------------------------------------ everywhere (no ray needed)
+
+
+def test_default_path_never_imports_ray(library, tmp_path):
+    model = make_tiny_bundle(tmp_path / "audio-only", lyrics=False, midi=False)  # no encoder to load: fast
+    code = ("import sys; from mer_tag.cli import main; "
+            f"code = main(['scan', {str(library / 'rock')!r}, '--model', {str(model)!r}, "
+            f"'-o', {str(tmp_path / 'm.csv')!r}, '-j', '0', '-q']); "
+            "assert 'ray' not in sys.modules, 'ray imported'; sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def _row(path: str, cluster: int | None = 1) -> dict:
+    row = dict.fromkeys(COLUMNS)
+    row.update(path=path, status="ok" if cluster else "error", size=10, mtime=1.5, model="m@1", lyrics_source="none")
+    if cluster:
+        row.update(cluster=cluster, cluster_name="x", confidence=0.5, **{f"prob_cluster_{k}": 0.2 for k in range(1, 6)})
+    return row
+
+
+def test_part_writer_survives_a_kill_and_never_duplicates(tmp_path):
+    import polars as pl
+
+    out = tmp_path / "moods.parquet"
+    writer = PartWriter(out, COLUMNS, redo=set(), part_rows=3)
+    assert read_results(out).height == 0  # an empty dataset reads from the start
+    for i in range(5):
+        writer.write(_row(f"/m/{i}.mp3", cluster=None if i == 4 else 1 + i % 5))
+    # killed here: rows 0-2 are a part, 3-4 only in the journal (never closed)
+    writer.stream.close()
+    assert sorted(read_results(out)["path"]) == [f"/m/{i}.mp3" for i in range(5)]
+
+    writer = PartWriter(out, COLUMNS, redo={"/m/1.mp3", "/m/4.mp3"}, part_rows=3)  # resume: two to redo
+    assert sorted(read_results(out)["path"]) == ["/m/0.mp3", "/m/2.mp3", "/m/3.mp3"]
+    writer.write(_row("/m/1.mp3", cluster=3))
+    writer.write(_row("/m/4.mp3", cluster=2))
+    writer.close()
+    on_disk = pl.read_parquet(out)
+    assert on_disk.height == on_disk["path"].n_unique() == 5
+    assert on_disk.schema["cluster"] == pl.Int64 and on_disk.schema["prob_cluster_1"] == pl.Float64
+    assert by_path(read_results(out))["/m/4.mp3"]["cluster"] == 2
+    assert not Path(str(out) + ".partial.jsonl").exists()
+
+
+def test_part_writer_adopts_a_single_file_result(tmp_path):
+    out = tmp_path / "moods.parquet"
+    from mer_tag.sinks import RowWriter
+
+    single = RowWriter(out, COLUMNS)
+    single.write(_row("/m/a.mp3"))
+    single.write(_row("/m/b.mp3", cluster=None))
+    single.close()
+    assert out.is_file()
+    PartWriter(out, COLUMNS, redo={"/m/b.mp3"}).close()
+    assert out.is_dir() and sorted(read_results(out)["path"]) == ["/m/a.mp3"]
+
+
+def test_plan_fits_the_cluster():
+    gpu = plan({"CPU": 32, "GPU": 4}, 1_000_000, RayOptions())
+    assert gpu["actors"] == (4, 4) and gpu["model_gpus"] == 1 and gpu["model_cpus"] == 1
+    assert gpu["tracks_per_block"] == 32
+    small = plan({"CPU": 2}, 30, RayOptions())
+    assert small["actors"] == (1, 1) and small["model_gpus"] == 0 and small["blocks"] == 8
+    assert small["model_cpus"] == 0  # one or two cores: the actor must not take a decode slot
+    cpus = plan({"CPU": 64}, 1_000_000, RayOptions())
+    assert cpus["actors"] == (1, 8) and cpus["model_cpus"] == 1
+    big = plan({"CPU": 64}, 10, RayOptions(model_actors=3))
+    assert big["actors"] == (3, 3) and big["blocks"] == 10
