@@ -24,6 +24,14 @@ LYRICS_MAX_TOKENS = 256  # tokens per encoder window, [CLS] and [SEP] included
 MIDI_SEQ_LEN = 500  # note events per MIDI sequence
 MIDI_PAD_PITCH = 128  # pitch index used for padding: outside 0..127 so it is never a real note
 
+# musicnn's own input (models/musicnn.py was trained on exactly this): facts about its weights, not settings.
+MUSICNN_SAMPLE_RATE = 16000  # Hz; audio must be resampled to this before musicnn_logmel()
+MUSICNN_N_FFT = 512  # samples, 32 ms Hann window
+MUSICNN_HOP_LENGTH = 256  # samples, 16 ms between frames
+MUSICNN_N_MELS = 96  # librosa Slaney-style mel bands, 0 to 8 kHz
+MUSICNN_PATCH_SECONDS = 3.0  # s of audio per patch
+MUSICNN_PATCH_FRAMES = 187  # 3 s at 16 kHz / 256 hop: librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
+
 
 @dataclass(frozen=True)
 class AudioConfig:
@@ -117,10 +125,59 @@ def logmel(chunk: np.ndarray, config: AudioConfig) -> np.ndarray:
 def chunk_features(chunks: np.ndarray, config: AudioConfig) -> np.ndarray:
     """Model input for a stack of chunks: [n, n_mels, frames] log-mel, or [n, patches, 187, 96] for musicnn."""
     if config.frontend == "musicnn":
-        from mer_tag.models import musicnn
-
-        return np.stack([musicnn.patches(musicnn.logmel(c)) for c in chunks])
+        return np.stack([musicnn_patches(musicnn_logmel(c)) for c in chunks])
     return np.stack([logmel(c, config) for c in chunks])
+
+
+def musicnn_logmel(y16k: np.ndarray) -> np.ndarray:
+    """[frames, 96] float32 log-compressed mel spectrogram of a mono 16 kHz signal, as musicnn makes it.
+
+    frames = 1 + len(y16k) // 256. Steps (musicnn extractor.batch_data / musicnn-training):
+    librosa power mel (n_fft 512, hop 256, 96 mels, Slaney norm, centred frames, reflect padding:
+    librosa <= 0.9's default, which musicnn was trained with), rounded to float16 as musicnn stores it,
+    then log10(10000 * mel + 1) computed in float32. (Under NumPy >= 2 musicnn's own code keeps the
+    product in float16, which overflows to inf for loud bins; under the NumPy 1.x it was written for,
+    value-based casting promoted it to float32, as here.)
+    """
+    import librosa
+
+    y = np.ascontiguousarray(y16k, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"logmel expects a mono 1-D signal, got shape {y.shape}")
+    mel = librosa.feature.melspectrogram(y=y, sr=MUSICNN_SAMPLE_RATE, n_fft=MUSICNN_N_FFT, hop_length=MUSICNN_HOP_LENGTH,
+                                         n_mels=MUSICNN_N_MELS, pad_mode="reflect").T
+    mel = mel.astype(np.float16).astype(np.float32)
+    return np.log10(np.float32(10000.0) * mel + np.float32(1.0)).astype(np.float32)
+
+
+def musicnn_patches(mel: np.ndarray, hop_frames: int = MUSICNN_PATCH_FRAMES, tail: str = "auto") -> np.ndarray:
+    """[n, 187, 96] float32 patches of a [frames, 96] log-mel, starts `hop_frames` apart.
+
+    Default: non-overlapping 3-s patches, as musicnn's extractor. Tail (frames after the last full
+    patch): 'drop' discards it (musicnn's behaviour); 'end' adds one patch aligned to the last frame
+    (overlapping the previous one) whenever any frames are left; 'auto' (default) does so only when
+    at least half a patch is left, so a 30-s signal gives exactly 10 patches. Input shorter than one
+    patch is repeat-padded to 187 frames (musicnn training's 'pad_short': 'repeat-pad'); an empty
+    input gives [0, 187, 96].
+    """
+    mel = np.asarray(mel, dtype=np.float32)
+    if mel.ndim != 2 or mel.shape[1] != MUSICNN_N_MELS:
+        raise ValueError(f"patches expects [frames, {MUSICNN_N_MELS}], got {mel.shape}")
+    if hop_frames < 1:
+        raise ValueError("hop_frames must be >= 1")
+    if tail not in ("auto", "drop", "end"):
+        raise ValueError(f"tail must be 'auto', 'drop' or 'end', not {tail!r}")
+    n = mel.shape[0]
+    if n == 0:
+        return np.zeros((0, MUSICNN_PATCH_FRAMES, MUSICNN_N_MELS), np.float32)
+    if n < MUSICNN_PATCH_FRAMES:
+        reps = -(-MUSICNN_PATCH_FRAMES // n)
+        return np.tile(mel, (reps, 1))[None, :MUSICNN_PATCH_FRAMES].copy()
+    starts = list(range(0, n - MUSICNN_PATCH_FRAMES + 1, hop_frames))
+    left = n - (starts[-1] + MUSICNN_PATCH_FRAMES)  # frames not covered by any patch
+    if left > 0 and (tail == "end" or (tail == "auto" and left >= MUSICNN_PATCH_FRAMES // 2)):
+        starts.append(n - MUSICNN_PATCH_FRAMES)
+    return np.stack([mel[s : s + MUSICNN_PATCH_FRAMES] for s in starts])
 
 
 def is_silent(signal: np.ndarray) -> bool:

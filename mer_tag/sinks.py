@@ -135,12 +135,10 @@ def _rewrite(target: Path, fmt: str, keep, columns: list[str], force: bool = Fal
     import polars as pl
 
     if keep is None or keep.height == 0:
-        if force or fmt == "parquet":
-            keep = pl.DataFrame(schema={c: pl.String for c in columns})
-        elif not target.exists() or target.stat().st_size == 0:
-            return
-        else:
-            keep = pl.DataFrame(schema={c: pl.String for c in columns})
+        starts_empty = not target.exists() or target.stat().st_size == 0
+        if starts_empty and fmt != "parquet" and not force:
+            return  # a new CSV / JSON-lines file: the writer starts it (CSV with its header)
+        keep = pl.DataFrame(schema={c: pl.String for c in columns})  # Parquet always holds its schema
     for column in columns:
         if column not in keep.columns:
             keep = keep.with_columns(pl.lit(None).alias(column))

@@ -97,27 +97,6 @@ def write_lyrics(path: Path, text: str = LYRICS, encoding: str = "utf-8") -> Pat
     return path
 
 
-def write_wavpack(path: Path, y: np.ndarray | None = None, sr: int = SAMPLE_RATE) -> Path:
-    """WavPack (.wv) through PyAV's FFmpeg, whose muxer adds an APEv2 tag: a container tagged with APEv2."""
-    import av
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    samples = ((tone() if y is None else y) * 32767).astype(np.int16)
-    with av.open(str(path), "w", format="wv") as out:
-        stream = out.add_stream("wavpack", rate=sr, layout="mono")
-        for start in range(0, samples.size, 4096):
-            block = np.ascontiguousarray(samples[start : start + 4096][None, :])
-            frame = av.AudioFrame.from_ndarray(block, format="s16p", layout="mono")
-            frame.sample_rate = sr
-            frame.pts = start
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
-
-
 def write_tags(path: Path, lyrics: str | None = None, **fields: str) -> Path:
     """Embed `lyrics` and title/artist/album `fields` with mutagen, in the container's own tag format:
     ID3 (USLT, TIT2, TPE1, TALB) for MP3/WAV/AIFF, MP4 atoms (©lyr, ©nam, ©ART, ©alb) for M4A, ASF

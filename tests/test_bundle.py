@@ -56,3 +56,42 @@ def test_pickle_is_never_loaded(tmp_path):
     (folder / "audio.safetensors").write_bytes(b"\x80\x04not a safetensors file")
     with pytest.raises(bundle_io.BundleError, match="audio"):
         bundle_io.load(folder)
+
+
+def _notes(pitches, seq_len=32):
+    """(pitch, cont, length) as features.midi_sequence makes them, for `pitches` a quarter-second apart."""
+    from mer_tag.features import MidiConfig, midi_sequence
+
+    notes = np.array([[p, 0.25 * i, 0.2, 90] for i, p in enumerate(pitches)], dtype=np.float32)
+    pitch, cont, n = midi_sequence(notes, MidiConfig(seq_len=seq_len))
+    return torch.from_numpy(pitch)[None], torch.from_numpy(cont)[None], torch.tensor([n])
+
+
+def test_midi_statistics_hear_the_mode_in_any_key_and_ignore_padding():
+    from mer_tag.models.midi import N_PITCH_CLASSES, midi_statistics
+
+    c_major = [60, 62, 64, 65, 67, 69, 71, 72, 64, 67, 60, 60]
+    c_minor = [60, 62, 63, 65, 67, 68, 70, 72, 63, 67, 60, 60]
+    major = midi_statistics(*_notes(c_major))
+    transposed = midi_statistics(*_notes([p + 5 for p in c_major]))
+    minor = midi_statistics(*_notes(c_minor))
+    profile = slice(0, N_PITCH_CLASSES)
+    assert torch.allclose(major[:, profile], transposed[:, profile])  # same mode, another key
+    assert not torch.allclose(major[:, profile], minor[:, profile])
+    assert major[0, profile].sum().item() == pytest.approx(1.0)
+    assert torch.allclose(major, midi_statistics(*_notes(c_major, seq_len=200)), atol=1e-6)  # padding ignored
+
+
+def test_midi_stats_model_trains_saves_and_rebuilds(tmp_path):
+    from mer_tag import models
+
+    model = models.build({"arch": "midi_stats", "n_classes": 5, "hidden": 8})
+    batch = [torch.cat(parts) for parts in zip(_notes([60, 64, 67] * 4), _notes([50, 53, 57, 62] * 3))]
+    model.train()
+    model(*batch).sum().backward()  # batch statistics move the running ones
+    model.eval()
+    rebuilt = models.build(model.dims)
+    rebuilt.load_state_dict(model.state_dict())
+    rebuilt.eval()
+    assert torch.allclose(model(*batch), rebuilt(*batch))
+    assert model(*batch).shape == (2, 5)

@@ -268,6 +268,23 @@ def test_load_results_reads_csv(tmp_path):
     assert summarize(load_results(results))["totals"]["tracks"] == 6
 
 
+def test_cli_report_reads_a_parquet_folder_from_the_ray_engine(tmp_path):
+    """`scan --engine ray -o x.parquet` writes a folder of part files; report and playlists read it whole."""
+    from mer_tag.engines.ray_engine import PartWriter  # imports no ray
+
+    frame = small_results()
+    results = tmp_path / "scan.parquet"
+    writer = PartWriter(results, frame.columns)
+    for row in frame.to_dicts():
+        writer.write(row)
+    writer.close()
+    assert results.is_dir()
+    assert main(["report", str(results), "--format", "json", "--out", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["totals"]["tracks"] == frame.height
+    assert main(["playlists", str(results), "--out", str(tmp_path / "pl")]) == 0
+    assert list((tmp_path / "pl").glob("*.m3u8"))
+
+
 # --- scale ------------------------------------------------------------------------------------------
 
 

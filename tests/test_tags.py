@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from media import tone, write_audio, write_wavpack
+from media import tone, write_audio, write_pyav_audio
 from mer_tag import tags
 from mer_tag.cli import main
 
@@ -75,7 +75,7 @@ def _build(folder: Path) -> None:
         kind = "alac.m4a" if name.endswith(".alac.m4a") else name.rsplit(".", 1)[1]
         path = folder / name
         if kind == "wv":
-            write_wavpack(path)
+            write_pyav_audio(path)
         else:
             write_audio(path, tone(seconds=1.0, seed=len(name)))
     for name in ("v24.mp3", "alt.mp3"):

@@ -18,6 +18,7 @@ def build(dims: dict):
         "musicnn_crnn": crnn.MusicnnCRNN,
         "lyrics": lyrics.LyricsClassifier,
         "midi_bigru": midi.MidiBiGRU,
+        "midi_stats": midi.MidiStats,
         "fusion": fusion.LateFusion,
         "ensemble": ensemble.Ensemble,
     }

@@ -76,6 +76,15 @@ class LyricsClassifier(nn.Module):
         """[B, hidden] (windows already averaged per song) → [B, n_classes] logits."""
         return self.head(song_embeddings)
 
+    def forward_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, song: torch.Tensor) -> torch.Tensor:
+        """Token windows of several songs → [songs, n_classes] logits: encode every window, average the
+        windows of each song (`song[w]` is window w's song index), classify. Used when fine-tuning."""
+        emb = self.encode(input_ids, attention_mask)
+        n_songs = int(song.max()) + 1
+        sums = torch.zeros(n_songs, emb.shape[1], dtype=emb.dtype).index_add_(0, song, emb)
+        counts = torch.bincount(song, minlength=n_songs).clamp_min(1).unsqueeze(1)
+        return self(sums / counts)
+
     def trained_state(self) -> dict[str, torch.Tensor]:
         """What a bundle stores: the head, plus the encoder only if we changed it."""
         state = self.state_dict()

@@ -1,4 +1,9 @@
-"""MIDI model: note events → a bidirectional GRU → attention pooling → class logits."""
+"""MIDI models: note events → class logits.
+
+`MidiBiGRU` reads the sequence (a bidirectional GRU, attention or last-state pooling); `MidiStats` pools it
+into a few musical statistics first (key and mode through the pitch-class histogram, register, articulation,
+dynamics, tempo, density), which a hundred-odd training pieces can fit without memorising them.
+"""
 
 from __future__ import annotations
 
@@ -31,3 +36,56 @@ class MidiBiGRU(nn.Module):
             return self.head(torch.cat([last[0], last[1]], dim=-1))
         mask = torch.arange(pitch.shape[1], device=pitch.device)[None, :] < lengths.clamp_min(1)[:, None]
         return self.head(self.pool(states, mask))
+
+
+N_PITCH_CLASSES = 12  # C, C#, …, B
+MIDI_STATS = N_PITCH_CLASSES + 11  # pitch-class histogram + the 11 summary statistics of `midi_statistics`
+
+
+def midi_statistics(pitch: torch.Tensor, cont: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """[B, MIDI_STATS] per-piece statistics of the real (unpadded) events.
+
+    pitch [B, L] (MIDI_PAD_PITCH past the end), cont [B, L, 3] = (log1p duration s, velocity / 127,
+    log1p inter-onset s). The pitch-class histogram is rotated to start at the most frequent class, so it
+    describes the mode (major/minor colour) whatever the key.
+    """
+    mask = (torch.arange(pitch.shape[1], device=pitch.device)[None, :] < lengths[:, None]).float()
+    count = mask.sum(1).clamp_min(1.0)
+
+    def mean(x):
+        return (x * mask).sum(1) / count
+
+    def std(x):
+        return (((x - mean(x)[:, None]) ** 2 * mask).sum(1) / count).sqrt()
+
+    notes = pitch.clamp_max(127).float()
+    histogram = torch.zeros(pitch.shape[0], N_PITCH_CLASSES, device=pitch.device)
+    histogram.scatter_add_(1, (pitch % N_PITCH_CLASSES) * (pitch < MIDI_PAD_PITCH), mask)
+    histogram = histogram / count[:, None]
+    tonic = histogram.argmax(1, keepdim=True)
+    rotate = (tonic + torch.arange(N_PITCH_CLASSES, device=pitch.device)[None, :]) % N_PITCH_CLASSES
+    mode_profile = histogram.gather(1, rotate)
+    duration, velocity, ioi = cont.unbind(-1)
+    chords = mean((ioi < 0.01).float())  # share of notes struck with the previous one
+    played = torch.where(mask.bool(), notes, torch.full_like(notes, 64.0))
+    span = (torch.where(mask.bool(), notes, torch.full_like(notes, -1.0)).amax(1)
+            - torch.where(mask.bool(), notes, torch.full_like(notes, 128.0)).amin(1)).clamp_min(0.0)
+    summary = torch.stack([
+        mean(played) / 127, std(played) / 127, span / 127,
+        mean(duration), std(duration), mean(velocity), std(velocity), mean(ioi), std(ioi), chords,
+        torch.log1p(lengths.float()) / 7,  # how many events (up to the sequence length)
+    ], dim=1)
+    return torch.cat([mode_profile, summary], dim=1)
+
+
+class MidiStats(nn.Module):
+    """Pooled note statistics → standardised → a small MLP. Same inputs as MidiBiGRU."""
+
+    def __init__(self, n_classes=5, hidden=32, dropout=0.3):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(MIDI_STATS, affine=False)  # running statistics: saved with the weights
+        self.head = nn.Sequential(nn.Linear(MIDI_STATS, hidden), nn.GELU(), nn.Dropout(dropout),
+                                  nn.Linear(hidden, n_classes))
+
+    def forward(self, pitch: torch.Tensor, cont: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(midi_statistics(pitch, cont, lengths)))

@@ -29,12 +29,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SAMPLE_RATE = 16000  # Hz; audio must be resampled to this before logmel()
-N_FFT = 512  # samples, 32 ms Hann window
-HOP_LENGTH = 256  # samples, 16 ms between frames
-N_MELS = 96  # librosa Slaney-style mel bands, 0 to 8 kHz
-PATCH_FRAMES = 187  # 3 s at 16 kHz / 256 hop: librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
-PATCH_SECONDS = 3.0  # s of audio per patch
+from mer_tag.features import (  # musicnn's input is made in features.py, which decode workers load without torch
+    MUSICNN_HOP_LENGTH as HOP_LENGTH,
+    MUSICNN_N_FFT as N_FFT,
+    MUSICNN_N_MELS as N_MELS,
+    MUSICNN_PATCH_FRAMES as PATCH_FRAMES,
+    MUSICNN_PATCH_SECONDS as PATCH_SECONDS,
+    MUSICNN_SAMPLE_RATE as SAMPLE_RATE,
+    musicnn_logmel as logmel,
+    musicnn_patches as patches,
+)
+
 BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization default epsilon
 EMBED_DIM = 200  # penultimate dense units
 POOL_DIM = 753  # mid-end features per frame, pooled by mean and by max
@@ -52,56 +57,16 @@ MSD_TAGS = (
 )  # fmt: skip
 
 
-def logmel(y16k: np.ndarray) -> np.ndarray:
-    """[frames, 96] float32 log-compressed mel spectrogram of a mono 16 kHz signal, as musicnn makes it.
+def embed_patches(model: "Musicnn", patches: torch.Tensor) -> torch.Tensor:
+    """[chunks, patches, 187, 96] mel patches → [chunks, patches, 200] frozen musicnn embeddings.
 
-    frames = 1 + len(y16k) // 256. Steps (musicnn extractor.batch_data / musicnn-training):
-    librosa power mel (n_fft 512, hop 256, 96 mels, Slaney norm, centred frames, reflect padding:
-    librosa <= 0.9's default, which musicnn was trained with), rounded to float16 as musicnn stores it,
-    then log10(10000 * mel + 1) computed in float32. (Under NumPy >= 2 musicnn's own code keeps the
-    product in float16, which overflows to inf for loud bins; under the NumPy 1.x it was written for,
-    value-based casting promoted it to float32, as here.)
+    The one place chunks are flattened into musicnn's patch batch and back: training's feature
+    extraction and the scan engine both call it, so they cannot drift apart.
     """
-    import librosa
-
-    y = np.ascontiguousarray(y16k, dtype=np.float32)
-    if y.ndim != 1:
-        raise ValueError(f"logmel expects a mono 1-D signal, got shape {y.shape}")
-    mel = librosa.feature.melspectrogram(
-        y=y, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS, pad_mode="reflect"
-    ).T
-    mel = mel.astype(np.float16).astype(np.float32)
-    return np.log10(np.float32(10000.0) * mel + np.float32(1.0)).astype(np.float32)
-
-
-def patches(mel: np.ndarray, hop_frames: int = PATCH_FRAMES, tail: str = "auto") -> np.ndarray:
-    """[n, 187, 96] float32 patches of a [frames, 96] log-mel, starts `hop_frames` apart.
-
-    Default: non-overlapping 3-s patches, as musicnn's extractor. Tail (frames after the last full
-    patch): 'drop' discards it (musicnn's behaviour); 'end' adds one patch aligned to the last frame
-    (overlapping the previous one) whenever any frames are left; 'auto' (default) does so only when
-    at least half a patch is left, so a 30-s signal gives exactly 10 patches. Input shorter than one
-    patch is repeat-padded to 187 frames (musicnn training's 'pad_short': 'repeat-pad'); an empty
-    input gives [0, 187, 96].
-    """
-    mel = np.asarray(mel, dtype=np.float32)
-    if mel.ndim != 2 or mel.shape[1] != N_MELS:
-        raise ValueError(f"patches expects [frames, {N_MELS}], got {mel.shape}")
-    if hop_frames < 1:
-        raise ValueError("hop_frames must be >= 1")
-    if tail not in ("auto", "drop", "end"):
-        raise ValueError(f"tail must be 'auto', 'drop' or 'end', not {tail!r}")
-    n = mel.shape[0]
-    if n == 0:
-        return np.zeros((0, PATCH_FRAMES, N_MELS), np.float32)
-    if n < PATCH_FRAMES:
-        reps = -(-PATCH_FRAMES // n)
-        return np.tile(mel, (reps, 1))[None, :PATCH_FRAMES].copy()
-    starts = list(range(0, n - PATCH_FRAMES + 1, hop_frames))
-    left = n - (starts[-1] + PATCH_FRAMES)  # frames not covered by any patch
-    if left > 0 and (tail == "end" or (tail == "auto" and left >= PATCH_FRAMES // 2)):
-        starts.append(n - PATCH_FRAMES)
-    return np.stack([mel[s : s + PATCH_FRAMES] for s in starts])
+    n_chunks, n_patches = patches.shape[:2]
+    flat = patches.reshape(n_chunks * n_patches, *patches.shape[2:]).float()
+    with torch.inference_mode():
+        return model(flat)["penultimate"].reshape(n_chunks, n_patches, -1)
 
 
 @functools.lru_cache(maxsize=None)

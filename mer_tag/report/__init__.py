@@ -36,7 +36,7 @@ class ResultsError(ValueError):
 
 def load_results(results: str | Path) -> pl.DataFrame:
     results = Path(results)
-    if not results.is_file():
+    if not results.exists():  # a file, or the Parquet folder of part files that `scan --engine ray` writes
         raise ResultsError(f"results file not found: {results}")
     try:
         frame = read_results(results)

@@ -46,16 +46,17 @@ class Branch:
         config = loop_config(self.section, seed)
         if epochs is not None:  # a refit for out-of-fold predictions: the epoch count found before, no val
             config.epochs, config.patience = epochs, 0
-        history = fit(self.wrap(model), items, np.asarray(targets), self.collate, config, val_items,
-                      None if val_targets is None else np.asarray(val_targets), n_classes, progress, self.name)
+        history = fit(model, items, np.asarray(targets), self.collate, config, val_items,
+                      None if val_targets is None else np.asarray(val_targets), n_classes, progress, self.name,
+                      forward=self.forward(model))
         return model, history
 
-    def wrap(self, model):
-        """What the training loop calls: the model itself, unless its inputs need adapting."""
+    def forward(self, model):
+        """What a batch from `collate` is fed to: the model itself, unless its inputs need another entry."""
         return model
 
     def predict(self, model, items) -> np.ndarray:
-        return predict_proba(self.wrap(model), items, self.collate)
+        return predict_proba(model, items, self.collate, forward=self.forward(model))
 
 
 # ------------------------------------------------------------------ audio
@@ -136,32 +137,8 @@ class LyricsBranch(Branch):
         song = np.repeat(np.arange(len(items)), [len(w["input_ids"]) for w in items])
         return (torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(song)), y
 
-    def wrap(self, model):
-        return model if self.frozen else _TokenLyrics(model)
-
-
-def _token_forward(model, ids, mask, song):
-    """Encode every window, average windows per song, classify."""
-    import torch
-
-    emb = model.encode(ids, mask)
-    n_songs = int(song.max()) + 1
-    sums = torch.zeros(n_songs, emb.shape[1], dtype=emb.dtype).index_add_(0, song, emb)
-    counts = torch.bincount(song, minlength=n_songs).clamp_min(1).unsqueeze(1)
-    return model(sums / counts)
-
-
-class _TokenLyrics:
-    """Makes a fine-tuned LyricsClassifier callable on token windows, for the training loop."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
-
-    def __call__(self, ids, mask, song):
-        return _token_forward(self.model, ids, mask, song)
+    def forward(self, model):
+        return model if self.frozen else model.forward_tokens
 
 
 # ------------------------------------------------------------------ MIDI

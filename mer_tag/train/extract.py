@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig
+from mer_tag.predict import init_decode_worker
 
 FEATURE_VERSION = 1  # bump when feature code changes meaning: every cached entry is then redone
 
@@ -77,12 +78,6 @@ def _audio_job(args) -> tuple[np.ndarray | None, str | None]:
     return chunk_features(cut_chunks(signal, config), config).astype(np.float16), None
 
 
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def extract_audio(paths: list[Path], config: AudioConfig, cache: FeatureCache, jobs: int, progress) -> tuple[list, list]:
     """Log-mel chunks (or musicnn patch embeddings) per file; (features, problems)."""
     settings = asdict(config)
@@ -95,7 +90,7 @@ def extract_audio(paths: list[Path], config: AudioConfig, cache: FeatureCache, j
     todo = [i for i, hit in enumerate(out) if hit is None]
     problems = []
     embedder = _musicnn_embedder() if config.frontend == "musicnn" and todo else None
-    with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=init_decode_worker) as pool:
         results = pool.map(_audio_job, [(paths[i], config) for i in todo], chunksize=4)
         for i, (feats, error) in progress(zip(todo, results), total=len(todo), desc="audio features"):
             if error:
@@ -113,7 +108,7 @@ def extract_audio(paths: list[Path], config: AudioConfig, cache: FeatureCache, j
 
 
 def _musicnn_embedder():
-    """[chunks, patches, 187, 96] mel patches → [chunks, patches, 200] frozen musicnn embeddings."""
+    """[chunks, patches, 187, 96] mel patches → [chunks, patches, 200] float16 embeddings (frozen musicnn)."""
     import torch
 
     from mer_tag.models import musicnn
@@ -121,17 +116,9 @@ def _musicnn_embedder():
     model = musicnn.Musicnn.load().eval()
 
     def embed(patches: np.ndarray) -> np.ndarray:
-        n_chunks, n_patches = patches.shape[:2]
-        with torch.inference_mode():
-            flat = torch.from_numpy(patches.reshape(-1, *patches.shape[2:]).astype(np.float32))
-            emb = musicnn_embedding(model, flat)
-        return emb.reshape(n_chunks, n_patches, -1).numpy().astype(np.float16)
+        return musicnn.embed_patches(model, torch.from_numpy(patches)).numpy().astype(np.float16)
 
     return embed
-
-
-def musicnn_embedding(model, patches):
-    return model(patches)["penultimate"]
 
 
 def extract_lyrics(paths: list[Path | None], config: LyricsConfig, frozen: bool, pooling: str,

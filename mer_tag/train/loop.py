@@ -34,8 +34,12 @@ class History:
 
 
 def fit(model, items: list, targets: np.ndarray, collate, config: LoopConfig, val_items=None, val_targets=None,
-        n_classes: int | None = None, progress=None, desc: str = "train") -> History:
-    """Train `model` in place; with validation data, keep the weights of the best epoch (macro-F1, then loss)."""
+        n_classes: int | None = None, progress=None, desc: str = "train", forward=None) -> History:
+    """Train `model` in place; with validation data, keep the weights of the best epoch (macro-F1, then loss).
+
+    `forward` is what a batch's inputs are fed to (default: the model itself), e.g. a fine-tuned lyrics
+    model's `forward_tokens`.
+    """
     import torch
 
     from mer_tag.train.evaluate import macro_f1
@@ -45,6 +49,7 @@ def fit(model, items: list, targets: np.ndarray, collate, config: LoopConfig, va
     n_classes = n_classes or int(targets.max()) + 1
     weight = _class_weights(targets, n_classes) if config.class_weights else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
+    forward = forward or model
     params = [p for p in model.parameters() if p.requires_grad]
     opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_class(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -60,7 +65,7 @@ def fit(model, items: list, targets: np.ndarray, collate, config: LoopConfig, va
         for start in range(0, len(order), config.batch_size):
             batch = order[start : start + config.batch_size]
             inputs, y = collate([items[i] for i in batch], targets[batch], train=True)
-            logits = model(*inputs)
+            logits = forward(*inputs)
             loss = loss_fn(logits, y)
             optimizer.zero_grad()
             loss.backward()
@@ -72,7 +77,7 @@ def fit(model, items: list, targets: np.ndarray, collate, config: LoopConfig, va
             correct += int((logits.argmax(1) == y).sum())
         record = {"epoch": epoch, "train_loss": total_loss / len(items), "train_acc": correct / len(items)}
         if val_items is not None and len(val_items):
-            probs = predict_proba(model, val_items, collate)
+            probs = predict_proba(model, val_items, collate, forward=forward)
             val_pred = probs.argmax(1)
             record.update(
                 val_loss=float(-np.log(np.clip(probs[np.arange(len(val_targets)), val_targets], 1e-9, 1)).mean()),
@@ -96,16 +101,17 @@ def fit(model, items: list, targets: np.ndarray, collate, config: LoopConfig, va
     return history
 
 
-def predict_proba(model, items: list, collate, batch_size: int = 32) -> np.ndarray:
+def predict_proba(model, items: list, collate, batch_size: int = 32, forward=None) -> np.ndarray:
     """[n, n_classes] softmax probabilities in eval mode."""
     import torch
 
+    forward = forward or model
     model.eval()
     out = []
     with torch.inference_mode():
         for start in range(0, len(items), batch_size):
             inputs, _ = collate(items[start : start + batch_size], None, train=False)
-            out.append(torch.softmax(model(*inputs), dim=-1).numpy())
+            out.append(torch.softmax(forward(*inputs), dim=-1).numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
