@@ -82,13 +82,19 @@ def test_midi_statistics_hear_the_mode_in_any_key_and_ignore_padding():
     assert torch.allclose(major, midi_statistics(*_notes(c_major, seq_len=200)), atol=1e-6)  # padding ignored
 
 
-def test_midi_stats_model_trains_saves_and_rebuilds(tmp_path):
+@pytest.mark.parametrize("dims", [{"arch": "midi_stats", "hidden": 8},
+                                  {"arch": "midi_bigru", "embed_dim": 8, "gru_hidden": 8, "stats": True}])
+def test_midi_models_with_statistics_train_save_and_rebuild(dims):
     from mer_tag import models
 
-    model = models.build({"arch": "midi_stats", "n_classes": 5, "hidden": 8})
+    model = models.build({**dims, "n_classes": 5})
+    from mer_tag.models.midi import midi_statistics
+
     batch = [torch.cat(parts) for parts in zip(_notes([60, 64, 67] * 4), _notes([50, 53, 57, 62] * 3))]
+    model.stats_norm.fit(midi_statistics(*batch))  # what MidiBranch.prepare does with the training pieces
+    assert model.stats_norm(midi_statistics(*batch)).mean(0).abs().max() < 1e-5
     model.train()
-    model(*batch).sum().backward()  # batch statistics move the running ones
+    model(*[b[:1] for b in batch]).sum().backward()  # a batch of one piece trains too
     model.eval()
     rebuilt = models.build(model.dims)
     rebuilt.load_state_dict(model.state_dict())

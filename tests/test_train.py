@@ -94,3 +94,33 @@ def test_other_presets_train_and_reload(preset, mirex_dataset, tmp_path):
     else:
         assert set(model.models) == {"audio", "fusion"}
         assert model.audio_config.hop_length == 4096
+
+
+def test_crossval_scores_grouped_folds_on_the_dev_artists_only(mirex_dataset, tmp_path):
+    """tools/crossval.py: per-fold macro-F1 of a branch, test artists of the preset split left out."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from mer_tag.train.datasets import artist_group, load_dataset
+    from mer_tag.train.splits import make_split
+
+    tool = Path(__file__).resolve().parent.parent / "tools" / "crossval.py"
+    report = tmp_path / "cv.json"
+    proc = subprocess.run([sys.executable, str(tool), "--data", str(mirex_dataset), "--branch", "midi", "--folds", "2",
+                           "--set", "midi.epochs=1", "--set", "midi.model={'arch': 'midi_stats'}", "--json", str(report)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(report.read_text())
+    midi = result["branches"]["midi"]
+    assert len(midi["fold_macro_f1"]) == 2 and all(0 <= s <= 1 for s in midi["fold_macro_f1"])
+    assert "grouped CV macro-F1" in proc.stdout and result["overrides"][1] == "midi.model={'arch': 'midi_stats'}"
+
+    dataset = load_dataset(mirex_dataset)
+    y = np.array([e.label for e in dataset.examples])
+    groups = np.array([artist_group(e.artist, e.id) for e in dataset.examples])
+    split = make_split(y, groups, 0.2, 0.1, 0)
+    with_midi = {i for i, e in enumerate(dataset.examples) if e.midi_path is not None}
+    assert midi["songs"] <= len(with_midi - set(split["test"])) < len(with_midi)

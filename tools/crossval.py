@@ -6,7 +6,10 @@ rest, a grouped 1/8 is kept for early stopping, as `mer-tag train` does with `va
 
     python tools/crossval.py --data ../shared/datasets/mirex-mood --preset default --branch midi
     python tools/crossval.py --data ../shared/datasets/mirex-mood --branch midi \
-        --set midi.model.arch=midi_stats --set midi.model.hidden=32 --set midi.epochs=60
+        --set "midi.model={'arch': 'midi_stats', 'hidden': 32}" --set midi.epochs=80
+
+`--set a.b=VALUE` replaces one value; a dict VALUE replaces a whole section (another architecture's
+settings must not leak into the new one).
 
 Features come from the same cache as `mer-tag train` (`--cache`, default .cache/features).
 """

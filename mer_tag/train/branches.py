@@ -145,6 +145,14 @@ class LyricsBranch(Branch):
 
 
 class MidiBranch(Branch):
+    def prepare(self, model, items):
+        """Standardise note statistics (models with `stats_norm`) with those of the training pieces."""
+        if getattr(model, "stats_norm", None) is not None and items:
+            from mer_tag.models.midi import midi_statistics
+
+            (pitch, cont, lengths), _ = self.collate(items, None, train=False)
+            model.stats_norm.fit(midi_statistics(pitch, cont, lengths))
+
     def collate(self, items, targets, train):
         import torch
 
