@@ -180,3 +180,14 @@ def test_a_killed_scan_keeps_its_rows_and_resumes_without_duplicates(tmp_path, t
     assert summary.skipped == partial.height and summary.ok == 40 - partial.height
     assert len(out.read_text().splitlines()) == 1 + 40
     assert read_results(out)["path"].n_unique() == 40
+
+
+@pytest.mark.parametrize("preset", [None, "ACTIVE"])
+def test_scan_lets_idle_openmp_threads_sleep_unless_told_otherwise(library, tiny_model, tmp_path, monkeypatch, preset):
+    """Spinning OpenMP threads in the model process steal the cores the decode workers need (docs/performance.md)."""
+    if preset is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", preset)
+    scan([library / "rock"], out=tmp_path / "m.csv", model=tiny_model, jobs=0, progress=False)
+    assert os.environ["OMP_WAIT_POLICY"] == (preset or "PASSIVE")

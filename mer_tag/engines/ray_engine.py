@@ -180,12 +180,10 @@ def model_files(model) -> dict[str, bytes]:
 def _prepare_row(row: dict, audio_config, midi_config) -> dict:
     """Ray task body: one track → its Prepared, pickled (numpy arrays and all, as the local engine's
     worker processes send it)."""
-    import torch
-
     from mer_tag.library import Track
-    from mer_tag.predict import prepare
+    from mer_tag.predict import init_decode_worker, prepare
 
-    torch.set_num_threads(1)  # decode tasks featurise; the cores are shared with the models
+    init_decode_worker()  # one BLAS thread, and no torch: decode tasks only featurise
     track = Track(Path(row["path"]), Path(row["lyrics_path"]) if row["lyrics_path"] else None,
                   Path(row["midi_path"]) if row["midi_path"] else None)
     item = prepare(track, audio_config, midi_config)
