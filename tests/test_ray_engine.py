@@ -258,7 +258,8 @@ def test_plan_fits_the_cluster():
     small = plan({"CPU": 2}, 30, RayOptions())
     assert small["actors"] == (1, 1) and small["model_gpus"] == 0 and small["blocks"] == 8
     assert small["model_cpus"] == 0  # one or two cores: the actor must not take a decode slot
+    assert small["model_threads"] == 2  # … but its torch threads use both cores, as the local engine's
     cpus = plan({"CPU": 64}, 1_000_000, RayOptions())
-    assert cpus["actors"] == (1, 8) and cpus["model_cpus"] == 1
+    assert cpus["actors"] == (1, 8) and cpus["model_cpus"] == 1 and cpus["model_threads"] == 1
     big = plan({"CPU": 64}, 10, RayOptions(model_actors=3))
     assert big["actors"] == (3, 3) and big["blocks"] == 10

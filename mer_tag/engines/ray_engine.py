@@ -128,9 +128,13 @@ def plan(cluster: dict, n_tracks: int, options: RayOptions) -> dict:
         model_cpus = options.model_cpus
     else:
         model_cpus = 1.0 if model_gpus > 0 or cpus >= 8 else 0.0
+    # Torch threads per actor: its own cores, or, sharing the decode cores, as many as the local engine's
+    # model process uses (one per core): musicnn is most of the work, and one thread left a core idle.
+    model_threads = max(1, int(model_cpus)) if model_cpus else max(1, int(cpus) // actors[1])
     per_block = options.tracks_per_block or max(1, min(32, -(-n_tracks // max(1, int(4 * cpus)))))
     return {"cpus": cpus, "gpus": gpus, "actors": actors, "model_cpus": model_cpus, "model_gpus": model_gpus,
-            "tracks_per_block": per_block, "blocks": max(1, -(-n_tracks // per_block))}
+            "model_threads": model_threads, "tracks_per_block": per_block,
+            "blocks": max(1, -(-n_tracks // per_block))}
 
 
 def _run(ray, tracks, bundle, model, timeline: bool, options: RayOptions):
@@ -158,7 +162,7 @@ def _run(ray, tracks, bundle, model, timeline: bool, options: RayOptions):
     ds = ds.map_batches(
         _Predictor, batch_size=options.batch_tracks, batch_format="numpy",
         fn_constructor_kwargs={"files": [files], "audio_config": bundle.audio_config,
-                               "timeline": timeline, "threads": max(1, int(p["model_cpus"]))},
+                               "timeline": timeline, "threads": p["model_threads"]},
         compute=ray.data.ActorPoolStrategy(min_size=p["actors"][0], max_size=p["actors"][1]),
         num_cpus=p["model_cpus"], num_gpus=p["model_gpus"] or None,
     )
@@ -196,13 +200,16 @@ class _Predictor:
     def __init__(self, files: list, audio_config, timeline: bool, threads: int = 1):
         import tempfile
 
+        # Idle OpenMP threads sleep rather than spin on cores the decode tasks share (as `scan` does
+        # locally); read when torch starts, and decode tasks never import torch in this worker.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import ray
         import torch
 
         from mer_tag import bundle as bundle_io
         from mer_tag.predict import Engine
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(min(threads, os.cpu_count() or 1))  # never more than this node has
         with tempfile.TemporaryDirectory(prefix="mer-tag-model-") as tmp:
             for name, data in ray.get(files[0]).items():  # [ref]: a nested ref is not resolved for us
                 Path(tmp, name).write_bytes(data)
