@@ -25,11 +25,10 @@ def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Pa
     `engine`: 'local' (this machine) or 'ray' (a Ray cluster at `address`; mer_tag.engines.ray_engine).
     """
     import dataclasses
-    import os
 
-    # Idle OpenMP threads sleep instead of spinning, so the model's threads never steal the cores the
-    # decode workers need (84 s → 70 s on the 20-track benchmark). Read once, when torch starts.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from mer_tag.predict import let_idle_threads_sleep
+
+    let_idle_threads_sleep()  # before torch starts
     import torch
 
     from mer_tag import bundle as bundle_io
@@ -93,7 +92,7 @@ def _previous_rows(out: Path, force: bool):
         return None
     if not force:
         return read_results(out)
-    if read_results(out).height and out.exists():
+    if out.exists() and read_results(out).height:
         _move_aside(out)
     journal_path(out).unlink(missing_ok=True)
     return pl.DataFrame()

@@ -42,23 +42,6 @@ def override(config: dict, assignment: str) -> None:
     node[last] = value
 
 
-def branch_features(name: str, config: dict, examples, cache, jobs: int, bar) -> list:
-    from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig, config_from_json
-    from mer_tag.train import extract
-
-    section = config.get(name, {})
-    if name == "audio":
-        audio_config = config_from_json(AudioConfig, section.get("features", {}))
-        return extract.extract_audio([e.audio_path for e in examples], audio_config, cache, jobs, bar)[0]
-    if name == "lyrics":
-        lyrics_config = config_from_json(LyricsConfig, section.get("features", {}))
-        return extract.extract_lyrics([e.lyrics_path for e in examples], lyrics_config,
-                                      section.get("encoder", "frozen") != "finetune",
-                                      section.get("model", {}).get("pooling", "mean"), cache, bar)[0]
-    midi_config = config_from_json(MidiConfig, section.get("features", {}))
-    return extract.extract_midi([e.midi_path for e in examples], midi_config, bar)[0]
-
-
 def crossval(branch, items, y, groups, folds: int, seed: int, n_classes: int) -> list[float]:
     """Macro-F1 of each grouped fold (the branch trained on the others, early-stopped on a grouped 1/8)."""
     from mer_tag.train.evaluate import macro_f1
@@ -93,7 +76,7 @@ def main(argv=None) -> int:
 
     from mer_tag.train.branches import make_branch
     from mer_tag.train.datasets import artist_group, load_dataset
-    from mer_tag.train.extract import FeatureCache
+    from mer_tag.train.extract import FeatureCache, extract_branch
     from mer_tag.train.run import load_preset
     from mer_tag.train.splits import make_split
 
@@ -113,7 +96,7 @@ def main(argv=None) -> int:
     cache = FeatureCache(Path(args.cache))
     report = {"preset": config.get("name"), "overrides": args.set, "folds": args.folds, "branches": {}}
     for name in args.branch:
-        items = branch_features(name, config, examples, cache, args.jobs, lambda it, **kw: it)
+        items, _ = extract_branch(name, config, examples, cache, args.jobs, lambda it, **kw: it)
         have = [i for i, x in enumerate(items) if x is not None]
         y, groups = y_all[dev][have], groups_all[dev][have]
         branch = make_branch(name, dict(config.get(name, {})), len(names),

@@ -200,14 +200,13 @@ class _Predictor:
     def __init__(self, files: list, audio_config, timeline: bool, threads: int = 1):
         import tempfile
 
-        # Idle OpenMP threads sleep rather than spin on cores the decode tasks share (as `scan` does
-        # locally); read when torch starts, and decode tasks never import torch in this worker.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        from mer_tag.predict import Engine, let_idle_threads_sleep
+
+        let_idle_threads_sleep()  # before torch starts (decode tasks never import it in this worker)
         import ray
         import torch
 
         from mer_tag import bundle as bundle_io
-        from mer_tag.predict import Engine
 
         torch.set_num_threads(min(threads, os.cpu_count() or 1))  # never more than this node has
         with tempfile.TemporaryDirectory(prefix="mer-tag-model-") as tmp:

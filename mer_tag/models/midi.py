@@ -43,11 +43,10 @@ def midi_statistics(pitch: torch.Tensor, cont: torch.Tensor, lengths: torch.Tens
     mode_profile = histogram.gather(1, rotate)
     duration, velocity, ioi = cont.unbind(-1)
     chords = mean((ioi < 0.01).float())  # share of notes struck with the previous one
-    played = torch.where(mask.bool(), notes, torch.full_like(notes, 64.0))
     span = (torch.where(mask.bool(), notes, torch.full_like(notes, -1.0)).amax(1)
             - torch.where(mask.bool(), notes, torch.full_like(notes, 128.0)).amin(1)).clamp_min(0.0)
     summary = torch.stack([
-        mean(played) / 127, std(played) / 127, span / 127,
+        mean(notes) / 127, std(notes) / 127, span / 127,
         mean(duration), std(duration), mean(velocity), std(velocity), mean(ioi), std(ioi), chords,
         torch.log1p(lengths.float()) / 7,  # how many events (up to the sequence length)
     ], dim=1)

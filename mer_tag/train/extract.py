@@ -178,3 +178,22 @@ def extract_midi(paths: list[Path | None], config: MidiConfig, progress) -> tupl
             problems.append((str(path), str(exc)))
             out.append(None)
     return out, problems
+
+
+def extract_branch(name: str, config: dict, examples, cache: FeatureCache, jobs: int, progress) -> tuple[list, list]:
+    """One branch's features for `examples`, with the settings of the preset `config`; (features, problems).
+
+    The one place a preset section becomes extraction calls: `mer-tag train` and tools/crossval.py share it.
+    """
+    from mer_tag.features import config_from_json
+
+    section = config.get(name, {})
+    settings = section.get("features", {})
+    if name == "audio":
+        return extract_audio([e.audio_path for e in examples], config_from_json(AudioConfig, settings), cache, jobs,
+                             progress)
+    if name == "lyrics":
+        return extract_lyrics([e.lyrics_path for e in examples], config_from_json(LyricsConfig, settings),
+                              section.get("encoder", "frozen") != "finetune",
+                              section.get("model", {}).get("pooling", "mean"), cache, progress)
+    return extract_midi([e.midi_path for e in examples], config_from_json(MidiConfig, settings), progress)

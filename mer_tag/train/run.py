@@ -82,14 +82,11 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
     midi_config = config_from_json(MidiConfig, config.get("midi", {}).get("features", {}))
     feature_cache = extract.FeatureCache(Path(cache) if cache else None)
 
-    audio, problems = extract.extract_audio([e.audio_path for e in examples], audio_config, feature_cache, jobs, bar)
-    keep = [i for i, x in enumerate(audio) if x is not None]
+    audio, problems = extract.extract_branch("audio", config, examples, feature_cache, jobs, bar)
+    keep = [i for i, x in enumerate(audio) if x is not None]  # a song without usable audio is left out
     examples, audio = [examples[i] for i in keep], [audio[i] for i in keep]
-    lyrics_section = config.get("lyrics", {})
-    lyrics, lyric_problems = extract.extract_lyrics(
-        [e.lyrics_path for e in examples], lyrics_config, lyrics_section.get("encoder", "frozen") != "finetune",
-        lyrics_section.get("model", {}).get("pooling", "mean"), feature_cache, bar)
-    midi, midi_problems = extract.extract_midi([e.midi_path for e in examples], midi_config, bar)
+    lyrics, lyric_problems = extract.extract_branch("lyrics", config, examples, feature_cache, jobs, bar)
+    midi, midi_problems = extract.extract_branch("midi", config, examples, feature_cache, jobs, bar)
     problems += lyric_problems + midi_problems + list(dataset.problems)
     if problems:
         log(f"{len(problems)} files skipped or used without a modality (all in problems.txt), e.g.:")
