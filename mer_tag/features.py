@@ -7,6 +7,7 @@ Every setting lives in a config dataclass that a model bundle stores, so loading
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -35,7 +36,9 @@ MUSICNN_PATCH_FRAMES = 187  # 3 s at 16 kHz / 256 hop: librosa.time_to_frames(3,
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """How audio becomes model input. `frontend` is 'logmel' (trainable CNN) or 'musicnn' (pretrained)."""
+    """How audio becomes model input. `frontend` names what reads it: 'logmel' (a CNN trained with the head),
+    'musicnn' (the pretrained musicnn, on its own mel patches) or 'musicnn_student' (musicnn's small
+    distilled student, models/student.py, on this log-mel)."""
 
     frontend: str = "logmel"
     sample_rate: int = SAMPLE_RATE
@@ -112,18 +115,59 @@ def cut_chunks(signal: np.ndarray, config: AudioConfig) -> np.ndarray:
 
 
 def logmel(chunk: np.ndarray, config: AudioConfig) -> np.ndarray:
-    """[n_mels, chunk_frames] float32 log-mel (dB) of one chunk of `chunk_samples` samples."""
-    import librosa
+    """[n_mels, chunk_frames] float32 log-mel (dB, floored at -100) of one chunk of `chunk_samples` samples.
 
-    mel = librosa.feature.melspectrogram(
-        y=chunk, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.n_mels
-    )
-    db = librosa.power_to_db(mel, ref=1.0, top_db=None)
-    return np.maximum(db, -100.0).astype(np.float32)[:, : config.chunk_frames]
+    librosa's `melspectrogram` (centred frames, zero padding, periodic Hann window, power 2, Slaney mel
+    bands) then `power_to_db(ref=1.0, top_db=None)`, written in NumPy: the same numbers to ~1e-5 dB
+    (tests/test_features.py), and a decode worker never imports librosa, scipy.signal or numba for it.
+    """
+    y = np.ascontiguousarray(chunk, dtype=np.float32)
+    n_fft, hop = config.n_fft, config.hop_length
+    padded = np.pad(y, n_fft // 2)
+    n_frames = 1 + (padded.size - n_fft) // hop
+    frames = np.lib.stride_tricks.as_strided(padded, (n_frames, n_fft), (padded.strides[0] * hop, padded.strides[0]))
+    spectrum = np.fft.rfft(frames * _hann(n_fft), axis=1)  # complex64 from float32 (NumPy >= 2)
+    power = spectrum.real**2 + spectrum.imag**2
+    mel = power @ mel_filterbank(config.sample_rate, n_fft, config.n_mels).T
+    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    return np.maximum(db, -100.0).T.astype(np.float32)[:, : config.chunk_frames]
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n: int) -> np.ndarray:
+    """Periodic Hann window (scipy's get_window('hann', n), librosa's default)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+
+
+def _hz_to_mel(hz):
+    """Slaney's mel scale (librosa, htk=False): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0),
+                    hz / (200.0 / 3.0))
+
+
+def _mel_to_hz(mel):
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3.0))
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """[n_mels, 1 + n_fft // 2] float32 triangular filters, 0 Hz to Nyquist, area-normalised ('slaney'),
+    as librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels) makes them."""
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2.0), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - freqs[None, :]
+    rising, falling = -ramps[:-2] / widths[:-1, None], ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
 
 
 def chunk_features(chunks: np.ndarray, config: AudioConfig) -> np.ndarray:
-    """Model input for a stack of chunks: [n, n_mels, frames] log-mel, or [n, patches, 187, 96] for musicnn."""
+    """Model input for a stack of chunks: [n, n_mels, frames] log-mel, or [n, patches, 187, 96] for musicnn.
+
+    'logmel' and 'musicnn_student' share the log-mel: they differ in the model that reads it."""
     if config.frontend == "musicnn":
         return np.stack([musicnn_patches(musicnn_logmel(c)) for c in chunks])
     return np.stack([logmel(c, config) for c in chunks])
