@@ -500,9 +500,9 @@ def _install_profile() -> dict:
     original_rows = predict.Engine.rows
 
     def rows(self, items):  # collect what the workers measured, then run the models
-        if self.musicnn is not None and not _TIMES["frontend_wrapped"]:  # the frozen front-end, inside audio
+        if self.frontend is not None and not _TIMES["frontend_wrapped"]:  # the frozen front-end, inside audio
             _TIMES["frontend_wrapped"] = 1
-            _timed(type(self.musicnn), "forward", "audio_frontend", _TIMES)
+            _timed(type(self.frontend), "forward", "audio_frontend", _TIMES)
         for item in items:
             for key, value in getattr(item, "_bench", {}).items():
                 _TIMES["worker_" + key] += value
@@ -550,7 +550,7 @@ def _profile_summary(t: dict, seconds: float, jobs: int) -> dict:
     return {
         "main": {
             "startup_s": startup,
-            "audio_model_s": t["audio_model"], "audio_frontend_s": t["audio_frontend"],  # musicnn, in audio_model
+            "audio_model_s": t["audio_model"], "audio_frontend_s": t["audio_frontend"],  # musicnn or its student, in audio_model
             "lyrics_model_s": t["lyrics_model"], "midi_model_s": t["midi_model"],
             "fusion_s": t["fusion"], "rows_other_s": rows - t["audio_model"] - t["lyrics_model"] - t["midi_model"]
             - t["fusion"], "write_s": t["write"],

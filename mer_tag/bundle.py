@@ -72,6 +72,7 @@ def load(model: str | Path = "default") -> Bundle:
         midi_config=config_from_json(MidiConfig, card["features"]["midi"]),
         card=card,
     )
+    _check_frontend(bundle, folder)
     for branch, dims in card["models"].items():
         module = model_zoo.build(dims)
         try:
@@ -93,9 +94,21 @@ def load(model: str | Path = "default") -> Bundle:
     return bundle
 
 
+def _check_frontend(bundle: Bundle, folder: Path) -> None:
+    """A head trained on one frozen front-end's embeddings means nothing on another's: refuse the mix."""
+    from mer_tag.models import frontend_sha256
+
+    trained_on = bundle.card.get("frontend_weights")  # absent in bundles saved before this check
+    if trained_on and trained_on != frontend_sha256(bundle.audio_config.frontend):
+        raise BundleError(f"{folder} was trained on other {bundle.audio_config.frontend} weights than this mer-tag "
+                          f"ships (sha256 {trained_on[:12]}…): retrain it with `mer-tag train`")
+
+
 def save(bundle: Bundle, folder: str | Path) -> Path:
     """Write the bundle to a temp folder beside `folder`, then swap it in: a crash never leaves half a model."""
     from safetensors.torch import save_file
+
+    from mer_tag.models import frontend_sha256
 
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +123,7 @@ def save(bundle: Bundle, folder: str | Path) -> Path:
             "midi": config_to_json(bundle.midi_config),
         },
         models={branch: module.dims for branch, module in bundle.models.items()},
+        frontend_weights=frontend_sha256(bundle.audio_config.frontend),  # the frozen front-end it was trained on
     )
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:

@@ -232,8 +232,8 @@ def _to_device(engine, device) -> None:
     """Run the engine's models on `device`: inputs go there, outputs come back to the CPU, so
     predict.Engine (which builds CPU tensors) runs unchanged."""
     engine.bundle.models = {name: _OnDevice(module, device) for name, module in engine.bundle.models.items()}
-    if engine.musicnn is not None:
-        engine.musicnn = _OnDevice(engine.musicnn, device)
+    if engine.frontend is not None:
+        engine.frontend = _OnDevice(engine.frontend, device)
 
 
 def _move(value, device):
@@ -255,8 +255,8 @@ class _OnDevice:
     def __call__(self, *args, **kwargs):
         return _move(self.module(*_move(args, self.device), **_move(kwargs, self.device)), "cpu")
 
-    def encode(self, *args, **kwargs):
-        return _move(self.module.encode(*_move(args, self.device), **_move(kwargs, self.device)), "cpu")
+    def forward_tokens(self, *args, **kwargs):
+        return _move(self.module.forward_tokens(*_move(args, self.device), **_move(kwargs, self.device)), "cpu")
 
     def __getattr__(self, name):
         return getattr(self.module, name)

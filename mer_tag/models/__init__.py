@@ -29,3 +29,36 @@ def build(dims: dict):
     module = classes[arch](**kwargs)
     module.dims = dict(dims)  # saved in the bundle's card, so the checkpoint rebuilds this module
     return module
+
+
+FROZEN_FRONTENDS = ("musicnn", "musicnn_student")  # pretrained embedders run before a trained audio head
+
+
+def load_frontend(frontend: str):
+    """(model, embed) for a frozen pretrained front-end, or (None, None) for 'logmel' (the CNN is trained).
+
+    `embed(model, features)` turns a [chunks, ...] feature tensor into [chunks, windows, 200] embeddings;
+    training's feature extraction and both scan engines call it, so they cannot drift apart.
+    """
+    if frontend == "musicnn":
+        from mer_tag.models import musicnn
+
+        return musicnn.Musicnn.load(), musicnn.embed_patches
+    if frontend == "musicnn_student":
+        from mer_tag.models import student
+
+        return student.MusicnnStudent.load(), student.embed_chunks
+    return None, None
+
+
+def frontend_sha256(frontend: str) -> str | None:
+    """sha256 of a frozen front-end's weights file (feature caches key on it), None for 'logmel'."""
+    if frontend == "musicnn":
+        from mer_tag.models import musicnn
+
+        return musicnn.weights_sha256()
+    if frontend == "musicnn_student":
+        from mer_tag.models import musicnn, student
+
+        return musicnn.weights_sha256(student.WEIGHTS_DIR / student.WEIGHTS_FILE)
+    return None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mer_tag.models import FROZEN_FRONTENDS
 from mer_tag.train.loop import LoopConfig, fit, predict_proba
 
 LOOP_KEYS = set(LoopConfig.__dataclass_fields__)
@@ -204,7 +205,7 @@ def make_branch(name: str, section: dict, n_classes: int, audio_frontend: str = 
     dims = dict(section.get("model", {}))
     dims["n_classes"] = n_classes
     if name == "audio":
-        dims.setdefault("arch", "musicnn_crnn" if audio_frontend == "musicnn" else "crnn")
+        dims.setdefault("arch", "musicnn_crnn" if audio_frontend in FROZEN_FRONTENDS else "crnn")
         return AudioBranch(name, dims, section)
     if name == "lyrics":
         dims.setdefault("arch", "lyrics")

@@ -2,7 +2,7 @@
 
 A changed file (size or mtime), a changed setting or a changed feature-code version gives a new key, so
 stale features are never reused. Audio is decoded in worker processes; the pretrained front-ends
-(musicnn, the lyrics encoder) run in this process in batches.
+(musicnn or its student, the lyrics encoder) run in this process in batches.
 """
 
 from __future__ import annotations
@@ -79,17 +79,17 @@ def _audio_job(args) -> tuple[np.ndarray | None, str | None]:
 
 
 def extract_audio(paths: list[Path], config: AudioConfig, cache: FeatureCache, jobs: int, progress) -> tuple[list, list]:
-    """Log-mel chunks (or musicnn patch embeddings) per file; (features, problems)."""
-    settings = asdict(config)
-    if config.frontend == "musicnn":
-        from mer_tag.models import musicnn
+    """Log-mel chunks (or a frozen front-end's window embeddings) per file; (features, problems)."""
+    from mer_tag.models import FROZEN_FRONTENDS, frontend_sha256
 
-        settings["musicnn_weights"] = musicnn.weights_sha256()
+    settings = asdict(config)
+    if config.frontend in FROZEN_FRONTENDS:
+        settings["frontend_weights"] = frontend_sha256(config.frontend)
     keys = [cache.key("audio", p, settings) for p in paths]
     out = [cache.load("audio", k) for k in keys]
     todo = [i for i, hit in enumerate(out) if hit is None]
     problems = []
-    embedder = _musicnn_embedder() if config.frontend == "musicnn" and todo else None
+    embedder = _frozen_embedder(config.frontend) if config.frontend in FROZEN_FRONTENDS and todo else None
     with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=init_decode_worker) as pool:
         results = pool.map(_audio_job, [(paths[i], config) for i in todo], chunksize=4)
         for i, (feats, error) in progress(zip(todo, results), total=len(todo), desc="audio features"):
@@ -107,18 +107,18 @@ def extract_audio(paths: list[Path], config: AudioConfig, cache: FeatureCache, j
     return [entry.get("x") for entry in out], problems
 
 
-def _musicnn_embedder():
-    """[chunks, patches, 187, 96] mel patches → [chunks, patches, 200] float16 embeddings (frozen musicnn)."""
+def _frozen_embedder(frontend: str):
+    """[chunks, ...] features → [chunks, windows, 200] float16 embeddings of a frozen pretrained front-end."""
     import torch
 
-    from mer_tag.models import musicnn
+    from mer_tag.models import load_frontend
 
-    model = musicnn.Musicnn.load().eval()
+    model, embed = load_frontend(frontend)
 
-    def embed(patches: np.ndarray) -> np.ndarray:
-        return musicnn.embed_patches(model, torch.from_numpy(patches)).numpy().astype(np.float16)
+    def embed_features(feats: np.ndarray) -> np.ndarray:
+        return embed(model, torch.from_numpy(feats)).numpy().astype(np.float16)
 
-    return embed
+    return embed_features
 
 
 def extract_lyrics(paths: list[Path | None], config: LyricsConfig, frozen: bool, pooling: str,
