@@ -49,7 +49,7 @@ def test_a_run_leaves_model_metrics_plots_and_card(smoke_run):
 
 def test_the_saved_model_loads_and_predicts(smoke_run, mirex_dataset, tmp_path):
     model = bundle_io.load(smoke_run.model_dir)
-    assert model.audio_config.frontend == "musicnn" and model.audio_config.sample_rate == 16000
+    assert model.audio_config.frontend == "musicnn_student" and model.audio_config.sample_rate == 16000
     out = tmp_path / "moods.csv"
     summary = scan([mirex_dataset / "Audio" / "002.mp3"], out=out, model=smoke_run.model_dir, jobs=0, progress=False)
     assert summary.ok == 1
