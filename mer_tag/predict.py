@@ -138,7 +138,7 @@ def _one_line(text: str) -> str:
 
 
 class Engine:
-    """The loaded bundle and the frozen front-ends it needs, run on batches of prepared tracks."""
+    """The loaded bundle and the frozen front-end it needs, run on batches of prepared tracks."""
 
     def __init__(self, bundle, timeline: bool = False):
         import torch
@@ -146,12 +146,9 @@ class Engine:
         self.bundle = bundle
         self.timeline = timeline
         self.names = bundle.labels.names
-        self.musicnn = None
-        if bundle.audio_config.frontend == "musicnn":
-            from mer_tag.models import musicnn
+        from mer_tag.models import load_frontend
 
-            self.musicnn = musicnn.Musicnn.load().eval()
-            self.embed_patches = musicnn.embed_patches
+        self.frontend, self.embed = load_frontend(bundle.audio_config.frontend)  # (None, None): a trained CNN
         lyrics_model = bundle.models.get("lyrics")
         self.tokenizer = None
         if lyrics_model is not None:
@@ -170,20 +167,26 @@ class Engine:
         with torch.inference_mode():
             for start in range(0, len(feats), AUDIO_BATCH):
                 x = torch.from_numpy(feats[start : start + AUDIO_BATCH].astype(np.float32))
-                if self.musicnn is not None:
-                    x = self.embed_patches(self.musicnn, x)
+                if self.frontend is not None:
+                    x = self.embed(self.frontend, x)
                 out.append(torch.softmax(model(x), -1).numpy())
         return np.concatenate(out)
 
-    def lyrics_probs(self, text: str) -> np.ndarray:
+    def lyrics_probs(self, texts: list[str]) -> np.ndarray:
+        """[songs, K] probabilities of several songs' lyrics in one forward pass: every token window of
+        every song batched, padding cut to the longest window (masked tokens change nothing)."""
         from mer_tag.features import lyrics_windows
 
         torch = self.torch
-        model = self.bundle.models["lyrics"]
-        windows = lyrics_windows(text, self.tokenizer, self.bundle.lyrics_config)
+        windows = [lyrics_windows(text, self.tokenizer, self.bundle.lyrics_config) for text in texts]
+        ids = np.concatenate([w["input_ids"] for w in windows])
+        mask = np.concatenate([w["attention_mask"] for w in windows])
+        width = int(mask.sum(1).max())
+        song = np.repeat(np.arange(len(texts)), [len(w["input_ids"]) for w in windows])
         with torch.inference_mode():
-            emb = model.encode(torch.from_numpy(windows["input_ids"]), torch.from_numpy(windows["attention_mask"]))
-            return torch.softmax(model(emb.mean(0, keepdim=True)), -1)[0].numpy()
+            logits = self.bundle.models["lyrics"].forward_tokens(
+                torch.from_numpy(ids[:, :width]), torch.from_numpy(mask[:, :width]), torch.from_numpy(song))
+            return torch.softmax(logits, -1).numpy()
 
     def midi_probs(self, midi: tuple) -> np.ndarray:
         torch = self.torch
@@ -204,21 +207,23 @@ class Engine:
             return torch.softmax(fusion(torch.from_numpy(log_probs)[None], present), -1)[0].numpy()
 
     def rows(self, items: list[Prepared]) -> list[dict]:
-        """One output row per prepared track (chunks of all ok tracks batched through the audio model)."""
+        """One output row per prepared track; the audio chunks and the lyrics of all ok tracks are batched."""
         ok = [it for it in items if it.error is None]
+        audio, lyrics = {}, {}
         if ok:
             all_chunk_probs = self.audio_probs(np.concatenate([it.audio for it in ok]))
             bounds = np.cumsum([0] + [len(it.audio) for it in ok])
-            chunk_probs = {id(it): all_chunk_probs[bounds[i] : bounds[i + 1]] for i, it in enumerate(ok)}
-        return [self._row(it, chunk_probs.get(id(it)) if it.error is None else None) for it in items]
+            audio = {id(it): all_chunk_probs[bounds[i] : bounds[i + 1]] for i, it in enumerate(ok)}
+        sung = [it for it in ok if it.lyrics] if "lyrics" in self.bundle.models else []
+        if sung:
+            lyrics = dict(zip(map(id, sung), self.lyrics_probs([it.lyrics for it in sung])))
+        return [self._row(it, audio.get(id(it)), lyrics.get(id(it))) for it in items]
 
-    def _row(self, item: Prepared, chunk_probs: np.ndarray | None) -> dict:
+    def _row(self, item: Prepared, chunk_probs: np.ndarray | None, lyrics_probs: np.ndarray | None) -> dict:
         row = base_row(item, self.bundle.ref, len(self.names), self.timeline)
         if item.error is not None:
             return row
-        probs = {"audio": chunk_probs.mean(0) if "audio" in self.bundle.models else None}
-        if item.lyrics and "lyrics" in self.bundle.models:
-            probs["lyrics"] = self.lyrics_probs(item.lyrics)
+        probs = {"audio": chunk_probs.mean(0) if "audio" in self.bundle.models else None, "lyrics": lyrics_probs}
         if item.midi is not None and "midi" in self.bundle.models:
             probs["midi"] = self.midi_probs(item.midi)
         fused = self.fuse(probs)
@@ -282,9 +287,9 @@ def init_decode_worker() -> None:
 
 def predict_tracks(tracks, bundle, jobs: int = 2, timeline: bool = False, engine: Engine | None = None):
     """Yield one row per track, in the order tracks finish. `jobs=0` featurises in this process."""
-    engine = engine or Engine(bundle, timeline)
     args = (bundle.audio_config, bundle.midi_config)
     if jobs <= 0:
+        engine = engine or Engine(bundle, timeline)
         for track in tracks:
             yield from engine.rows([prepare(track, *args)])
         return
@@ -302,5 +307,6 @@ def predict_tracks(tracks, bundle, jobs: int = 2, timeline: bool = False, engine
                     break
             if not pending:
                 return
+            engine = engine or Engine(bundle, timeline)  # loaded while the first tracks already decode
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             yield from engine.rows([future.result() for future in done])

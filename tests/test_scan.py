@@ -129,6 +129,36 @@ def test_rerun_skips_what_is_done_and_redoes_what_changed(library, tiny_model, t
     assert (tmp_path / "moods.csv.bak").exists()  # the earlier results are kept aside, not lost
 
 
+def test_a_new_model_redoes_what_another_model_scored(library, tiny_model, tmp_path):
+    import shutil
+
+    out = tmp_path / "moods.csv"
+    scan([library], out=out, model=tiny_model, jobs=0, progress=False)
+    newer = shutil.copytree(tiny_model, tmp_path / "tiny-newer")
+    card = json.loads((newer / "card.json").read_text())
+    card["version"] = "0.0.2"
+    (newer / "card.json").write_text(json.dumps(card))
+    again = scan([library], out=out, model=newer, jobs=0, progress=False)
+    assert again.skipped == 0 and again.ok == 7  # no file mixes two models' answers
+    assert set(read_results(out)["model"].to_list()) == {"tiny@0.0.2"}
+    assert scan([library], out=out, model=newer, jobs=0, progress=False).skipped == 7
+
+
+def test_force_keeps_a_killed_runs_journal_aside(library, tiny_model, tmp_path):
+    from mer_tag.sinks import journal_path
+
+    out = tmp_path / "moods.parquet"
+    journal = journal_path(out)
+    scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False)
+    rows = read_results(out)
+    out.unlink()  # as if the run was killed before its Parquet file was written: only the journal is left
+    journal.write_text("".join(json.dumps(r) + "\n" for r in rows.to_dicts()), encoding="utf-8")
+    scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False, force=True)
+    backup = journal.with_name(journal.name + ".bak")
+    assert backup.read_text(encoding="utf-8").count("\n") == rows.height  # the journal's rows were not lost
+    assert read_results(out).height == rows.height
+
+
 def test_timeline_lists_every_chunk(library, tiny_model, tmp_path):
     out = tmp_path / "moods.parquet"
     scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False, timeline=True)
@@ -191,3 +221,13 @@ def test_scan_lets_idle_openmp_threads_sleep_unless_told_otherwise(library, tiny
         monkeypatch.setenv("OMP_WAIT_POLICY", preset)
     scan([library / "rock"], out=tmp_path / "m.csv", model=tiny_model, jobs=0, progress=False)
     assert os.environ["OMP_WAIT_POLICY"] == (preset or "PASSIVE")
+
+
+def test_the_models_get_the_cores_the_decode_workers_leave():
+    from mer_tag.scan import model_threads
+
+    cores = os.cpu_count() or 1
+    assert model_threads(0) == cores
+    assert model_threads(cores) == 1 and model_threads(cores + 4) == 1
+    if cores > 2:
+        assert model_threads(2) == cores - 2
