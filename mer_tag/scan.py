@@ -38,7 +38,7 @@ def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Pa
 
     engines.check(engine)
     started = time.time()
-    torch.set_num_threads(model_threads(jobs))
+    torch.set_num_threads(max(1, jobs))
     bundle = bundle_io.load(model)
     if chunk_hop:
         bundle.audio_config = dataclasses.replace(bundle.audio_config, chunk_hop_seconds=float(chunk_hop))
@@ -72,15 +72,6 @@ def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Pa
         writer.close()
     summary.seconds = time.time() - started
     return summary
-
-
-def model_threads(jobs: int) -> int:
-    """Torch threads for the models: the cores the decode workers leave. On 2 cores with 2 workers that is
-    one thread: a second one only fought the workers for the cores (100 × 4-min tracks: main process
-    19.8 → 17.5 CPU s, scan 35.3 → 34.1 s; docs/performance.md)."""
-    import os
-
-    return max(1, (os.cpu_count() or 1) - max(0, jobs))
 
 
 def _identity(path: Path) -> tuple[int, float] | None:

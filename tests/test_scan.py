@@ -222,12 +222,3 @@ def test_scan_lets_idle_openmp_threads_sleep_unless_told_otherwise(library, tiny
     scan([library / "rock"], out=tmp_path / "m.csv", model=tiny_model, jobs=0, progress=False)
     assert os.environ["OMP_WAIT_POLICY"] == (preset or "PASSIVE")
 
-
-def test_the_models_get_the_cores_the_decode_workers_leave():
-    from mer_tag.scan import model_threads
-
-    cores = os.cpu_count() or 1
-    assert model_threads(0) == cores
-    assert model_threads(cores) == 1 and model_threads(cores + 4) == 1
-    if cores > 2:
-        assert model_threads(2) == cores - 2
