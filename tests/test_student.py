@@ -184,3 +184,22 @@ def test_a_model_trained_on_another_student_is_refused(tmp_path):
     (folder / "card.json").write_text(json.dumps(card))
     with pytest.raises(bundle_io.BundleError, match="retrain"):
         bundle_io.load(folder)
+
+
+def test_distillation_views_move_the_teachers_windows_with_the_audio():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from distill_musicnn import augment, teacher_starts
+
+    starts = teacher_starts(28)
+    assert starts[1] == pytest.approx(62 * 256 / 16000) and starts[-1] + 3.0 <= 30.0  # every patch inside the clip
+    x = torch.zeros(3, 64, STUDENT_FEATURES.chunk_frames)
+    for seed in range(20):
+        view, keep, moved = augment(x, starts, np.random.default_rng(seed), 512 / 16000)
+        shift = x.shape[2] - view.shape[2]
+        assert 0 <= shift < 32  # at most ~1 s dropped at the start
+        assert keep == [i for i, s in enumerate(starts) if s >= shift * 512 / 16000]
+        assert moved == pytest.approx([starts[i] - shift * 512 / 16000 for i in keep])
+        assert float(view.abs().max()) <= 6.0  # gain only: a silent clip stays within ±6 dB of itself
