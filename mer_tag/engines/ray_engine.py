@@ -129,7 +129,7 @@ def plan(cluster: dict, n_tracks: int, options: RayOptions) -> dict:
     else:
         model_cpus = 1.0 if model_gpus > 0 or cpus >= 8 else 0.0
     # Torch threads per actor: its own cores, or, sharing the decode cores, as many as the local engine's
-    # model process uses (one per core): musicnn is most of the work, and one thread left a core idle.
+    # model process uses (one per core): with musicnn as the front-end (default@0.1.0) one thread left a core idle.
     model_threads = max(1, int(model_cpus)) if model_cpus else max(1, int(cpus) // actors[1])
     per_block = options.tracks_per_block or max(1, min(32, -(-n_tracks // max(1, int(4 * cpus)))))
     return {"cpus": cpus, "gpus": gpus, "actors": actors, "model_cpus": model_cpus, "model_gpus": model_gpus,
