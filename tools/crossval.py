@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     from mer_tag.train.datasets import artist_group, load_dataset
     from mer_tag.train.extract import FeatureCache, extract_branch
     from mer_tag.train.run import load_preset
-    from mer_tag.train.splits import make_split
+    from mer_tag.train.splits import preset_split
 
     torch.set_num_threads(args.jobs)
     config = load_preset(args.preset)
@@ -87,9 +87,7 @@ def main(argv=None) -> int:
     dataset = load_dataset(args.data)
     y_all = np.array([e.label for e in dataset.examples])
     groups_all = np.array([artist_group(e.artist, e.id) for e in dataset.examples])
-    split_config = config.get("split", {})
-    split = make_split(y_all, groups_all, split_config.get("test_fraction", 0.2), split_config.get("val_fraction", 0.1),
-                       split_config.get("seed", 0))
+    split = preset_split(y_all, groups_all, config)
     dev = sorted(split["train"] + split["val"])  # the test artists stay unseen
     examples = [dataset.examples[i] for i in dev]
     names = dataset.labels.names

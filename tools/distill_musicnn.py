@@ -3,7 +3,8 @@
 For every clip of a dataset: decode at 16 kHz, take its first 30-second chunk, and compute
 - the teacher's targets: musicnn's 200-d penultimate embedding of 3-s patches every 62 frames (~1 s),
   28 overlapping patches per clip (the frozen musicnn of mer_tag/weights/musicnn);
-- the student's input: `features.logmel` of the same chunk at 16 kHz, n_fft 1024, hop 512, 64 bands.
+- the student's input: `features.logmel` of the same chunk with the preset's `[audio.features]` (the
+  `default` preset: 16 kHz, n_fft 1024, hop 512, 64 bands).
 The student is fitted to regress every teacher patch from the mean and max of its own output over the
 same 3 seconds (MSE on standardised embeddings), early-stopped on a grouped validation set.
 
@@ -24,33 +25,33 @@ import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mer_tag.features import AudioConfig  # noqa: E402
-
-STUDENT_FEATURES = AudioConfig(frontend="musicnn_student", sample_rate=16000, n_fft=1024, hop_length=512, n_mels=64)
 TEACHER_HOP_FRAMES = 62  # musicnn frames (16 ms) between teacher patches: ~1 s, 28 patches per 30-s clip
 CACHE_VERSION = 1
 
 
-def clip_job(path: Path):
-    """One clip → (student log-mel [64, 938] float16, teacher mel patches [28, 187, 96] float16), or an error."""
+def clip_job(args):
+    """(clip, student features) → (student log-mel [64, 938] float16, teacher mel patches [28, 187, 96]
+    float16), or an error. Teacher and student hear the same 16 kHz first 30 s (musicnn's own rate)."""
     from mer_tag.features import cut_chunks, logmel, musicnn_logmel, musicnn_patches
     from mer_tag.sources.audio import AudioError, load_audio
 
+    path, features = args
     try:
-        chunk = cut_chunks(load_audio(path, sr=STUDENT_FEATURES.sample_rate), STUDENT_FEATURES)[0]
+        chunk = cut_chunks(load_audio(path, sr=features.sample_rate), features)[0]
     except AudioError as exc:
         return None, None, str(exc)
     patches = musicnn_patches(musicnn_logmel(chunk), hop_frames=TEACHER_HOP_FRAMES, tail="drop")
-    return logmel(chunk, STUDENT_FEATURES).astype(np.float16), patches.astype(np.float16), None
+    return logmel(chunk, features).astype(np.float16), patches.astype(np.float16), None
 
 
-def build_data(paths: list[Path], cache: Path, jobs: int) -> dict:
+def build_data(paths: list[Path], features, cache: Path, jobs: int) -> dict:
     """Student inputs and teacher embeddings for `paths`, from the cache when every setting matches."""
     import torch
 
@@ -58,7 +59,7 @@ def build_data(paths: list[Path], cache: Path, jobs: int) -> dict:
     from mer_tag.predict import init_decode_worker
 
     key = {"version": CACHE_VERSION, "paths": [str(p.resolve()) for p in paths], "hop": TEACHER_HOP_FRAMES,
-           "features": STUDENT_FEATURES.__dict__, "teacher": musicnn.weights_sha256()}
+           "features": asdict(features), "teacher": musicnn.weights_sha256()}
     file = cache / "distill-data.npz"
     if file.exists():
         with np.load(file) as data:
@@ -68,7 +69,7 @@ def build_data(paths: list[Path], cache: Path, jobs: int) -> dict:
     mels, targets, ok = [], [], []
     started = time.time()
     with ProcessPoolExecutor(max_workers=jobs, initializer=init_decode_worker) as pool:
-        for i, (mel, patches, error) in enumerate(pool.map(clip_job, paths, chunksize=4)):
+        for i, (mel, patches, error) in enumerate(pool.map(clip_job, [(p, features) for p in paths], chunksize=4)):
             if error:
                 print(f"{paths[i]}: skipped: {error}", file=sys.stderr)
                 continue
@@ -135,10 +136,10 @@ def fit(model, mel: np.ndarray, teacher: np.ndarray, fit_idx, val_idx, epochs: i
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * -(-len(fit_idx) // batch_size))
 
-    def loss_of(idx, rng=None):
+    def loss_of(idx, view_rng=None):
         x, target, at = x_all[idx], t_all[idx], starts
-        if rng is not None:
-            x, keep, at = augment(x, starts, rng, model.frame_seconds)
+        if view_rng is not None:
+            x, keep, at = augment(x, starts, view_rng, model.frame_seconds)
             target = target[:, keep]
         out = model(x, at)
         return (((out - target) / model.embed_std) ** 2).mean()
@@ -176,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="folder for student.safetensors + student.json "
                         "(default: mer_tag/weights/musicnn_student)")
     parser.add_argument("--cache", default=".cache/distill")
-    parser.add_argument("--preset", default="default", help="whose split's test artists are left out")
+    parser.add_argument("--preset", default="default",
+                        help="whose [audio.features] the student hears and whose split's test artists are left out")
     parser.add_argument("--epochs", type=int, default=120)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
@@ -190,31 +192,34 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from mer_tag.models.student import WEIGHTS_DIR, MusicnnStudent
     from mer_tag.train.datasets import artist_group, load_dataset
+    from mer_tag.features import AudioConfig, config_from_json
     from mer_tag.train.run import load_preset
-    from mer_tag.train.splits import grouped_holdout, make_split
+    from mer_tag.train.splits import grouped_holdout, preset_split
 
     torch.set_num_threads(max(1, args.jobs))
     dataset = load_dataset(args.data)
     examples = dataset.examples
     y = np.array([e.label for e in examples])
     groups = np.array([artist_group(e.artist, e.id) for e in examples])
-    split_config = load_preset(args.preset).get("split", {})
-    split = make_split(y, groups, split_config.get("test_fraction", 0.2), split_config.get("val_fraction", 0.1),
-                       split_config.get("seed", 0))
+    config = load_preset(args.preset)
+    features = config_from_json(AudioConfig, config["audio"]["features"])  # what the preset's model will hear
+    if features.frontend != "musicnn_student":
+        parser.error(f"preset {args.preset!r} does not listen through the student (frontend {features.frontend!r})")
+    split = preset_split(y, groups, config)
     dev = np.array(sorted(split["train"] + split["val"]))
     print(f"{len(dev)} songs (the split's train + val; {len(split['test'])} test songs left out)", flush=True)
 
-    data = build_data([examples[i].audio_path for i in dev], Path(args.cache), args.jobs)
+    data = build_data([examples[i].audio_path for i in dev], features, Path(args.cache), args.jobs)
     kept = dev[data["index"]]
     fit_local, val_local = grouped_holdout(y[kept], groups[kept], 0.15, args.seed)  # whole artists for early stopping
     channels = tuple(int(c) for c in args.channels.split(","))
-    model = MusicnnStudent(n_mels=STUDENT_FEATURES.n_mels, channels=channels, kernels=(5,) + (3,) * (len(channels) - 1),
-                           frame_seconds=STUDENT_FEATURES.hop_length / STUDENT_FEATURES.sample_rate, dropout=args.dropout)
+    model = MusicnnStudent(n_mels=features.n_mels, channels=channels, kernels=(5,) + (3,) * (len(channels) - 1),
+                           frame_seconds=features.hop_length / features.sample_rate, dropout=args.dropout)
     started = time.time()
     best_epoch, best_val, history = fit(model, data["mel"], data["teacher"], fit_local, val_local, args.epochs,
                                         args.batch_size, args.lr, args.patience, args.seed)
     out = Path(args.out) if args.out else WEIGHTS_DIR
-    meta = {"features": STUDENT_FEATURES.__dict__, "teacher": "musicnn MSD_musicnn penultimate",
+    meta = {"features": asdict(features), "teacher": "musicnn MSD_musicnn penultimate",
             "songs": int(len(kept)), "best_epoch": best_epoch, "val_mse": round(best_val, 4),
             "macs_per_second": round(model.macs_per_second()), "seconds": round(time.time() - started),
             "command": "python tools/distill_musicnn.py " + " ".join(argv if argv is not None else sys.argv[1:])}

@@ -34,31 +34,34 @@ def build(dims: dict):
 FROZEN_FRONTENDS = ("musicnn", "musicnn_student")  # pretrained embedders run before a trained audio head
 
 
+def _frozen(frontend: str):
+    """(model class, embed function, weights file) of a frozen pretrained front-end; None for 'logmel'."""
+    if frontend == "musicnn":
+        from mer_tag.models import musicnn
+
+        return musicnn.Musicnn, musicnn.embed_patches, musicnn.WEIGHTS_PATH
+    if frontend == "musicnn_student":
+        from mer_tag.models import student
+
+        return student.MusicnnStudent, student.embed_chunks, student.WEIGHTS_DIR / student.WEIGHTS_FILE
+    return None
+
+
 def load_frontend(frontend: str):
     """(model, embed) for a frozen pretrained front-end, or (None, None) for 'logmel' (the CNN is trained).
 
     `embed(model, features)` turns a [chunks, ...] feature tensor into [chunks, windows, 200] embeddings;
     training's feature extraction and both scan engines call it, so they cannot drift apart.
     """
-    if frontend == "musicnn":
-        from mer_tag.models import musicnn
-
-        return musicnn.Musicnn.load(), musicnn.embed_patches
-    if frontend == "musicnn_student":
-        from mer_tag.models import student
-
-        return student.MusicnnStudent.load(), student.embed_chunks
-    return None, None
+    frozen = _frozen(frontend)
+    return (frozen[0].load(), frozen[1]) if frozen else (None, None)
 
 
 def frontend_sha256(frontend: str) -> str | None:
-    """sha256 of a frozen front-end's weights file (feature caches key on it), None for 'logmel'."""
-    if frontend == "musicnn":
-        from mer_tag.models import musicnn
+    """sha256 of a frozen front-end's weights file (feature caches and bundles key on it), None for 'logmel'."""
+    frozen = _frozen(frontend)
+    if frozen is None:
+        return None
+    from mer_tag.models.musicnn import weights_sha256
 
-        return musicnn.weights_sha256()
-    if frontend == "musicnn_student":
-        from mer_tag.models import musicnn, student
-
-        return musicnn.weights_sha256(student.WEIGHTS_DIR / student.WEIGHTS_FILE)
-    return None
+    return weights_sha256(frozen[2])

@@ -63,7 +63,7 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
     from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig, config_from_json
     from mer_tag.train import extract
     from mer_tag.train.datasets import artist_group, load_dataset
-    from mer_tag.train.splits import make_split
+    from mer_tag.train.splits import preset_split
 
     started = time.time()
     torch.set_num_threads(max(1, jobs))
@@ -96,9 +96,7 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
 
     y = np.array([e.label for e in examples])
     groups = [artist_group(e.artist, e.id) for e in examples]
-    split_config = config.get("split", {})
-    split = make_split(y, groups, split_config.get("test_fraction", 0.2), split_config.get("val_fraction", 0.1),
-                       seed + split_config.get("seed", 0))
+    split = preset_split(y, groups, config, seed)
     (out / "split.json").write_text(json.dumps(
         {name: [examples[i].id for i in idx] for name, idx in split.items()}, indent=1) + "\n")
     log("split: " + ", ".join(f"{k} {len(v)}" for k, v in split.items()) + " songs (grouped by artist)")

@@ -56,6 +56,14 @@ def make_split(labels, groups, test_fraction: float, val_fraction: float, seed: 
             "test": sorted(test.tolist())}
 
 
+def preset_split(labels, groups, config: dict, seed: int = 0) -> dict[str, list[int]]:
+    """The split a preset's `[split]` section asks for (`mer-tag train --seed` adds to its seed): train,
+    cross-validation and distillation all call this, so they agree on which artists are the test."""
+    section = config.get("split", {})
+    return make_split(labels, groups, section.get("test_fraction", 0.2), section.get("val_fraction", 0.1),
+                      seed + section.get("seed", 0))
+
+
 def _random_groups(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     held = []
