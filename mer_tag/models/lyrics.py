@@ -7,7 +7,6 @@ embeddings are averaged into one vector per song.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -27,23 +26,44 @@ def encoder_dir() -> Path:
     return Path(spec.origin).parent / "model"
 
 
-def load_tokenizer():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoTokenizer
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()  # long lyrics are split into windows by us; the length warning is moot
-    return AutoTokenizer.from_pretrained(str(encoder_dir()), local_files_only=True)
+def load_tokenizer() -> Tokenizer:
+    return Tokenizer(encoder_dir() / "tokenizer.json")
 
 
 def load_encoder():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel
-    from transformers.utils import logging
+    """all-MiniLM-L6-v2 as our plain-torch BERT (mer_tag.models.bert), from its package folder."""
+    from mer_tag.models.bert import BertEncoder
 
-    logging.set_verbosity_error()  # the pooling-head warning means nothing here
-    logging.disable_progress_bar()  # a weight-loading bar on every scan is noise
-    return AutoModel.from_pretrained(str(encoder_dir()), local_files_only=True)
+    return BertEncoder.from_folder(encoder_dir())
+
+
+class Tokenizer:
+    """The package's `tokenizer.json` run by the `tokenizers` library, as transformers' fast BERT tokenizer
+    runs it, with the file's own 128-token truncation and padding switched off (we cut windows ourselves).
+    Called like a transformers tokenizer: `tokenizer(text, add_special_tokens=False)["input_ids"]`."""
+
+    def __init__(self, path: Path):
+        from tokenizers import Tokenizer as RustTokenizer
+
+        self._tokenizer = RustTokenizer.from_file(str(path))
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        vocab = self._tokenizer.get_vocab()
+        self.pad_token_id, self.unk_token_id = vocab["[PAD]"], vocab["[UNK]"]
+        self.cls_token_id, self.sep_token_id = vocab["[CLS]"], vocab["[SEP]"]
+
+    def __call__(self, text: str, add_special_tokens: bool = True, truncation: bool = False) -> dict[str, list[int]]:
+        return {"input_ids": self._tokenizer.encode(text, add_special_tokens=add_special_tokens).ids}
+
+
+def average_by_song(window_embeddings: torch.Tensor, song: torch.Tensor) -> torch.Tensor:
+    """[W, hidden] window embeddings → [songs, hidden]: the mean of each song's windows (`song[w]` is
+    window w's song index, songs numbered from 0)."""
+    n_songs = int(song.max()) + 1
+    sums = torch.zeros(n_songs, window_embeddings.shape[1], dtype=window_embeddings.dtype)
+    sums.index_add_(0, song, window_embeddings)
+    counts = torch.bincount(song, minlength=n_songs).clamp_min(1).unsqueeze(1)
+    return sums / counts
 
 
 class LyricsClassifier(nn.Module):
@@ -79,11 +99,7 @@ class LyricsClassifier(nn.Module):
     def forward_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, song: torch.Tensor) -> torch.Tensor:
         """Token windows of several songs → [songs, n_classes] logits: encode every window, average the
         windows of each song (`song[w]` is window w's song index), classify. Used when fine-tuning."""
-        emb = self.encode(input_ids, attention_mask)
-        n_songs = int(song.max()) + 1
-        sums = torch.zeros(n_songs, emb.shape[1], dtype=emb.dtype).index_add_(0, song, emb)
-        counts = torch.bincount(song, minlength=n_songs).clamp_min(1).unsqueeze(1)
-        return self(sums / counts)
+        return self(average_by_song(self.encode(input_ids, attention_mask), song))
 
     def trained_state(self) -> dict[str, torch.Tensor]:
         """What a bundle stores: the head, plus the encoder only if we changed it."""
