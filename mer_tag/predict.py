@@ -2,12 +2,13 @@
 
 Worker processes do everything that needs no model (decode, resample, chunk, spectrogram, lyrics and
 MIDI reading); this process holds the models once and runs them on whatever tracks are ready, so
-chunks from many tracks share a forward pass. At most `2 * jobs + 2` tracks are in flight: memory
-stays flat however large the library.
+chunks from many tracks share a forward pass. At most `IN_FLIGHT_PER_JOB * jobs + 2` tracks are in
+flight: memory stays flat however large the library.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import traceback
@@ -21,6 +22,10 @@ from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig
 from mer_tag.library import Track
 
 AUDIO_BATCH = 16  # chunks per audio forward pass
+# Tracks submitted and not yet scored, per decode worker. While MiniLM loads (3-4 s) the workers run ahead;
+# a scored-to-be track holds only its features (about 1 MB for 4 minutes), so memory stays flat.
+IN_FLIGHT_PER_JOB = 8
+PRECISIONS = ("auto", "fp32", "bf16")  # of the frozen encoders (MiniLM, the musicnn student); heads stay fp32
 
 
 @dataclass
@@ -140,11 +145,12 @@ def _one_line(text: str) -> str:
 class Engine:
     """The loaded bundle and the frozen front-end it needs, run on batches of prepared tracks."""
 
-    def __init__(self, bundle, timeline: bool = False):
+    def __init__(self, bundle, timeline: bool = False, precision: str = "auto"):
         import torch
 
         self.bundle = bundle
         self.timeline = timeline
+        self.precision = resolve_precision(precision)
         self.names = bundle.labels.names
         from mer_tag.models import load_frontend
 
@@ -168,7 +174,8 @@ class Engine:
             for start in range(0, len(feats), AUDIO_BATCH):
                 x = torch.from_numpy(feats[start : start + AUDIO_BATCH].astype(np.float32))
                 if self.frontend is not None:
-                    x = self.embed(self.frontend, x)
+                    with self._encoder_precision():
+                        x = self.embed(self.frontend, x).float()
                 out.append(torch.softmax(model(x), -1).numpy())
         return np.concatenate(out)
 
@@ -176,6 +183,7 @@ class Engine:
         """[songs, K] probabilities of several songs' lyrics in one forward pass: every token window of
         every song batched, padding cut to the longest window (masked tokens change nothing)."""
         from mer_tag.features import lyrics_windows
+        from mer_tag.models.lyrics import average_by_song
 
         torch = self.torch
         windows = [lyrics_windows(text, self.tokenizer, self.bundle.lyrics_config) for text in texts]
@@ -183,10 +191,17 @@ class Engine:
         mask = np.concatenate([w["attention_mask"] for w in windows])
         width = int(mask.sum(1).max())
         song = np.repeat(np.arange(len(texts)), [len(w["input_ids"]) for w in windows])
+        model = self.bundle.models["lyrics"]
         with torch.inference_mode():
-            logits = self.bundle.models["lyrics"].forward_tokens(
-                torch.from_numpy(ids[:, :width]), torch.from_numpy(mask[:, :width]), torch.from_numpy(song))
+            with self._encoder_precision():
+                embeddings = model.encode(torch.from_numpy(ids[:, :width]), torch.from_numpy(mask[:, :width])).float()
+            logits = model(average_by_song(embeddings, torch.from_numpy(song)))
             return torch.softmax(logits, -1).numpy()
+
+    def _encoder_precision(self):
+        """bf16 autocast around the frozen encoders where the CPU does bf16 natively: 1.8 × faster on
+        MiniLM, 1.9 × on the student (docs/performance.md). The trained heads and the fusion stay fp32."""
+        return self.torch.autocast("cpu", dtype=self.torch.bfloat16, enabled=self.precision == "bf16")
 
     def midi_probs(self, midi: tuple) -> np.ndarray:
         torch = self.torch
@@ -242,6 +257,19 @@ class Engine:
         return row
 
 
+def resolve_precision(precision: str) -> str:
+    """'auto' → 'bf16' on CPUs with native bf16 arithmetic (AVX512-BF16, AMX), else 'fp32'. Elsewhere bf16
+    is emulated and slower than fp32, so 'auto' never picks it there."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    import torch
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bf16" if native else "fp32"
+
+
 def columns(n_classes: int, timeline: bool) -> list[str]:
     """Output columns, in order (docs/output.md)."""
     cols = ["path", "status", "error", "notes", "size", "mtime", "title", "artist", "album", "duration_s",
@@ -274,39 +302,91 @@ def let_idle_threads_sleep() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
+KEEP_FREED_BYTES = 1 << 30  # 1 GiB: above any one buffer a scan allocates
+
+
+def reuse_freed_memory() -> None:
+    """glibc only: keep freed memory in the heap instead of handing each large buffer (MiniLM's attention
+    maps, a decoded track) back to the kernel and faulting it in afresh on the next call. On the 100-track
+    benchmark: 2.3 M → 0.16 M page faults, 5.1 → 1.1 s of system time; peak RSS barely moves, as the same
+    buffers are reused. This process is set now; spawned workers read the environment when they start."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    for name, option in (("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD), ("MALLOC_TRIM_THRESHOLD_", M_TRIM_THRESHOLD)):
+        os.environ.setdefault(name, str(KEEP_FREED_BYTES))
+        try:
+            ctypes.CDLL("libc.so.6").mallopt(option, int(os.environ[name]))
+        except (OSError, AttributeError, ValueError):  # musl, or a value the user set that is not a number
+            return
+
+
 def init_decode_worker() -> None:
     """One BLAS/OpenMP thread per decode worker: `jobs` workers already share the cores with the models.
+    Then the decode stack is imported, so a pool started early (`start_decode_pool`) pays for it while the
+    main process is still importing torch.
 
-    Workers never import torch: features need numpy and librosa only (the largest worker's peak RSS went
+    Workers never import torch: features need numpy and scipy.fft only (the largest worker's peak RSS went
     from 472 to 424 MB on the 20-track benchmark).
     """
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    import av  # noqa: F401
+    import scipy.fft  # noqa: F401
+
+    import mer_tag.features  # noqa: F401
+    import mer_tag.sources.audio  # noqa: F401
+    import mer_tag.sources.metadata  # noqa: F401
 
 
-def predict_tracks(tracks, bundle, jobs: int = 2, timeline: bool = False, engine: Engine | None = None):
-    """Yield one row per track, in the order tracks finish. `jobs=0` featurises in this process."""
+def start_decode_pool(jobs: int):
+    """`jobs` spawned decode workers, started now: they import their stack while this process goes on
+    (scan starts them before importing torch; the first tracks then find them ready)."""
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=init_decode_worker)
+    for _ in range(jobs):
+        pool.submit(int)  # a no-op: the executor spawns a worker per task until it has `jobs`
+    return pool
+
+
+def model_threads(jobs: int) -> int:
+    """Torch threads beside `jobs` decode workers. The models take about 0.14 CPU-s a 4-minute track and
+    decoding 0.34, so one thread keeps up with two workers; two threads on a 2-core machine already
+    busy with them were measured slower (main-process CPU 15 → 35 s on 100 tracks, some runs). Above two
+    workers this keeps the same ratio (not measured: CI has 2 cores)."""
+    return max(1, jobs // 2)
+
+
+def predict_tracks(tracks, bundle, jobs: int = 2, timeline: bool = False, engine: Engine | None = None,
+                   precision: str = "auto", pool=None):
+    """Yield one row per track, in the order tracks finish. `jobs=0` featurises in this process.
+    `pool`: decode workers already started (`start_decode_pool`); this function shuts it down."""
     args = (bundle.audio_config, bundle.midi_config)
     if jobs <= 0:
-        engine = engine or Engine(bundle, timeline)
+        engine = engine or Engine(bundle, timeline, precision)
         for track in tracks:
             yield from engine.rows([prepare(track, *args)])
         return
-    import multiprocessing
-
     tracks = iter(tracks)
-    max_in_flight = 2 * jobs + 2
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=init_decode_worker) as pool:
+    max_in_flight = IN_FLIGHT_PER_JOB * jobs + 2
+    with pool or start_decode_pool(jobs) as pool:
         pending = set()
-        while True:
-            for track in tracks:
+
+        def refill():
+            for track in itertools.islice(tracks, max(0, max_in_flight - len(pending))):
                 pending.add(pool.submit(prepare, track, *args))
-                if len(pending) >= max_in_flight:
-                    break
-            if not pending:
-                return
-            engine = engine or Engine(bundle, timeline)  # loaded while the first tracks already decode
+
+        refill()
+        while pending:
+            engine = engine or Engine(bundle, timeline, precision)  # loaded while the first tracks already decode
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            refill()  # before the models run, so the workers never wait on them
+            if not pending:
+                engine.torch.set_num_threads(max(1, jobs))  # the last batch: the workers' cores are free
             yield from engine.rows([future.result() for future in done])

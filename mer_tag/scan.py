@@ -19,29 +19,50 @@ class ScanSummary:
 def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Path = "default", jobs: int = 2,
          force: bool = False, timeline: bool = False, chunk_hop: float | None = None,
          lyrics_dir: str | Path | None = None, midi_dir: str | Path | None = None, progress: bool = True,
-         on_row=None, engine: str = "local", address: str | None = None) -> ScanSummary:
+         on_row=None, engine: str = "local", address: str | None = None, precision: str = "auto") -> ScanSummary:
     """Predict a mood for every audio file under `paths`, writing one row per file to `out`.
 
     `engine`: 'local' (this machine) or 'ray' (a Ray cluster at `address`; mer_tag.engines.ray_engine).
+    `precision`: of the frozen encoders, 'auto' (bf16 where the CPU has it natively), 'fp32' or 'bf16'.
     """
     import dataclasses
 
-    from mer_tag.predict import let_idle_threads_sleep
+    from mer_tag import engines
+    from mer_tag.predict import (let_idle_threads_sleep, model_threads, resolve_precision, reuse_freed_memory,
+                                  start_decode_pool)
 
+    resolve_precision(precision)  # an unknown name fails here, before any work
+    engines.check(engine)
+    started = time.time()
     let_idle_threads_sleep()  # before torch starts
-    import torch
+    reuse_freed_memory()  # before the workers spawn: they inherit it
+    # Decode workers spawn and import their stack while this process imports torch (about 1 s).
+    pool = start_decode_pool(jobs) if engine == "local" and jobs > 0 else None
+    try:
+        import torch
 
-    from mer_tag import bundle as bundle_io
+        from mer_tag import bundle as bundle_io
+
+        torch.set_num_threads(model_threads(jobs))
+        bundle = bundle_io.load(model)
+        if chunk_hop:
+            bundle.audio_config = dataclasses.replace(bundle.audio_config, chunk_hop_seconds=float(chunk_hop))
+        summary = _scan_tracks(paths, out, bundle, model, jobs, force, timeline, lyrics_dir, midi_dir, progress,
+                               on_row, engine, address, precision, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)  # already done unless the scan stopped early
+    summary.seconds = time.time() - started
+    return summary
+
+
+def _scan_tracks(paths, out, bundle, model, jobs, force, timeline, lyrics_dir, midi_dir, progress, on_row,
+                 engine, address, precision, pool) -> ScanSummary:
+    """The walk, the resume decision, and the rows of the tracks still to do, written as they come."""
     from mer_tag import engines
     from mer_tag.library import walk
     from mer_tag.predict import columns
 
-    engines.check(engine)
-    started = time.time()
-    torch.set_num_threads(max(1, jobs))
-    bundle = bundle_io.load(model)
-    if chunk_hop:
-        bundle.audio_config = dataclasses.replace(bundle.audio_config, chunk_hop_seconds=float(chunk_hop))
     tracks = list(walk(paths, lyrics_dir=lyrics_dir, midi_dir=midi_dir))
     summary = ScanSummary()
     previous = None if str(out) == "-" else _previous_rows(Path(out), force)
@@ -57,7 +78,8 @@ def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Pa
                                  redo={str(t.path) for t in todo}, engine=engine)
     bar = _progress_bar(progress, len(todo))
     try:
-        for row in engines.predict_rows(engine, todo, bundle, model, jobs=jobs, timeline=timeline, address=address):
+        for row in engines.predict_rows(engine, todo, bundle, model, jobs=jobs, timeline=timeline, address=address,
+                                       precision=precision, pool=pool):
             writer.write(row)
             if row["status"] == "ok":
                 summary.ok += 1
@@ -70,7 +92,6 @@ def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Pa
     finally:
         bar.stop()
         writer.close()
-    summary.seconds = time.time() - started
     return summary
 
 

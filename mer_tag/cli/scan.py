@@ -24,6 +24,9 @@ def scan(
                                         "needs the ray extra, see docs/scale.md).")] = "local",
     address: Annotated[Optional[str], typer.Option(help="With --engine ray: the cluster's HOST:PORT "
                                                    "(default: RAY_ADDRESS, else a local Ray on this machine).")] = None,
+    precision: Annotated[str, typer.Option(help="Arithmetic of the frozen encoders (MiniLM, the audio front-end): "
+                                           "'auto' = bf16 where the CPU has it natively (about 1.8 × faster), "
+                                           "else fp32; or force 'fp32' / 'bf16'.")] = "auto",
 ):
     """Predict the mood of every audio file under PATHS and write one row per file.
 
@@ -68,6 +71,9 @@ def scan(
         if importlib.util.find_spec("ray") is None:
             console.print("[red]error:[/] --engine ray needs ray: pip install 'mer-tag\\[ray]'")
             raise typer.Exit(2)
+    if precision not in ("auto", "fp32", "bf16"):
+        console.print(f"[red]error:[/] unknown precision {precision!r}: use auto, fp32 or bf16")
+        raise typer.Exit(2)
     if address and engine != "ray":
         console.print("[red]error:[/] --address needs --engine ray")
         raise typer.Exit(2)
@@ -77,7 +83,7 @@ def scan(
     try:
         summary = run_scan(paths, out=out, model=model, jobs=jobs, force=force, timeline=timeline,
                            chunk_hop=chunk_hop, lyrics_dir=lyrics_dir, midi_dir=midi_dir, progress=not quiet,
-                           engine=engine, address=address)
+                           engine=engine, address=address, precision=precision)
     except BundleError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)

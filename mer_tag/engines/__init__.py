@@ -27,17 +27,19 @@ def check(engine: str) -> str:
 
 
 def predict_rows(engine: str, tracks, bundle, model, jobs: int = 2, timeline: bool = False,
-                 address: str | None = None, options=None):
-    """One row per track from the chosen engine (an iterator; rows come in the order tracks finish)."""
+                 address: str | None = None, options=None, precision: str = "auto", pool=None):
+    """One row per track from the chosen engine (an iterator; rows come in the order tracks finish).
+    `pool`: the local engine's decode workers, when the caller started them early."""
     if check(engine) == "local":
         from mer_tag.predict import predict_tracks
 
-        return predict_tracks(tracks, bundle, jobs=jobs, timeline=timeline)
+        return predict_tracks(tracks, bundle, jobs=jobs, timeline=timeline, precision=precision, pool=pool)
     from mer_tag.engines.ray_engine import RayOptions, predict_tracks
 
     options = options or RayOptions()
     if address is not None:
         options.address = address
+    options.precision = precision
     if options.num_cpus is None:
         options.num_cpus = max(1, jobs)  # used only when no cluster is given: a local one of `jobs` CPUs
     return predict_tracks(tracks, bundle, model, timeline=timeline, options=options)

@@ -54,6 +54,7 @@ class RayOptions:
     tracks_per_block: int | None = None  # tracks per prepare task (None: ~4 tasks per CPU, 1..32)
     batch_tracks: int = 8  # tracks per model call (their chunks share forward passes)
     max_retries: int = 4  # re-runs of a prepare task whose worker died
+    precision: str = "auto"  # of the frozen encoders on each model actor's CPU (predict.resolve_precision)
 
 
 def available() -> bool:
@@ -162,7 +163,8 @@ def _run(ray, tracks, bundle, model, timeline: bool, options: RayOptions):
     ds = ds.map_batches(
         _Predictor, batch_size=options.batch_tracks, batch_format="numpy",
         fn_constructor_kwargs={"files": [files], "audio_config": bundle.audio_config,
-                               "timeline": timeline, "threads": p["model_threads"]},
+                               "timeline": timeline, "threads": p["model_threads"],
+                               "precision": options.precision},
         compute=ray.data.ActorPoolStrategy(min_size=p["actors"][0], max_size=p["actors"][1]),
         num_cpus=p["model_cpus"], num_gpus=p["model_gpus"] or None,
     )
@@ -197,7 +199,7 @@ def _prepare_row(row: dict, audio_config, midi_config) -> dict:
 class _Predictor:
     """Ray actor body: the model loaded once, then Engine.rows on each batch of prepared tracks."""
 
-    def __init__(self, files: list, audio_config, timeline: bool, threads: int = 1):
+    def __init__(self, files: list, audio_config, timeline: bool, threads: int = 1, precision: str = "auto"):
         import tempfile
 
         from mer_tag.predict import Engine, let_idle_threads_sleep
@@ -214,7 +216,7 @@ class _Predictor:
                 Path(tmp, name).write_bytes(data)
             bundle = bundle_io.load(tmp)
         bundle.audio_config = audio_config  # the driver's, with any --chunk-hop applied
-        self.engine = Engine(bundle, timeline)
+        self.engine = Engine(bundle, timeline, precision)
         if torch.cuda.is_available():
             _to_device(self.engine, torch.device("cuda"))
 
@@ -255,8 +257,8 @@ class _OnDevice:
     def __call__(self, *args, **kwargs):
         return _move(self.module(*_move(args, self.device), **_move(kwargs, self.device)), "cpu")
 
-    def forward_tokens(self, *args, **kwargs):
-        return _move(self.module.forward_tokens(*_move(args, self.device), **_move(kwargs, self.device)), "cpu")
+    def encode(self, *args, **kwargs):
+        return _move(self.module.encode(*_move(args, self.device), **_move(kwargs, self.device)), "cpu")
 
     def __getattr__(self, name):
         return getattr(self.module, name)

@@ -1,0 +1,99 @@
+"""The local engine's settings for speed (docs/performance.md): encoder precision, decode pool, threads, malloc."""
+
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from media import tone, write_audio, write_lyrics
+from mer_tag.cli import main
+from mer_tag.predict import (KEEP_FREED_BYTES, model_threads, resolve_precision, reuse_freed_memory,
+                             start_decode_pool)
+from mer_tag.scan import scan
+from mer_tag.sinks import read_results
+from tiny_model import make_tiny_bundle
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture()
+def sung(tmp_path) -> Path:
+    lib = tmp_path / "Music"
+    write_audio(lib / "a.flac", tone(8, 220))
+    write_lyrics(lib / "a.txt", "I walk alone down the empty street\nthe rain keeps falling on my feet\n" * 6)
+    write_audio(lib / "b.mp3", tone(5, 330))
+    write_lyrics(lib / "b.txt", "dance all night, we shine so bright, everybody sing along\n" * 4)
+    return lib
+
+
+def test_precision_names():
+    assert resolve_precision("fp32") == "fp32"
+    assert resolve_precision("bf16") == "bf16"
+    assert resolve_precision("auto") in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        resolve_precision("fp16")
+
+
+def test_bf16_encoders_give_the_fp32_moods(sung, tmp_path):
+    """The shipped model with MiniLM and the student in bf16 (forced, so this runs on any CPU) against fp32."""
+    rows = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.csv"
+        scan([sung], out=out, jobs=0, progress=False, precision=precision)
+        rows[precision] = {Path(r["path"]).name: r for r in read_results(out).iter_rows(named=True)}
+    assert rows["fp32"].keys() == rows["bf16"].keys() == {"a.flac", "b.mp3"}
+    for name, fp32 in rows["fp32"].items():
+        bf16 = rows["bf16"][name]
+        assert fp32["status"] == bf16["status"] == "ok" and fp32["lyrics_cluster"] is not None
+        assert (fp32["cluster"], fp32["audio_cluster"], fp32["lyrics_cluster"]) == \
+            (bf16["cluster"], bf16["audio_cluster"], bf16["lyrics_cluster"])
+        for k in range(1, 6):
+            assert bf16[f"prob_cluster_{k}"] == pytest.approx(fp32[f"prob_cluster_{k}"], abs=0.02)
+
+
+def test_cli_refuses_an_unknown_precision(sung, tmp_path, capsys):
+    assert main(["scan", str(sung), "-o", str(tmp_path / "m.csv"), "--precision", "fp16"]) == 2
+    assert "unknown precision" in capsys.readouterr().err
+
+
+def test_decode_pool_starts_its_workers_before_any_track():
+    before = len(multiprocessing.active_children())
+    pool = start_decode_pool(2)
+    try:
+        deadline = time.time() + 60
+        while len(multiprocessing.active_children()) < before + 2 and time.time() < deadline:
+            time.sleep(0.05)
+        assert len(multiprocessing.active_children()) == before + 2
+    finally:
+        pool.shutdown()
+
+
+def test_a_scan_with_nothing_to_do_leaves_no_workers_behind(sung, tiny_model, tmp_path):
+    out = tmp_path / "m.csv"
+    scan([sung], out=out, model=tiny_model, jobs=2, progress=False)
+    summary = scan([sung], out=out, model=tiny_model, jobs=2, progress=False)  # everything already done
+    assert summary.skipped == 2 and summary.ok == 0
+    assert multiprocessing.active_children() == []
+
+
+def test_model_threads_leave_the_cores_to_the_decode_workers():
+    assert model_threads(0) == model_threads(1) == model_threads(2) == 1
+    assert model_threads(8) == 4
+
+
+@pytest.mark.parametrize("preset", [None, "268435456"])
+def test_freed_memory_is_kept_unless_the_user_chose(monkeypatch, preset):
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        if preset is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, preset)
+    reuse_freed_memory()
+    if os.uname().sysname == "Linux":
+        expected = preset or str(KEEP_FREED_BYTES)
+        assert os.environ["MALLOC_MMAP_THRESHOLD_"] == os.environ["MALLOC_TRIM_THRESHOLD_"] == expected
