@@ -48,7 +48,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 CACHE = ROOT / ".cache" / "bench" / "throughput"  # git-ignored
 GENERATOR_VERSION = 1  # bump when the generated signal changes, so caches are rebuilt
 FLOOR_RATE = 22050  # Hz: the issue's floor, the MIREX rate
-RSS_INTERVAL = 0.05  # s between /proc samples
+RSS_INTERVAL = 0.05  # s between /proc samples of RSS (statm: a few µs each)
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+PSS_EVERY = 20  # PSS (smaps_rollup: milliseconds for a process holding torch) on every 20th sample, once a second;
+#                 reading it every 50 ms took 4.6 CPU-s of a 25-s scan, 9 % of the 2 cores it measured
 TARGET_RATIO = 1.5  # scan ≤ 1.5 × floor (3–5-minute tracks with lyrics, 2 cores)
 TARGET_RSS_MB = 2048  # peak RSS ≤ 2 GB whatever the library size
 CHILD_MARK = "@@throughput-child@@"
@@ -329,16 +332,20 @@ class TreeMemory(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.interval = pid, interval
         self.peak_total_kb = self.peak_main_kb = self.peak_pss_kb = self.samples = self.peak_processes = 0
+        self.cpu_s = 0.0
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        started = time.thread_time()
         while not self._stop_event.is_set():
             self.sample()
             self._stop_event.wait(self.interval)
+        self.cpu_s = time.thread_time() - started  # what the sampling itself cost (this thread's CPU)
 
     def sample(self) -> None:
         pids = [self.pid, *descendants(self.pid)]
-        sizes, shares = zip(*(memory_kb(p) for p in pids))
+        with_pss = self.samples % PSS_EVERY == 0
+        sizes, shares = zip(*(memory_kb(p, with_pss) for p in pids))
         self.peak_main_kb = max(self.peak_main_kb, sizes[0])
         self.peak_total_kb = max(self.peak_total_kb, sum(sizes))
         self.peak_pss_kb = max(self.peak_pss_kb, sum(shares))
@@ -348,6 +355,7 @@ class TreeMemory(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join()
+
 
 
 def descendants(pid: int) -> list[int]:
@@ -392,29 +400,29 @@ def _children_by_walk(pid: int) -> list[int]:
     return kids
 
 
-def memory_kb(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) of one process in kB; PSS is 0 where smaps_rollup is unreadable, both 0 once it is gone."""
+def memory_kb(pid: int, pss: bool = True) -> tuple[int, int]:
+    """(RSS, PSS) of one process in kB; PSS is 0 when not asked for or where smaps_rollup is unreadable,
+    both 0 once the process is gone."""
+    if pss:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                values = dict(line.split()[:2] for line in f if line.startswith(("Rss:", "Pss:")))
+            return int(values["Rss:"]), int(values["Pss:"])
+        except (OSError, KeyError, ValueError):
+            pass
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            values = dict(line.split()[:2] for line in f if line.startswith(("Rss:", "Pss:")))
-        return int(values["Rss:"]), int(values["Pss:"])
-    except (OSError, KeyError, ValueError):
-        pass
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]), 0
-    except OSError:
-        pass
-    return 0, 0  # gone, or a zombie
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE_KB, 0  # resident pages
+    except (OSError, IndexError, ValueError):
+        return 0, 0  # gone, or a zombie
 
 
-def run_scan(folder: Path, model: str, jobs: int, profile: bool = False, interval: float = RSS_INTERVAL) -> dict:
+def run_scan(folder: Path, model: str, jobs: int, profile: bool = False, interval: float = RSS_INTERVAL,
+             precision: str = "auto") -> dict:
     """`mer_tag.scan.scan` over `folder` in a fresh Python process, its tree's RSS sampled meanwhile."""
     with tempfile.TemporaryDirectory(prefix="mer-tag-bench-") as tmp:
         spec = {"folder": str(folder), "out": str(Path(tmp) / "scan.csv"), "model": model, "jobs": jobs,
-                "profile": profile}
+                "profile": profile, "precision": precision}
         code = (f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); import throughput; "
                 "throughput._scan_child(sys.argv[1])")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -433,8 +441,21 @@ def run_scan(folder: Path, model: str, jobs: int, profile: bool = False, interva
     result["process_seconds"] = process_seconds
     result["memory"].update(peak_tree_rss_mb=memory.peak_total_kb / 1024, peak_main_rss_mb=memory.peak_main_kb / 1024,
                             peak_tree_pss_mb=memory.peak_pss_kb / 1024 or None,
-                            peak_processes=memory.peak_processes, samples=memory.samples, interval_s=interval)
+                            peak_processes=memory.peak_processes, samples=memory.samples, interval_s=interval,
+                            pss_every=PSS_EVERY, sampler_cpu_s=memory.cpu_s)
     return result
+
+
+def _resolved(precision: str) -> str:
+    from mer_tag.predict import resolve_precision
+
+    return resolve_precision(precision)
+
+
+def model_threads(jobs: int) -> int:
+    from mer_tag.predict import model_threads
+
+    return model_threads(jobs)
 
 
 def _scan_child(spec_json: str) -> None:
@@ -447,14 +468,14 @@ def _scan_child(spec_json: str) -> None:
 
     start = time.perf_counter()
     summary = scan([spec["folder"]], out=spec["out"], model=spec["model"], jobs=spec["jobs"], force=True,
-                   progress=False)
+                   progress=False, precision=spec["precision"])
     seconds = time.perf_counter() - start
     import torch
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     result = {
         "seconds": seconds, "ok": summary.ok, "failed": summary.failed, "failures": summary.failures[:5],
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": model_threads(spec["jobs"]), "precision": _resolved(spec["precision"]),
         "cpu": {"main_s": me.ru_utime + me.ru_stime, "workers_s": kids.ru_utime + kids.ru_stime},
         "memory": {"max_rss_main_mb": me.ru_maxrss / 1024, "max_rss_worker_mb": kids.ru_maxrss / 1024},
     }
@@ -594,7 +615,7 @@ def tiny_model(cache: Path = CACHE) -> str:
 
 def run_benchmark(folder: Path, jobs: int = 2, model: str = "default", profile: bool = False,
                   ffmpeg: str | None = "ffmpeg", generated: dict | None = None, command: str | None = None,
-                  decode: bool = True) -> dict:
+                  decode: bool = True, precision: str = "auto") -> dict:
     """Floor, decode-only and full scan on the audio files under `folder`; every number, as a dict."""
     files = audio_files(folder)
     if not files:
@@ -607,7 +628,7 @@ def run_benchmark(folder: Path, jobs: int = 2, model: str = "default", profile: 
     busy_floor = machine_busy_seconds()
     decode = decode_only(files, info["sample_rate"], jobs) if decode else None
     busy_decode = machine_busy_seconds()
-    scan = run_scan(folder, info["path"], jobs, profile)
+    scan = run_scan(folder, info["path"], jobs, profile, precision=precision)
     busy_scan = machine_busy_seconds()
     # the machine's CPU seconds during each stage; for the scan, what other processes took meanwhile
     for stage, before, after in ((floor, busy, busy_floor), (decode, busy_floor, busy_decode),
@@ -730,11 +751,11 @@ def format_table(r: dict) -> str:
     lines += ["",
               f"scan: {scan['ok']} ok, {scan['failed']} failed; process {scan['process_seconds']:.2f} s "
               f"with interpreter start; CPU main {cpu['main_s']:.1f} s + workers {cpu['workers_s']:.1f} s "
-              f"({cpu['utilisation']:.0%} of {cores} cores); torch threads {scan['torch_threads']}",
+              f"({cpu['utilisation']:.0%} of {cores} cores); torch threads {scan['torch_threads']}, precision {scan.get('precision', 'fp32')}",
               f"peak RSS: process tree {mem['peak_tree_rss_mb']:.0f} MB (sum, {mem['peak_processes']} processes; "
-              f"PSS {mem['peak_tree_pss_mb'] or 0:.0f} MB), "
+              f"PSS, sampled once a second, {mem['peak_tree_pss_mb'] or 0:.0f} MB), "
               f"main {mem['peak_main_rss_mb']:.0f} MB (kernel max {mem['max_rss_main_mb']:.0f} MB), "
-              f"largest worker {mem['max_rss_worker_mb']:.0f} MB"]
+              f"largest worker {mem['max_rss_worker_mb']:.0f} MB; sampling them cost {mem.get('sampler_cpu_s', 0):.2f} CPU-s"]
     t = r["targets"]
     ratio = r["ratios"]["scan_over_floor"]
     lines.append(f"targets: scan/floor {'–' if ratio is None else f'{ratio:.2f}'} ≤ {t['scan_over_floor_max']} "
@@ -773,6 +794,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-ffmpeg", action="store_true", help="Skip the floor.")
     parser.add_argument("--no-decode", action="store_true",
                         help="Skip our decode-only pass (e.g. a memory-only run).")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="The scan's --precision (default auto: bf16 where the CPU has it natively).")
     parser.add_argument("--cache", type=Path, default=CACHE, help="Where generated libraries are kept.")
     args = parser.parse_args(argv)
     command = shlex.join(["python", os.path.relpath(__file__, ROOT) if __file__.startswith(str(ROOT)) else __file__,
@@ -787,7 +810,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "generate_s": round(time.perf_counter() - started, 2)}
     model = tiny_model(args.cache) if args.model == "tiny" else args.model
     result = run_benchmark(folder, args.jobs, model, args.profile, None if args.no_ffmpeg else "ffmpeg", generated,
-                           command, decode=not args.no_decode)
+                           command, decode=not args.no_decode, precision=args.precision)
     print(format_table(result))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
