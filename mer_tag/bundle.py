@@ -95,9 +95,14 @@ def load(model: str | Path = "default") -> Bundle:
 
 
 def _check_frontend(bundle: Bundle, folder: Path) -> None:
-    """A head trained on one frozen front-end's embeddings means nothing on another's: refuse the mix."""
-    from mer_tag.models import frontend_sha256
+    """A head trained on one frozen front-end's embeddings means nothing on another's, nor on a front-end fed
+    features it was not trained on: refuse both."""
+    from mer_tag.models import check_frontend_features, frontend_sha256
 
+    try:
+        check_frontend_features(bundle.audio_config)
+    except ValueError as exc:
+        raise BundleError(f"{folder}: {exc}") from None
     trained_on = bundle.card.get("frontend_weights")  # absent in bundles saved before this check
     if trained_on and trained_on != frontend_sha256(bundle.audio_config.frontend):
         raise BundleError(f"{folder} was trained on other {bundle.audio_config.frontend} weights than this mer-tag "

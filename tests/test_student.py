@@ -186,6 +186,24 @@ def test_a_model_trained_on_another_student_is_refused(tmp_path):
         bundle_io.load(folder)
 
 
+def test_a_model_that_would_feed_the_student_another_log_mel_is_refused(tmp_path):
+    import json
+
+    from mer_tag import bundle as bundle_io
+    from mer_tag.features import AudioConfig
+    from mer_tag.train.extract import extract_audio
+
+    folder = _student_bundle(tmp_path / "model")
+    card = json.loads((folder / "card.json").read_text())
+    card["features"]["audio"]["n_mels"] = 96
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(bundle_io.BundleError, match="n_mels 96 \\(distilled on 64\\)"):
+        bundle_io.load(folder)
+    preset = AudioConfig(frontend="musicnn_student", sample_rate=22050, n_fft=1024, hop_length=512, n_mels=64)
+    with pytest.raises(ValueError, match="sample_rate 22050"):  # training refuses it before any feature is made
+        extract_audio([], preset, cache=None, jobs=1, progress=None)
+
+
 def test_distillation_views_move_the_teachers_windows_with_the_audio():
     import sys
     from pathlib import Path

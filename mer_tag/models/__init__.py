@@ -57,6 +57,17 @@ def load_frontend(frontend: str):
     return (frozen[0].load(), frozen[1]) if frozen else (None, None)
 
 
+def check_frontend_features(audio_config) -> None:
+    """ValueError when `audio_config`'s features are not what its frozen front-end was trained on (only the
+    student records them; musicnn makes its own mel patches)."""
+    if audio_config.frontend == "musicnn_student":
+        from mer_tag.models.student import feature_mismatch
+
+        problem = feature_mismatch(audio_config)
+        if problem:
+            raise ValueError(problem)
+
+
 def frontend_sha256(frontend: str) -> str | None:
     """sha256 of a frozen front-end's weights file (feature caches and bundles key on it), None for 'logmel'."""
     frozen = _frozen(frontend)

@@ -127,6 +127,19 @@ class MusicnnStudent(nn.Module):
         return folder
 
 
+FEATURE_KEYS = ("sample_rate", "n_fft", "hop_length", "n_mels")  # the log-mel the weights were distilled on
+
+
+def feature_mismatch(audio_config, folder: str | Path | None = None) -> str | None:
+    """Why `audio_config` would feed the student (default: the shipped one) a log-mel it never learned,
+    from the settings its dims file records; None when they agree."""
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    trained = json.loads((folder / DIMS_FILE).read_text(encoding="utf-8")).get("features", {})
+    wrong = [f"{k} {getattr(audio_config, k)} (distilled on {trained[k]})" for k in FEATURE_KEYS
+             if k in trained and getattr(audio_config, k) != trained[k]]
+    return f"the musicnn student cannot read this log-mel: {', '.join(wrong)}" if wrong else None
+
+
 def embed_chunks(model: MusicnnStudent, mel: torch.Tensor) -> torch.Tensor:
     """[chunks, n_mels, frames] log-mel → [chunks, windows, 200] student embeddings (frozen)."""
     with torch.inference_mode():

@@ -80,8 +80,9 @@ def _audio_job(args) -> tuple[np.ndarray | None, str | None]:
 
 def extract_audio(paths: list[Path], config: AudioConfig, cache: FeatureCache, jobs: int, progress) -> tuple[list, list]:
     """Log-mel chunks (or a frozen front-end's window embeddings) per file; (features, problems)."""
-    from mer_tag.models import FROZEN_FRONTENDS, frontend_sha256
+    from mer_tag.models import FROZEN_FRONTENDS, check_frontend_features, frontend_sha256
 
+    check_frontend_features(config)  # a preset that would feed the student a log-mel it never learned
     settings = asdict(config)
     if config.frontend in FROZEN_FRONTENDS:
         settings["frontend_weights"] = frontend_sha256(config.frontend)
