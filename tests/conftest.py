@@ -20,6 +20,14 @@ def mirex_dataset() -> Path:
     return DATASET
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """The random-weight bundle of tests/tiny_model.py: fast, for the machinery, never for numbers."""
+    from tiny_model import make_tiny_bundle
+
+    return make_tiny_bundle(tmp_path_factory.mktemp("model") / "tiny")
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     import torch

@@ -1,11 +1,9 @@
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from mer_tag import bundle as bundle_io
-from tiny_model import make_tiny_bundle
+from tiny_model import edit_card, make_tiny_bundle
 
 
 def test_bundle_rebuilds_its_models_from_the_card(tmp_path):
@@ -30,9 +28,7 @@ def test_frozen_lyrics_encoder_is_not_copied_into_the_bundle(tmp_path):
 
 def test_weights_that_do_not_fit_the_card_are_refused(tmp_path):
     folder = make_tiny_bundle(tmp_path / "m")
-    card = json.loads((folder / "card.json").read_text())
-    card["models"]["audio"]["gru_hidden"] = 16
-    (folder / "card.json").write_text(json.dumps(card))
+    edit_card(folder, lambda card: card["models"]["audio"].update(gru_hidden=16))
     with pytest.raises(bundle_io.BundleError, match="do not fit"):
         bundle_io.load(folder)
 

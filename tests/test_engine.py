@@ -13,12 +13,6 @@ from mer_tag.predict import (KEEP_FREED_BYTES, model_threads, resolve_precision,
                              start_decode_pool)
 from mer_tag.scan import scan
 from mer_tag.sinks import read_results
-from tiny_model import make_tiny_bundle
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return make_tiny_bundle(tmp_path_factory.mktemp("model") / "tiny")
 
 
 @pytest.fixture()

@@ -33,11 +33,6 @@ COLUMNS = columns(5, False)
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return make_tiny_bundle(tmp_path_factory.mktemp("model") / "tiny")
-
-
-@pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Path:
     """Good tracks (lyrics, MIDI, several containers, multi-chunk) and broken ones."""
     lib = tmp_path_factory.mktemp("ray") / "Music"

@@ -15,12 +15,6 @@ from media import tone, write_audio, write_lyrics, write_midi
 from mer_tag.cli import main
 from mer_tag.scan import scan
 from mer_tag.sinks import read_results
-from tiny_model import make_tiny_bundle
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return make_tiny_bundle(tmp_path_factory.mktemp("model") / "tiny")
 
 
 @pytest.fixture()

@@ -8,6 +8,7 @@ import torch
 
 from mer_tag.features import AudioConfig, chunk_features, cut_chunks
 from mer_tag.models.student import WEIGHTS_DIR, MusicnnStudent, embed_chunks
+from tiny_model import edit_card
 
 STUDENT_FEATURES = AudioConfig(frontend="musicnn_student", sample_rate=16000, n_fft=1024, hop_length=512, n_mels=64)
 
@@ -180,23 +181,18 @@ def test_a_model_trained_on_another_student_is_refused(tmp_path):
     from mer_tag.models import frontend_sha256
 
     assert card["frontend_weights"] == frontend_sha256("musicnn_student")
-    card["frontend_weights"] = "0" * 64
-    (folder / "card.json").write_text(json.dumps(card))
+    edit_card(folder, lambda card: card.update(frontend_weights="0" * 64))
     with pytest.raises(bundle_io.BundleError, match="retrain"):
         bundle_io.load(folder)
 
 
 def test_a_model_that_would_feed_the_student_another_log_mel_is_refused(tmp_path):
-    import json
-
     from mer_tag import bundle as bundle_io
     from mer_tag.features import AudioConfig
     from mer_tag.train.extract import extract_audio
 
     folder = _student_bundle(tmp_path / "model")
-    card = json.loads((folder / "card.json").read_text())
-    card["features"]["audio"]["n_mels"] = 96
-    (folder / "card.json").write_text(json.dumps(card))
+    edit_card(folder, lambda card: card["features"]["audio"].update(n_mels=96))
     with pytest.raises(bundle_io.BundleError, match="n_mels 96 \\(distilled on 64\\)"):
         bundle_io.load(folder)
     preset = AudioConfig(frontend="musicnn_student", sample_rate=22050, n_fft=1024, hop_length=512, n_mels=64)

@@ -29,3 +29,12 @@ def make_tiny_bundle(folder: Path, chunk_seconds: float = 5.0, lyrics: bool = Tr
         models=parts, card={"version": "0.0.1"},
     )
     return bundle_io.save(bundle, folder)
+
+
+def edit_card(folder: Path, edit) -> None:
+    """Rewrite a saved bundle's card.json through `edit(card)`, as a hand-edited or stale model would be."""
+    import json
+
+    card = json.loads((folder / "card.json").read_text())
+    edit(card)
+    (folder / "card.json").write_text(json.dumps(card))
