@@ -259,12 +259,17 @@ class Engine:
         return row
 
 
-def resolve_precision(precision: str) -> str:
-    """'auto' → 'bf16' on CPUs with native bf16 arithmetic (AVX512-BF16, AMX), else 'fp32'. Elsewhere bf16
-    is emulated and slower than fp32, so 'auto' never picks it there."""
+def check_precision(precision: str) -> str:
+    """The name, or ValueError. Imports nothing: `scan` checks before torch may start (OMP_WAIT_POLICY)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
-    if precision != "auto":
+    return precision
+
+
+def resolve_precision(precision: str) -> str:
+    """'auto' → 'bf16' on CPUs with native bf16 arithmetic (AVX512-BF16, AMX), else 'fp32'. Elsewhere bf16
+    is emulated and slower than fp32, so 'auto' never picks it there. Imports torch for 'auto'."""
+    if check_precision(precision) != "auto":
         return precision
     import torch
 
@@ -359,9 +364,9 @@ def start_decode_pool(jobs: int):
 
 def model_threads(jobs: int) -> int:
     """Torch threads beside `jobs` decode workers. The models take about 0.14 CPU-s a 4-minute track and
-    decoding 0.34, so one thread keeps up with two workers; two threads on a 2-core machine already
-    busy with them were measured slower (main-process CPU 15 → 35 s on 100 tracks, some runs). Above two
-    workers this keeps the same ratio (not measured: CI has 2 cores)."""
+    decoding 0.34, so one thread keeps up with two workers: on 2 cores, 100 four-minute tracks took
+    21.7 s with one thread and 22.4 s with two (main-process CPU 9.9 against 11.5 s). Above two workers
+    this keeps the same ratio (not measured: CI has 2 cores)."""
     return max(1, jobs // 2)
 
 

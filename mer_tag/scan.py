@@ -28,10 +28,10 @@ def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Pa
     import dataclasses
 
     from mer_tag import engines
-    from mer_tag.predict import (let_idle_threads_sleep, model_threads, resolve_precision, reuse_freed_memory,
+    from mer_tag.predict import (check_precision, let_idle_threads_sleep, model_threads, reuse_freed_memory,
                                   start_decode_pool)
 
-    resolve_precision(precision)  # an unknown name fails here, before any work
+    check_precision(precision)  # an unknown name fails here, before any work (and before torch starts)
     engines.check(engine)
     started = time.time()
     let_idle_threads_sleep()  # before torch starts

@@ -216,3 +216,26 @@ def test_scan_lets_idle_openmp_threads_sleep_unless_told_otherwise(library, tiny
     scan([library / "rock"], out=tmp_path / "m.csv", model=tiny_model, jobs=0, progress=False)
     assert os.environ["OMP_WAIT_POLICY"] == (preset or "PASSIVE")
 
+
+
+def test_torch_starts_after_the_openmp_wait_policy_is_set(library, tiny_model, tmp_path):
+    """OpenMP reads OMP_WAIT_POLICY once, when torch loads: anything in `scan` that imports torch before
+    setting it (checking --precision did, once) leaves the model threads spinning."""
+    code = (
+        "import importlib.abc, os, sys\n"
+        "os.environ.pop('OMP_WAIT_POLICY', None)\n"
+        "seen = []\n"
+        "class Probe(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'torch' and not seen:\n"
+        "            seen.append(os.environ.get('OMP_WAIT_POLICY'))\n"
+        "sys.meta_path.insert(0, Probe())\n"
+        "from mer_tag.scan import scan\n"
+        f"scan([{str(library / 'rock')!r}], out={str(tmp_path / 'm.csv')!r}, model={str(tiny_model)!r}, jobs=0,\n"
+        "     progress=False, precision='auto')\n"
+        "print('policy when torch loaded:', seen[0])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "policy when torch loaded: PASSIVE" in out.stdout

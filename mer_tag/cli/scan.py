@@ -71,8 +71,12 @@ def scan(
         if importlib.util.find_spec("ray") is None:
             console.print("[red]error:[/] --engine ray needs ray: pip install 'mer-tag\\[ray]'")
             raise typer.Exit(2)
-    if precision not in ("auto", "fp32", "bf16"):
-        console.print(f"[red]error:[/] unknown precision {precision!r}: use auto, fp32 or bf16")
+    from mer_tag.predict import check_precision
+
+    try:
+        check_precision(precision)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
     if address and engine != "ray":
         console.print("[red]error:[/] --address needs --engine ray")
