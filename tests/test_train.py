@@ -124,3 +124,32 @@ def test_crossval_scores_grouped_folds_on_the_dev_artists_only(mirex_dataset, tm
     split = make_split(y, groups, 0.2, 0.1, 0)
     with_midi = {i for i, e in enumerate(dataset.examples) if e.midi_path is not None}
     assert midi["songs"] <= len(with_midi - set(split["test"])) < len(with_midi)
+
+
+def test_crossval_of_the_whole_recipe_keeps_each_folds_artists_out_of_its_training(mirex_dataset, tmp_path):
+    """tools/crossval.py --branch fused: branches and fusion per fold; a held song is never in that fold's
+    fusion training rows, and every song is held exactly once."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    tool = Path(__file__).resolve().parent.parent / "tools" / "crossval.py"
+    report, probs = tmp_path / "cv.json", tmp_path / "cv.npz"
+    quick = ["audio.epochs=1", "lyrics.epochs=1", "midi.epochs=1", "fusion.folds=2", "fusion.epochs=5"]
+    proc = subprocess.run([sys.executable, str(tool), "--data", str(mirex_dataset), "--branch", "fused", "--folds", "2",
+                           "--limit", "40", "--cache", str(tmp_path / "cache"), "--json", str(report),
+                           "--probs", str(probs), *[a for q in quick for a in ("--set", q)]],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    branches = json.loads(report.read_text())["branches"]
+    assert len(branches["fused:fused"]["fold_macro_f1"]) == 2 and branches["fused:fused"]["songs"] == 40
+    assert all(0 <= s <= 1 for s in branches["fused:fused"]["fold_macro_f1"] + branches["fused:audio"]["fold_macro_f1"])
+    saved = np.load(probs)
+    held = [set(saved[f"s0f{k}_fused_held"][:, 0].astype(int)) for k in range(2)]
+    assert held[0].isdisjoint(held[1]) and len(held[0] | held[1]) == len(saved["labels"]) == 40
+    for k in range(2):
+        oof = saved[f"s0f{k}_audio_oof"]
+        assert held[k].isdisjoint(oof[:, 0].astype(int)) and len(oof) == 40 - len(held[k])
+        np.testing.assert_allclose(saved[f"s0f{k}_fused_held"][:, 1:].sum(1), 1, atol=1e-4)
