@@ -52,11 +52,8 @@ def resolve(model: str | Path) -> Path:
     raise BundleError(f"no model at {model!r}: expected a folder with {CARD_FILE} or a shipped name (default)")
 
 
-def load(model: str | Path = "default") -> Bundle:
-    from safetensors.torch import load_file
-
-    from mer_tag import models as model_zoo
-
+def read_card(model: str | Path = "default") -> Bundle:
+    """The bundle's card (name, version, labels, feature settings) without its weights: no torch needed."""
     folder = resolve(model)
     try:
         card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
@@ -64,7 +61,7 @@ def load(model: str | Path = "default") -> Bundle:
         raise BundleError(f"unreadable {folder / CARD_FILE}: {exc}") from None
     if card.get("format") != FORMAT_VERSION:
         raise BundleError(f"{folder} has model format {card.get('format')!r}; this mer-tag reads {FORMAT_VERSION}")
-    bundle = Bundle(
+    return Bundle(
         name=card["name"],
         labels=LabelSet.from_json(card["labels"]),
         audio_config=config_from_json(AudioConfig, card["features"]["audio"]),
@@ -72,8 +69,18 @@ def load(model: str | Path = "default") -> Bundle:
         midi_config=config_from_json(MidiConfig, card["features"]["midi"]),
         card=card,
     )
+
+
+def load(model: str | Path = "default") -> Bundle:
+    """The bundle with every branch's weights loaded, ready to predict."""
+    from safetensors.torch import load_file
+
+    from mer_tag import models as model_zoo
+
+    folder = resolve(model)
+    bundle = read_card(folder)
     _check_frontend(bundle, folder)
-    for branch, dims in card["models"].items():
+    for branch, dims in bundle.card["models"].items():
         module = model_zoo.build(dims)
         try:
             state = load_file(str(folder / f"{branch}.safetensors"))

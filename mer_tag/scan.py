@@ -16,6 +16,16 @@ class ScanSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
 
+@dataclass
+class ScanPlan:
+    """What a scan will do: every track found, those still to do, and the earlier rows it keeps."""
+
+    tracks: list
+    todo: list
+    keep: object = None  # a polars DataFrame of earlier rows kept as they are, or None
+    set_aside: bool = False  # --force: the earlier results move to `<out>.bak` before the first new row
+
+
 def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Path = "default", jobs: int = 2,
          force: bool = False, timeline: bool = False, chunk_hop: float | None = None,
          lyrics_dir: str | Path | None = None, midi_dir: str | Path | None = None, progress: bool = True,
@@ -25,15 +35,32 @@ def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Pa
     `engine`: 'local' (this machine) or 'ray' (a Ray cluster at `address`; mer_tag.engines.ray_engine).
     `precision`: of the frozen encoders, 'auto' (bf16 where the CPU has it natively), 'fp32' or 'bf16'.
     """
-    import dataclasses
-
+    from mer_tag import bundle as bundle_io
     from mer_tag import engines
-    from mer_tag.predict import (check_precision, let_idle_threads_sleep, model_threads, reuse_freed_memory,
-                                  start_decode_pool)
+    from mer_tag.predict import check_precision
 
     check_precision(precision)  # an unknown name fails here, before any work (and before torch starts)
     engines.check(engine)
     started = time.time()
+    card = bundle_io.read_card(model)  # its name@version tells which earlier rows still stand
+    plan = _plan(paths, out, card.ref, force, lyrics_dir, midi_dir)
+    if plan.todo:
+        summary = _predict_and_write(plan, out, model, jobs, timeline, chunk_hop, progress, on_row, engine, address,
+                                     precision)
+    else:  # a resumed scan with nothing new: no workers, no torch, no weights; the results are still finished
+        summary = _write_rows(plan, out, card.labels, timeline, iter(()), progress, on_row, engine)
+    summary.seconds = time.time() - started
+    return summary
+
+
+def _predict_and_write(plan, out, model, jobs, timeline, chunk_hop, progress, on_row, engine, address,
+                       precision) -> ScanSummary:
+    """Start the decode workers, load the model, and write a row for every track still to do."""
+    import dataclasses
+
+    from mer_tag import engines
+    from mer_tag.predict import let_idle_threads_sleep, model_threads, reuse_freed_memory, start_decode_pool
+
     let_idle_threads_sleep()  # before torch starts
     reuse_freed_memory()  # before the workers spawn: they inherit it
     # Decode workers spawn and import their stack while this process imports torch (about 1 s).
@@ -47,39 +74,46 @@ def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Pa
         bundle = bundle_io.load(model)
         if chunk_hop:
             bundle.audio_config = dataclasses.replace(bundle.audio_config, chunk_hop_seconds=float(chunk_hop))
-        summary = _scan_tracks(paths, out, bundle, model, jobs, force, timeline, lyrics_dir, midi_dir, progress,
-                               on_row, engine, address, precision, pool)
+        rows = engines.predict_rows(engine, plan.todo, bundle, model, jobs=jobs, timeline=timeline, address=address,
+                                    precision=precision, pool=pool)
+        return _write_rows(plan, out, bundle.labels, timeline, rows, progress, on_row, engine)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)  # already done unless the scan stopped early
-    summary.seconds = time.time() - started
-    return summary
 
 
-def _scan_tracks(paths, out, bundle, model, jobs, force, timeline, lyrics_dir, midi_dir, progress, on_row,
-                 engine, address, precision, pool) -> ScanSummary:
-    """The walk, the resume decision, and the rows of the tracks still to do, written as they come."""
-    from mer_tag import engines
+def _plan(paths, out, model_ref: str, force: bool, lyrics_dir, midi_dir) -> ScanPlan:
+    """The walk and the resume decision: a track is skipped when this model finished it ok and the file
+    is unchanged since (size and modification time); with `force`, nothing is skipped."""
     from mer_tag.library import walk
-    from mer_tag.predict import columns
 
     tracks = list(walk(paths, lyrics_dir=lyrics_dir, midi_dir=midi_dir))
-    summary = ScanSummary()
-    previous = None if str(out) == "-" else _previous_rows(Path(out), force)
-    done = _unchanged_ok(previous, bundle.ref) if previous is not None else {}
+    previous = None if str(out) == "-" else _previous_rows(Path(out))
+    if force:
+        return ScanPlan(tracks, tracks, set_aside=previous is not None)
+    done = _unchanged_ok(previous, model_ref) if previous is not None else {}
     todo = [t for t in tracks if done.get(str(t.path)) != _identity(t.path)]
-    summary.skipped = len(tracks) - len(todo)
     keep = None
     if previous is not None and previous.height:
         import polars as pl
 
         keep = previous.filter(~pl.col("path").is_in([str(t.path) for t in todo]))
-    writer = engines.open_writer(out, columns(len(bundle.labels), timeline), keep=keep,
-                                 redo={str(t.path) for t in todo}, engine=engine)
-    bar = _progress_bar(progress, len(todo))
+    return ScanPlan(tracks, todo, keep)
+
+
+def _write_rows(plan, out, labels, timeline, rows, progress, on_row, engine) -> ScanSummary:
+    """Stream `rows` (those of `plan.todo`) into `out` beside the kept earlier rows, counting as they come."""
+    from mer_tag import engines
+    from mer_tag.predict import columns
+
+    if plan.set_aside:
+        _set_aside(Path(out))
+    summary = ScanSummary(skipped=len(plan.tracks) - len(plan.todo))
+    writer = engines.open_writer(out, columns(len(labels), timeline), keep=plan.keep,
+                                 redo={str(t.path) for t in plan.todo}, engine=engine)
+    bar = _progress_bar(progress, len(plan.todo))
     try:
-        for row in engines.predict_rows(engine, todo, bundle, model, jobs=jobs, timeline=timeline, address=address,
-                                       precision=precision, pool=pool):
+        for row in rows:
             writer.write(row)
             if row["status"] == "ok":
                 summary.ok += 1
@@ -103,21 +137,23 @@ def _identity(path: Path) -> tuple[int, float] | None:
     return stat.st_size, stat.st_mtime
 
 
-def _previous_rows(out: Path, force: bool):
-    """Rows of an earlier run, or None. With `force` they are kept aside as `<out>.bak`, never deleted."""
-    import polars as pl
-
+def _previous_rows(out: Path):
+    """Rows of an earlier run (its results and a killed run's journal), or None."""
     from mer_tag.sinks import journal_path, read_results
 
     if not out.exists() and not journal_path(out).exists():
         return None
-    if not force:
-        return read_results(out)
+    return read_results(out)
+
+
+def _set_aside(out: Path) -> None:
+    """--force: earlier results (and a killed run's journal) are kept as `<out>.bak`, never deleted."""
+    from mer_tag.sinks import journal_path, read_results
+
     if out.exists() and read_results(out).height:
         _move_aside(out)
     if journal_path(out).exists():
         _move_aside(journal_path(out))  # a killed run's rows (Parquet): kept aside like the results
-    return pl.DataFrame()
 
 
 def _move_aside(out: Path) -> None:

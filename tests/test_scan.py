@@ -185,6 +185,23 @@ def test_cli_exit_codes_and_stdout(library, tiny_model, tmp_path, capsys):
     assert main(["scan", str(library), "-o", str(tmp_path / "moods.xlsx")]) == 2
 
 
+def test_a_resumed_scan_with_nothing_to_do_starts_no_workers_and_no_torch(library, tiny_model, tmp_path):
+    """Rerunning `scan` on an unchanged library answers from the card and the earlier rows alone."""
+    out = tmp_path / "moods.csv"
+    scan([library / "rock"], out=out, model=tiny_model, jobs=0, progress=False)
+    before = read_results(out)
+    assert before.height >= 2 and (before["status"] == "ok").all()
+    code = ("import sys; import mer_tag.predict; from mer_tag.scan import scan\n"
+            "def no_workers(*args, **kwargs): sys.exit('decode workers started')\n"
+            "mer_tag.predict.start_decode_pool = no_workers\n"
+            f"s = scan([{str(library / 'rock')!r}], out={str(out)!r}, model={str(tiny_model)!r}, jobs=2, progress=False)\n"
+            "print(s.skipped, s.ok, s.failed, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == [str(before.height), "0", "0", "False"]
+    assert read_results(out).equals(before)
+
+
 def test_a_killed_scan_keeps_its_rows_and_resumes_without_duplicates(tmp_path, tiny_model):
     lib = tmp_path / "lib"
     for i in range(40):
