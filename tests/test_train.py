@@ -137,7 +137,7 @@ def test_crossval_of_the_whole_recipe_keeps_each_folds_artists_out_of_its_traini
 
     tool = Path(__file__).resolve().parent.parent / "tools" / "crossval.py"
     report, probs = tmp_path / "cv.json", tmp_path / "cv.npz"
-    quick = ["audio.epochs=1", "lyrics.epochs=1", "midi.epochs=1", "fusion.folds=2", "fusion.epochs=5"]
+    quick = ["audio.epochs=1", "lyrics.epochs=1", "midi.epochs=1", "fusion.folds=2"]
     proc = subprocess.run([sys.executable, str(tool), "--data", str(mirex_dataset), "--branch", "fused", "--folds", "2",
                            "--limit", "40", "--cache", str(tmp_path / "cache"), "--json", str(report),
                            "--probs", str(probs), *[a for q in quick for a in ("--set", q)]],
@@ -153,3 +153,10 @@ def test_crossval_of_the_whole_recipe_keeps_each_folds_artists_out_of_its_traini
         oof = saved[f"s0f{k}_audio_oof"]
         assert held[k].isdisjoint(oof[:, 0].astype(int)) and len(oof) == 40 - len(held[k])
         np.testing.assert_allclose(saved[f"s0f{k}_fused_held"][:, 1:].sum(1), 1, atol=1e-4)
+
+    # tools/probe_features.py refits the fusion from the saved probabilities: the same fused scores
+    probe = subprocess.run([sys.executable, str(tool.parent / "probe_features.py"), "--fusion-probs", str(probs)],
+                           capture_output=True, text=True, timeout=600)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    refit = next(line for line in probe.stdout.splitlines() if "shipped fusion (refit)" in line)
+    assert f"macro-F1 {branches['fused:fused']['mean']:.3f} ± {branches['fused:fused']['std']:.3f}" in refit
