@@ -88,9 +88,9 @@ def _plan(paths, out, model_ref: str, force: bool, lyrics_dir, midi_dir) -> Scan
     from mer_tag.library import walk
 
     tracks = list(walk(paths, lyrics_dir=lyrics_dir, midi_dir=midi_dir))
-    previous = None if str(out) == "-" else _previous_rows(Path(out))
     if force:
-        return ScanPlan(tracks, tracks, set_aside=previous is not None)
+        return ScanPlan(tracks, tracks, set_aside=str(out) != "-")
+    previous = None if str(out) == "-" else _previous_rows(Path(out))
     done = _unchanged_ok(previous, model_ref) if previous is not None else {}
     todo = [t for t in tracks if done.get(str(t.path)) != _identity(t.path)]
     keep = None
@@ -150,7 +150,7 @@ def _set_aside(out: Path) -> None:
     """--force: earlier results (and a killed run's journal) are kept as `<out>.bak`, never deleted."""
     from mer_tag.sinks import journal_path, read_results
 
-    if out.exists() and read_results(out).height:
+    if out.exists() and read_results(out).height:  # an empty file is simply rewritten
         _move_aside(out)
     if journal_path(out).exists():
         _move_aside(journal_path(out))  # a killed run's rows (Parquet): kept aside like the results
