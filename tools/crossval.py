@@ -50,6 +50,17 @@ def override(config: dict, assignment: str) -> None:
 
 def crossval(branch, items, y, groups, folds: int, seed: int, n_classes: int) -> list[float]:
     """Macro-F1 of each grouped fold (the branch trained on the others, early-stopped on a grouped 1/8)."""
+    def fit_predict(fit, stop, held, fold_seed):
+        model, _ = branch.train([items[i] for i in fit], y[fit], [items[i] for i in stop], y[stop], n_classes,
+                                fold_seed, None)
+        return branch.predict(model, [items[i] for i in held]).argmax(1)
+
+    return grouped_fold_scores(y, groups, folds, seed, n_classes, fit_predict)
+
+
+def grouped_fold_scores(y, groups, folds: int, seed: int, n_classes: int, fit_predict) -> list[float]:
+    """Macro-F1 of each grouped fold; `fit_predict(fit, stop, held, fold_seed)` trains on `fit` (early
+    stopping on `stop`, a grouped 1/8 of the rest) and returns the `held` songs' predicted classes."""
     from mer_tag.train.evaluate import macro_f1
     from mer_tag.train.splits import grouped_folds, grouped_holdout
 
@@ -57,11 +68,7 @@ def crossval(branch, items, y, groups, folds: int, seed: int, n_classes: int) ->
     for k, held in enumerate(grouped_folds(y, groups, folds, seed)):
         rest = np.setdiff1d(np.arange(len(y)), held)
         fit, stop = grouped_holdout(y[rest], groups[rest], 1 / 8, seed + k)
-        fit, stop = rest[fit], rest[stop]
-        model, _ = branch.train([items[i] for i in fit], y[fit], [items[i] for i in stop], y[stop], n_classes,
-                                seed + k, None)
-        pred = branch.predict(model, [items[i] for i in held]).argmax(1)
-        scores.append(macro_f1(y[held], pred, n_classes))
+        scores.append(macro_f1(y[held], fit_predict(rest[fit], rest[stop], held, seed + k), n_classes))
     return scores
 
 
@@ -70,7 +77,7 @@ def crossval_fused(config, features, y, groups, folds: int, seed: int, n_classes
     every model trained as `mer-tag train` trains it, with the held artists unseen."""
     from mer_tag.train.branches import fusion_items
     from mer_tag.train.evaluate import macro_f1
-    from mer_tag.train.run import MODALITIES, _fit_fusion
+    from mer_tag.train.run import MODALITIES, fit_fusion
     from mer_tag.train.splits import grouped_folds, grouped_holdout
 
     scores = {name: [] for name in (*MODALITIES, "fused")}
@@ -83,7 +90,7 @@ def crossval_fused(config, features, y, groups, folds: int, seed: int, n_classes
                                                          held, seed + k, n_classes)
             scores[name].append(_branch_macro_f1(y[held], held_probs[name], n_classes))
             _keep_probs(probs_out, f"s{seed}f{k}_{name}", oof[name], dict(zip(held, held_probs[name])))
-        fusion, fusion_model = _fit_fusion(config.get("fusion", {}), oof, rest.tolist(), y, n_classes, seed + k)
+        fusion, fusion_model = fit_fusion(config.get("fusion", {}), oof, rest.tolist(), y, n_classes, seed + k)
         fused = fusion.predict(fusion_model, fusion_items(held_probs, MODALITIES, n_classes, subsets=False)[0])
         scores["fused"].append(macro_f1(y[held], fused.argmax(1), n_classes))
         probs_out[f"s{seed}f{k}_fused_held"] = np.column_stack([held, fused])
@@ -92,26 +99,23 @@ def crossval_fused(config, features, y, groups, folds: int, seed: int, n_classes
 
 
 def train_like_run(config, name, items, y, groups, fit, stop, held, seed, n_classes) -> tuple[dict, list]:
-    """One branch as `mer-tag train` makes it, on `fit` (early-stopped on `stop`): (song → out-of-fold
-    probabilities over fit + stop, the fusion's training inputs; probabilities of the `held` songs, None
-    where a song lacks the modality)."""
+    """One branch as `mer-tag train` makes it (`run.fit_branch`), ensembled as the preset ships it:
+    (song → out-of-fold probabilities over fit + stop, the fusion's training inputs; probabilities of the
+    `held` songs, None where a song lacks the modality)."""
     from mer_tag.models.ensemble import combine
     from mer_tag.train.branches import make_branch
-    from mer_tag.train.run import _branch_probs, _cross_fit
+    from mer_tag.train.run import branch_probs, fit_branch
 
     fit, stop = [i for i in fit if items[i] is not None], [i for i in stop if items[i] is not None]
     if len(fit) < 2 * n_classes:  # as `train`: too few songs have it, the branch is left out
         return {}, [None] * len(held)
     frontend = config.get("audio", {}).get("features", {}).get("frontend", "logmel")
     branch = make_branch(name, dict(config.get(name, {})), n_classes, frontend)
-    model, history = branch.train([items[i] for i in fit], y[fit], [items[i] for i in stop], y[stop], n_classes, seed,
-                                  None)
-    oof, fold_models = _cross_fit(branch, items, y, fit, groups, history.best_epoch,
-                                  config.get("fusion", {}).get("folds", 5), seed, n_classes)
-    oof.update(zip(stop, _branch_probs(branch, model, items, stop)))
+    model, _, fold_models, oof = fit_branch(branch, items, y, groups, fit, stop,
+                                            config.get("fusion", {}).get("folds", 5), seed, n_classes)
     if name in set(config.get("final", {}).get("ensemble", [])) and fold_models:
         model = combine([model, *fold_models])  # shipped as the mean of the full and fold models
-    return oof, _branch_probs(branch, model, items, held)
+    return oof, branch_probs(branch, model, items, held)
 
 
 def _branch_macro_f1(y_held, probs: list, n_classes: int) -> float:
@@ -169,9 +173,9 @@ def main(argv=None) -> int:
     if args.ungrouped:  # every song its own group, after the split: the test artists still stay unseen
         groups_all = np.array([e.id for e in dataset.examples])
     if args.limit:
-        from mer_tag.train.run import _limit
+        from mer_tag.train.run import stratified_subset
 
-        kept = {id(e) for e in _limit([dataset.examples[i] for i in dev], args.limit, 0)}
+        kept = {id(e) for e in stratified_subset([dataset.examples[i] for i in dev], args.limit, 0)}
         dev = [i for i in dev if id(dataset.examples[i]) in kept]
     examples = [dataset.examples[i] for i in dev]
     names = dataset.labels.names

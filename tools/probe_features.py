@@ -47,17 +47,10 @@ WINDOW_S = 3.0  # musicnn's patch length, seconds
 
 
 def grouped_scores(y, groups, seeds: int, fit_predict) -> list[float]:
-    """Macro-F1 per grouped fold; `fit_predict(fit, stop, held, seed)` returns the held songs' predictions."""
-    from mer_tag.train.evaluate import macro_f1
-    from mer_tag.train.splits import grouped_folds, grouped_holdout
+    """crossval.py's grouped folds (5 per seed) for every seed: macro-F1 per fold."""
+    from crossval import grouped_fold_scores
 
-    scores = []
-    for seed in range(seeds):
-        for k, held in enumerate(grouped_folds(y, groups, 5, seed)):
-            rest = np.setdiff1d(np.arange(len(y)), held)
-            fit, stop = grouped_holdout(y[rest], groups[rest], 1 / 8, seed + k)
-            scores.append(macro_f1(y[held], fit_predict(rest[fit], rest[stop], held, seed + k), 5))
-    return scores
+    return [score for seed in range(seeds) for score in grouped_fold_scores(y, groups, 5, seed, 5, fit_predict)]
 
 
 # ------------------------------------------------------------------ audio
@@ -103,9 +96,10 @@ def mean_max(features, bounds, scale: int) -> np.ndarray:
 def audio_probe(probe: str, mel, y, groups, config, seeds: int) -> list[float]:
     from mer_tag.train.branches import make_branch
 
-    if probe == "finetune":
-        return grouped_scores(y, groups, seeds, lambda fit, stop, held, seed: finetune(mel, y, fit, stop, held, seed, config))
     views = audio_views(probe, mel)
+    if probe == "finetune":
+        return grouped_scores(y, groups, seeds,
+                              lambda fit, stop, held, seed: finetune(mel, views[0], y, fit, stop, held, seed, config))
     section = copy.deepcopy(config["audio"])
     section.setdefault("model", {})["embed_dim"] = views[0].shape[-1]
     branch = make_branch("audio", section, 5, "musicnn_student")
@@ -120,7 +114,7 @@ def audio_probe(probe: str, mel, y, groups, config, seeds: int) -> list[float]:
     return grouped_scores(y, groups, seeds, fit_predict)
 
 
-def finetune(mel, y, fit, stop, held, seed, config, epochs: int = 12, student_lr: float = 1e-4):
+def finetune(mel, embeddings, y, fit, stop, held, seed, config, epochs: int = 12, student_lr: float = 1e-4):
     """The head trained as shipped on frozen embeddings, then student and head trained together on random
     24-s crops (batch norm statistics kept), the epoch with the best stop-set macro-F1 kept."""
     import torch
@@ -129,9 +123,7 @@ def finetune(mel, y, fit, stop, held, seed, config, epochs: int = 12, student_lr
     from mer_tag.train.branches import make_branch
     from mer_tag.train.evaluate import macro_f1
 
-    student = MusicnnStudent.load()
-    with torch.inference_mode():
-        embeddings = student(mel).numpy()
+    student = MusicnnStudent.load()  # a fresh copy per fold: fine-tuning changes it
     branch = make_branch("audio", copy.deepcopy(config["audio"]), 5, "musicnn_student")
     head, _ = branch.train([embeddings[i][None] for i in fit], y[fit], [embeddings[i][None] for i in stop], y[stop],
                            5, seed, None)
@@ -251,7 +243,7 @@ def fusion_probes(path: str) -> dict[str, list[float]]:
 
     from mer_tag.train.branches import fusion_items
     from mer_tag.train.evaluate import macro_f1
-    from mer_tag.train.run import MODALITIES, _fit_fusion
+    from mer_tag.train.run import MODALITIES, fit_fusion
 
     saved = np.load(path)
     y, scores = saved["labels"], {}
@@ -260,7 +252,7 @@ def fusion_probes(path: str) -> dict[str, list[float]]:
         rows = {part: {b: {int(r[0]): r[1:] for r in saved[f"{fold}_{b}_{part}"]} if f"{fold}_{b}_{part}" in saved
                        else {} for b in MODALITIES} for part in ("oof", "held")}
         train, held = sorted(rows["oof"]["audio"]), sorted(rows["held"]["audio"])
-        fusion, model = _fit_fusion({}, rows["oof"], train, y, 5, seed + k)
+        fusion, model = fit_fusion({}, rows["oof"], train, y, 5, seed + k)
         held_items = fusion_items({b: [rows["held"][b].get(i) for i in held] for b in MODALITIES}, MODALITIES, 5, False)[0]
         scores.setdefault("shipped fusion (refit)", []).append(macro_f1(y[held], fusion.predict(model, held_items).argmax(1), 5))
         train_x, source = flat_inputs(rows["oof"], train, subsets=True)

@@ -73,7 +73,7 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
     bar = _progress_factory(progress)
 
     dataset = load_dataset(data)
-    examples = _limit(dataset.examples, limit, seed) if limit else dataset.examples
+    examples = stratified_subset(dataset.examples, limit, seed) if limit else dataset.examples
     names = dataset.labels.names
     log(f"{len(examples)} songs from {dataset.root} ({dataset.layout} layout), {len(names)} classes")
 
@@ -115,16 +115,12 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
         if len(present["train"]) < 2 * len(names) and name != "audio":
             log(f"{name}: only {len(present['train'])} training songs have it; branch skipped")
             continue
-        model, history = branch.train([features[name][i] for i in present["train"]], y[present["train"]],
-                                      [features[name][i] for i in present["val"]], y[present["val"]],
-                                      len(names), seed, bar)
+        model, history, fold_models, oof[name] = fit_branch(branch, features[name], y, groups, present["train"],
+                                                            present["val"], n_folds, seed, len(names), bar)
         trainers[name], branch_models[name], histories[name] = branch, model, history
         probs = {s: branch.predict(model, [features[name][i] for i in idx]) if idx else np.zeros((0, len(names)))
                  for s, idx in present.items()}
         metrics[name] = {s: _scores(y[present[s]], probs[s], names) for s in ("val", "test")}
-        fold_oof, fold_models = _cross_fit(branch, features[name], y, present["train"], groups, history.best_epoch,
-                                           n_folds, seed, len(names))
-        oof[name] = {**fold_oof, **dict(zip(present["val"], probs["val"]))}
         if name in ensembled and fold_models:
             log(f"{name}: one model's test macro-F1 {metrics[name]['test'].get('macro_f1', float('nan')):.3f}; "
                 f"the mean of it and its {len(fold_models)} fold models:")
@@ -156,7 +152,18 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
     return TrainResult(out, model_dir, metrics, seconds)
 
 
-def _cross_fit(branch, items, y, idx, groups, epochs, n_folds, seed, n_classes) -> dict:
+def fit_branch(branch, items, y, groups, fit, stop, n_folds, seed, n_classes, progress=None):
+    """One branch as a run makes it: trained on the `fit` songs, early-stopped on `stop`, then refit on grouped
+    folds of `fit` for the epochs chosen. Returns (model, history, fold models, song → out-of-fold
+    probabilities over fit + stop: what the fusion learns from). `tools/crossval.py` calls it per fold."""
+    model, history = branch.train([items[i] for i in fit], y[fit], [items[i] for i in stop], y[stop], n_classes, seed,
+                                  progress)
+    oof, fold_models = cross_fit(branch, items, y, fit, groups, history.best_epoch, n_folds, seed, n_classes)
+    oof.update(zip(stop, branch_probs(branch, model, items, stop)))
+    return model, history, fold_models, oof
+
+
+def cross_fit(branch, items, y, idx, groups, epochs, n_folds, seed, n_classes) -> dict:
     """(song index → probabilities from a model refit without that song's artist, the fold models)."""
     from mer_tag.train.splits import grouped_folds, max_folds
 
@@ -187,10 +194,10 @@ def _refit_all(section, trainers, histories, features, y, groups, n_folds, seed,
         epochs = max(1, histories[name].best_epoch)
         models[name], _ = branch.train([features[name][i] for i in have], y[have], None, None, n_classes, seed,
                                        None, epochs=epochs)
-        oof[name], fold_models = _cross_fit(branch, features[name], y, have, groups, epochs, n_folds, seed, n_classes)
+        oof[name], fold_models = cross_fit(branch, features[name], y, have, groups, epochs, n_folds, seed, n_classes)
         if name in ensembled:
             models[name] = combine([models[name], *fold_models])
-    _, fusion_model = _fit_fusion(section, oof, everything.tolist(), y, n_classes, seed)
+    _, fusion_model = fit_fusion(section, oof, everything.tolist(), y, n_classes, seed)
     return models, fusion_model
 
 
@@ -198,18 +205,18 @@ def _train_fusion(section, oof, trainers, branch_models, features, split, y, nam
     """Learn the fusion on out-of-fold probabilities; score it on val (seen) and test (unseen)."""
 
     branches = tuple(MODALITIES)
-    fusion, model = _fit_fusion(section, oof, split["train"] + split["val"], y, len(names), seed)
+    fusion, model = fit_fusion(section, oof, split["train"] + split["val"], y, len(names), seed)
 
     metrics = {}
     for set_name in ("val", "test"):
         idx = split[set_name]
-        set_probs = {b: _branch_probs(trainers.get(b), branch_models.get(b), features[b], idx) for b in branches}
+        set_probs = {b: branch_probs(trainers.get(b), branch_models.get(b), features[b], idx) for b in branches}
         set_items, _ = fusion_items(set_probs, branches, len(names), subsets=False)
         metrics[set_name] = _scores(y[idx], fusion.predict(model, set_items), names) if idx else {"n": 0}
     return model, metrics
 
 
-def _fit_fusion(section, oof, idx, y, n_classes, seed):
+def fit_fusion(section, oof, idx, y, n_classes, seed):
     """The fusion trainer and model, fitted on the out-of-fold probabilities of the songs in `idx`."""
     fusion = make_branch("fusion", {"epochs": 300, "batch_size": 64, "lr": 1e-2, "weight_decay": 1e-3,
                                     "optimizer": "adamw", **section,
@@ -221,7 +228,7 @@ def _fit_fusion(section, oof, idx, y, n_classes, seed):
     return fusion, model
 
 
-def _branch_probs(trainer, model, items, idx):
+def branch_probs(trainer, model, items, idx):
     """A trained branch's probabilities per song (None where the song lacks the modality)."""
     if model is None:
         return [None] * len(idx)
@@ -236,7 +243,7 @@ def _scores(y_true, probs, names):
     return scores(y_true, probs, names) if len(y_true) else {"n": 0}
 
 
-def _limit(examples, limit, seed):
+def stratified_subset(examples, limit, seed):
     """A small stratified subset (smoke runs): `limit` songs, classes interleaved."""
     by_class = {}
     for e in examples:
