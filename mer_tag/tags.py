@@ -740,14 +740,18 @@ def _read_journal(path: Path) -> list[dict]:
         raise ValueError(f"no journal at {path}")
     records, foreign = [], 0
     for line in path.read_bytes().split(b"\n"):
+        if not line.strip():
+            continue
         try:
-            record = json.loads(line) if line.strip() else None
+            record = json.loads(line)
         except ValueError:
-            record = None
+            if not line.startswith(b'{"path": '):  # else a record of ours, torn by a kill
+                foreign += 1
+            continue
         if isinstance(record, dict) and "path" in record and "fields" in record:
             records.append(record)
-        elif line.strip() and not line.startswith(b'{"path": '):  # what a torn record of ours starts with
-            foreign += 1
+        else:
+            foreign += 1  # whole, but not a record: scan results in JSON lines, say
     if foreign and not records:
         beside = sorted(path.parent.glob(f"{glob.escape(path.name)}.tags-*.jsonl"))
         hint = f"; the newest journal beside it is {beside[-1]}" if beside else ""

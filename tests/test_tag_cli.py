@@ -94,6 +94,7 @@ def _results(folder: Path, music: Path) -> Path:
     ("zero bytes", "holds no tracks, so there is nothing to tag"),
     ("a journal", "it looks like a tag journal"),
     ("results to untag", "is not a tag journal: untag takes the .jsonl journal"),
+    ("jsonl results to untag", "is not a tag journal: untag takes the .jsonl journal"),
     ("missing journal", "no journal at"),
     ("unknown template", "unknown template 'nope'"),
 ])
@@ -113,6 +114,7 @@ def test_usage_errors_are_one_line_exit_2_and_touch_nothing(music, tmp_path, cap
         "zero bytes": ["tag", str(_write(tmp_path / "zero.csv", ""))],
         "a journal": ["tag", str(tmp_path / "j.jsonl")],
         "results to untag": ["untag", str(results)],
+        "jsonl results to untag": ["untag", str(_as_jsonl(results))],
         "missing journal": ["untag", str(tmp_path / "nowhere.jsonl")],
         "unknown template": ["tag", str(results), "-t", "nope"],
     }[case]
@@ -124,6 +126,15 @@ def test_usage_errors_are_one_line_exit_2_and_touch_nothing(music, tmp_path, cap
     assert run.stdout == "" and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
     assert run.stderr.startswith("error: ") and words in run.stderr, run.stderr
     assert state(music) == before and sorted(p.name for p in tmp_path.iterdir()) == listing
+
+
+def _as_jsonl(results: Path) -> Path:
+    """The same rows as sinks.RowWriter writes them to a .jsonl results file."""
+    import json
+
+    jsonl = results.with_suffix(".jsonl")
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in read_results(results).to_dicts()))
+    return jsonl
 
 
 def _write(path: Path, text: str) -> Path:
