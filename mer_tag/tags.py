@@ -7,27 +7,38 @@ Ogg Vorbis, Opus), MP4 `----:com.apple.iTunes:MOOD`, APEv2 `Mood`; WAV and AIFF 
 Every file is changed the same way: copy it into its own folder, write the tags into the copy, check the
 copy (our fields read back, no other tag moved, the audio is the same), then `os.replace` it over the
 original. A kill at any moment leaves either the original or the finished copy, never a half-written
-file. Each change is journaled (old and new values) just before the replace, so `untag` can put back
-exactly what was there.
+file (and perhaps the hidden copy, which the next run clears). Each change is journaled just before the
+replace: the old and new values, and a recipe that rebuilds the original from the tagged file (mer_tag.delta),
+so `untag` puts back every byte. After the run, the result rows of the files written get their new size
+and mtime (mer_tag.restamp), so a rescan skips them.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from .restamp import Restamp
 
 MOOD = "MOOD"
 MARKER = "MER_TAG_MODEL"  # a mood beside this field was written by mer-tag, so a later run may update it
 TEMPLATE_FIELDS = ("name", "cluster", "adjectives", "confidence", "model")
 PRESETS = Path(__file__).parent / "presets" / "tag-templates.toml"
+SAMPLE_ROW = {"cluster": 3, "cluster_name": "Wistful", "confidence": 0.613, "model": "default@0.2.0"}  # examples
+RESULT_COLUMNS = ("path", "status", "cluster", "cluster_name", "confidence")  # what tagging reads from a row
 MP4_MEAN = "----:com.apple.iTunes:"
+# A temp copy: `.NAME.XXXXXXXX.mer-tag.EXT`, the 8 characters tempfile.mkstemp's (a-z, 0-9, _).
+TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.mer-tag(?P<ext>\.[^.]*)?", re.DOTALL)
 
 
 class TagError(Exception):
@@ -37,7 +48,7 @@ class TagError(Exception):
 @dataclass
 class FileResult:
     path: str
-    action: str  # tagged, restored, would tag, would restore, unchanged, kept, skipped, failed
+    action: str  # tagged, restored, fields restored, would tag, would restore, unchanged, kept, skipped, failed
     detail: str = ""
 
 
@@ -45,6 +56,9 @@ class FileResult:
 class TagSummary:
     results: list[FileResult] = field(default_factory=list)
     journal: Path | None = None  # None when nothing was written
+    cleared: list[Path] = field(default_factory=list)  # temp copies an interrupted run left (listed only, dry run)
+    restamped: dict[str, int] = field(default_factory=dict)  # results file -> rows given their files' new stamp
+    notes: list[str] = field(default_factory=list)  # one line each: what could not be done beside the files
 
     def count(self, action: str) -> int:
         return sum(r.action == action for r in self.results)
@@ -83,7 +97,7 @@ def template_text(template: str) -> str:
         raise ValueError(f"unknown template {template!r}: name a preset ({', '.join(named)}) "
                          "or give a text with {fields}")
     try:
-        mood_text(template, {"cluster": 1, "cluster_name": "Passionate", "confidence": 0.5, "model": "m"})
+        mood_text(template, SAMPLE_ROW)
     except KeyError as exc:
         fields = ", ".join(TEMPLATE_FIELDS)
         raise ValueError(f"template {template!r}: unknown field {exc.args[0]!r} (fields: {fields})") from None
@@ -511,18 +525,19 @@ def _stat_for_writing(real: Path) -> os.stat_result:
     return st
 
 
-def _copy_beside(real: Path, st: os.stat_result) -> Path:
-    """A copy in the same folder (so os.replace is atomic) with the original's owner and permissions."""
-    import shutil
-
+@contextmanager
+def _temp_beside(real: Path, st: os.stat_result, fill: Callable[[Path], None]):
+    """A hidden temp file in `real`'s folder (so os.replace is atomic), filled by `fill(tmp)` and given the
+    original's owner and permissions. It is locked for as long as this run holds it, so another run's
+    `clear_leftovers` can tell it from one that a killed run left."""
     try:
         fd, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=f".mer-tag{real.suffix}", dir=real.parent)
     except PermissionError:
         raise TagError("folder not writable") from None
-    os.close(fd)
     tmp = Path(name)
     try:
-        shutil.copyfile(real, tmp)
+        _try_lock(fd)
+        fill(tmp)
         made = tmp.stat()
         if (made.st_uid, made.st_gid) != (st.st_uid, st.st_gid):
             try:
@@ -530,10 +545,63 @@ def _copy_beside(real: Path, st: os.stat_result) -> Path:
             except PermissionError:
                 raise TagError("can't keep the file's owner (not ours)") from None
         os.chmod(tmp, stat.S_IMODE(st.st_mode))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)  # gone already once it replaced the original
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    """An exclusive advisory lock on an open file; False when another process holds one."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): every temp copy counts as unlocked
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def clear_leftovers(folders, dry_run: bool = False) -> list[Path]:
+    """Remove the temp copies that interrupted runs of ours left in `folders` (with `dry_run`, only list them).
+
+    A file counts as ours only when its name has our exact pattern (`.NAME.XXXXXXXX.mer-tag.EXT`, EXT
+    NAME's own), it is a regular file, NAME is still beside it (so the copy is never the last one left),
+    and no running mer-tag holds its lock (a run tagging that folder right now).
+    """
+    cleared = []
+    for folder in sorted({str(f) for f in folders}):
+        try:
+            with os.scandir(folder) as entries:
+                names = [e.name for e in entries if e.name.startswith(".") and ".mer-tag" in e.name]
+        except OSError:
+            continue  # gone or unreadable: nothing of ours we could clear
+        for name in names:
+            match = TEMP_NAME.fullmatch(name)
+            if not match or (match["ext"] or "") != Path(match["name"]).suffix:
+                continue
+            if os.path.isfile(os.path.join(folder, match["name"])) and _remove_unlocked(Path(folder, name), dry_run):
+                cleared.append(Path(folder, name))
+    return cleared
+
+
+def _remove_unlocked(path: Path, dry_run: bool) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False  # a symlink, or gone
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or not _try_lock(fd):
+            return False
+        if not dry_run:
+            path.unlink()
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _fsync(path: Path, directory: bool = False) -> None:
@@ -560,13 +628,16 @@ def _verify(before: _Fields, after: _Fields, changes: dict) -> None:
 
 
 def _rewrite(real: Path, st: os.stat_result, before: _Fields, changes: dict, *, keep_mtime: bool,
-             drop_new_tag: bool = False, on_ready: Callable[[_Fields, dict], None] = lambda after, audio: None):
-    """Apply `changes` to a copy of `real`, check it, and swap it in. `on_ready(fields, audio checksum)`
-    runs just before the swap (the journal); a failure anywhere leaves `real` untouched."""
+             drop_new_tag: bool = False, undo_bytes: bool = False,
+             on_ready: Callable[[_Fields, dict, dict | None], None] = lambda after, audio, undo: None):
+    """Apply `changes` to a copy of `real`, check it, and swap it in. `on_ready(fields, audio checksum,
+    undo)` runs just before the swap (the journal); `undo`, with `undo_bytes`, is what rebuilds `real`
+    byte for byte from the copy. A failure anywhere leaves `real` untouched."""
+    import shutil
+
     container = type(before.audio).__name__
     audio = audio_checksum(real, container)
-    tmp = _copy_beside(real, st)
-    try:
+    with _temp_beside(real, st, lambda tmp: shutil.copyfile(real, tmp)) as tmp:
         copy = _open(tmp)
         fields = _fields(copy)
         for key, value in changes.items():
@@ -577,20 +648,54 @@ def _rewrite(real: Path, st: os.stat_result, before: _Fields, changes: dict, *, 
         _verify(before, after, changes)
         if audio_checksum(tmp, container) != audio:
             raise TagError("the audio changed in the copy; file left as it was")
-        if keep_mtime:
-            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
-        _fsync(tmp)
-        now = real.stat()
-        if (now.st_ino, now.st_size, now.st_mtime_ns) != (st.st_ino, st.st_size, st.st_mtime_ns):
-            raise TagError("the file changed while it was being tagged")
-        on_ready(after, audio)
-        os.replace(tmp, real)
-    finally:
-        tmp.unlink(missing_ok=True)
+        undo = _undo_recipe(real, tmp) if undo_bytes else None
+        _swap(real, st, tmp, keep_mtime, lambda: on_ready(after, audio, undo))
+
+
+def _undo_recipe(real: Path, tmp: Path) -> dict:
+    """{"sha256" of the original, "tagged_sha256" of the copy, and the delta recipe}, checked to rebuild it."""
+    from .delta import diff, mapped, rebuilds, sha256
+
+    with mapped(real) as original, mapped(tmp) as tagged:
+        undo = {"sha256": sha256(original), "tagged_sha256": sha256(tagged), **diff(original, tagged)}
+        if not rebuilds(undo, tagged, original):
+            raise TagError("could not record how to undo this change byte for byte; file left as it was")
+    return undo
+
+
+def _swap(real: Path, st: os.stat_result, tmp: Path, keep_mtime: bool, on_ready: Callable[[], None]) -> None:
+    """The finished temp copy replaces `real`, unless `real` changed meanwhile; durably."""
+    if keep_mtime:
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    _fsync(tmp)
+    now = real.stat()
+    if (now.st_ino, now.st_size, now.st_mtime_ns) != (st.st_ino, st.st_size, st.st_mtime_ns):
+        raise TagError("the file changed while it was being tagged")
+    on_ready()
+    os.replace(tmp, real)
     try:
         _fsync(real.parent, directory=True)  # make the rename itself durable
     except OSError:
         pass  # some filesystems can't fsync a folder; the rename is still atomic
+
+
+def _restore_bytes(real: Path, st: os.stat_result, undo: dict, tagged, keep_mtime: bool) -> None:
+    """Write the original that `undo` rebuilds from `tagged` (the file's bytes now) and swap it in."""
+    from .delta import rebuild
+
+    def fill(tmp: Path) -> None:
+        digest = hashlib.sha256()
+        with open(tmp, "wb") as out:
+            def write(block) -> None:
+                digest.update(block)
+                out.write(block)
+
+            rebuild(undo, tagged, write)
+        if digest.hexdigest() != undo["sha256"]:
+            raise TagError("the journal does not rebuild the original; file left as it was")
+
+    with _temp_beside(real, st, fill) as tmp:
+        _swap(real, st, tmp, keep_mtime, lambda: None)
 
 
 # --- journal -----------------------------------------------------------------------------------------------
@@ -607,6 +712,8 @@ class _Journal:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8")
+            if self._file.tell() and _last_byte(self.path) != b"\n":
+                self._file.write("\n")  # a killed run's torn last line: ours starts on a line of its own
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
@@ -620,17 +727,36 @@ class _Journal:
             self._file.close()
 
 
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
+
+
 def _read_journal(path: Path) -> list[dict]:
+    """A journal's records. A line torn by a kill is skipped (its file was never replaced); a file none of
+    whose lines is a record is not a journal (ValueError), so `untag moods.csv` is an error, not a no-op."""
     if not path.is_file():
         raise ValueError(f"no journal at {path}")
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    records, foreign = [], 0
+    for line in path.read_bytes().split(b"\n"):
+        if not line.strip():
+            continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # the torn last line of a killed run: its file was never replaced
+        except ValueError:
+            if not line.startswith(b'{"path": '):  # else a record of ours, torn by a kill
+                foreign += 1
+            continue
         if isinstance(record, dict) and "path" in record and "fields" in record:
             records.append(record)
+        else:
+            foreign += 1  # whole, but not a record: scan results in JSON lines, say
+    if foreign and not records:
+        beside = sorted(path.parent.glob(f"{glob.escape(path.name)}.tags-*.jsonl"))
+        hint = f"; the newest journal beside it is {beside[-1]}" if beside else ""
+        raise ValueError(f"{path} is not a tag journal: untag takes the .jsonl journal a `mer-tag tag` run "
+                         f"names when it ends{hint}")
     return records
 
 
@@ -660,9 +786,9 @@ def _reason(exc: BaseException) -> str:
     return text if isinstance(exc, TagError) else f"{type(exc).__name__}: {text}"
 
 
-def _tag_file(path: Path, mood: str, extras: dict[str, str], *, overwrite: bool, dry_run: bool,
-              keep_mtime: bool, journal: _Journal | None) -> FileResult:
-    real = Path(os.path.realpath(path))
+def _tag_file(row_path: str, mood: str, extras: dict[str, str], *, overwrite: bool, dry_run: bool,
+              keep_mtime: bool, journal: _Journal | None, results: str, stamps: Restamp) -> FileResult:
+    real = Path(os.path.realpath(row_path))
     st = _stat_for_writing(real)
     before = _fields(_open(real))
     if before.kind == "id3v2.2":
@@ -670,29 +796,33 @@ def _tag_file(path: Path, mood: str, extras: dict[str, str], *, overwrite: bool,
     current = _mood(real, before)
     ours = before.get(before.key(MARKER)) is not None
     if current is not None and current != mood and not (overwrite or ours):
-        return FileResult(str(path), "kept", f"has mood {current!r} (--overwrite replaces it)")
+        return FileResult(row_path, "kept", f"has mood {current!r} (--overwrite replaces it)")
     wanted = {before.mood_key: [mood], **{before.key(k): [v] for k, v in extras.items()}}
     wanted |= {k: None for k in before.mood_keys() if k != before.mood_key}  # one mood per file
     changes = {k: {"text": v} if v else None for k, v in wanted.items() if before.text(k) != v}
     if not changes:
-        return FileResult(str(path), "unchanged")
+        return FileResult(row_path, "unchanged")
     detail = _describe({k: (before.text(k), _text(v)) for k, v in changes.items()})
     if dry_run:
-        return FileResult(str(path), "would tag", detail)
+        return FileResult(row_path, "would tag", detail)
 
-    def log(after: _Fields, audio: dict) -> None:
+    def log(after: _Fields, audio: dict, undo: dict | None) -> None:
         journal.write({
             "path": str(real),
+            "row": row_path,  # the track as the results spell it (`path` is the real file)
+            "results": results,
             "container": type(before.audio).__name__,
             "format": before.kind,
             "had_tag": before.had_tag,
             "fields": {k: {"old": before.get(k), "new": after.get(k)} for k in changes},
             "audio": audio,
+            "bytes": undo,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
 
-    _rewrite(real, st, before, changes, keep_mtime=keep_mtime, on_ready=log)
-    return FileResult(str(path), "tagged", detail)
+    _rewrite(real, st, before, changes, keep_mtime=keep_mtime, undo_bytes=True, on_ready=log)
+    stamps.note(row_path, st, real.stat())
+    return FileResult(row_path, "tagged", detail)
 
 
 def _tag_row(row: dict, template: str, min_confidence: float, extra_fields: bool, **options) -> FileResult:
@@ -707,9 +837,63 @@ def _tag_row(row: dict, template: str, min_confidence: float, extra_fields: bool
         mood = mood_text(template, row)
         if not mood:
             raise TagError("the template gives an empty mood")
-        return _tag_file(Path(path), mood, _extra_fields(row) if extra_fields else {}, **options)
+        return _tag_file(path, mood, _extra_fields(row) if extra_fields else {}, **options)
     except Exception as exc:  # one bad file is reported, the rest of the library goes on
         return FileResult(path, "failed", _reason(exc))
+
+
+def read_rows(results_path: str | Path) -> list[dict]:
+    """The rows of a results file `mer-tag scan` wrote. ValueError, before anything is touched, for a
+    missing file, one that is not results, or one with no rows (nothing to tag: surely not what was meant)."""
+    from .sinks import journal_path, read_results, result_format
+
+    results_path = Path(results_path)
+    if not results_path.exists() and not journal_path(results_path).exists():
+        raise ValueError(f"no results file at {results_path}")
+    fmt = result_format(results_path)  # an unknown extension: its own message
+    try:
+        columns = _columns(results_path, fmt)
+        missing = [c for c in RESULT_COLUMNS if c not in columns]
+        if columns and missing:
+            hint = "; it looks like a tag journal (undo one with `mer-tag untag`)" if "fields" in columns else ""
+            raise ValueError(f"{results_path} is not a results file of `mer-tag scan` "
+                             f"(no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}){hint}")
+        frame = read_results(results_path) if columns else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{results_path} can't be read as scan results ({_reason(exc)})") from None
+    except ValueError:
+        raise
+    except Exception as exc:  # polars' parse errors have no common base class
+        raise ValueError(f"{results_path} can't be read as scan results ({_reason(exc)})") from None
+    if frame is None or frame.height == 0:
+        raise ValueError(f"{results_path} holds no tracks, so there is nothing to tag "
+                         f"(write it first: mer-tag scan ~/Music -o {results_path})")
+    return frame.to_dicts()
+
+
+def _columns(results_path: Path, fmt: str) -> list[str]:
+    """The column names a results file starts with, read cheaply; [] for an empty file."""
+    import csv
+
+    from .sinks import journal_path
+
+    if fmt == "parquet" and results_path.exists():
+        import polars as pl
+
+        part = min(results_path.glob("part-*.parquet"), default=None) if results_path.is_dir() else results_path
+        return list(pl.read_parquet_schema(part)) if part else []
+    source = results_path if results_path.exists() else journal_path(results_path)
+    with open(source, encoding="utf-8", newline="") as f:
+        if fmt == "csv":
+            return next(csv.reader(f), [])
+        for line in f:
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    row = None
+                return list(row) if isinstance(row, dict) else ["(not rows)"]
+    return []
 
 
 def write_tags(results_path: str | Path, template: str = "name", min_confidence: float = 0.0, overwrite: bool = False,
@@ -717,37 +901,80 @@ def write_tags(results_path: str | Path, template: str = "name", min_confidence:
                journal: str | Path | None = None, progress: Progress | None = None) -> TagSummary:
     """Write each ok track's mood (`template` filled from its result row) into the file.
 
-    `template` is a preset name from presets/tag-templates.toml or a text with {fields}. A mood the file
-    already has is kept unless `overwrite` (or mer-tag wrote it, with `extra_fields`). The journal
-    (default: beside the results, `<results>.tags-<time>.jsonl`) is what `untag` replays. Raises
-    ValueError for a bad template or missing results; a file that fails is reported, not raised.
+    `template` is a preset name (`presets()`) or a text with {fields}. A mood the file already has is kept
+    unless `overwrite` (or mer-tag wrote it, with `extra_fields`). The journal (default: beside the
+    results, `<results>.tags-<time>.jsonl`) is what `untag` replays. The run first clears the temp copies
+    an interrupted run left beside the tracks; at its end, the rows of the files it wrote get their new
+    size and mtime in `results_path`, so a rescan skips them. Raises ValueError for a bad template or
+    results that are missing, empty or not results (`read_rows`); a file that fails is reported, not raised.
     """
-    from .sinks import read_results
-
-    results_path = Path(results_path)
-    if not results_path.exists():
-        raise ValueError(f"no results file at {results_path}")
     template = template_text(template)
-    rows = read_results(results_path).to_dicts()
+    rows = read_rows(results_path)
+    results_path = Path(results_path)
+    summary = TagSummary(cleared=clear_leftovers(_folders(r.get("path") for r in rows), dry_run=dry_run))
     log = None if dry_run else _Journal(Path(journal) if journal else _default_journal(results_path))
-    summary = TagSummary()
+    stamps = Restamp()
     try:
         for done, row in enumerate(rows, 1):
             result = _tag_row(row, template, min_confidence, extra_fields, overwrite=overwrite, dry_run=dry_run,
-                              keep_mtime=keep_mtime, journal=log)
+                              keep_mtime=keep_mtime, journal=log, results=os.path.abspath(results_path),
+                              stamps=stamps)
             summary.results.append(result)
             if progress:
                 progress(done, len(rows), result)
     finally:
         if log is not None:
             log.close()
+        _restamp(summary, stamps, results_path)  # also after Ctrl-C: the files written so far
     summary.journal = log.path if log is not None and log.written else None
     return summary
 
 
-def _untag_record(record: dict, *, dry_run: bool, keep_mtime: bool, force: bool) -> FileResult:
+def _folders(paths) -> set[str]:
+    """The real folders of `paths`: where their temp copies are made."""
+    return {os.path.dirname(os.path.realpath(p)) for p in paths if p}
+
+
+def _restamp(summary: TagSummary, stamps: Restamp, results_path: Path) -> None:
+    if not len(stamps):
+        return
+    try:
+        summary.restamped[str(results_path)] = stamps.apply(results_path)
+    except Exception as exc:  # the files are done; only the next scan's shortcut is lost
+        summary.notes.append(f"{results_path} not updated ({_reason(exc)}): the next scan redoes "
+                             f"the {len(stamps)} tracks written")
+
+
+def _untag_record(record: dict, *, dry_run: bool, keep_mtime: bool, force: bool,
+                  stamps: Restamp | None) -> FileResult:
+    from .delta import mapped, sha256
+
     real = Path(record["path"])
     st = _stat_for_writing(real)
+    undo = record.get("bytes")
+    with mapped(real) as current:
+        now = sha256(current) if undo else None
+        if undo and now == undo["sha256"]:
+            return FileResult(str(real), "unchanged", "already as before tagging")
+        if undo and now == undo["tagged_sha256"]:  # untouched since: rebuild the original, every byte
+            detail = _describe({k: (_text(v["new"]), _text(v["old"])) for k, v in record["fields"].items()})
+            if dry_run:
+                return FileResult(str(real), "would restore", detail)
+            _restore_bytes(real, st, undo, current, keep_mtime)
+            _note(stamps, record, st, real)
+            return FileResult(str(real), "restored", detail)
+    why = "the file changed since tagging" if undo else "the journal has no byte copy"
+    result = _untag_fields(real, st, record, dry_run=dry_run, keep_mtime=keep_mtime, force=force)
+    if result.action in ("fields restored", "would restore"):
+        result.detail = f"fields only, not byte for byte ({why}): {result.detail}"
+        if result.action == "fields restored":
+            _note(stamps, record, st, real)
+    return result
+
+
+def _untag_fields(real: Path, st: os.stat_result, record: dict, *, dry_run: bool, keep_mtime: bool,
+                  force: bool) -> FileResult:
+    """Put the journaled fields back through mutagen: for a file changed since tagging."""
     before = _fields(_open(real))
     if before.kind != record["format"]:
         raise TagError(f"its tag is now {before.kind}, was {record['format']}")
@@ -762,22 +989,40 @@ def _untag_record(record: dict, *, dry_run: bool, keep_mtime: bool, force: bool)
     if dry_run:
         return FileResult(str(real), "would restore", detail)
     _rewrite(real, st, before, old, keep_mtime=keep_mtime, drop_new_tag=not record.get("had_tag", True))
-    return FileResult(str(real), "restored", detail)
+    return FileResult(str(real), "fields restored", detail)
+
+
+def _note(stamps: Restamp | None, record: dict, before: os.stat_result, real: Path) -> None:
+    if stamps is not None:
+        stamps.note(record.get("row", record["path"]), before, real.stat())
 
 
 def untag(journal_path: str | Path, dry_run: bool = False, keep_mtime: bool = False, force: bool = False,
-          progress: Progress | None = None) -> TagSummary:
-    """Put back every field a `write_tags` journal records, newest change first, through the same
-    copy -> write -> verify -> replace. A file whose fields no longer hold what mer-tag wrote is left
-    alone (reported) unless `force`. Raises ValueError when there is no journal."""
+          results: str | Path | None = None, progress: Progress | None = None) -> TagSummary:
+    """Put back every file a `write_tags` journal records, newest change first.
+
+    A file untouched since tagging is rebuilt byte for byte from the journal's recipe; one changed since
+    (another tagger saved it, say) gets its journaled fields back through the same copy -> write -> verify
+    -> replace, and is reported as `fields restored`; one whose mood no longer holds what mer-tag wrote is
+    left alone (reported) unless `force`. The rows of the files restored get their new size and mtime in
+    the results file each record names (or `results`). Raises ValueError when `journal_path` is no journal.
+    """
     records = _read_journal(Path(journal_path))
-    summary = TagSummary(journal=Path(journal_path))
-    for done, record in enumerate(reversed(records), 1):
-        try:
-            result = _untag_record(record, dry_run=dry_run, keep_mtime=keep_mtime, force=force)
-        except Exception as exc:  # one bad file is reported, the rest go on
-            result = FileResult(str(record["path"]), "failed", _reason(exc))
-        summary.results.append(result)
-        if progress:
-            progress(done, len(records), result)
+    summary = TagSummary(journal=Path(journal_path),
+                         cleared=clear_leftovers(_folders(r["path"] for r in records), dry_run=dry_run))
+    stamps: dict[str, Restamp] = {}
+    try:
+        for done, record in enumerate(reversed(records), 1):
+            target = str(results) if results else record.get("results")
+            try:
+                result = _untag_record(record, dry_run=dry_run, keep_mtime=keep_mtime, force=force,
+                                       stamps=stamps.setdefault(target, Restamp()) if target else None)
+            except Exception as exc:  # one bad file is reported, the rest go on
+                result = FileResult(str(record["path"]), "failed", _reason(exc))
+            summary.results.append(result)
+            if progress:
+                progress(done, len(records), result)
+    finally:
+        for target, stamp in stamps.items():
+            _restamp(summary, stamp, Path(target))
     return summary

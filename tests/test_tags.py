@@ -472,3 +472,289 @@ def test_cli_dry_run_tag_and_untag(lib, capsys):
     assert main(["untag", str(lib.journal)]) == 0
     assert raw_field(lib.dir / "v24.mp3", "TMOO") is None
     assert main(["untag", str(lib.dir / "no-journal.jsonl")]) == 2
+
+
+# --- untag puts every byte back --------------------------------------------------------------------------
+
+
+def sha256s(folder: Path, names) -> dict[str, str]:
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in names}
+
+
+def journal_records(journal: Path) -> dict[str, dict]:
+    return {Path(r["path"]).name: r for r in map(json.loads, journal.read_text().splitlines())}
+
+
+def _without_padding(folder: Path) -> None:
+    """Save every tag with no padding, as many taggers leave files: putting the old fields back through
+    mutagen would then add its own padding (and move every byte after it), so only a byte copy restores."""
+    import mutagen
+    from mutagen.id3 import ID3
+
+    for name in TRACKS:
+        audio = mutagen.File(folder / name)
+        if audio.tags is None or name in ("v1.mp3", "a.wv"):  # no ID3v2 tag; APEv2 has no padding
+            continue
+        if isinstance(audio.tags, ID3):
+            audio = type(audio)(folder / name, translate=False)
+            audio.save(padding=lambda info: 0, v2_version=audio.tags.version[1], v23_sep=None)
+        else:
+            audio.save(padding=lambda info: 0)
+
+
+@pytest.mark.parametrize("padding", ["mutagen's", "none"])
+def test_untag_puts_every_file_back_byte_for_byte(lib, padding):
+    """MP3 (ID3v2.3, v2.4, none, v1 only), FLAC, Ogg Vorbis, Opus, M4A (AAC, ALAC), WAV, AIFF, WavPack."""
+    if padding == "none":
+        _without_padding(lib.dir)
+        _write_results(lib.dir)
+    before = sha256s(lib.dir, TRACKS)
+    tags.write_tags(lib.results, overwrite=True, extra_fields=True, journal=lib.journal)
+    assert all(sha256s(lib.dir, [n])[n] != before[n] for n in TRACKS)  # every file was really rewritten
+    records = journal_records(lib.journal)
+    assert set(records) == set(TRACKS)
+    for name, record in records.items():  # what the edit replaced, not the file: a small record each
+        assert record["bytes"]["sha256"] == before[name] and len(json.dumps(record)) < 4096, name
+
+    summary = tags.untag(lib.journal)
+
+    assert {r.action for r in summary.results} == {"restored"}
+    assert sha256s(lib.dir, TRACKS) == before
+
+
+def _with_cover(path: Path, cover: bytes) -> None:
+    import mutagen
+    from mutagen.flac import Picture
+    from mutagen.id3 import APIC
+
+    audio = mutagen.File(path)
+    if path.suffix == ".mp3":
+        audio.tags.add(APIC(encoding=3, mime="image/jpeg", type=3, desc="front", data=cover))
+        audio.save(v2_version=3)
+    else:
+        picture = Picture()
+        picture.type, picture.mime, picture.data = 3, "image/jpeg", cover
+        audio.add_picture(picture)
+        audio.save()
+
+
+def test_a_big_cover_costs_the_journal_nothing(lib):
+    """The journal keeps the bytes an edit replaced: a 1 MB cover that only moved is one copy op."""
+    cover = np.random.default_rng(0).bytes(1 << 20)  # incompressible, like a JPEG
+    for name in ("v23.mp3", "a.flac"):
+        _with_cover(lib.dir / name, cover)
+    _write_results(lib.dir)
+    before = sha256s(lib.dir, TRACKS)
+    tags.write_tags(lib.results, extra_fields=True, journal=lib.journal)
+    records = journal_records(lib.journal)
+    for name in ("v23.mp3", "a.flac"):
+        assert len(json.dumps(records[name])) < 8192, name
+    assert not tags.untag(lib.journal).failed
+    assert sha256s(lib.dir, TRACKS) == before
+
+
+def test_renumbered_ogg_pages_come_back_byte_for_byte(tmp_path):
+    """A comment that outgrows its page moves every later Ogg page (new numbers, new checksums); the
+    journal keeps those few bytes a page, and untag puts them back."""
+    import mutagen
+
+    path = write_audio(tmp_path / "long.ogg", tone(seconds=20.0))
+    audio = mutagen.File(path)
+    audio["COMMENT"] = "x" * 3000
+    audio.save(padding=lambda info: 0)  # no padding: our fields cannot fit in place
+    original = path.read_bytes()
+    results = tmp_path / "moods.csv"
+    st = path.stat()
+    results.write_text("path,status,size,mtime,cluster,cluster_name,confidence,model\n"
+                       f"{path},ok,{st.st_size},{st.st_mtime!r},3,Wistful,0.61,default@0.2.0\n")
+    tags.write_tags(results, extra_fields=True, journal=tmp_path / "j.jsonl")
+    tagged = path.read_bytes()
+    assert tagged.count(b"OggS") == original.count(b"OggS") + 1  # a page more: every later one renumbered
+    audio_start = original.index(b"OggS", original.index(b"\x05vorbis"))
+    moved = sum(a != b for a, b in zip(original[audio_start:], tagged[audio_start + len(tagged) - len(original):]))
+    assert moved > 100  # page numbers and checksums throughout the file
+    assert len((tmp_path / "j.jsonl").read_bytes()) < len(original) // 10
+    assert tags.untag(tmp_path / "j.jsonl").results[0].action == "restored"
+    assert path.read_bytes() == original
+
+
+def test_a_file_changed_since_tagging_gets_its_fields_back_and_says_so(lib):
+    import mutagen
+
+    before = dump(lib.dir / "a.flac")
+    tags.write_tags(lib.results, journal=lib.journal)
+    edited = mutagen.File(lib.dir / "a.flac")
+    edited["GENRE"] = "added by another tagger"
+    edited.save()
+
+    results = by_name(tags.untag(lib.journal))
+
+    assert results["a.flac"].action == "fields restored"
+    assert results["a.flac"].detail.startswith("fields only, not byte for byte (the file changed since tagging)")
+    assert raw_field(lib.dir / "a.flac", "MOOD") is None and raw_field(lib.dir / "a.flac", "GENRE")
+    assert dump(lib.dir / "a.flac") != before  # the other tagger's edit stays
+    assert results["a.ogg"].action == "restored"
+
+
+def test_untag_dry_run_lists_and_touches_nothing(lib):
+    tags.write_tags(lib.results, journal=lib.journal)
+    state = file_state(lib.dir)
+    summary = tags.untag(lib.journal, dry_run=True)
+    assert summary.count("would restore") == len(TRACKS) - len(USER_MOODS)
+    assert "TMOO: 'Passionate' -> absent" in by_name(summary)["v24.mp3"].detail
+    assert file_state(lib.dir) == state and not summary.restamped
+
+
+# --- temp copies a killed run left --------------------------------------------------------------------------
+
+
+def test_the_next_run_clears_only_our_leftover_temp_copies(lib, capsys):
+    import fcntl
+
+    ours = lib.dir / ".a.flac.k2_x9q0z.mer-tag.flac"
+    shutil.copy(lib.dir / "a.flac", ours)
+    locked = lib.dir / ".a.ogg.abcdefgh.mer-tag.ogg"  # a run still going holds its lock
+    shutil.copy(lib.dir / "a.ogg", locked)
+    not_ours = [
+        ".a.flac.k2x9q0.mer-tag.flac",  # 6 random characters, not mkstemp's 8
+        ".a.flac.K2X9Q0ZA.mer-tag.flac",  # capitals: mkstemp never makes them
+        ".a.flac.k2_x9q0z.mer-tag.ogg",  # not the track's own extension
+        "a.flac.k2_x9q0z.mer-tag.flac",  # not hidden
+        ".a.flac.k2_x9q0z.mer-tag.flac.bak",
+        ".gone.flac.k2_x9q0z.mer-tag.flac",  # its original is gone: maybe the last copy of the music
+    ]
+    for name in not_ours:
+        shutil.copy(lib.dir / "a.flac", lib.dir / name)
+    (lib.dir / ".link.mp3.abcdefgh.mer-tag.mp3").symlink_to(lib.dir / "v24.mp3")
+    with open(locked, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        dry = tags.write_tags(lib.results, dry_run=True)
+        assert dry.cleared == [ours] and ours.exists()
+        assert main(["tag", str(lib.results), "--journal", str(lib.journal)]) == 1  # broken.flac fails
+    assert not ours.exists() and locked.exists()
+    assert all((lib.dir / name).exists() for name in not_ours)
+    assert (lib.dir / ".link.mp3.abcdefgh.mer-tag.mp3").is_symlink()
+    assert "removed 1 temp file(s) an interrupted mer-tag run left" in capsys.readouterr().out
+
+    left = lib.dir / ".v24.mp3.zzzzzzzz.mer-tag.mp3"
+    shutil.copy(lib.dir / "v24.mp3", left)
+    assert set(tags.untag(lib.journal).cleared) == {locked, left}  # its lock released, `locked` is a leftover too
+    assert not left.exists() and not locked.exists()
+
+
+def test_killed_runs_then_one_to_the_end_leave_no_temp_copy_and_every_track_whole(master, tmp_path):
+    """SIGKILL `mer-tag tag` mid-run, again and again on the same library and journal, then let one run
+    finish: no temp copy is left, every track is tagged with its audio intact, and untag gives back
+    every original byte."""
+    rng = random.Random(16)
+    folder = tmp_path / "lib"
+    shutil.copytree(master, folder)
+    results, journal = _write_results(folder), tmp_path / "journal.jsonl"
+    originals = sha256s(master, TRACKS)
+    audio = {name: decoded(master / name) for name in TRACKS}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    command = [sys.executable, "-m", "mer_tag", "tag", str(results), "--journal", str(journal), "--overwrite"]
+    for _ in range(4):
+        records = len(journal.read_bytes().splitlines()) if journal.exists() else 0
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:  # until this run has started tagging
+            if journal.exists() and len(journal.read_bytes().splitlines()) > records:
+                break
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.3))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    final = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert final.returncode == 1, final.stderr  # broken.flac, as in every run
+    assert not [p.name for p in folder.iterdir() if ".mer-tag" in p.name]
+    for name in TRACKS:
+        assert np.array_equal(decoded(folder / name), audio[name]), name
+        assert tags.read_mood(folder / name) == expected(name), name
+    assert not tags.untag(journal).failed
+    assert sha256s(folder, TRACKS) == originals
+
+
+# --- the results file learns each written file's new size and mtime -----------------------------------------
+
+
+def stamps(results: Path) -> dict[str, tuple]:
+    from mer_tag.sinks import read_results
+
+    return {Path(r["path"]).name: (r["size"], r["mtime"]) for r in read_results(results).iter_rows(named=True)}
+
+
+def on_disk(folder: Path, name: str) -> tuple:
+    st = (folder / name).stat()
+    return st.st_size, st.st_mtime
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet", "parquet-folder"])
+def test_tag_and_untag_give_written_rows_their_files_new_size_and_mtime(lib, fmt):
+    import polars as pl
+
+    from mer_tag.sinks import journal_path, read_results
+
+    os.utime(lib.dir / "a.m4a", (1_000, 1_000))  # its row is stale: the track must be rescanned
+    frame = read_results(lib.results)
+    results = lib.dir / f"moods.{fmt.split('-')[0]}"
+    if fmt == "jsonl":
+        frame.write_ndjson(results)
+    elif fmt == "parquet":
+        frame.write_parquet(results)
+    elif fmt == "parquet-folder":  # as --engine ray writes it, with a killed scan's journal beside it
+        results.mkdir()
+        frame.head(8).write_parquet(results / "part-000001.parquet")
+        frame.slice(8, 8).write_parquet(results / "part-000002.parquet")
+        journal_path(results).write_text("".join(json.dumps(r) + "\n" for r in frame.slice(16).to_dicts()))
+    before, text = stamps(results), lib.results.read_text()
+
+    summary = tags.write_tags(results, journal=lib.journal)
+
+    tagged = {Path(r.path).name for r in summary.results if r.action == "tagged"}
+    assert summary.restamped == {str(results): len(tagged) - 1} and not summary.notes
+    now = stamps(results)
+    for name in now:
+        if name in tagged and name != "a.m4a":
+            assert now[name] == on_disk(lib.dir, name) != before[name], name
+        else:
+            assert now[name] == before[name], name  # not written, or already stale: left as it was
+    if fmt == "csv":  # every other cell as it was
+        edited = lambda text: [line.split(",")[:3] + line.split(",")[5:] for line in text.splitlines()]  # noqa: E731
+        assert edited(results.read_text()) == edited(text)
+    if fmt == "parquet":
+        assert pl.read_parquet(results).schema == frame.schema
+
+    untagged = tags.untag(lib.journal)
+    assert untagged.restamped == {str(results): len(tagged) - 1}
+    for name, stamp in stamps(results).items():
+        if name in tagged and name != "a.m4a":
+            assert stamp == on_disk(lib.dir, name), name
+
+
+def test_untag_updates_the_results_it_is_given(lib, tmp_path):
+    tags.write_tags(lib.results, journal=lib.journal)
+    moved = tmp_path / "elsewhere.csv"
+    lib.results.rename(moved)
+    summary = tags.untag(lib.journal, results=moved)
+    assert summary.restamped == {str(moved): len(TRACKS) - len(USER_MOODS)}
+    assert stamps(moved)["a.flac"] == on_disk(lib.dir, "a.flac")
+
+
+def test_results_that_cannot_be_updated_are_a_note_not_a_failure(lib):
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(dst) == lib.results:
+            raise PermissionError(13, "Permission denied")
+        return real_replace(src, dst)
+
+    before = lib.results.read_bytes()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "replace", replace)
+        summary = tags.write_tags(lib.results, journal=lib.journal)
+    assert summary.count("tagged") == len(TRACKS) - len(USER_MOODS) and not summary.restamped
+    assert summary.notes == [f"{lib.results} not updated (PermissionError: [Errno 13] Permission denied): "
+                             f"the next scan redoes the {len(TRACKS) - len(USER_MOODS)} tracks written"]
+    assert lib.results.read_bytes() == before
+    assert not [p for p in lib.dir.iterdir() if p.name.startswith(".moods")]  # its temp file too

@@ -101,7 +101,11 @@ def scan(
     if tag:
         from mer_tag.tags import write_tags
 
-        tagged = write_tags(out)
+        try:
+            tagged = write_tags(out)
+        except ValueError as exc:  # no rows to tag (an empty folder scanned): the scan's own status stands
+            console.print(f"tags: {exc}", highlight=False)
+            raise typer.Exit(1 if summary.failed else 0) from None
         if not quiet:
             console.print(f"tags: {tagged.count('tagged')} written, {len(tagged.failed)} failed"
                           + (f"; undo with: mer-tag untag {tagged.journal}" if tagged.journal else ""))

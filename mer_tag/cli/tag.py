@@ -8,33 +8,60 @@ from typing import Annotated, Optional
 
 import typer
 
+from mer_tag.cli._errors import usage_error
+
+
+def _list_templates(wanted: bool) -> None:
+    """--list-templates: every preset, its template, and what it writes for a sample row; then exit."""
+    if not wanted:
+        return
+    from mer_tag.tags import SAMPLE_ROW, TEMPLATE_FIELDS, mood_text, presets
+
+    named = presets()
+    name_width, text_width = max(map(len, named)), max(map(len, named.values()))
+    typer.echo(f"{'preset':<{name_width}}  {'template':<{text_width}}  example")
+    for name, text in named.items():
+        typer.echo(f"{name:<{name_width}}  {text:<{text_width}}  {mood_text(text, SAMPLE_ROW)}")
+    sample = ", ".join(f"{k}={v}" for k, v in SAMPLE_ROW.items())
+    typer.echo(f"\nExamples from a row with {sample}.\nFields: {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}. "
+               "Your own template: mer-tag tag moods.csv -t '{name} ({confidence:.0%})'")
+    raise typer.Exit()
+
 
 def tag(
     results_path: Annotated[Path, typer.Argument(metavar="RESULTS", help="Scan results: .csv, .parquet or .jsonl.", show_default=False)],
-    template: Annotated[str, typer.Option("--template", "-t", help="A preset from presets/tag-templates.toml (name, cluster, adjectives, name-confidence, ...) or a template such as '{name} ({confidence:.0%})'.")] = "name",
+    template: Annotated[str, typer.Option("--template", "-t", help="A preset (see --list-templates: name, cluster, adjectives, name-confidence, ...) or your own template such as '{name} ({confidence:.0%})'.")] = "name",
     min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Leave tracks below this confidence untagged.")] = 0.0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a mood the file already has.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would change; touch nothing.")] = False,
     keep_mtime: Annotated[bool, typer.Option("--keep-mtime", help="Keep each file's modification time.")] = False,
     extra_fields: Annotated[bool, typer.Option("--extra-fields", help="Also write MER_TAG_CLUSTER, MER_TAG_CONFIDENCE, MER_TAG_PROB_1..K and MER_TAG_MODEL.")] = False,
     journal: Annotated[Optional[Path], typer.Option(help="Where to journal the old values (default: RESULTS.tags-TIME.jsonl).")] = None,
+    list_templates: Annotated[bool, typer.Option(
+        "--list-templates", is_eager=True, callback=_list_templates,
+        help="List the preset templates with an example of each, and exit.")] = False,
 ) -> None:
     """Write each track's mood into its file, where players read it.
 
     ID3v2.4 TMOO (TXXX:MOOD in ID3v2.3), Vorbis MOOD, MP4
     ----:com.apple.iTunes:MOOD, APEv2 Mood. Each file is copied, the copy
     written and checked (fields read back, other tags and the audio
-    unchanged), then swapped in atomically. Old values go to a journal that
-    `mer-tag untag` replays. A mood a file already has is kept unless
-    --overwrite.
+    unchanged), then swapped in atomically. A journal keeps what `mer-tag
+    untag` needs to put every file back byte for byte. A mood a file already
+    has is kept unless --overwrite. RESULTS gets each tagged file's new size
+    and mtime, so the next scan skips it.
 
     Examples:
+
+      mer-tag scan ~/Music -o moods.csv
 
       mer-tag tag moods.csv --dry-run
 
       mer-tag tag moods.csv -t adjectives --min-confidence 0.5 --keep-mtime
 
       mer-tag tag moods.csv -t '{name} ({confidence:.0%})' --extra-fields
+
+      mer-tag tag --list-templates
     """
     from mer_tag.tags import write_tags
 
@@ -44,22 +71,29 @@ def tag(
                                  dry_run=dry_run, keep_mtime=keep_mtime, extra_fields=extra_fields, journal=journal,
                                  progress=report)
         except ValueError as exc:
-            _usage_error(exc)
-    _print_summary(summary, listed="would tag")
+            raise usage_error(exc) from None
+    _print_summary(summary, listed="would tag", dry_run=dry_run)
 
 
 def untag(
-    journal_path: Annotated[Path, typer.Argument(metavar="JOURNAL", help="A journal written by `mer-tag tag`.", show_default=False)],
+    journal_path: Annotated[Path, typer.Argument(
+        metavar="JOURNAL", help="A journal written by `mer-tag tag` (RESULTS.tags-TIME.jsonl).", show_default=False)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be restored; touch nothing.")] = False,
     keep_mtime: Annotated[bool, typer.Option("--keep-mtime", help="Keep each file's modification time.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Restore fields even where they were edited since tagging.")] = False,
+    results: Annotated[Optional[Path], typer.Option(
+        help="The results file to give the restored files' new size and mtime (default: the one the journal "
+             "names).")] = None,
 ) -> None:
-    """Put back every tag a `mer-tag tag` run changed, exactly as it was.
+    """Put back every file a `mer-tag tag` run changed, byte for byte.
 
-    Fields that were absent are removed again. Files are restored newest
+    A file untouched since tagging is rebuilt exactly as it was from the
+    journal; one changed since (another tagger saved it) gets its old fields
+    back and is listed as not byte for byte. Files are restored newest
     change first, through the same copy, check and atomic swap. A file
     whose mood was edited since tagging is left alone and reported, unless
-    --force.
+    --force. The results file the journal names gets the restored files'
+    new size and mtime, so the next scan skips them.
 
     Examples:
 
@@ -71,10 +105,11 @@ def untag(
 
     with _progress("restoring") as report:
         try:
-            summary = untag_files(journal_path, dry_run=dry_run, keep_mtime=keep_mtime, force=force, progress=report)
+            summary = untag_files(journal_path, dry_run=dry_run, keep_mtime=keep_mtime, force=force, results=results,
+                                  progress=report)
         except ValueError as exc:
-            _usage_error(exc)
-    _print_summary(summary, listed="would restore")
+            raise usage_error(exc) from None
+    _print_summary(summary, listed="would restore", dry_run=dry_run)
 
 
 @contextmanager
@@ -89,15 +124,9 @@ def _progress(verb: str):
         yield lambda done, total, result: bar.update(task, completed=done, total=total)
 
 
-def _usage_error(exc: Exception) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
-    raise SystemExit(2)  # not typer.Exit: main() runs click with standalone_mode=False, which returns its code
-
-
-def _print_summary(summary, listed: str) -> None:
-    """What a dry run would change, each failure on one line, the counts, and how to undo; exit 1 on failures."""
+def _print_summary(summary, listed: str, dry_run: bool) -> None:
+    """What a dry run would change, each failure and each file not restored byte for byte on one line, the
+    counts, temp copies cleared, results updated, and how to undo; exit 1 on failures."""
     from collections import Counter
 
     from rich.console import Console
@@ -108,12 +137,23 @@ def _print_summary(summary, listed: str) -> None:
     for result in summary.results:
         if result.action == listed:
             console.print(f"{result.path}: {result.detail}", markup=False, highlight=False, soft_wrap=True)
-    for result in summary.failed:
-        console.print(f"[red]failed[/] {escape(result.path)}: {escape(result.detail)}", highlight=False, soft_wrap=True)
+        elif result.action in ("failed", "fields restored"):
+            colour = "red" if result.action == "failed" else "yellow"
+            console.print(f"[{colour}]{result.action}[/] {escape(result.path)}: {escape(result.detail)}",
+                          highlight=False, soft_wrap=True)
     table = Table(show_header=False, box=None)
     for action, count in Counter(r.action for r in summary.results).most_common():
         table.add_row(action, str(count), style="red" if action == "failed" else None)
     console.print(table if table.row_count else "nothing to do")
+    if summary.cleared:
+        verb = "would remove" if dry_run else "removed"
+        console.print(f"{verb} {len(summary.cleared)} temp file(s) an interrupted mer-tag run left "
+                      f"(.NAME.XXXXXXXX.mer-tag.EXT)", markup=False, highlight=False, soft_wrap=True)
+    for results, rows in summary.restamped.items():
+        console.print(f"{results}: {rows} row(s) given their file's new size and mtime (the next scan skips them)",
+                      markup=False, highlight=False, soft_wrap=True)
+    for note in summary.notes:
+        console.print(f"[yellow]note[/] {escape(note)}", highlight=False, soft_wrap=True)
     if summary.journal and listed == "would tag":
         console.print(f"journal: {summary.journal}\nundo with: mer-tag untag {summary.journal}",
                       markup=False, highlight=False, soft_wrap=True)
