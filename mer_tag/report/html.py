@@ -16,7 +16,7 @@ from importlib import resources
 
 import polars as pl
 
-from mer_tag.report.summary import normalize, predicted, summarize
+from mer_tag.report.summary import file_url, normalize, parent_folder, predicted, summarize
 
 DATA_ELEMENT_ID = "report-data"
 
@@ -95,21 +95,31 @@ def mood_colors(names: list[str]) -> list[str]:
 
 def table_columns(results: pl.DataFrame, k: int) -> dict:
     """Every predicted track, column-wise and compact: artist, album and folder as indexes into sorted
-    value lists, confidence in thousandths, duration in seconds."""
+    value lists, confidence in thousandths, duration in seconds. `url_folder` indexes the file:// URL of
+    the track's folder; the page appends the encoded file name to link each track to its file."""
     rows = predicted(results, k)
+    rows = rows.with_columns(folder_urls(rows))
     lyrics_bits = pl.col("lyrics_source").replace_strict(LYRICS_FLAGS, default=0, return_dtype=pl.Int64)
     midi_bit = pl.col("midi_path").is_not_null().cast(pl.Int64) * MIDI_FLAG
     compact = rows.select(
         "title",
         "file",
-        *(dictionary_codes(name) for name in ("artist", "album", "folder")),
+        *(dictionary_codes(name) for name in ("artist", "album", "folder", "url_folder")),
         "cluster",
         (pl.col("confidence") * 1000).round().cast(pl.Int64).fill_null(-1).alias("confidence"),
         pl.col("duration_s").round().cast(pl.Int64).fill_null(-1).alias("duration"),
         (lyrics_bits + midi_bit).alias("flags"),
     )
-    values = {f"{name}_values": sorted_values(rows, name) for name in ("artist", "album", "folder")}
+    values = {f"{name}_values": sorted_values(rows, name) for name in ("artist", "album", "folder", "url_folder")}
     return {"count": compact.height, **compact.to_dict(as_series=False), **values}
+
+
+def folder_urls(rows: pl.DataFrame) -> pl.Series:
+    """The file:// URL of each row's folder, ending in '/'; null for a relative path (no link). Built once
+    per folder: a library has far fewer folders than tracks."""
+    folders = rows.select(parent_folder()).to_series()
+    urls = {folder: file_url(folder) for folder in folders.drop_nulls().unique().to_list()}
+    return folders.replace_strict(urls, default=None, return_dtype=pl.String).alias("url_folder")
 
 
 def dictionary_codes(name: str) -> pl.Expr:

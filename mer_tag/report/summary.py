@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+from urllib.parse import quote
 
 import polars as pl
 
@@ -43,6 +44,8 @@ CONFIDENCE_BINS = 20
 UNKNOWN_ARTIST = "Unknown artist"
 UNKNOWN_ALBUM = "Unknown album"
 ROOT_FOLDER = "."
+WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[\\/]")  # C:\ or C:/
+WINDOWS_UNC = re.compile(r"\\\\[^\\/]")  # \\server\share
 
 
 def normalize(results: pl.DataFrame) -> pl.DataFrame:
@@ -230,6 +233,25 @@ def track_fields() -> list[pl.Expr]:
     return [title.alias("title"), "artist", "album", "path", pl.col("confidence").round(4), "duration_s"]
 
 
+def file_url(path: str | None) -> str | None:
+    """A file:// URL that opens `path` (POSIX, Windows drive or UNC), None for a relative path. Every byte
+    but letters, digits, `_.-~` and the separators is percent-encoded as UTF-8, so spaces, `#`, `?`, `%` and
+    accents survive. Written out: pathlib's as_uri drops a folder's trailing separator, which the page needs."""
+    if not path:
+        return None
+    if path.startswith("/"):
+        return "file://" + quote(path)
+    if WINDOWS_DRIVE.match(path):  # the drive stays literal: file:///C:/Music/...
+        return "file:///" + path[:2] + quote(path[2:].replace("\\", "/"))
+    if WINDOWS_UNC.match(path):  # \\server\share\x -> file://server/share/x
+        return "file:" + quote(path.replace("\\", "/"))
+    return None
+
+
+def with_urls(tracks: list[dict]) -> list[dict]:
+    return [{**track, "url": file_url(track["path"])} for track in tracks]
+
+
 def top_tracks(pred: pl.DataFrame, names: list[str], top_n: int) -> list[dict]:
     best = (
         pred.sort(["confidence", "path"], descending=[True, False], nulls_last=True)
@@ -241,7 +263,7 @@ def top_tracks(pred: pl.DataFrame, names: list[str], top_n: int) -> list[dict]:
         {
             "cluster": i,
             "name": name,
-            "tracks": best.filter(pl.col("cluster") == i).drop("cluster").to_dicts(),
+            "tracks": with_urls(best.filter(pl.col("cluster") == i).drop("cluster").to_dicts()),
         }
         for i, name in enumerate(names, 1)
     ]
@@ -255,7 +277,7 @@ def timelines(pred: pl.DataFrame, long_track_s: float, limit: int) -> dict:
     for row in longest.select(*track_fields(), "timeline").iter_rows(named=True):
         segments = parse_timeline(row.pop("timeline"))
         if len(segments) >= 2:  # one chunk is no timeline: the track's mood already says it
-            tracks.append({**row, "segments": segments})
+            tracks.append({**row, "url": file_url(row["path"]), "segments": segments})
     return {"long_track_s": long_track_s, "long_tracks": long_tracks.height, "tracks": tracks}
 
 
