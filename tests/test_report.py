@@ -160,6 +160,15 @@ def test_summary_of_only_errors_has_no_predictions():
     assert "<html" in render_html(errors)
 
 
+def test_summary_of_results_without_probabilities():
+    """A trimmed or hand-made file may carry the prediction but no prob_cluster_* columns."""
+    frame = small_results().select("path", "status", "title", "cluster", "cluster_name", "confidence")
+    summary = summarize(frame)
+    assert [d["count"] for d in summary["distribution"]] == [0, 1, 3, 0, 1]
+    assert all(d["mean_probability"] is None for d in summary["distribution"])
+    assert "<html" in render_html(frame)
+
+
 # --- escaping ---------------------------------------------------------------------------------------
 
 
@@ -485,14 +494,23 @@ def test_html_links_every_track_to_its_file():
     payload = json.loads(embedded_json(render_html(frame)))
     table = payload["table"]
     ok = frame.filter(pl.col("status") == "ok")
-    for path, file, code in zip(ok.get_column("path"), table["file"], table["url_folder"]):
-        # What the page does: the folder's URL, then the file name encoded as one path segment.
-        url = None if code < 0 else table["url_folder_values"][code] + urllib.parse.quote(file, safe="")
+    for path, file, code in zip(ok.get_column("path"), table["file"], table["folder"]):
+        # What the page does: the shared prefix, the folder's suffix, the file name encoded as one segment.
+        folder = table["folder_urls"][code]
+        url = None if folder is None else table["url_prefix"] + folder + urllib.parse.quote(file, safe="")
         assert url == file_url(path)
-    assert table["url_folder"][-1] == -1  # a relative path gets no link
+    assert table["folder_urls"][table["folder"][-1]] is None  # a relative path gets no link
+    assert table["url_prefix"] == "file:///lib/"
     wistful = payload["summary"]["top_tracks"][2]["tracks"]
     assert wistful[0]["url"] == "file:///lib/A/One/01%20%231%20%3F%C3%A9%25.flac"
     assert all(t["url"] == file_url(t["path"]) for mood in payload["summary"]["top_tracks"] for t in mood["tracks"])
+
+
+def test_html_gives_no_link_rather_than_a_wrong_one():
+    """Relative and absolute paths mixed: both folders show as 'A', so neither may take the other's URL."""
+    frame = small_results().head(2).with_columns(pl.Series("path", ["A/x.flac", "/A/y.flac"]))
+    table = json.loads(embedded_json(render_html(frame)))["table"]
+    assert table["folder_values"] == ["A"] and table["folder_urls"] == [None]
 
 
 def test_confidence_histogram_counts_whole_tracks():

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import html
 import json
+import os
 import re
 from datetime import datetime, timezone
 from importlib import resources
@@ -95,31 +96,36 @@ def mood_colors(names: list[str]) -> list[str]:
 
 def table_columns(results: pl.DataFrame, k: int) -> dict:
     """Every predicted track, column-wise and compact: artist, album and folder as indexes into sorted
-    value lists, confidence in thousandths, duration in seconds. `url_folder` indexes the file:// URL of
-    the track's folder; the page appends the encoded file name to link each track to its file."""
+    value lists, confidence in thousandths, duration in seconds. Each track links to its file: the page
+    joins `url_prefix`, its folder's entry in `folder_urls` and its percent-encoded file name."""
     rows = predicted(results, k)
-    rows = rows.with_columns(folder_urls(rows))
     lyrics_bits = pl.col("lyrics_source").replace_strict(LYRICS_FLAGS, default=0, return_dtype=pl.Int64)
     midi_bit = pl.col("midi_path").is_not_null().cast(pl.Int64) * MIDI_FLAG
     compact = rows.select(
         "title",
         "file",
-        *(dictionary_codes(name) for name in ("artist", "album", "folder", "url_folder")),
+        *(dictionary_codes(name) for name in ("artist", "album", "folder")),
         "cluster",
         (pl.col("confidence") * 1000).round().cast(pl.Int64).fill_null(-1).alias("confidence"),
         pl.col("duration_s").round().cast(pl.Int64).fill_null(-1).alias("duration"),
         (lyrics_bits + midi_bit).alias("flags"),
     )
-    values = {f"{name}_values": sorted_values(rows, name) for name in ("artist", "album", "folder", "url_folder")}
-    return {"count": compact.height, **compact.to_dict(as_series=False), **values}
+    values = {f"{name}_values": sorted_values(rows, name) for name in ("artist", "album", "folder")}
+    links = folder_urls(rows, values["folder_values"])
+    return {"count": compact.height, **compact.to_dict(as_series=False), **values, **links}
 
 
-def folder_urls(rows: pl.DataFrame) -> pl.Series:
-    """The file:// URL of each row's folder, ending in '/'; null for a relative path (no link). Built once
-    per folder: a library has far fewer folders than tracks."""
-    folders = rows.select(parent_folder()).to_series()
-    urls = {folder: file_url(folder) for folder in folders.drop_nulls().unique().to_list()}
-    return folders.replace_strict(urls, default=None, return_dtype=pl.String).alias("url_folder")
+def folder_urls(rows: pl.DataFrame, folder_values: list[str]) -> dict:
+    """The file:// URL (ending in '/') of each folder in `folder_values`, split into the prefix they all
+    share and one suffix per folder: no per-track data, and the library root is written once. A folder
+    gets null, so its tracks no link, when its path is relative or, in an odd library (relative and
+    absolute paths mixed), when two different folders are shown under the one name."""
+    pairs = rows.select("folder", parent_folder().alias("path_folder")).unique()
+    one_folder = pairs.filter(pl.col("folder").is_unique())
+    urls = {name: file_url(folder) for name, folder in one_folder.iter_rows()}
+    ordered = [urls.get(name) for name in folder_values]
+    prefix = os.path.commonprefix([url for url in ordered if url])
+    return {"url_prefix": prefix, "folder_urls": [url and url[len(prefix):] for url in ordered]}
 
 
 def dictionary_codes(name: str) -> pl.Expr:
