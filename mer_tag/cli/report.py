@@ -31,8 +31,9 @@ def report(
         Optional[Path],
         typer.Option(
             "--out", "-o", show_default=False,
+            # "\\[": rich markup would take "[default: ...]" for a style tag and drop it.
             help="File to write, .html/.htm, .md or .json: its extension sets the format. '-' prints to stdout. "
-                 "[default: report.<format> here]",
+                 "\\[default: report.<format> here]",
         ),
     ] = None,
     format: Annotated[
