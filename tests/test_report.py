@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import re
+import urllib.parse
 
 import numpy as np
 import polars as pl
@@ -11,7 +13,19 @@ import pytest
 
 from mer_tag.cli import main
 from mer_tag.labels import MIREX
-from mer_tag.report import load_results, render_html, render_markdown, summarize, write_playlists
+from mer_tag.report import (
+    FormatError,
+    OutputError,
+    file_url,
+    load_results,
+    plural,
+    render_html,
+    render_markdown,
+    report_format,
+    summarize,
+    write_playlists,
+    write_report,
+)
 from mer_tag.report.html import DATA_ELEMENT_ID, asset
 
 XSS_TITLE = '</script><img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
@@ -144,6 +158,15 @@ def test_summary_of_only_errors_has_no_predictions():
     summary = summarize(errors)
     assert summary["totals"]["errors"] == 2 and summary["totals"]["predicted"] == 0
     assert "<html" in render_html(errors)
+
+
+def test_summary_of_results_without_probabilities():
+    """A trimmed or hand-made file may carry the prediction but no prob_cluster_* columns."""
+    frame = small_results().select("path", "status", "title", "cluster", "cluster_name", "confidence")
+    summary = summarize(frame)
+    assert [d["count"] for d in summary["distribution"]] == [0, 1, 3, 0, 1]
+    assert all(d["mean_probability"] is None for d in summary["distribution"])
+    assert "<html" in render_html(frame)
 
 
 # --- escaping ---------------------------------------------------------------------------------------
@@ -297,3 +320,210 @@ def test_100k_rows_summarised_and_page_size_bounded():
     table = json.loads(embedded_json(page))["table"]
     assert len(table["title"]) == summary["totals"]["predicted"]
     assert len(page.encode()) < 100_000 * 110 + 500_000  # compact columnar rows; the page draws 50 at a time
+
+
+# --- output format from the file name ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("out", "given", "expected"), [
+    ("r.html", None, "html"), ("r.htm", None, "html"), ("R.HTML", None, "html"), ("r.md", None, "md"),
+    ("deep/r.json", None, "json"), ("r.json", "json", "json"), (None, None, "html"), (None, "md", "md"),
+    ("-", None, "html"), ("-", "json", "json"),
+])
+def test_report_format_comes_from_the_extension(out, given, expected):
+    assert report_format(out, given) == expected
+
+
+@pytest.mark.parametrize(("out", "given"), [
+    ("r.pdf", None), ("report", None), ("r.txt", "md"), ("r.json", "md"), ("r.htm", "json"),
+])
+def test_report_format_refuses_unknown_or_contradicted_names(out, given):
+    with pytest.raises(FormatError):
+        report_format(out, given)
+
+
+def test_cli_report_writes_the_format_its_extension_names(tmp_path, capsys):
+    results = tmp_path / "scan.jsonl"
+    small_results().write_ndjson(results)
+    for name in ("r.md", "r.json", "r.htm"):
+        assert main(["report", str(results), "-o", str(tmp_path / name)]) == 0
+    assert (tmp_path / "r.md").read_text(encoding="utf-8").startswith("# Library moods")
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["schema"] == "mer-tag-report/1"
+    assert (tmp_path / "r.htm").read_text(encoding="utf-8").startswith("<!doctype html>")
+    capsys.readouterr()
+    assert main(["report", str(results), "-o", "-"]) == 0  # stdout has no extension: --format, else HTML
+    assert capsys.readouterr().out.startswith("<!doctype html>")
+    assert main(["report", str(results), "-o", "-", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["tracks"] == 6
+
+
+@pytest.mark.parametrize("args", [["-o", "r.pdf"], ["-o", "report"], ["-o", "r.json", "--format", "md"]])
+def test_cli_report_refuses_an_output_name_before_any_work(tmp_path, capsys, monkeypatch, args):
+    results = tmp_path / "scan.jsonl"
+    small_results().write_ndjson(results)
+    monkeypatch.chdir(tmp_path)
+
+    def no_work(*_args, **_kwargs):
+        raise AssertionError("the results file was read")
+
+    monkeypatch.setattr("mer_tag.report.load_results", no_work)
+    before = sorted(tmp_path.iterdir())
+    assert main(["report", str(results), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mer-tag: ") and args[1] in err[0] and "Traceback" not in err[0]
+    assert sorted(tmp_path.iterdir()) == before  # nothing written
+
+
+def write_bad_results(folder, kind: str):
+    if kind == "no path column":
+        (folder / "scan.csv").write_text("a,b\n1,2\n")
+        return folder / "scan.csv"
+    if kind == "nested path":
+        (folder / "scan.jsonl").write_text('{"path": ["/a.flac"], "status": "ok"}\n')
+        return folder / "scan.jsonl"
+    if kind == "not a table":
+        (folder / "scan.jsonl").write_text('{"path": "/a.flac"}\n5\n')
+        return folder / "scan.jsonl"
+    (folder / "scan.parquet").write_text("hello")
+    return folder / "scan.parquet"
+
+
+@pytest.mark.parametrize("kind", ["no path column", "nested path", "not a table", "not parquet"])
+def test_cli_report_of_a_file_that_is_not_results_is_a_usage_error(tmp_path, capsys, kind):
+    results = write_bad_results(tmp_path, kind)
+    assert main(["report", str(results), "-o", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(results) in err[0]
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_cli_report_output_that_cannot_be_written_is_a_usage_error(tmp_path, capsys):
+    results = tmp_path / "scan.jsonl"
+    small_results().write_ndjson(results)
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "taken.html").mkdir()
+    assert main(["report", str(results), "-o", str(tmp_path / "file" / "sub" / "r.html")]) == 2
+    assert main(["report", str(results), "-o", str(tmp_path / "taken.html")]) == 2
+    assert main(["playlists", str(results), "-o", str(tmp_path / "file" / "pl")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("mer-tag: cannot") for line in err)
+    assert (tmp_path / "file").read_text() == "mine" and not list(tmp_path.glob("*.tmp"))
+
+
+def test_write_report_keeps_an_earlier_report_when_writing_fails(tmp_path, monkeypatch):
+    results = tmp_path / "scan.jsonl"
+    small_results().write_ndjson(results)
+    (tmp_path / "r.md").write_text("earlier report")
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pathlib.Path.write_text", full_disk)
+    with pytest.raises(OutputError, match="No space left"):
+        write_report(results, tmp_path / "r.md")
+    monkeypatch.undo()
+    assert (tmp_path / "r.md").read_text() == "earlier report" and not (tmp_path / "r.md.tmp").exists()
+
+
+# --- words, links and the histogram -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("count", "expected"), [
+    (0, "0 tracks"), (1, "1 track"), (2, "2 tracks"), (1234, "1,234 tracks"),
+])
+def test_plural(count, expected):
+    assert plural(count, "track") == expected
+    assert plural(count, "match", "matches").endswith("match" if count == 1 else "matches")
+
+
+def test_markdown_counts_in_words_agree_with_the_number():
+    one_failure = render_markdown(summarize(small_results()))
+    assert "## Failures (1 file)" in one_failure
+    two = pl.concat([small_results(), small_results().with_columns(pl.col("path") + ".2")])
+    assert "## Failures (2 files)" in render_markdown(summarize(two))
+    one_artist = small_results().with_columns(pl.lit("A").alias("artist"))
+    assert "## Mood by artist (1 artist)" in render_markdown(summarize(one_artist))
+    assert "## Mood over time in long tracks (1 track)" in one_failure
+
+
+def test_cli_playlists_counts_in_words(tmp_path, capsys):
+    library = tmp_path / "lib"
+    (library / "A").mkdir(parents=True)
+    (library / "A" / "song.flac").write_bytes(b"")
+    frame = pl.DataFrame({
+        "path": [str(library / "A" / "song.flac"), str(tmp_path / "elsewhere.flac")], "status": ["ok"] * 2,
+        "cluster": [1, 2], "cluster_name": ["Passionate", "Cheerful"], "confidence": [0.9, 0.8],
+    })
+    results = tmp_path / "scan.csv"
+    frame.write_csv(results)
+    assert main(["playlists", str(results), "-o", str(library / "pl")]) == 0
+    captured = capsys.readouterr()
+    counts = [line.split("  ")[0].strip() for line in captured.out.splitlines()]
+    assert counts == ["1 track", "0 tracks"]  # two classes in the data: two playlists
+    assert captured.err.startswith("Skipped 1 track not reachable")
+
+
+@pytest.mark.parametrize(("path", "url"), [
+    ("/music/a b/#1 ?x% é.flac", "file:///music/a%20b/%231%20%3Fx%25%20%C3%A9.flac"),
+    ("/music/AC\\DC/x.flac", "file:///music/AC%5CDC/x.flac"),
+    ("C:\\Music\\Über #1.flac", "file:///C:/Music/%C3%9Cber%20%231.flac"),
+    ("d:/Music/a b.mp3", "file:///d:/Music/a%20b.mp3"),
+    ("\\\\nas\\share\\a b.flac", "file://nas/share/a%20b.flac"),
+    ("/", "file:///"),
+    ("relative/a.flac", None),
+    ("", None),
+])
+def test_file_url(path, url):
+    assert file_url(path) == url
+
+
+def test_file_url_round_trips_odd_posix_paths():
+    for path in ["/a b/c#d?e%f/ü.flac", "/x/100% & 'quotes' (1).mp3", "/日本/曲 #2.ogg", "/a/b/"]:
+        url = file_url(path)
+        assert url == pathlib.PurePosixPath(path).as_uri() + ("/" if path.endswith("/") and path != "/" else "")
+        parsed = urllib.parse.urlsplit(url)
+        assert (parsed.scheme, parsed.netloc, parsed.query, parsed.fragment) == ("file", "", "", "")
+        assert urllib.parse.unquote(parsed.path) == path
+
+
+def test_html_links_every_track_to_its_file():
+    odd_path = pl.when(pl.col("title") == "Sad").then(pl.lit("/lib/A/One/01 #1 ?é%.flac")).otherwise(pl.col("path"))
+    frame = small_results().with_columns(odd_path.alias("path"))
+    relative = frame.head(1).with_columns(pl.lit("relative/x.flac").alias("path"))
+    frame = pl.concat([frame, relative], how="diagonal_relaxed")
+    payload = json.loads(embedded_json(render_html(frame)))
+    table = payload["table"]
+    ok = frame.filter(pl.col("status") == "ok")
+    for path, file, code in zip(ok.get_column("path"), table["file"], table["folder"]):
+        # What the page does: the shared prefix, the folder's suffix, the file name encoded as one segment.
+        folder = table["folder_urls"][code]
+        url = None if folder is None else table["url_prefix"] + folder + urllib.parse.quote(file, safe="")
+        assert url == file_url(path)
+    assert table["folder_urls"][table["folder"][-1]] is None  # a relative path gets no link
+    assert table["url_prefix"] == "file:///lib/"
+    wistful = payload["summary"]["top_tracks"][2]["tracks"]
+    assert wistful[0]["url"] == "file:///lib/A/One/01%20%231%20%3F%C3%A9%25.flac"
+    assert all(t["url"] == file_url(t["path"]) for mood in payload["summary"]["top_tracks"] for t in mood["tracks"])
+
+
+def test_html_gives_no_link_rather_than_a_wrong_one():
+    """Relative and absolute paths mixed: both folders show as 'A', so neither may take the other's URL."""
+    frame = small_results().head(2).with_columns(pl.Series("path", ["A/x.flac", "/A/y.flac"]))
+    table = json.loads(embedded_json(render_html(frame)))["table"]
+    assert table["folder_values"] == ["A"] and table["folder_urls"] == [None]
+
+
+def test_confidence_histogram_counts_whole_tracks():
+    frame = synthetic_results(2000, seed=3)
+    # Confidences on the bin edges (k / 20, and 1.0) must each land in exactly one bin.
+    edges = [round(k / 20, 4) for k in range(21)]
+    confidence = frame.get_column("confidence").to_list()
+    frame = frame.with_columns(pl.Series("confidence", edges + confidence[len(edges):], dtype=pl.Float64))
+    summary = summarize(frame)
+    counts = summary["confidence"]["counts"]
+    assert len(counts) == 20 and all(isinstance(n, int) and n >= 0 for row in counts for n in row)
+    assert sum(map(sum, counts)) == summary["totals"]["predicted"]
+    edge_rows = frame.head(len(edges)).filter(pl.col("status") == "ok", pl.col("cluster").is_not_null())
+    assert edge_rows.height > 0
+    for confidence, cluster in edge_rows.select("confidence", "cluster").iter_rows():
+        assert counts[min(round(confidence * 20), 19)][cluster - 1] > 0

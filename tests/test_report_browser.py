@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from mer_tag.cli import main
+from mer_tag.report import file_url
 from test_report import XSS_TITLE, synthetic_results
 
 pytestmark = pytest.mark.browser
@@ -130,9 +131,21 @@ def browser(tmp_path_factory):
         process.wait(timeout=10)
 
 
+LONG_TITLE = ("\u00dcber den Wolken muss die Freiheit wohl grenzenlos sein "
+              "(Live at the Waldb\u00fchne, Berlin, 1989, Remastered)")
+ACCENTED_ARTIST = "Beyonc\u00e9"
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> pl.DataFrame:
-    return synthetic_results(3000, root="/srv/music")
+    """3,000 synthetic rows; the most confident track gets a long accented title, another an accented artist."""
+    frame = synthetic_results(3000, root="/srv/music").with_row_index("row")
+    ok = frame.filter(pl.col("status") == "ok", pl.col("row") > 0).sort("confidence", descending=True)
+    most_confident, other = ok.item(0, "row"), ok.item(1, "row")
+    return frame.with_columns(
+        pl.when(pl.col("row") == most_confident).then(pl.lit(LONG_TITLE)).otherwise(pl.col("title")).alias("title"),
+        pl.when(pl.col("row") == other).then(pl.lit(ACCENTED_ARTIST)).otherwise(pl.col("artist")).alias("artist"),
+    ).drop("row")
 
 
 @pytest.fixture(scope="module")
@@ -173,8 +186,8 @@ def test_report_renders_charts_filters_and_runs_no_injected_code(browser, report
 
     assert browser.js(VISIBLE_ROWS) == 50
     # The highest-numbered artist's folder: "Artist 249/" can be no other artist's, "Artist 24" could.
-    artist = results.filter(pl.col("status") == "ok").get_column("artist").str.extract(r"(\d+)$").cast(int).max()
-    expected = results.filter(pl.col("status") == "ok", pl.col("artist") == f"Artist {artist}").height
+    artist = results.filter(pl.col("status") == "ok").get_column("path").str.extract(r"/Artist (\d+)/").cast(int).max()
+    expected = results.filter(pl.col("status") == "ok", pl.col("path").str.contains(f"/Artist {artist}/")).height
     assert 0 < expected < 50
     browser.type("#filter", f"Artist {artist}/")
     browser.wait_for(f"return document.querySelectorAll('#tracks tbody tr').length === {expected}")
@@ -196,3 +209,86 @@ def test_report_table_sorts_and_pages(browser, report, results):
     assert float(top) == pytest.approx(results.get_column("confidence").max(), abs=0.01)
     browser.click("#page-next")
     assert browser.js(STATUS).startswith("Showing 51\u2013100 of")
+
+
+def texts(browser: WebDriver, css: str) -> list[str]:
+    return browser.js("return [...document.querySelectorAll(arguments[0])].map((node) => node.textContent)", css)
+
+
+def shown_rows(browser: WebDriver, query: str) -> list[str]:
+    """The titles the table shows once `query` is typed into the filter."""
+    browser.type("#filter", query)
+    browser.wait_for(f"return document.querySelector('#tracks tbody').dataset.query === {json.dumps(query)}")
+    return texts(browser, "#tracks tbody tr td:first-child")
+
+
+def test_report_search_ignores_case_and_accents(browser, report, results):
+    browser.open(report.as_uri())
+    browser.wait_for("return document.documentElement.dataset.ready === 'true'")
+    assert shown_rows(browser, "uber") == [LONG_TITLE]
+    assert shown_rows(browser, "WALDBUHNE") == [LONG_TITLE]
+    assert shown_rows(browser, "\u00fcBER wolken") == [LONG_TITLE]
+    assert len(shown_rows(browser, "BEYONCE")) == 1
+    assert browser.js("return document.querySelector('#tracks tbody td:nth-child(2)').textContent") == ACCENTED_ARTIST
+    assert browser.js(STATUS).startswith("Showing 1 track (filtered from")
+    # Accents in the query fold too: "\u00c1rtist 7/" finds what "artist 7/" finds.
+    assert shown_rows(browser, "\u00c1RTIST 7/") == shown_rows(browser, "artist 7/") != []
+
+
+def test_report_shows_titles_whole(browser, report):
+    browser.open(report.as_uri())
+    browser.wait_for("return document.documentElement.dataset.ready === 'true'")
+    fits = browser.js("""
+        const links = [...document.querySelectorAll('#top-tracks a.file-link')];
+        const link = links.find((a) => a.textContent === arguments[0]);
+        if (!link) return 'missing';
+        const card = link.closest('.top-card').getBoundingClientRect();
+        const style = getComputedStyle(link);
+        const box = link.getBoundingClientRect();
+        return {inside: box.left >= card.left && box.right <= card.right,
+                lines: box.height / parseFloat(style.lineHeight),
+                clipped: style.textOverflow === 'ellipsis' || style.whiteSpace === 'nowrap'
+                         || link.scrollWidth > link.clientWidth};
+        """, LONG_TITLE)
+    assert fits["inside"] and fits["lines"] > 1.5 and not fits["clipped"]  # wrapped inside its card, not cut
+    shown_rows(browser, "uber")
+    cell = browser.js("const td = document.querySelector('#tracks tbody td.title');"
+                      "return {text: td.textContent, clipped: td.scrollWidth > td.clientWidth}")
+    assert cell == {"text": LONG_TITLE, "clipped": False}
+
+
+def test_report_links_open_the_files_and_counts_read_right(browser, tmp_path):
+    """Each title links to its file: the URL opens the very file even through spaces, #, ?, % and accents."""
+    folder = tmp_path / "Sigur R\u00f3s" / "#1 ? 100% (live)"
+    folder.mkdir(parents=True)
+    names = ["01 Svefn-g-englar #2?.txt", "02 \u00c1g\u00e6tis byrjun 50%.txt"]
+    for name in names:
+        (folder / name).write_text(f"contents of {name}", encoding="utf-8")
+    paths = [str(folder / name) for name in names]
+    frame = pl.DataFrame({
+        "path": [*paths, str(tmp_path / "broken.flac")], "status": ["ok", "ok", "error"],
+        "error": [None, None, "could not decode audio"], "title": ["Svefn-g-englar", "\u00c1g\u00e6tis byrjun", None],
+        "cluster": [3, 3, None], "cluster_name": ["Wistful", "Wistful", None], "confidence": [0.9, 0.7, None],
+        **{f"prob_cluster_{k}": [0.9 if k == 3 else 0.025, 0.7 if k == 3 else 0.075, None] for k in range(1, 6)},
+    })
+    frame.write_csv(tmp_path / "scan.csv")
+    assert main(["report", str(tmp_path / "scan.csv"), "-o", str(tmp_path / "report.html")]) == 0
+    browser.open((tmp_path / "report.html").as_uri())
+    browser.wait_for("return document.documentElement.dataset.ready === 'true'")
+    hrefs = "return [...document.querySelectorAll(arguments[0])].map((a) => a.getAttribute('href'))"
+    expected = [file_url(path) for path in paths]
+    assert browser.js(hrefs, "#top-tracks a.file-link") == expected
+    assert browser.js(hrefs, "#tracks a.file-link") == expected
+    # Counts in words agree with their number; the histogram's axes are titled and count whole tracks.
+    assert texts(browser, "#failures-hint")[0].startswith("1 file could not be scored.")
+    labels = browser.js("return [...document.querySelectorAll('#chart-distribution g')].map((g) => g.ariaLabel)")
+    assert labels == [f"{mood}: 0 tracks" for mood in ("Passionate", "Cheerful")] + ["Wistful: 2 tracks"] + [
+        f"{mood}: 0 tracks" for mood in ("Humorous", "Aggressive")]
+    # The tallest bin holds one track: the axis counts 0, 1 with no tick at half a track.
+    assert texts(browser, "#chart-confidence text[text-anchor=end]") == ["0", "1"]
+    assert texts(browser, "#chart-confidence .axis-title") == ["confidence in the predicted mood", "tracks"]
+    assert shown_rows(browser, "AGAETIS") == ["\u00c1g\u00e6tis byrjun"]
+    assert browser.js(STATUS) == "Showing 1 track (filtered from 2)"
+    for path, url in zip(paths, expected):
+        browser.open(url)
+        assert browser.wait_for("return document.body && document.body.textContent") == f"contents of {Path(path).name}"

@@ -29,16 +29,26 @@ def report(
     results: Annotated[Path, typer.Argument(help=RESULTS_HELP, show_default=False)],
     out: Annotated[
         Optional[Path],
-        typer.Option("--out", "-o", help="File to write; '-' prints to stdout. [default: report.<format> here]", show_default=False),
+        typer.Option(
+            "--out", "-o", show_default=False,
+            # "\\[": rich markup would take "[default: ...]" for a style tag and drop it.
+            help="File to write, .html/.htm, .md or .json: its extension sets the format. '-' prints to stdout. "
+                 "\\[default: report.<format> here]",
+        ),
     ] = None,
-    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="html: one offline page; md: Markdown; json: data.")] = ReportFormat.html,
+    format: Annotated[
+        Optional[ReportFormat],
+        typer.Option("--format", "-f", show_default=False,
+                     help="html: one offline page; md: Markdown; json: data. Only needed for stdout or the default "
+                          "file (html); with --out it must match the extension."),
+    ] = None,
     top_n: Annotated[int, typer.Option("--top-n", min=1, help="Tracks listed per mood.")] = 10,
 ) -> None:
     """Summarise a scan: moods overall and by artist, album and folder, confidence, lyrics and MIDI
     coverage, mood timelines of long tracks, top tracks per mood, every track and every failure.
 
     The HTML page is one self-contained file that opens offline; its table sorts, filters and pages
-    through any number of tracks.
+    through any number of tracks, and each title opens its file.
 
     Examples:
 
@@ -46,13 +56,13 @@ def report(
 
       mer-tag report library.csv --format md --out -
 
-      mer-tag report library.jsonl --format json --out moods.json
+      mer-tag report library.jsonl --out moods.json
     """
-    from mer_tag.report import ResultsError, write_report
+    from mer_tag.report import ReportError, write_report
 
     try:
-        written = write_report(results, out, format=format.value, top_n=top_n)
-    except ResultsError as exc:
+        written = write_report(results, out, format=format.value if format else None, top_n=top_n)
+    except ReportError as exc:
         raise usage_error(str(exc)) from None
     if written is not None:
         typer.echo(f"Wrote {written}", err=True)
@@ -76,14 +86,19 @@ def playlists(
 
       mer-tag playlists library.csv --out ~/Music/Moods --min-confidence 0.6
     """
-    from mer_tag.report import ResultsError, load_results, write_playlists
+    from mer_tag.report import ReportError, load_results, plural, write_playlists
 
     try:
         frame = load_results(results)
-    except ResultsError as exc:
+        written = write_playlists(frame, out, min_confidence=min_confidence)
+    except ReportError as exc:
         raise usage_error(str(exc)) from None
-    written = write_playlists(frame, out, min_confidence=min_confidence)
+    except OSError as exc:  # the folder cannot be created or written
+        raise usage_error(f"cannot write playlists to {out}: {exc.strerror or exc}") from None
+    counts = {name: plural(n, "track") for name, n in written.entries.items()}
+    width = max(map(len, counts.values()), default=0)
     for name, path in written.files.items():
-        typer.echo(f"{written.entries[name]:>7,}  {name:<12} {path}")
+        typer.echo(f"{counts[name]:>{width}}  {name:<12} {path}")
     if written.skipped:
-        typer.echo(f"Skipped {len(written.skipped):,} tracks not reachable from {out} (e.g. {written.skipped[0]!r})", err=True)
+        skipped = plural(len(written.skipped), "track")
+        typer.echo(f"Skipped {skipped} not reachable from {out} (e.g. {written.skipped[0]!r})", err=True)

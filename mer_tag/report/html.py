@@ -10,13 +10,14 @@ import base64
 import hashlib
 import html
 import json
+import os
 import re
 from datetime import datetime, timezone
 from importlib import resources
 
 import polars as pl
 
-from mer_tag.report.summary import normalize, predicted, summarize
+from mer_tag.report.summary import file_url, normalize, parent_folder, predicted, summarize
 
 DATA_ELEMENT_ID = "report-data"
 
@@ -95,7 +96,8 @@ def mood_colors(names: list[str]) -> list[str]:
 
 def table_columns(results: pl.DataFrame, k: int) -> dict:
     """Every predicted track, column-wise and compact: artist, album and folder as indexes into sorted
-    value lists, confidence in thousandths, duration in seconds."""
+    value lists, confidence in thousandths, duration in seconds. Each track links to its file: the page
+    joins `url_prefix`, its folder's entry in `folder_urls` and its percent-encoded file name."""
     rows = predicted(results, k)
     lyrics_bits = pl.col("lyrics_source").replace_strict(LYRICS_FLAGS, default=0, return_dtype=pl.Int64)
     midi_bit = pl.col("midi_path").is_not_null().cast(pl.Int64) * MIDI_FLAG
@@ -109,7 +111,21 @@ def table_columns(results: pl.DataFrame, k: int) -> dict:
         (lyrics_bits + midi_bit).alias("flags"),
     )
     values = {f"{name}_values": sorted_values(rows, name) for name in ("artist", "album", "folder")}
-    return {"count": compact.height, **compact.to_dict(as_series=False), **values}
+    links = folder_urls(rows, values["folder_values"])
+    return {"count": compact.height, **compact.to_dict(as_series=False), **values, **links}
+
+
+def folder_urls(rows: pl.DataFrame, folder_values: list[str]) -> dict:
+    """The file:// URL (ending in '/') of each folder in `folder_values`, split into the prefix they all
+    share and one suffix per folder: no per-track data, and the library root is written once. A folder
+    gets null, so its tracks no link, when its path is relative or, in an odd library (relative and
+    absolute paths mixed), when two different folders are shown under the one name."""
+    pairs = rows.select("folder", parent_folder().alias("path_folder")).unique()
+    one_folder = pairs.filter(pl.col("folder").is_unique())
+    urls = {name: file_url(folder) for name, folder in one_folder.iter_rows()}
+    ordered = [urls.get(name) for name in folder_values]
+    prefix = os.path.commonprefix([url for url in ordered if url])
+    return {"url_prefix": prefix, "folder_urls": [url and url[len(prefix):] for url in ordered]}
 
 
 def dictionary_codes(name: str) -> pl.Expr:

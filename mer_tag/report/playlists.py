@@ -42,7 +42,9 @@ def write_playlists(results: pl.DataFrame, out: str | Path, *, min_confidence: f
         tracks = ranked.filter(pl.col("cluster") == cluster)
         lines, skipped = playlist_lines(tracks, name, out)
         target = out / playlist_file_name(cluster, name)
-        target.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
+        temporary = target.with_name(target.name + ".tmp")
+        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
+        temporary.replace(target)  # a player never reads half a playlist
         written.files[name] = target
         written.entries[name] = (len(lines) - 2) // 2
         written.skipped += skipped

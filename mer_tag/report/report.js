@@ -38,6 +38,8 @@
   }
 
   const num = (n) => numberFormat.format(n);
+  // "1 track", "2 tracks": every count the page writes in words goes through here.
+  const plural = (n, noun, nouns) => `${num(n)} ${n === 1 ? noun : nouns || noun + "s"}`;
   const pct = (part, whole) => (whole ? ((100 * part) / whole).toFixed(1) : "0.0") + "%";
   const color = (cluster) => COLORS[cluster - 1] || "#888";
 
@@ -48,6 +50,39 @@
     const mm = Math.floor((s % 3600) / 60);
     const ss = String(s % 60).padStart(2, "0");
     return hh ? `${hh}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+  }
+
+  // Search ignores case and accents ("uber" finds "\u00dcber", "BEYONCE" finds "Beyonc\u00e9"): NFD splits an
+  // accented letter into its base letter and combining marks, which are dropped. Letters that do not
+  // decompose fold by hand. NFD works letter by letter, so each distinct letter is folded once and
+  // remembered (2.5x faster than normalising whole strings); pure-ASCII text, most tags, is only lower-cased.
+  const LETTER_FOLDS = { "\u00df": "ss", "\u00e6": "ae", "\u0153": "oe", "\u00f8": "o", "\u0111": "d", "\u00f0": "d",
+    "\u0142": "l", "\u00fe": "th", "\u0131": "i", "\u03c2": "\u03c3" };
+  const NON_ASCII = /[^\x00-\x7f]/;
+  const NON_ASCII_LETTERS = /[^\x00-\x7f]/gu;
+  const foldedLetters = new Map();
+  function foldLetter(letter) {
+    let folded = foldedLetters.get(letter);
+    if (folded === undefined) {
+      folded = letter.normalize("NFD").replace(/\p{M}+/gu, "");
+      folded = LETTER_FOLDS[folded] || folded;
+      foldedLetters.set(letter, folded);
+    }
+    return folded;
+  }
+  function fold(text) {
+    const lower = text.toLowerCase();
+    return NON_ASCII.test(lower) ? lower.replace(NON_ASCII_LETTERS, foldLetter) : lower;
+  }
+
+  // A file name percent-encoded exactly as summary.file_url (Python's quote) encodes a path segment; the
+  // folder's URL comes ready-made from the data. encodeURIComponent alone would leave !'()* as they are.
+  const encodeSegment = (text) => encodeURIComponent(text).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+
+  // A track's title as a link that opens (plays) its file; plain text when the path was relative.
+  function fileLink(url, text, path) {
+    if (!url || !url.startsWith("file:")) return h("span", { class: "name", title: path || "", text });
+    return h("a", { class: "name file-link", href: url, target: "_blank", rel: "noopener", title: "Open " + path, text });
   }
 
   function shorten(text, maxChars) {
@@ -129,7 +164,7 @@
     const max = Math.max(1, ...S.distribution.map((d) => d.count));
     S.distribution.forEach((d, i) => {
       const y = i * (ROW_H + 8);
-      const g = svg("g", { class: "clickable", "aria-label": `${NAMES[i]}: ${d.count} tracks` });
+      const g = svg("g", { class: "clickable", "aria-label": `${NAMES[i]}: ${plural(d.count, "track")}` });
       g.append(
         svg("text", { x: labelW - 8, y: y + ROW_H / 2 + 4, "text-anchor": "end", class: "label" }, shorten(NAMES[i], 14)),
         svg("rect", { x: labelW, y, width: barW, height: ROW_H, rx: 4, class: "track" }),
@@ -137,7 +172,7 @@
         svg("text", { x: labelW + barW + 8, y: y + ROW_H / 2 + 4 }, `${num(d.count)}  ${pct(d.count, S.totals.predicted)}`),
       );
       const conf = d.mean_confidence === null ? "" : `, mean confidence ${d.mean_confidence.toFixed(2)}`;
-      tooltip(g, `${NAMES[i]}: ${num(d.count)} tracks (${pct(d.count, S.totals.predicted)})${conf}`);
+      tooltip(g, `${NAMES[i]}: ${plural(d.count, "track")} (${pct(d.count, S.totals.predicted)})${conf}`);
       activateOnKey(g, () => table.showMood(d.cluster));
       root.append(g);
     });
@@ -146,13 +181,13 @@
   function drawConfidence() {
     const box = document.getElementById("chart-confidence");
     const width = Math.max(260, box.clientWidth);
-    const height = 200;
-    const m = { left: 44, right: 8, top: 8, bottom: 24 };
+    const height = 224;
+    const m = { left: 58, right: 8, top: 8, bottom: 44 };
     const plotW = width - m.left - m.right;
     const plotH = height - m.top - m.bottom;
     const bins = S.confidence.counts;
     const tallest = Math.max(1, ...bins.map((row) => row.reduce((a, b) => a + b, 0)));
-    const step = niceStep(tallest, 4);
+    const step = Math.max(1, niceStep(tallest, 4)); // the bars count whole tracks: no tick at half a track
     const max = Math.ceil(tallest / step) * step;
     const root = newChart(box, width, height);
     for (let value = 0; value <= max; value += step) {
@@ -170,12 +205,17 @@
         const lo = (b * S.confidence.bin_width).toFixed(2);
         const hi = ((b + 1) * S.confidence.bin_width).toFixed(2);
         root.append(tooltip(svg("rect", { x: m.left + b * colW + 1, y: top, width: Math.max(1, colW - 2), height: hgt, fill: color(c + 1) }),
-          `${NAMES[c]}, confidence ${lo}\u2013${hi}: ${num(n)} tracks`));
+          `${NAMES[c]}, confidence ${lo}\u2013${hi}: ${plural(n, "track")}`));
       });
     });
     for (let tick = 0; tick <= 5; tick++) {
-      root.append(svg("text", { x: m.left + (plotW * tick) / 5, y: height - 6, "text-anchor": "middle", class: "muted" }, (tick / 5).toFixed(1)));
+      const x = m.left + (plotW * tick) / 5;
+      root.append(svg("text", { x, y: m.top + plotH + 16, "text-anchor": "middle", class: "muted" }, (tick / 5).toFixed(1)));
     }
+    const xTitle = { x: m.left + plotW / 2, y: height - 4, "text-anchor": "middle", class: "axis-title" };
+    root.append(svg("text", xTitle, "confidence in the predicted mood"));
+    const yTitle = { x: 12, y: m.top + plotH / 2, "text-anchor": "middle", class: "axis-title" };
+    root.append(svg("text", { ...yTitle, transform: `rotate(-90 ${yTitle.x} ${yTitle.y})` }, "tracks"));
     if (S.confidence.median !== null) {
       const x = m.left + plotW * S.confidence.median;
       root.append(tooltip(svg("line", { x1: x, x2: x, y1: m.top, y2: m.top + plotH, class: "median" }), `median ${fixed2(S.confidence.median)}`));
@@ -236,8 +276,11 @@
     const group = S[grouping.key];
     const rows = group.rows.slice(0, grouping.shown);
     document.getElementById("group-label").textContent = grouping.label;
+    const which = rows.length < group.groups
+      ? `the ${num(rows.length)} ${grouping.label}s with most tracks (of ${num(group.groups)})`
+      : rows.length === 1 ? `the one ${grouping.label}` : `all ${num(rows.length)} ${grouping.label}s`;
     document.getElementById("group-hint").textContent = rows.length
-      ? `Share of each mood in the ${rows.length} ${grouping.label}s with most tracks (of ${num(group.groups)}). Click one to list its tracks.`
+      ? `Share of each mood in ${which}. Click one to list its tracks.`
       : "No predicted tracks.";
     const width = Math.max(280, box.clientWidth);
     const labelW = Math.min(260, Math.round(width * 0.32));
@@ -247,7 +290,7 @@
     rows.forEach((row, i) => {
       const y = i * (ROW_H + 6);
       const name = row.detail ? `${row.name} \u2013 ${row.detail}` : row.name;
-      const g = svg("g", { class: "clickable", "aria-label": `${name}: ${row.total} tracks` });
+      const g = svg("g", { class: "clickable", "aria-label": `${name}: ${plural(row.total, "track")}` });
       g.append(svg("text", { x: labelW - 8, y: y + ROW_H / 2 + 4, "text-anchor": "end", class: "label" }, shorten(name, Math.floor(labelW / 7))));
       let x = labelW;
       row.counts.forEach((n, c) => {
@@ -275,7 +318,7 @@
     }
     const by = [track.artist, track.album].filter(Boolean).join(" \u2013 ");
     return h("div", { class: "timeline-row" },
-      h("div", { class: "timeline-label" }, h("div", { class: "name", title: track.title, text: track.title }), h("div", { class: "by", text: by || track.path })),
+      h("div", { class: "timeline-label" }, fileLink(track.url, track.title, track.path), h("div", { class: "by", text: by || track.path })),
       h("div", {}, h("div", { class: "timeline-strip" }, strip),
         h("div", { class: "timeline-axis" }, h("span", { text: "0:00" }), h("span", { text: clock(end) })))
     );
@@ -289,7 +332,10 @@
       hint.textContent = `No track of ${clock(tl.long_track_s)} or longer has a timeline. Scan with --timeline to see moods change within long tracks.`;
       return;
     }
-    hint.textContent = `Mood of each chunk, for the ${tl.tracks.length} longest of ${num(tl.long_tracks)} tracks of ${clock(tl.long_track_s)} or longer scanned with --timeline.`;
+    const shown = tl.tracks.length;
+    const which = shown < tl.long_tracks ? `the ${shown === 1 ? "" : num(shown) + " "}longest of ${plural(tl.long_tracks, "track")}`
+      : shown === 1 ? "the one track" : `all ${plural(shown, "track")}`;
+    hint.textContent = `Mood of each chunk, for ${which} of ${clock(tl.long_track_s)} or longer scanned with --timeline.`;
     const rows = tl.tracks.map(timelineRow);
     const firstShown = 8;
     box.append(...rows.slice(0, firstShown));
@@ -311,8 +357,9 @@
       const list = h("ol");
       for (const track of mood.tracks) {
         const by = [track.artist, track.album].filter(Boolean).join(" \u2013 ");
-        list.append(h("li", { title: track.path },
-          h("div", { class: "row" }, h("span", { class: "name", text: track.title }), h("span", { class: "conf", text: Math.round(track.confidence * 100) + "%" })),
+        list.append(h("li", {},
+          h("div", { class: "row" }, fileLink(track.url, track.title, track.path),
+            h("span", { class: "conf", text: Math.round(track.confidence * 100) + "%" })),
           by ? h("div", { class: "by", text: by }) : null));
       }
       const body = mood.tracks.length ? list : h("p", { class: "empty", text: "No tracks." });
@@ -327,7 +374,11 @@
     const titleOf = (i) => T.title[i] || T.file[i];
     const valueOf = (column, i) => (T[column][i] < 0 ? "" : T[column + "_values"][T[column][i]]);
     const pathOf = (i) => { const folder = valueOf("folder", i); return folder === "." ? T.file[i] : folder + "/" + T.file[i]; };
-    let haystack = null; // lower-case searchable text per row, built on the first search
+    const urlOf = (i) => {
+      const folder = T.folder[i] < 0 ? null : T.folder_urls[T.folder[i]];
+      return folder === null ? null : T.url_prefix + folder + encodeSegment(T.file[i]);
+    };
+    let haystack = null; // folded (lower-case, accent-free) searchable text per row, built on the first search
 
     // Names sort naturally ("Artist 2" before "Artist 10"): each distinct value gets a rank once, and
     // rows then sort by number, which stays fast at 100k rows.
@@ -364,14 +415,20 @@
     const headRow = document.getElementById("tracks-head");
 
     function buildHaystack() {
+      // Artists, albums and folders repeat: each distinct value is folded once.
+      const folded = { artist: T.artist_values.map(fold), album: T.album_values.map(fold), folder: T.folder_values.map(fold) };
+      const foldedOf = (column, i) => (T[column][i] < 0 ? "" : folded[column][T[column][i]]);
       haystack = new Array(n);
       for (let i = 0; i < n; i++) {
-        haystack[i] = [titleOf(i), valueOf("artist", i), valueOf("album", i), pathOf(i)].join("\n").toLowerCase();
+        const folder = valueOf("folder", i) === "." ? "" : foldedOf("folder", i) + "/";
+        // File name, then title: one fold per row, with the folder and file name still one string. join()
+        // makes one flat string, which the searches then scan faster than a chain of concatenations.
+        haystack[i] = [foldedOf("artist", i), foldedOf("album", i), folder + fold(T.file[i] + "\n" + titleOf(i))].join("\n");
       }
     }
 
     function filterRows() {
-      const terms = state.query.toLowerCase().split(/\s+/).filter(Boolean);
+      const terms = fold(state.query).split(/\s+/).filter(Boolean);
       if (terms.length && !haystack) buildHaystack();
       const rows = [];
       for (let i = 0; i < n; i++) {
@@ -399,6 +456,7 @@
       view = sortRows(filterRows());
       if (!keepPage) state.page = 0;
       render();
+      body.dataset.query = state.query; // what the rows shown were filtered by (the browser test waits for it)
     }
 
     function flagText(flags) {
@@ -414,9 +472,9 @@
       bar.firstChild.style.width = Math.max(0, conf / 10) + "%";
       const path = pathOf(i);
       return [
-        h("td", { class: "title", title: titleOf(i), text: titleOf(i) }),
-        h("td", { text: valueOf("artist", i) }),
-        h("td", { text: valueOf("album", i) }),
+        h("td", { class: "title" }, fileLink(urlOf(i), titleOf(i), path)),
+        h("td", { title: valueOf("artist", i), text: valueOf("artist", i) }),
+        h("td", { title: valueOf("album", i), text: valueOf("album", i) }),
         h("td", {}, h("span", { class: "mood" }, dot, NAMES[T.cluster[i] - 1])),
         h("td", { class: "num" }, bar, conf < 0 ? "" : (conf / 1000).toFixed(2)),
         h("td", { class: "num", text: clock(T.duration[i]) }),
@@ -432,9 +490,9 @@
       const shown = view.slice(start, start + state.pageSize);
       body.replaceChildren(...shown.map((i) => h("tr", {}, ...cells(i))));
       const filtered = view.length === n ? "" : ` (filtered from ${num(n)})`;
-      document.getElementById("table-status").textContent = view.length
-        ? `Showing ${num(start + 1)}\u2013${num(start + shown.length)} of ${num(view.length)} tracks${filtered}`
-        : `No tracks match${filtered}`;
+      const showing = view.length === 1 ? "Showing 1 track"
+        : `Showing ${num(start + 1)}\u2013${num(start + shown.length)} of ${plural(view.length, "track")}`;
+      document.getElementById("table-status").textContent = view.length ? showing + filtered : `No tracks match${filtered}`;
       document.getElementById("page-number").textContent = `Page ${num(state.page + 1)} of ${num(pages)}`;
       document.getElementById("page-first").disabled = document.getElementById("page-prev").disabled = state.page === 0;
       document.getElementById("page-next").disabled = document.getElementById("page-last").disabled = state.page >= pages - 1;
@@ -498,7 +556,7 @@
       return;
     }
     const listed = errors.failures.length < errors.count ? ` The first ${num(errors.failures.length)} are listed; the results file has them all.` : "";
-    hint.textContent = `${num(errors.count)} files could not be scored.${listed}`;
+    hint.textContent = `${plural(errors.count, "file")} could not be scored.${listed}`;
     const reasons = document.getElementById("failure-reasons");
     for (const reason of errors.reasons) reasons.append(h("span", { class: "reason", text: `${reason.error} \u00d7 ${num(reason.count)}` }));
     document.querySelector("#failures tbody").append(...errors.failures.map((f) => h("tr", {}, h("td", { text: f.path }), h("td", { text: f.error || "" }))));

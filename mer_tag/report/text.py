@@ -20,6 +20,11 @@ def escape(value) -> str:
     return MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(text, quote=False))
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """'1 track', '0 tracks', '1,234 tracks'; `nouns` for a plural that is not noun + 's'."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def render_markdown(summary: dict, *, title: str = "Library moods") -> str:
     names = [c["name"] for c in summary["classes"]]
     sections = [
@@ -100,7 +105,9 @@ def grouped(label: str, group: dict, names: list[str]) -> str:
         top = max(range(len(names)), key=lambda c: row["counts"][c])
         body.append([name, f"{row['total']:,}", *(f"{n:,}" for n in row["counts"]), escape(names[top])])
     head = [label.capitalize(), "Tracks", *(escape(n) for n in names), "Top mood"]
-    title = f"## Mood by {label} ({len(group['rows'])} largest of {group['groups']:,})"
+    shown = len(group["rows"])
+    which = f"all {shown:,}" if shown == group["groups"] else f"{shown:,} largest of {group['groups']:,}"
+    title = f"## Mood by {label} ({which if shown > 1 else plural(shown, label)})"
     return title + "\n\n" + table(head, body, "lr" + "r" * len(names) + "l")
 
 
@@ -123,7 +130,7 @@ def clock(seconds: float) -> str:
 def timelines(section: dict, names: list[str]) -> str:
     if not section["tracks"]:
         return ""
-    lines = [f"## Mood over time in long tracks ({len(section['tracks'])})", ""]
+    lines = [f"## Mood over time in long tracks ({plural(len(section['tracks']), 'track')})", ""]
     for track in section["tracks"]:
         moods = ", ".join(
             f"{clock(s['start_s'])} {escape(names[s['cluster'] - 1] if 0 < s['cluster'] <= len(names) else s['cluster'])}"
@@ -160,5 +167,6 @@ def failures(errors: dict) -> str:
     reasons = table(["Error", "Files"], [[escape(r["error"]), f"{r['count']:,}"] for r in errors["reasons"]], "lr")
     files = table(["File", "Error"], [[escape(f["path"]), escape(f["error"])] for f in errors["failures"]], "ll")
     listed = len(errors["failures"])
-    more = f"\n\nThe first {listed:,} of {errors['count']:,} are listed." if listed < errors["count"] else ""
-    return f"## Failures ({errors['count']:,})\n\n{reasons}\n\n{files}{more}"
+    shown = f"The first {plural(listed, 'file')} of {errors['count']:,} are listed."
+    more = f"\n\n{shown}" if listed < errors["count"] else ""
+    return f"## Failures ({plural(errors['count'], 'file')})\n\n{reasons}\n\n{files}{more}"
