@@ -72,31 +72,3 @@ def test_fine_tuning_reaches_the_encoder():
     ids = torch.tensor([[101, 7592, 2088, 102]])
     encoder(ids, torch.ones_like(ids)).last_hidden_state.sum().backward()
     assert encoder.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
-
-
-def test_encoder_loads_the_files_weights_without_random_init():
-    """from_folder builds the module on the meta device and takes the file's tensors as its parameters:
-    every weight is the file's, nothing is left unset, and the outputs are those of a module built the
-    ordinary way (random init, then copied over) to the last bit."""
-    import json
-
-    from safetensors.torch import load_file
-
-    from mer_tag.models.bert import BertEncoder
-
-    folder = encoder_dir()
-    ours = BertEncoder.from_folder(folder)
-    ordinary = BertEncoder(**json.loads((folder / "config.json").read_text())).eval()
-    state = {k.removeprefix("bert."): v for k, v in load_file(str(folder / "model.safetensors")).items()}
-    kept = {k: v for k, v in state.items() if not k.startswith("pooler.") and "position_ids" not in k}
-    ordinary.load_state_dict(kept, strict=True)
-    params = dict(ours.named_parameters())
-    assert params.keys() == dict(ordinary.named_parameters()).keys() and not any(p.is_meta for p in params.values())
-    assert all(torch.equal(p, ordinary.get_parameter(name)) for name, p in params.items())
-    assert all(p.requires_grad and p.dtype == torch.float32 for p in params.values())  # fine-tuning still reaches them
-    tokenizer = load_tokenizer()
-    windows = [lyrics_windows(t, tokenizer, LyricsConfig(max_tokens=64, max_windows=2)) for t in TEXTS]
-    ids = torch.from_numpy(np.concatenate([w["input_ids"] for w in windows]))
-    mask = torch.from_numpy(np.concatenate([w["attention_mask"] for w in windows]))
-    with torch.inference_mode():
-        assert torch.equal(ours(ids, mask).last_hidden_state, ordinary(ids, mask).last_hidden_state)
