@@ -1,7 +1,7 @@
 """Scan throughput against the ffmpeg decode floor, and peak memory (issue #6's measuring instrument).
 
-    python benchmarks/throughput.py [FOLDER] [--tracks 20] [--seconds 240] [--format mp3] [--jobs 2]
-                                    [--model default|tiny|PATH] [--json out.json] [--profile]
+    python benchmarks/throughput.py [FOLDER] [--tracks 20] [--seconds 240] [--format mp3|...|mix] [--jobs 2]
+                                    [--real [DATASET]] [--model default|tiny|PATH] [--json out.json] [--profile]
 
 In one run, on the same files and with the same number of parallel jobs J, it measures:
 
@@ -15,7 +15,10 @@ then prints a table and writes JSON (numbers, machine, versions, the exact comma
 generates N music-like tracks of S seconds (44.1 kHz stereo: chords, bass, drums, noise, a loudness
 envelope; mp3 at 192 kbit/s by default) with a lyrics .txt sidecar each, cached under
 .cache/bench/throughput/ by (N, S, format), so reruns reuse them. `--unique K` synthesises only K tracks
-and hard-links the rest (a 2,000-track library in minutes; every path is still decoded). `--profile` also
+and hard-links the rest (a 2,000-track library in minutes; every path is still decoded). `--real` makes
+the library from real songs instead: 8 four-minute songs joined from the dataset's clips, six with their
+real lyrics (.txt or .lrc) and two with their MIDI file beside them, repeated to --tracks files by hard
+links (`real_library`; `--format mix` for six formats). `--profile` also
 reports where the scan's time goes: decode, features, model forward, waiting. The JSON records the CPU
 other processes took during the scan: numbers from a busy machine say so.
 

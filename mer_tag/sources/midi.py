@@ -3,9 +3,9 @@
 The notes are pretty_midi's (on mido's lenient parse), to the bit. Most files take a direct reader of the
 standard MIDI file format that applies pretty_midi's rules itself (tempo map from track 0, note-on/off
 pairing per track and channel, channel 10 as drums) without building mido's and pretty_midi's objects:
-0.066 → 0.012 CPU-s for a median dataset file. Anything it does not handle exactly as they do (SMPTE
-time, running status after system messages, malformed meta events, a truncated file...) goes through
-mido and pretty_midi themselves, so results and error messages stay theirs.
+14 ms of CPU a file instead of 71 (the mean over the dataset's 152 files). Anything it does not handle
+exactly as they do (SMPTE time, running status after system messages, malformed meta events, a truncated
+file...) goes through mido and pretty_midi themselves, so results and error messages stay theirs.
 """
 
 from __future__ import annotations
