@@ -1,7 +1,7 @@
 """Scan throughput against the ffmpeg decode floor, and peak memory (issue #6's measuring instrument).
 
-    python benchmarks/throughput.py [FOLDER] [--tracks 20] [--seconds 240] [--format mp3] [--jobs 2]
-                                    [--model default|tiny|PATH] [--json out.json] [--profile]
+    python benchmarks/throughput.py [FOLDER] [--tracks 20] [--seconds 240] [--format mp3|...|mix] [--jobs 2]
+                                    [--real [DATASET]] [--model default|tiny|PATH] [--json out.json] [--profile]
 
 In one run, on the same files and with the same number of parallel jobs J, it measures:
 
@@ -15,7 +15,10 @@ then prints a table and writes JSON (numbers, machine, versions, the exact comma
 generates N music-like tracks of S seconds (44.1 kHz stereo: chords, bass, drums, noise, a loudness
 envelope; mp3 at 192 kbit/s by default) with a lyrics .txt sidecar each, cached under
 .cache/bench/throughput/ by (N, S, format), so reruns reuse them. `--unique K` synthesises only K tracks
-and hard-links the rest (a 2,000-track library in minutes; every path is still decoded). `--profile` also
+and hard-links the rest (a 2,000-track library in minutes; every path is still decoded). `--real` makes
+the library from real songs instead: 8 four-minute songs joined from the dataset's clips, six with their
+real lyrics (.txt or .lrc) and two with their MIDI file beside them, repeated to --tracks files by hard
+links (`real_library`; `--format mix` for six formats). `--profile` also
 reports where the scan's time goes: decode, features, model forward, waiting. The JSON records the CPU
 other processes took during the scan: numbers from a busy machine say so.
 
@@ -124,12 +127,23 @@ def _write_track(path: str, seconds: float, seed: int) -> None:
     y = music_like(seconds, seed, sr)
     tmp = Path(path).with_name(".partial-" + Path(path).name)
     if spec is None:
-        import soundfile as sf
-
-        sf.write(tmp, y.T, sr, format="OGG" if fmt == "ogg" else "WAV", subtype="VORBIS" if fmt == "ogg" else "PCM_16")
+        _write_sndfile(tmp, y, sr, fmt)
     else:
         _encode_pyav(tmp, y, sr, *spec[:2], *spec[3:], title=f"Track {seed + 1}")
     tmp.replace(path)  # a half-written file never looks generated
+
+
+SNDFILE_BLOCK = 1 << 16  # frames per write: libsndfile's Vorbis encoder crashed on a 4-minute write in one call
+
+
+def _write_sndfile(path: Path, y, sr: int, fmt: str) -> None:
+    """Ogg Vorbis or 16-bit WAV of a [2, n] signal through libsndfile, written a block at a time."""
+    import soundfile as sf
+
+    with sf.SoundFile(path, "w", sr, y.shape[0], format="OGG" if fmt == "ogg" else "WAV",
+                      subtype="VORBIS" if fmt == "ogg" else "PCM_16") as out:
+        for start in range(0, y.shape[1], SNDFILE_BLOCK):
+            out.write(y[:, start : start + SNDFILE_BLOCK].T)
 
 
 def _encode_pyav(path: Path, y, sr: int, muxer: str, codec: str, sample_fmt: str, bit_rate: int | None,
@@ -221,10 +235,204 @@ def fake_lyrics(seed: int) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+# ------------------------------------------------------------------ a library of real songs
+
+REAL_DATASET = ROOT.parent / "shared" / "datasets" / "mirex-mood"  # the MIREX-like clips (never committed)
+REAL_VERSION = 1  # bump when the way real songs are assembled changes, so caches are rebuilt
+REAL_SEED = 18  # which clips make which song: fixed, so every run measures the same songs
+REAL_SONGS = 8  # distinct songs; a library of N tracks repeats them
+CLIPS_PER_SONG = 8  # 8 clips of ~29.7 s: a 237-s, four-minute song
+LYRICS_SONGS = 6  # songs 0-5 have their lyrics beside them...
+LRC_SONGS = 2  # ...the last two of those as timed .lrc, the rest as the dataset's .txt
+MIDI_SONGS = 2  # songs 6-7 have a MIDI file beside them (and no lyrics)
+MIX_FORMATS = ("mp3", "flac", "m4a", "ogg", "opus", "wav")  # the formats people keep: MP3, FLAC, AAC, Vorbis, Opus, WAV
+STEREO_DELAY_S = 0.012  # the side channel: the clip 12 ms late (a Haas-style widening, see `pseudo_stereo`)
+STEREO_WIDTH = 0.4
+
+
+def real_library(dataset: Path, tracks: int, fmt: str = "mp3", cache: Path = CACHE, songs: int = REAL_SONGS,
+                 clips_per_song: int = CLIPS_PER_SONG) -> Path:
+    """A folder of `tracks` files made from `songs` real songs, reused when already complete.
+
+    Each song joins `clips_per_song` real 30-s clips of one mood cluster from `dataset` (the MIREX-like
+    layout: Audio/NNN.mp3, Lyrics/NNN.txt, MIDIs/NNN.mid, clusters.txt), upsampled to 44.1 kHz (Opus:
+    48 kHz) pseudo-stereo, tagged with its first clip's title, artist and album. Songs 0-5 get that clip's
+    real lyrics beside them (the last two as an .lrc with line timestamps), songs 6-7 its real MIDI file.
+    `fmt` is one of FORMATS, or 'mix' for MIX_FORMATS in turn, eight files each. Track i is song
+    i % songs; every file past the first of a (song, format) is a hard link to it, sidecars too: see
+    docs/performance.md for why links measure the same as copies here.
+    """
+    formats = MIX_FORMATS if fmt == "mix" else (fmt,)
+    if any(f not in FORMATS for f in formats):
+        raise SystemExit(f"unknown --format {fmt!r}; one of {', '.join([*FORMATS, 'mix'])}")
+    dataset = Path(dataset).resolve()
+    if not (dataset / "clusters.txt").is_file():
+        raise SystemExit(f"no MIREX-like dataset at {dataset} (clusters.txt missing)")
+    shape = f"{songs}x{clips_per_song}" if (songs, clips_per_song) != (REAL_SONGS, CLIPS_PER_SONG) else ""
+    folder = Path(cache) / f"real-{fmt}-{tracks}{'-' + shape if shape else ''}-v{REAL_VERSION}"
+    marker = folder / ".complete"
+    if marker.exists() and json.loads(marker.read_text()).get("dataset") == str(dataset):
+        return folder
+    picked = pick_songs(dataset, songs, clips_per_song)
+    masters = Path(cache) / f"real-songs{'-' + shape if shape else ''}-v{REAL_VERSION}"
+    masters.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(tracks):
+        k, song_fmt = i % songs, formats[(i // songs) % len(formats)]
+        master = masters / f"song_{k + 1:02d}.{song_fmt}"
+        if not master.exists():
+            _write_real_song(master, picked[k], dataset)
+        path = folder / f"track_{i + 1:05d}.{song_fmt}"
+        _link(master, path)
+        for sidecar in _write_sidecars(masters, k, picked[k], dataset):
+            _link(sidecar, path.with_suffix(sidecar.suffix))
+    marker.write_text(json.dumps({"dataset": str(dataset), "tracks": tracks, "format": fmt, "songs": picked}))
+    return folder
+
+
+def pick_songs(dataset: Path, songs: int = REAL_SONGS, clips_per_song: int = CLIPS_PER_SONG) -> list[dict]:
+    """Which clips make each song: a lead clip (with lyrics for the first LYRICS_SONGS songs, with MIDI for
+    the rest) and more clips of the same mood cluster, none used twice; the same for the same dataset."""
+    import random
+
+    names = sorted(p.stem for p in (dataset / "Audio").glob("*.mp3"))
+    labels = (dataset / "clusters.txt").read_text(encoding="utf-8").split("\n")
+    by_cluster = defaultdict(list)
+    for name, label in zip(names, labels):
+        by_cluster[label.strip()].append(name)
+    clusters = sorted(by_cluster)
+    lyrics = {p.stem for p in (dataset / "Lyrics").glob("*.txt")}
+    midi = {p.stem for p in (dataset / "MIDIs").glob("*.mid")}
+    rnd, used, picked = random.Random(REAL_SEED), set(), []
+    for k in range(songs):
+        cluster = clusters[k % len(clusters)]
+        sung = k < min(LYRICS_SONGS, songs)
+        leads = [n for n in by_cluster[cluster] if n not in used and n in (lyrics if sung else midi)]
+        if not leads:
+            raise SystemExit(f"{dataset}: no unused clip with {'lyrics' if sung else 'MIDI'} in {cluster}")
+        lead = rnd.choice(leads)
+        used.add(lead)
+        others = [n for n in by_cluster[cluster] if n not in used]
+        rest = rnd.sample(others, min(len(others), clips_per_song - 1))
+        used.update(rest)
+        picked.append({"cluster": cluster, "clips": [lead, *rest],
+                       "lyrics": ("lrc" if k >= LYRICS_SONGS - LRC_SONGS else "txt") if sung else None,
+                       "midi": not sung and k < LYRICS_SONGS + MIDI_SONGS})
+    return picked
+
+
+def _write_real_song(path: Path, song: dict, dataset: Path) -> None:
+    import mutagen
+    import numpy as np
+
+    from mer_tag.sources.audio import load_audio
+
+    fmt = path.suffix.lstrip(".")
+    spec = FORMATS[fmt]
+    sr = spec[2] if spec else 44100
+    mono = np.concatenate([load_audio(dataset / "Audio" / f"{name}.mp3", sr=sr) for name in song["clips"]])
+    y = pseudo_stereo(mono, sr)
+    easy = mutagen.File(str(dataset / "Audio" / f"{song['clips'][0]}.mp3"), easy=True)
+    tags = {key: (easy.get(key) or [""])[0] for key in ("title", "artist", "album")} if easy else {}
+    tmp = path.with_name(".partial-" + path.name)
+    if spec is None:
+        _write_sndfile(tmp, y, sr, fmt)
+    else:
+        _encode_pyav(tmp, y, sr, *spec[:2], *spec[3:], title="")
+    _tag(tmp, {k: v for k, v in tags.items() if v})
+    tmp.replace(path)
+
+
+def pseudo_stereo(mono, sr: int):
+    """[2, n] float32 from a mono signal x: L = a(x + w·d), R = a(x − w·d), d = x delayed STEREO_DELAY_S.
+    The channels differ (a joint-stereo encoder has a side channel to code, as in a real mix), and the
+    downmix a scan hears, (L + R) / √2 = a·√2·x, is the clip itself at its own level (a = 1/√2)."""
+    import numpy as np
+
+    delay = int(STEREO_DELAY_S * sr)
+    side = STEREO_WIDTH * np.concatenate([np.zeros(delay, np.float32), mono[:-delay]])
+    a = np.float32(1 / np.sqrt(2))
+    return np.clip(np.stack([a * (mono + side), a * (mono - side)]), -0.99, 0.99).astype(np.float32)
+
+
+def _tag(path: Path, tags: dict) -> None:
+    """Title, artist, album in the container's own tag format (ID3 for MP3/WAV, MP4 atoms, Vorbis comments)."""
+    import mutagen
+    from mutagen.id3 import ID3, TALB, TIT2, TPE1
+    from mutagen.mp4 import MP4Tags
+
+    audio = mutagen.File(str(path))
+    if audio.tags is None:
+        audio.add_tags()
+    if isinstance(audio.tags, ID3):
+        for frame, key in ((TIT2, "title"), (TPE1, "artist"), (TALB, "album")):
+            audio.tags.setall(frame.__name__, [frame(encoding=3, text=[tags[key]])] if key in tags else [])
+    elif isinstance(audio.tags, MP4Tags):
+        for atom, key in (("\xa9nam", "title"), ("\xa9ART", "artist"), ("\xa9alb", "album")):
+            if key in tags:
+                audio.tags[atom] = [tags[key]]
+    else:
+        for key, value in tags.items():
+            audio.tags[key.upper()] = [value]
+    audio.save()
+
+
+def _write_sidecars(masters: Path, k: int, song: dict, dataset: Path) -> list[Path]:
+    """The song's lyrics (.txt as the dataset has it, or an .lrc made from it) and MIDI file, once."""
+    lead = song["clips"][0]
+    out = []
+    if song["lyrics"] == "txt":
+        out.append(masters / f"song_{k + 1:02d}.txt")
+        if not out[-1].exists():
+            shutil.copyfile(dataset / "Lyrics" / f"{lead}.txt", out[-1])  # its own bytes and encoding
+    elif song["lyrics"] == "lrc":
+        out.append(masters / f"song_{k + 1:02d}.lrc")
+        if not out[-1].exists():
+            text = timed_lyrics(dataset / "Lyrics" / f"{lead}.txt", len(song["clips"]) * 29.7)
+            out[-1].write_text(text, encoding="utf-8")
+    if song["midi"]:
+        out.append(masters / f"song_{k + 1:02d}.mid")
+        if not out[-1].exists():
+            shutil.copyfile(dataset / "MIDIs" / f"{lead}.mid", out[-1])
+    return out
+
+
+def timed_lyrics(path: Path, seconds: float) -> str:
+    """An .lrc of a real lyrics file: its lines, each stamped [mm:ss.xx], spread from 10 s to 10 s before
+    the end (where a singer would be; the timing itself is made up), blank lines kept as verse breaks."""
+    from mer_tag.sources.lyrics import read_lyrics_file
+
+    lines = read_lyrics_file(path).splitlines()
+    sung = [i for i, line in enumerate(lines) if line.strip()]
+    step = (seconds - 20.0) / max(1, len(sung))
+    stamps = {i: 10.0 + n * step for n, i in enumerate(sung)}
+    out = ["[ti:benchmark]", "[by:benchmarks/throughput.py]"]
+    for i, line in enumerate(lines):
+        if i in stamps:
+            minutes, secs = divmod(stamps[i], 60)
+            out.append(f"[{int(minutes):02d}:{secs:05.2f}]{line.strip()}")
+        else:
+            out.append("")
+    return "\n".join(out) + "\n"
+
+
+def _link(source: Path, path: Path) -> None:
+    if path.exists():
+        return
+    try:
+        os.link(source, path)
+    except OSError:
+        shutil.copyfile(source, path)
+
+
 def audio_files(folder: Path) -> list[Path]:
+    return [t.path for t in tracks_in(folder)]
+
+
+def tracks_in(folder: Path) -> list:
     from mer_tag.library import walk
 
-    return [t.path for t in walk([folder])]
+    return list(walk([folder]))
 
 
 def read_all(files: list[Path]) -> int:
@@ -422,7 +630,7 @@ def run_scan(folder: Path, model: str, jobs: int, profile: bool = False, interva
     """`mer_tag.scan.scan` over `folder` in a fresh Python process, its tree's RSS sampled meanwhile."""
     with tempfile.TemporaryDirectory(prefix="mer-tag-bench-") as tmp:
         spec = {"folder": str(folder), "out": str(Path(tmp) / "scan.csv"), "model": model, "jobs": jobs,
-                "profile": profile, "precision": precision}
+                "profile": profile, "precision": precision, "launched": time.time()}
         code = (f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); import throughput; "
                 "throughput._scan_child(sys.argv[1])")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -463,13 +671,22 @@ def _scan_child(spec_json: str) -> None:
     import resource
 
     spec = json.loads(spec_json)
+    _EVENTS["interpreter"] = time.time()  # Python up, this module imported
     timings = _install_profile() if spec["profile"] else None
     from mer_tag.scan import scan
 
+    rows = []
+
+    def on_row(row):  # when a progress bar would advance: the first row is the first thing a user sees done
+        rows.append(time.time())
+
     start = time.perf_counter()
+    _EVENTS["scan_called"] = time.time()
     summary = scan([spec["folder"]], out=spec["out"], model=spec["model"], jobs=spec["jobs"], force=True,
-                   progress=False, precision=spec["precision"])
+                   progress=False, precision=spec["precision"], on_row=on_row)
     seconds = time.perf_counter() - start
+    if rows:
+        _EVENTS.update(first_row=rows[0], last_row=rows[-1])
     import torch
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -478,6 +695,8 @@ def _scan_child(spec_json: str) -> None:
         "torch_threads": model_threads(spec["jobs"]), "precision": _resolved(spec["precision"]),
         "cpu": {"main_s": me.ru_utime + me.ru_stime, "workers_s": kids.ru_utime + kids.ru_stime},
         "memory": {"max_rss_main_mb": me.ru_maxrss / 1024, "max_rss_worker_mb": kids.ru_maxrss / 1024},
+        # seconds from the launch of the scan's process (wall clock): what a user waits for
+        "timeline": {k: round(v - spec["launched"], 3) for k, v in sorted(_EVENTS.items(), key=lambda kv: kv[1])},
     }
     if timings is not None:
         result["profile"] = _profile_summary(timings, seconds, spec["jobs"])
@@ -487,12 +706,15 @@ def _scan_child(spec_json: str) -> None:
 # --- --profile: wrappers timing the engine's stages (perf_counter only: the overhead is microseconds)
 
 _TIMES: dict[str, float] = defaultdict(float)  # the scan's main process
+_EVENTS: dict[str, float] = {}  # the scan's main process: name -> wall-clock time (time.time()) it happened
 _WORKER_TIMES: dict[str, float] = defaultdict(float)  # one track's, in a decode worker
 _WORKER_PATCHED = False  # set on a worker's first track
 _ORIGINAL_PREPARE = None
 
 
-def _timed(owner, name: str, key: str, times: dict) -> None:
+def _timed(owner, name: str, key: str, times: dict, events: dict | None = None) -> None:
+    """Add the time spent in `owner.name` to `times[key]`; with `events`, also note when its first call
+    ended (`events[key]`, wall clock)."""
     original = getattr(owner, name, None)
     if original is None:  # the engine changed shape: that stage reads 0 rather than the run failing
         return
@@ -504,16 +726,33 @@ def _timed(owner, name: str, key: str, times: dict) -> None:
             return original(*args, **kwargs)
         finally:
             times[key] += time.perf_counter() - start
+            if events is not None:
+                events.setdefault(key, time.time())
 
     setattr(owner, name, timed)
 
 
 def _install_profile() -> dict:
     """In the scan's main process: time the engine's methods, and send decode work to `_timed_prepare`."""
-    from mer_tag import bundle, predict, sinks
+    from mer_tag import bundle, features, models, predict, sinks
 
-    _timed(bundle, "load", "startup_load_model", _TIMES)
-    _timed(predict.Engine, "__init__", "startup_engine", _TIMES)
+    _timed(predict, "start_decode_pool", "startup_pool", _TIMES, _EVENTS)
+    _timed(bundle, "load", "startup_load_model", _TIMES, _EVENTS)  # torch is imported just before it
+    original_init = predict.Engine.__init__
+
+    def engine_init(self, *args, **kwargs):  # models.lyrics imports torch: hook it only once torch is in
+        from mer_tag.models import lyrics
+
+        if not _TIMES["lyrics_hooked"]:
+            _TIMES["lyrics_hooked"] = 1
+            _timed(lyrics.LyricsClassifier, "attach_encoder", "startup_lyrics_encoder", _TIMES, _EVENTS)
+            _timed(lyrics, "load_tokenizer", "startup_tokenizer", _TIMES, _EVENTS)
+        return original_init(self, *args, **kwargs)
+
+    predict.Engine.__init__ = engine_init
+    _timed(predict.Engine, "__init__", "startup_engine", _TIMES, _EVENTS)
+    _timed(models, "load_frontend", "startup_frontend", _TIMES, _EVENTS)  # inside the engine's start
+    _timed(features, "lyrics_windows", "lyrics_tokenize", _TIMES)  # inside lyrics_model
     for method, key in (("rows", "rows"), ("audio_probs", "audio_model"), ("lyrics_probs", "lyrics_model"),
                         ("midi_probs", "midi_model"), ("fuse", "fusion")):
         _timed(predict.Engine, method, key, _TIMES)
@@ -549,6 +788,7 @@ def _timed_prepare(track, *args):
     if first:
         _WORKER_PATCHED = True
         _timed(audio.AudioStream, "__next__", "decode", _WORKER_TIMES)
+        _timed(getattr(audio, "_MonoResampler", None), "_resample", "resample", _WORKER_TIMES)  # inside decode
         _timed(features, "chunk_features", "features", _WORKER_TIMES)
         for name in ("_read_tags", "_read_lyrics", "_read_midi"):
             _timed(predict, name, name[len("_read_"):], _WORKER_TIMES)
@@ -570,15 +810,20 @@ def _profile_summary(t: dict, seconds: float, jobs: int) -> dict:
         - t["worker_lyrics"] - t["worker_midi"]
     return {
         "main": {
-            "startup_s": startup,
+            "startup_s": startup,  # model load + engine start (of which:)
+            "startup_pool_s": t["startup_pool"], "startup_frontend_s": t["startup_frontend"],
+            "startup_lyrics_encoder_s": t["startup_lyrics_encoder"], "startup_tokenizer_s": t["startup_tokenizer"],
             "audio_model_s": t["audio_model"], "audio_frontend_s": t["audio_frontend"],  # musicnn or its student, in audio_model
-            "lyrics_model_s": t["lyrics_model"], "midi_model_s": t["midi_model"],
+            "lyrics_model_s": t["lyrics_model"], "lyrics_tokenize_s": t["lyrics_tokenize"],  # in lyrics_model
+            "midi_model_s": t["midi_model"],
             "fusion_s": t["fusion"], "rows_other_s": rows - t["audio_model"] - t["lyrics_model"] - t["midi_model"]
             - t["fusion"], "write_s": t["write"],
             "waiting_s": seconds - startup - rows - t["write"],  # walk, pool start, waiting on workers
         },
         "workers": {  # summed over tracks (they run `jobs` at a time)
-            "prepare_s": t["worker_prepare"], "decode_s": t["worker_decode"], "features_s": t["worker_features"],
+            "prepare_s": t["worker_prepare"], "decode_s": t["worker_decode"],
+            "resample_s": t["worker_resample"],  # in decode_s
+            "features_s": t["worker_features"],
             "tags_s": t["worker_tags"], "lyrics_s": t["worker_lyrics"], "midi_s": t["worker_midi"],
             "other_s": worker_other, "cpu_s": t["worker_cpu"],
             "first_track_s": t["worker_first_prepare"],  # each worker's first track, imports included
@@ -617,12 +862,13 @@ def run_benchmark(folder: Path, jobs: int = 2, model: str = "default", profile: 
                   ffmpeg: str | None = "ffmpeg", generated: dict | None = None, command: str | None = None,
                   decode: bool = True, precision: str = "auto") -> dict:
     """Floor, decode-only and full scan on the audio files under `folder`; every number, as a dict."""
-    files = audio_files(folder)
+    tracks = tracks_in(folder)
+    files = [t.path for t in tracks]
     if not files:
         raise SystemExit(f"no audio files under {folder}")
     info = model_info(model)
     load = os.getloadavg()[0]
-    size = read_all(files)
+    size = read_all(files + [p for t in tracks for p in (t.lyrics_path, t.midi_path) if p is not None])
     busy = machine_busy_seconds()
     floor = ffmpeg_floor(files, jobs, ffmpeg)
     busy_floor = machine_busy_seconds()
@@ -651,7 +897,10 @@ def run_benchmark(folder: Path, jobs: int = 2, model: str = "default", profile: 
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(load),
         "library": {"folder": str(folder), "tracks": n, "audio_seconds": audio_s, "bytes": size,
-                    "lyrics_sidecars": sum(f.with_suffix(".txt").exists() for f in files),
+                    "lyrics_sidecars": sum(t.lyrics_path is not None for t in tracks),
+                    "lrc_sidecars": sum(t.lyrics_path is not None and t.lyrics_path.suffix == ".lrc" for t in tracks),
+                    "midi_sidecars": sum(t.midi_path is not None for t in tracks),
+                    "distinct_files": len({os.stat(f).st_ino for f in files}),
                     "formats": sorted({f.suffix.lower().lstrip(".") for f in files}), "generated": generated},
         "jobs": jobs, "model": info,
         "floor": floor, "decode": decode, "scan": scan,
@@ -729,7 +978,8 @@ def format_table(r: dict) -> str:
     lib, n = r["library"], r["library"]["tracks"]
     floor_s = r["floor"]["seconds"] if r["floor"] else None
     lines = [f"{n} tracks, {lib['audio_seconds'] / 60:.1f} min of audio ({', '.join(lib['formats'])}, "
-             f"{lib['bytes'] / 1e6:.0f} MB, {lib['lyrics_sidecars']} lyrics sidecars); jobs={r['jobs']}; "
+             f"{lib['bytes'] / 1e6:.0f} MB, {lib['lyrics_sidecars']} lyrics and {lib.get('midi_sidecars', 0)} MIDI "
+             f"sidecars); jobs={r['jobs']}; "
              f"model {r['model']['ref']} ({r['model']['frontend']}, {r['model']['sample_rate']} Hz); "
              f"{r['machine']['cores']} cores, {r['machine']['cpu_model']}",
              "",
@@ -756,6 +1006,10 @@ def format_table(r: dict) -> str:
               f"PSS, sampled once a second, {mem['peak_tree_pss_mb'] or 0:.0f} MB), "
               f"main {mem['peak_main_rss_mb']:.0f} MB (kernel max {mem['max_rss_main_mb']:.0f} MB), "
               f"largest worker {mem['max_rss_worker_mb']:.0f} MB; sampling them cost {mem.get('sampler_cpu_s', 0):.2f} CPU-s"]
+    timeline = scan.get("timeline")
+    if timeline:
+        lines.append("timeline (s from the scan process's launch): "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in timeline.items()))
     t = r["targets"]
     ratio = r["ratios"]["scan_over_floor"]
     lines.append(f"targets: scan/floor {'–' if ratio is None else f'{ratio:.2f}'} ≤ {t['scan_over_floor_max']} "
@@ -783,7 +1037,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("folder", nargs="?", type=Path, help="A library to measure (default: generate one).")
     parser.add_argument("--tracks", type=int, default=20, help="Generated tracks (default 20).")
     parser.add_argument("--seconds", type=float, default=240.0, help="Length of each generated track (default 240).")
-    parser.add_argument("--format", default="mp3", choices=sorted(FORMATS), help="Generated format (default mp3).")
+    parser.add_argument("--format", default="mp3", choices=sorted([*FORMATS, "mix"]),
+                        help="Format of the library (default mp3); 'mix': MP3, FLAC, AAC, Vorbis, Opus and WAV "
+                             "in turn (--real only).")
+    parser.add_argument("--real", nargs="?", type=Path, const=REAL_DATASET, default=None, metavar="DATASET",
+                        help="A library of real songs made from the dataset's clips, lyrics and MIDI "
+                             f"(default {os.path.relpath(REAL_DATASET, ROOT)}) instead of generated ones.")
     parser.add_argument("--unique", type=int, default=None,
                         help="Synthesise only this many tracks and hard-link the rest (default: all unique).")
     parser.add_argument("--jobs", type=int, default=2, help="Parallel jobs for all three stages (default 2).")
@@ -802,7 +1061,15 @@ def main(argv: list[str] | None = None) -> dict:
                           *(sys.argv[1:] if argv is None else argv)])
     generated = None
     folder = args.folder
-    if folder is None:
+    if folder is None and args.real is not None:
+        started = time.perf_counter()
+        folder = real_library(args.real, args.tracks, args.format, args.cache)
+        generated = {"real": str(args.real), "tracks": args.tracks, "format": args.format,
+                     "songs": json.loads((folder / ".complete").read_text())["songs"],
+                     "generate_s": round(time.perf_counter() - started, 2)}
+    elif folder is None:
+        if args.format == "mix":
+            parser.error("--format mix needs --real")
         started = time.perf_counter()
         folder = generate_library(args.tracks, args.seconds, args.format, args.jobs, args.unique, args.cache)
         generated = {"tracks": args.tracks, "seconds": args.seconds, "format": args.format,

@@ -116,3 +116,89 @@ def test_tree_memory_sees_children(throughput):
     child.wait()
     memory.stop()
     assert memory.peak_processes == 2 and memory.peak_total_kb > memory.peak_main_kb > 0
+
+
+@pytest.fixture(scope="module")
+def clip_dataset(tmp_path_factory) -> Path:
+    """A MIREX-like layout in miniature: 20 1.5-s 22.05-kHz mono MP3 clips in five clusters, each with
+    tags, lyrics (Latin-1, as some of the dataset's are) and a MIDI file."""
+    from media import tone, write_audio, write_midi, write_tags
+
+    root = tmp_path_factory.mktemp("clips")
+    labels = []
+    for i in range(20):
+        name = f"{i + 1:03d}"
+        path = write_audio(root / "Audio" / f"{name}.mp3", tone(1.5, 220.0 * (1 + i % 7), seed=i))
+        write_tags(path, title=f"Song {name}", artist=f"Artist {i % 5}", album="Clips")
+        lines = [f"line {j} of s\xf6ng {name}" for j in range(6)]
+        (root / "Lyrics").mkdir(exist_ok=True)
+        text = "\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:])
+        (root / "Lyrics" / f"{name}.txt").write_bytes(text.encode("latin-1"))
+        write_midi(root / "MIDIs" / f"{name}.mid", pitches=(60 + i % 12, 64, 67))
+        labels.append(f"Cluster {i % 5 + 1}")
+    (root / "clusters.txt").write_text("\n".join(labels) + "\n")
+    return root
+
+
+def test_real_library_from_clips(throughput, clip_dataset, tmp_path):
+    import av
+    import numpy as np
+
+    from mer_tag.library import walk
+    from mer_tag.sources.audio import load_audio
+    from mer_tag.sources.lyrics import clean_lyrics, read_lyrics_file
+
+    folder = throughput.real_library(clip_dataset, 96, "mix", cache=tmp_path, clips_per_song=2)
+    tracks = list(walk([folder]))
+    assert len(tracks) == 96
+    assert {fmt: sum(t.path.suffix == f".{fmt}" for t in tracks) for fmt in throughput.MIX_FORMATS} == \
+        dict.fromkeys(throughput.MIX_FORMATS, 16)
+    assert len({t.path.stat().st_ino for t in tracks}) == 48  # 8 songs × 6 formats, each file twice
+    assert sum(t.lyrics_path is not None for t in tracks) == 72 and sum(t.midi_path is not None for t in tracks) == 24
+    assert sum(t.lyrics_path is not None and t.lyrics_path.suffix == ".lrc" for t in tracks) == 24
+    assert not any(t.lyrics_path and t.midi_path for t in tracks)
+
+    songs = json.loads((folder / ".complete").read_text())["songs"]
+    clips = [c for song in songs for c in song["clips"]]
+    assert len(songs) == 8 and len(clips) == len(set(clips)) == 16  # no clip used twice
+    labels = (clip_dataset / "clusters.txt").read_text().split("\n")
+    assert all(len({labels[int(c) - 1] for c in song["clips"]}) == 1 for song in songs)  # one mood a song
+
+    by_name = {t.path.name: t for t in tracks}
+    first, lrc, midi = by_name["track_00001.mp3"], by_name["track_00005.mp3"], by_name["track_00007.mp3"]
+    lead = songs[0]["clips"][0]
+    assert first.lyrics_path.read_bytes() == (clip_dataset / "Lyrics" / f"{lead}.txt").read_bytes()
+    lrc_text = lrc.lyrics_path.read_text(encoding="utf-8")
+    assert lrc_text.count("[00:") >= 6  # every sung line timed
+    original = read_lyrics_file(clip_dataset / "Lyrics" / f"{songs[4]['clips'][0]}.txt")
+    assert clean_lyrics(read_lyrics_file(lrc.lyrics_path)) == clean_lyrics(original)  # the real words, verse break kept
+    assert midi.midi_path.read_bytes() == (clip_dataset / "MIDIs" / f"{songs[6]['clips'][0]}.mid").read_bytes()
+
+    for fmt in throughput.MIX_FORMATS:
+        path = next(t.path for t in tracks if t.path.suffix == f".{fmt}")
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            assert stream.channels == 2 and stream.rate == (48000 if fmt == "opus" else 44100)
+    import mutagen
+
+    assert mutagen.File(str(first.path), easy=True)["title"] == [f"Song {lead}"]
+    # what a scan hears is the joined clips: the mono downmix follows the source
+    heard = load_audio(first.path, sr=22050)
+    source = np.concatenate([load_audio(clip_dataset / "Audio" / f"{c}.mp3") for c in songs[0]["clips"]])
+    n = min(heard.size, source.size) - 4000
+    lag = int(np.argmax([np.dot(heard[d : d + n], source[:n]) for d in range(0, 3000, 1)]))
+    assert np.corrcoef(heard[lag : lag + n], source[:n])[0, 1] > 0.9
+    assert abs(heard.size - source.size) < 0.05 * source.size
+    before = first.path.stat().st_mtime_ns
+    assert throughput.real_library(clip_dataset, 96, "mix", cache=tmp_path, clips_per_song=2) == folder
+    assert first.path.stat().st_mtime_ns == before  # reused, not rebuilt
+
+
+def test_pseudo_stereo_channels_differ_and_downmix_is_the_clip(throughput):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    mono = (0.1 * rng.standard_normal(44100)).astype(np.float32)
+    y = throughput.pseudo_stereo(mono, 44100)
+    assert y.shape == (2, 44100) and np.abs(y[0] - y[1]).max() > 0.1
+    np.testing.assert_allclose((y[0] + y[1]) / np.sqrt(2), mono, atol=1e-5)  # FFmpeg's stereo → mono

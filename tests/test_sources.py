@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -384,3 +386,97 @@ def _write_far_future_midi(path):
     track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=90, time=10**8),
                             mido.Message("note_off", note=60, velocity=0, time=100)])
     mido.MidiFile(tracks=[track]).save(str(path))
+
+
+def _pretty_midi_notes(path):
+    """What read_midi_notes returned before it read files itself: pretty_midi's notes on mido's parse."""
+    from mer_tag.sources.midi import _parse
+
+    notes = [(n.pitch, n.start, n.end - n.start, n.velocity)
+             for instrument in _parse(path).instruments if not instrument.is_drum for n in instrument.notes]
+    rows = np.asarray(notes, dtype=np.float32)
+    return rows[np.lexsort((rows[:, 0], rows[:, 1]))]
+
+
+def _tricky_midi(path, resolution=384):
+    """Two tracks that exercise pretty_midi's rules: tempo changes (one repeated), running status (mido
+    writes it), note-on with velocity 0 as note-off, one note-off closing two open notes, a note-off and a
+    new note-on at the same tick, a note never closed, a program change mid-track, drums on channel 10,
+    a sysex, signatures, lyrics, pitch bends and controllers."""
+    import mido
+
+    conductor = mido.MidiTrack([
+        mido.MetaMessage("set_tempo", tempo=500000, time=0), mido.MetaMessage("time_signature", time=0),
+        mido.MetaMessage("key_signature", key="Em", time=0), mido.MetaMessage("set_tempo", tempo=400000, time=960),
+        mido.MetaMessage("set_tempo", tempo=400000, time=100), mido.MetaMessage("set_tempo", tempo=612345, time=777),
+        mido.MetaMessage("lyrics", text="la", time=5)])
+    m = mido.Message
+    band = mido.MidiTrack([
+        m("program_change", program=5, time=0), m("note_on", note=60, velocity=80, time=0),
+        m("note_on", note=64, velocity=81, time=0), m("control_change", control=7, value=100, time=10),
+        m("note_on", note=60, velocity=70, time=50), m("note_off", note=60, velocity=0, time=200),
+        m("note_on", note=64, velocity=0, time=0), m("note_off", note=62, time=3),  # a spurious note-off
+        m("pitchwheel", pitch=1000, time=7), m("sysex", data=[1, 2, 3], time=1),
+        m("note_on", note=67, velocity=90, time=30), m("note_off", note=67, time=0),
+        m("note_on", note=67, velocity=91, time=0), m("note_off", note=67, time=333),
+        m("program_change", program=40, time=11), m("note_on", note=72, velocity=99, time=0),
+        m("note_on", channel=9, note=36, velocity=120, time=0), m("note_off", channel=9, note=36, time=60),
+        m("note_on", channel=3, note=48, velocity=33, time=0), m("note_off", note=72, time=1500),
+        m("note_off", channel=3, note=48, time=2), m("note_on", note=50, velocity=10, time=40)])  # never closed
+    mido.MidiFile(tracks=[conductor, band], ticks_per_beat=resolution).save(str(path))
+    return path
+
+
+def test_midi_reader_gives_pretty_midis_notes_to_the_bit(tmp_path):
+    from mer_tag.sources import midi
+
+    for path in (_tricky_midi(tmp_path / "tricky.mid"), _tricky_midi(tmp_path / "fine.mid", resolution=96),
+                 write_midi(tmp_path / "simple.mid")):
+        assert midi._fast_notes(path.read_bytes())  # read directly, not handed to pretty_midi
+        ours = read_midi_notes(path)
+        assert ours.tobytes() == _pretty_midi_notes(path).tobytes(), path.name
+    tricky = read_midi_notes(tmp_path / "tricky.mid")
+    assert 36 not in tricky[:, 0] and 50 not in tricky[:, 0] and 48 in tricky[:, 0]
+    assert (tricky[:, 0] == 60).sum() == 2 and (tricky[:, 0] == 67).sum() == 1  # one note-off closed both 60s
+
+
+def test_midi_files_the_reader_leaves_to_pretty_midi(tmp_path):
+    """SMPTE time, an unknown key, a running status after a sysex: handed on, same notes or same error."""
+    import mido
+
+    from mer_tag.sources import midi
+
+    whole = _tricky_midi(tmp_path / "t.mid").read_bytes()
+    smpte = tmp_path / "smpte.mid"
+    smpte.write_bytes(whole[:12] + bytes([0xE7, 0x28]) + whole[14:])  # 25 fps, 40 ticks a frame
+    bad_key = tmp_path / "key.mid"
+    track = mido.MidiTrack([mido.MetaMessage("key_signature", key="C"), mido.Message("note_on", note=60, time=0),
+                            mido.Message("note_off", note=60, time=10)])
+    mido.MidiFile(tracks=[track]).save(str(bad_key))
+    data = bad_key.read_bytes()
+    at = data.index(bytes([0xFF, 0x59, 0x02]))
+    bad_key.write_bytes(data[: at + 3] + bytes([9, 0]) + data[at + 5 :])  # nine sharps: no such key
+    for path in (smpte, bad_key):
+        with pytest.raises(midi._Unusual):
+            midi._fast_notes(path.read_bytes())
+    with pytest.raises(MidiError) as exc:
+        read_midi_notes(bad_key)
+    assert "corrupt MIDI" in str(exc.value)
+    try:
+        expected = _pretty_midi_notes(smpte)
+    except MidiError as error:
+        with pytest.raises(MidiError, match=re.escape(str(error))):
+            read_midi_notes(smpte)
+    else:
+        assert read_midi_notes(smpte).tobytes() == expected.tobytes()
+
+
+@pytest.mark.dataset
+def test_dataset_midi_notes_are_pretty_midis(mirex_dataset):
+    from mer_tag.sources import midi
+
+    paths = sorted((mirex_dataset / "MIDIs").glob("*.mid"))
+    assert len(paths) > 100
+    for path in paths:
+        midi._fast_notes(path.read_bytes())  # none needs the fallback
+        assert read_midi_notes(path).tobytes() == _pretty_midi_notes(path).tobytes(), path.name
