@@ -1,4 +1,5 @@
-"""How a command reports a usage error: one line on stderr, exit status 2, no traceback."""
+"""How every command talks on stderr: a usage error is one line (`error: …`) and exit status 2, never a
+traceback; messages are never wrapped into a pipe or a log, so a path and its reason stay on one line."""
 
 from __future__ import annotations
 
@@ -12,3 +13,14 @@ def usage_error(message: object) -> SystemExit:
     line = " ".join(str(message).split("\n")).strip() or "usage error"
     typer.echo(f"{typer.style('error:', fg='red')} {line}", err=True)
     return SystemExit(2)
+
+
+def stderr_console():
+    """A rich Console on stderr. On a terminal it wraps at the screen's width; anywhere else (a pipe, a log
+    file) rich would wrap at 80 columns and break a long path across lines, so lines are left whole."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console.soft_wrap = True  # print() does not wrap; tables and bars still fit console.width
+    return console
