@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from mer_tag import _fs
+
 MOOD = "MOOD"
 MARKER = "MER_TAG_MODEL"  # a mood beside this field was written by mer-tag, so a later run may update it
 TEMPLATE_FIELDS = ("name", "cluster", "adjectives", "confidence", "model")
@@ -536,14 +538,6 @@ def _copy_beside(real: Path, st: os.stat_result) -> Path:
     return tmp
 
 
-def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _verify(before: _Fields, after: _Fields, changes: dict) -> None:
     """The copy holds exactly `changes`, and every other field as it was."""
     if after.kind != before.kind:
@@ -579,18 +573,13 @@ def _rewrite(real: Path, st: os.stat_result, before: _Fields, changes: dict, *, 
             raise TagError("the audio changed in the copy; file left as it was")
         if keep_mtime:
             os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
-        _fsync(tmp)
         now = real.stat()
         if (now.st_ino, now.st_size, now.st_mtime_ns) != (st.st_ino, st.st_size, st.st_mtime_ns):
             raise TagError("the file changed while it was being tagged")
         on_ready(after, audio)
-        os.replace(tmp, real)
+        _fs.commit(tmp, real)  # fsync, rename, fsync the folder
     finally:
         tmp.unlink(missing_ok=True)
-    try:
-        _fsync(real.parent, directory=True)  # make the rename itself durable
-    except OSError:
-        pass  # some filesystems can't fsync a folder; the rename is still atomic
 
 
 # --- journal -----------------------------------------------------------------------------------------------

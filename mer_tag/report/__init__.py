@@ -69,9 +69,7 @@ def write_report(results: str | Path, out: str | Path | None = None, *, format: 
     if str(out) == "-":
         sys.stdout.write(text)
         return None
+    from mer_tag import _fs
+
     target = Path(out) if out is not None else Path(f"report.{format}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8", newline="\n")
-    temporary.replace(target)  # a reader never sees half a report
-    return target
+    return _fs.write_text(target, text)  # a reader never sees half a report
