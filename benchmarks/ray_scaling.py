@@ -17,9 +17,8 @@ Both times include loading the model and every worker's start. Beside wall time,
 CPU seconds its whole process tree used (the measuring subprocess and every process under it: decode
 workers, Ray's daemons and workers; sampled from /proc every 0.1 s, so a process that lives less than
 that is missed), from the subprocess's start to its end: for Ray that includes starting the cluster.
-`scan CPU·s` is the same tree's CPU during the `scan` call alone (Ray's workers are still alive when it
-ends; the local engine's have been reaped). On a shared machine CPU seconds move far less with the load
-than wall time does. The library is N tracks of S seconds
+`scan CPU·s` is the same, sampled inside the subprocess during the `scan` call alone. On a shared machine
+CPU seconds move far less with the load than wall time does. The library is N tracks of S seconds
 (`tests/media.tone` at a different pitch each, MP3, each with a lyrics .txt sidecar so the lyrics branch
 runs), cached under .cache/bench/ray-scaling/ray-N-S/. The tiny model is tests/tiny_model.py's random-weight bundle;
 `default-arch` is the shipped model's architecture with random heads (the same cost, no training needed).
@@ -126,10 +125,12 @@ def child(engine: str, workers: int, lib: str, model: str) -> dict:
             started = time.perf_counter()
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
             result["cluster_start_s"] = time.perf_counter() - started
-        started, cpu_before = time.perf_counter(), tree_cpu_now()
+        cpu = TreeCPU(os.getpid())
+        cpu.start()
+        started = time.perf_counter()
         summary = scan([lib], out=out, model=model, jobs=workers, force=True, progress=False, engine=engine)
         result["scan_s"] = time.perf_counter() - started
-        result["scan_cpu_s"] = tree_cpu_now() - cpu_before  # Ray's workers still live, local's reaped
+        result["scan_cpu_s"] = cpu.stop()
         result["ok"], result["failed"] = summary.ok, summary.failed
         from mer_tag.sinks import read_results
 
@@ -158,39 +159,34 @@ def process_cpu_s(pid: int) -> tuple[tuple[int, int], float] | None:
     return (pid, int(fields[19])), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_now() -> float:
-    """CPU seconds so far of this process, its live descendants, and the children it has reaped."""
-    import resource
-
-    from throughput import descendants
-
-    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
-    live = [process_cpu_s(pid) for pid in [os.getpid(), *descendants(os.getpid())]]
-    return reaped.ru_utime + reaped.ru_stime + sum(cpu for _, cpu in filter(None, live))
-
-
 class TreeCPU(threading.Thread):
-    """CPU seconds (user + system) used by a process and every descendant, read from /proc/PID/stat every
-    `interval` s; a process's last reading counts after it exits."""
+    """CPU seconds (user + system) a process and every descendant use from `start` to `stop`, read from
+    /proc/PID/stat every `interval` s (a process's last reading counts after it exits, so one that ends
+    loses at most `interval` of its CPU)."""
 
     def __init__(self, pid: int, interval: float = 0.1):
         super().__init__(daemon=True)
         self.pid, self.interval = pid, interval
         self.seen: dict[tuple[int, int], float] = {}  # (pid, start tick) → its CPU seconds at the last reading
         self._stop_event = threading.Event()
+        self.sample()
+        self.before = dict(self.seen)  # what the processes alive at the start had used already
 
-    def run(self) -> None:
+    def sample(self) -> None:
         from throughput import descendants
 
-        while not self._stop_event.is_set():
-            for reading in filter(None, map(process_cpu_s, [self.pid, *descendants(self.pid)])):
-                self.seen[reading[0]] = reading[1]
-            self._stop_event.wait(self.interval)
+        for reading in filter(None, map(process_cpu_s, [self.pid, *descendants(self.pid)])):
+            self.seen[reading[0]] = reading[1]
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.sample()
 
     def stop(self) -> float:
         self._stop_event.set()
         self.join()
-        return sum(self.seen.values())
+        self.sample()
+        return sum(self.seen.values()) - sum(self.before.values())
 
 
 def measure(engine: str, workers: int, lib: Path, model: str) -> dict:

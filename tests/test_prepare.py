@@ -33,8 +33,9 @@ def songs(tmp_path) -> dict[str, Track]:
     sung = write_tags(write_audio(tmp_path / "sung.mp3", tone(6, 550)), lyrics=SUNG)
     garbled = write_tags(write_audio(tmp_path / "garbled.mp3", tone(6, 660)), lyrics="Only in the tags\n")
     (tmp_path / "garbled.txt").write_bytes(b"\x00\x01\x02\xff" * 100)
+    sidecar, midi = write_lyrics(tmp_path / "good.txt", "We ride tonight\n"), write_midi(tmp_path / "good.mid")
     return {
-        "good": Track(good, write_lyrics(tmp_path / "good.txt", "We ride tonight\n"), write_midi(tmp_path / "good.mid")),
+        "good": Track(good, sidecar, midi),
         "cut": Track(cut),
         "sung": Track(sung),
         "garbled": Track(garbled, tmp_path / "garbled.txt"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
+from typing import Any
 
 # Tracks submitted and not yet scored, per decode worker (+2). The queue is topped up before each model
 # call, so workers keep decoding while the models run; 100 four-minute tracks took 21.9-22.9 s with 8,
@@ -39,10 +40,10 @@ class LocalEngine:
 
         self.model, self.jobs, self.timeline, self.precision = model, jobs, timeline, precision
         self.audio_config, self.midi_config = feature_configs(model, chunk_hop)
-        self.pool = None
-        self.bundle = None
-        self.predictor = None
-        self._threads_before = None  # torch's thread count before this engine set its own
+        self.pool: Any = None  # a ProcessPoolExecutor while started with jobs > 0
+        self.bundle: Any = None
+        self.predictor: Any = None
+        self._threads_before: int | None = None  # torch's thread count before this engine set its own
 
     def start(self) -> None:
         """Spawn the decode workers (they import their stack meanwhile), then load the model: a model that
@@ -99,6 +100,7 @@ class LocalEngine:
 
     def close(self) -> None:
         """Stop the workers (a scan stopped early cancels what they had left) and give torch back its threads."""
+        self.bundle = self.predictor = None
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
             self.pool = None

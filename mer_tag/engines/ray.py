@@ -30,6 +30,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class RayOptions:
     address: str | None = None  # HOST:PORT of a running cluster; None: RAY_ADDRESS, else a local one
     num_cpus: int | None = None  # CPUs of a local cluster started here (scan: --jobs; None: all cores)
     decode_cpus: float = 1.0  # CPUs reserved by each prepare (decode + features) task
-    model_actors: int | None = None  # model actors (None: one per GPU; CPU-only: 1 up to CPUs // 8)
+    model_actors: int | None = None  # model actors (None: one per GPU; CPU-only: one per 8 CPUs, at least 1)
     model_cpus: float | None = None  # CPUs reserved per model actor (None: 1 with a GPU or >= 8 CPUs, else 0)
     model_gpus: float | None = None  # GPUs per model actor (None: 1 where the cluster has GPUs)
     tracks_per_block: int | None = None  # tracks per prepare task (None: ~4 tasks per CPU, 1..32)
@@ -74,9 +75,9 @@ class RayEngine:
         self.options.precision = precision
         if self.options.num_cpus is None:
             self.options.num_cpus = max(1, jobs)  # used only when no cluster is given: a local one of `jobs` CPUs
-        self.ray = None
+        self.ray: Any = None  # the ray module, once started
         self.actors: list = []
-        self._files = None  # the model's files in the object store, held so a restarted actor can load them
+        self._files: Any = None  # the model's files in the object store, held so a restarted actor can load them
         self._pending: list = []  # refs of tasks and calls not finished, cancelled by `close`
         self._started_here = False
 
@@ -193,7 +194,8 @@ def _connect(ray, options: RayOptions) -> bool:
 
 
 def plan(cluster: dict, n_tracks: int, options: RayOptions) -> dict:
-    """Resources and sizes for a cluster's resources (ray.cluster_resources()); pure, for tests/docs."""
+    """Resources and sizes for a cluster's resources (ray.cluster_resources()); pure, for tests/docs.
+    `actors` is (fewest, most) useful; the engine starts the most."""
     cpus = float(cluster.get("CPU", 1))
     gpus = float(cluster.get("GPU", 0))
     model_gpus = options.model_gpus if options.model_gpus is not None else (1.0 if gpus >= 1 else 0.0)
@@ -271,7 +273,8 @@ class _ModelActor:
         from mer_tag.engines.predictor import Predictor
 
         torch.set_num_threads(min(threads, os.cpu_count() or 1))  # never more than this node has
-        self.predictor, self._problem = None, None
+        self.predictor: Any = None
+        self._problem: str | None = None
         try:
             with tempfile.TemporaryDirectory(prefix="mer-tag-model-") as tmp:
                 for name, data in ray.get(files[0]).items():  # [ref]: a nested ref is not resolved for us
