@@ -62,6 +62,10 @@ def evaluate(
     from mer_tag.evaluate import evaluate as run_eval
     from mer_tag.train.datasets import DatasetError
 
+    from mer_tag._process import let_idle_threads_sleep, reuse_freed_memory
+
+    let_idle_threads_sleep()  # as `scan`: this process runs the models beside the decode workers
+    reuse_freed_memory()
     console = Console(stderr=True)
     try:
         metrics = run_eval(data, model=model, out=out, jobs=jobs)
