@@ -13,7 +13,12 @@ temporary file:
   real cluster is started once, not per scan), then `scan(engine="ray")`: decode tasks on W CPUs, one
   model actor (RayOptions defaults).
 
-Both times include loading the model and every worker's start. The library is N tracks of S seconds
+Both times include loading the model and every worker's start. Beside wall time, each cell reports the
+CPU seconds its whole process tree used (the measuring subprocess and every process under it: decode
+workers, Ray's daemons and workers; sampled from /proc every 0.1 s, so a process that lives less than
+that is missed), from the subprocess's start to its end: for Ray that includes starting the cluster.
+`scan CPU·s` is the same, sampled inside the subprocess during the `scan` call alone. On a shared machine
+CPU seconds move far less with the load than wall time does. The library is N tracks of S seconds
 (`tests/media.tone` at a different pitch each, MP3, each with a lyrics .txt sidecar so the lyrics branch
 runs), cached under .cache/bench/ray-scaling/ray-N-S/. The tiny model is tests/tiny_model.py's random-weight bundle;
 `default-arch` is the shipped model's architecture with random heads (the same cost, no training needed).
@@ -31,6 +36,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -102,7 +108,11 @@ def child(engine: str, workers: int, lib: str, model: str) -> dict:
     """One measurement, in this (fresh) process."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from mer_tag._process import let_idle_threads_sleep, reuse_freed_memory
     from mer_tag.scan import scan
+
+    let_idle_threads_sleep()  # the process set up as `mer-tag scan` sets up its own, before torch loads
+    reuse_freed_memory()
 
     result = {"engine": engine, "workers": workers}
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,9 +125,12 @@ def child(engine: str, workers: int, lib: str, model: str) -> dict:
             started = time.perf_counter()
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
             result["cluster_start_s"] = time.perf_counter() - started
+        cpu = TreeCPU(os.getpid())
+        cpu.start()
         started = time.perf_counter()
         summary = scan([lib], out=out, model=model, jobs=workers, force=True, progress=False, engine=engine)
         result["scan_s"] = time.perf_counter() - started
+        result["scan_cpu_s"] = cpu.stop()
         result["ok"], result["failed"] = summary.ok, summary.failed
         from mer_tag.sinks import read_results
 
@@ -135,20 +148,66 @@ def same(cell: dict) -> str:
             f"mismatches, max Δp {cell['max_prob_diff']:.1e}")
 
 
+def process_cpu_s(pid: int) -> tuple[tuple[int, int], float] | None:
+    """((pid, start tick), CPU seconds so far) of a live process, from /proc/PID/stat; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # fields[0] is the state (field 3): utime and stime are fields 14 and 15, starttime field 22
+    return (pid, int(fields[19])), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class TreeCPU(threading.Thread):
+    """CPU seconds (user + system) a process and every descendant use from `start` to `stop`, read from
+    /proc/PID/stat every `interval` s (a process's last reading counts after it exits, so one that ends
+    loses at most `interval` of its CPU)."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.seen: dict[tuple[int, int], float] = {}  # (pid, start tick) → its CPU seconds at the last reading
+        self._stop_event = threading.Event()
+        self.sample()
+        self.before = dict(self.seen)  # what the processes alive at the start had used already
+
+    def sample(self) -> None:
+        from throughput import descendants
+
+        for reading in filter(None, map(process_cpu_s, [self.pid, *descendants(self.pid)])):
+            self.seen[reading[0]] = reading[1]
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.join()
+        self.sample()
+        return sum(self.seen.values()) - sum(self.before.values())
+
+
 def measure(engine: str, workers: int, lib: Path, model: str) -> dict:
     """One cell, once, in a fresh subprocess."""
     load = os.getloadavg()[0]
     env = dict(os.environ)
     if engine == "local-1t":
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, __file__, "--child", engine.split("-")[0], str(workers), str(lib), model],
-                          capture_output=True, text=True, cwd=ROOT, env=env)
+    child = subprocess.Popen([sys.executable, __file__, "--child", engine.split("-")[0], str(workers), str(lib), model],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    cpu = TreeCPU(child.pid)
+    cpu.start()
+    stdout, stderr = child.communicate()
+    tree_cpu_s = cpu.stop()
+    proc = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
     line = next((l for l in proc.stdout.splitlines() if l.startswith("@@result@@")), None)
     if line is None:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"{engine} with {workers} workers failed")
     run = json.loads(line[len("@@result@@"):])
-    run.update(engine=engine, load_before=round(load, 2))
+    run.update(engine=engine, load_before=round(load, 2), tree_cpu_s=round(tree_cpu_s, 2))
     return run
 
 
@@ -177,9 +236,9 @@ def main(argv=None) -> int:
         for workers, engine in [(w, e) for w in args.workers for e in args.engines]:
             run = measure(engine, workers, lib, model)
             runs[engine, workers].append(run)
-            print(f"{engine:8} W={workers}: {run['scan_s']:6.1f} s"
+            print(f"{engine:8} W={workers}: {run['scan_s']:6.1f} s, {run['scan_cpu_s']:.1f} CPU·s"
                   + (f"  (cluster start {run['cluster_start_s']:.1f} s)" if "cluster_start_s" in run else "")
-                  + f"  load {run['load_before']}", flush=True)
+                  + f"  whole process tree {run['tree_cpu_s']:.1f} CPU·s  load {run['load_before']}", flush=True)
     cells = []
     for (engine, workers), cell_runs in runs.items():
         best = dict(min(cell_runs, key=lambda r: r["scan_s"]))
@@ -199,13 +258,16 @@ def main(argv=None) -> int:
         cell.pop("rows", None)
 
     print(f"\n{args.tracks} tracks × {args.seconds:g} s, model {args.model}, {os.cpu_count()} cores\n")
-    print("| engine | workers | scan s | tracks/s | vs local | CPU·s/track | cluster start s | rows vs local |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| engine | workers | scan s | tracks/s | vs local | CPU·s/track | scan CPU·s | tree CPU·s | cluster start s "
+          "| rows vs local |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for cell in cells:
         local = next((c for c in cells if c["engine"].startswith("local") and c["workers"] == cell["workers"]), None)
         rel = f"{cell['tracks_per_s'] / local['tracks_per_s']:.2f}×" if local else "–"
         print(f"| {cell['engine']} | {cell['workers']} | {cell['scan_s']:.1f} | {cell['tracks_per_s']:.2f} | {rel} "
-              f"| {cell['cpu_s_per_track']:.2f} | {cell.get('cluster_start_s', 0):.1f} | {same(cell)} |")
+              f"| {cell['cpu_s_per_track']:.2f} | {cell['scan_cpu_s']:.1f} | {cell['tree_cpu_s']:.1f} "
+              f"| {cell.get('cluster_start_s', 0):.1f} "
+              f"| {same(cell)} |")
     if args.json:
         import importlib.metadata as md
 

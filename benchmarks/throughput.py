@@ -655,13 +655,13 @@ def run_scan(folder: Path, model: str, jobs: int, profile: bool = False, interva
 
 
 def _resolved(precision: str) -> str:
-    from mer_tag.predict import resolve_precision
+    from mer_tag.engines.predictor import resolve_precision
 
     return resolve_precision(precision)
 
 
 def model_threads(jobs: int) -> int:
-    from mer_tag.predict import model_threads
+    from mer_tag.engines.local import model_threads
 
     return model_threads(jobs)
 
@@ -670,6 +670,10 @@ def _scan_child(spec_json: str) -> None:
     """In the scan subprocess: run the scan, print one marked JSON line with its own measurements."""
     import resource
 
+    from mer_tag._process import let_idle_threads_sleep, reuse_freed_memory
+
+    let_idle_threads_sleep()  # the process set up as `mer-tag scan` sets up its own, before torch loads
+    reuse_freed_memory()
     spec = json.loads(spec_json)
     _EVENTS["interpreter"] = time.time()  # Python up, this module imported
     timings = _install_profile() if spec["profile"] else None
@@ -734,11 +738,12 @@ def _timed(owner, name: str, key: str, times: dict, events: dict | None = None) 
 
 def _install_profile() -> dict:
     """In the scan's main process: time the engine's methods, and send decode work to `_timed_prepare`."""
-    from mer_tag import bundle, features, models, predict, sinks
+    from mer_tag import bundle, features, models, prepare, sinks
+    from mer_tag.engines import predictor
 
-    _timed(predict, "start_decode_pool", "startup_pool", _TIMES, _EVENTS)
+    _timed(prepare, "start_pool", "startup_pool", _TIMES, _EVENTS)
     _timed(bundle, "load", "startup_load_model", _TIMES, _EVENTS)  # torch is imported just before it
-    original_init = predict.Engine.__init__
+    original_init = predictor.Predictor.__init__
 
     def engine_init(self, *args, **kwargs):  # models.lyrics imports torch: hook it only once torch is in
         from mer_tag.models import lyrics
@@ -749,15 +754,15 @@ def _install_profile() -> dict:
             _timed(lyrics, "load_tokenizer", "startup_tokenizer", _TIMES, _EVENTS)
         return original_init(self, *args, **kwargs)
 
-    predict.Engine.__init__ = engine_init
-    _timed(predict.Engine, "__init__", "startup_engine", _TIMES, _EVENTS)
+    predictor.Predictor.__init__ = engine_init
+    _timed(predictor.Predictor, "__init__", "startup_engine", _TIMES, _EVENTS)
     _timed(models, "load_frontend", "startup_frontend", _TIMES, _EVENTS)  # inside the engine's start
     _timed(features, "lyrics_windows", "lyrics_tokenize", _TIMES)  # inside lyrics_model
     for method, key in (("rows", "rows"), ("audio_probs", "audio_model"), ("lyrics_probs", "lyrics_model"),
                         ("midi_probs", "midi_model"), ("fuse", "fusion")):
-        _timed(predict.Engine, method, key, _TIMES)
+        _timed(predictor.Predictor, method, key, _TIMES)
     _timed(sinks.RowWriter, "write", "write", _TIMES)
-    original_rows = predict.Engine.rows
+    original_rows = predictor.Predictor.rows
 
     def rows(self, items):  # collect what the workers measured, then run the models
         if self.frontend is not None and not _TIMES["frontend_wrapped"]:  # the frozen front-end, inside audio
@@ -771,17 +776,17 @@ def _install_profile() -> dict:
         _TIMES["batches"] += 1
         return original_rows(self, items)
 
-    predict.Engine.rows = rows
+    predictor.Predictor.rows = rows
     global _ORIGINAL_PREPARE
-    _ORIGINAL_PREPARE = predict.prepare  # for jobs=0, where `_timed_prepare` runs in this process
-    predict.prepare = _timed_prepare  # pickled by name: the spawned workers import this module
+    _ORIGINAL_PREPARE = prepare.prepare  # for jobs=0, where `_timed_prepare` runs in this process
+    prepare.prepare = _timed_prepare  # pickled by name: the spawned workers import this module
     return _TIMES
 
 
 def _timed_prepare(track, *args):
-    """`predict.prepare` in a decode worker, with the time of its stages attached to the result."""
+    """`prepare.prepare` in a decode worker, with the time of its stages attached to the result."""
     global _WORKER_PATCHED
-    from mer_tag import features, predict
+    from mer_tag import features, prepare
     from mer_tag.sources import audio
 
     first = not _WORKER_PATCHED
@@ -790,11 +795,11 @@ def _timed_prepare(track, *args):
         _timed(audio.AudioStream, "__next__", "decode", _WORKER_TIMES)
         _timed(getattr(audio, "_MonoResampler", None), "_resample", "resample", _WORKER_TIMES)  # inside decode
         _timed(features, "chunk_features", "features", _WORKER_TIMES)
-        for name in ("_read_tags", "_read_lyrics", "_read_midi"):
-            _timed(predict, name, name[len("_read_"):], _WORKER_TIMES)
+        for name in ("read_tags", "read_lyrics", "read_midi"):
+            _timed(prepare, name, name[len("read_"):], _WORKER_TIMES)
     _WORKER_TIMES.clear()
     start, cpu = time.perf_counter(), time.process_time()
-    item = _ORIGINAL_PREPARE(track, *args) if _ORIGINAL_PREPARE else predict.prepare(track, *args)
+    item = _ORIGINAL_PREPARE(track, *args) if _ORIGINAL_PREPARE else prepare.prepare(track, *args)
     _WORKER_TIMES["prepare"] = time.perf_counter() - start
     _WORKER_TIMES["cpu"] = time.process_time() - cpu
     if first:  # a worker's first track pays its imports (librosa, numba, torch...)

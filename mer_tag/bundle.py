@@ -6,12 +6,10 @@ weights load from safetensors, never pickle, because `--model PATH` may be a str
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mer_tag import _fs
 from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig, config_from_json, config_to_json
 from mer_tag.labels import LabelSet
 
@@ -117,7 +115,8 @@ def _check_frontend(bundle: Bundle, folder: Path) -> None:
 
 
 def save(bundle: Bundle, folder: str | Path) -> Path:
-    """Write the bundle to a temp folder beside `folder`, then swap it in: a crash never leaves half a model."""
+    """Write the bundle to a temp folder beside `folder`, then swap it in (mer_tag._fs.atomic_folder): a crash
+    never leaves half a model, and a reader finds the old model or the new one, never none."""
     from safetensors.torch import save_file
 
     from mer_tag.models import frontend_sha256
@@ -137,32 +136,11 @@ def save(bundle: Bundle, folder: str | Path) -> Path:
         models={branch: module.dims for branch, module in bundle.models.items()},
         frontend_weights=frontend_sha256(bundle.audio_config.frontend),  # the frozen front-end it was trained on
     )
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with _fs.atomic_folder(folder) as tmp:  # swapped in whole, replacing an older model in one step
         for branch, module in bundle.models.items():
             state = module.trained_state() if hasattr(module, "trained_state") else module.state_dict()
             save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp / f"{branch}.safetensors"))
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        _make_readable(tmp)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     bundle.card = card
     return folder
 
-
-def _make_readable(folder: Path) -> None:
-    """mkdtemp makes a private folder; a model is meant to be read by whoever runs mer-tag."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for file in folder.iterdir():
-        file.chmod(0o666 & ~umask)

@@ -10,22 +10,24 @@ import numpy as np
 
 def evaluate(data: str | Path, model: str | Path = "default", out: str | Path | None = None, jobs: int = 2) -> dict:
     """Per-branch (on songs that have the modality) and fused scores of `model` on every song of `data`."""
-    import torch
-
     from mer_tag import bundle as bundle_io
+    from mer_tag import engines
     from mer_tag.library import Track
-    from mer_tag.predict import predict_tracks
     from mer_tag.train.datasets import load_dataset
     from mer_tag.train.evaluate import plot_confusion, scores
 
-    torch.set_num_threads(max(1, jobs))
-    bundle = bundle_io.load(model)
+    bundle = bundle_io.read_card(model)
     dataset = load_dataset(data)
     names = bundle.labels.names
     to_model = [bundle.labels.index(name) for name in dataset.labels.names]  # dataset class → model class
     truth = {str(e.audio_path): to_model[e.label] for e in dataset.examples}
     tracks = [Track(e.audio_path, e.lyrics_path, e.midi_path) for e in dataset.examples]
-    rows = [r for r in predict_tracks(tracks, bundle, jobs=jobs) if r["status"] == "ok"]
+    engine = engines.create("local", model, jobs=jobs)
+    try:
+        engine.start()
+        rows = [r for r in engine.rows(tracks) if r["status"] == "ok"]
+    finally:
+        engine.close()
 
     metrics = {}
     for column, name in (("audio_cluster", "audio"), ("lyrics_cluster", "lyrics"), ("midi_cluster", "midi"),

@@ -32,54 +32,29 @@ def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Pa
          on_row=None, engine: str = "local", address: str | None = None, precision: str = "auto") -> ScanSummary:
     """Predict a mood for every audio file under `paths`, writing one row per file to `out`.
 
-    `engine`: 'local' (this machine) or 'ray' (a Ray cluster at `address`; mer_tag.engines.ray_engine).
+    `engine`: 'local' (this machine) or 'ray' (a Ray cluster at `address`; mer_tag.engines.ray).
     `precision`: of the frozen encoders, 'auto' (bf16 where the CPU has it natively), 'fp32' or 'bf16'.
+    The process is left as it was found: the CLI, not this function, tunes threads and memory.
     """
     from mer_tag import bundle as bundle_io
     from mer_tag import engines
-    from mer_tag.predict import check_precision
 
-    check_precision(precision)  # an unknown name fails here, before any work (and before torch starts)
-    engines.check(engine)
     started = time.time()
+    runner = engines.create(engine, model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop,
+                            address=address)  # reads the card only; unknown names fail here, before any work
     card = bundle_io.read_card(model)  # its name@version tells which earlier rows still stand
     plan = _plan(paths, out, card.ref, force, lyrics_dir, midi_dir)
-    if plan.todo:
-        summary = _predict_and_write(plan, out, model, jobs, timeline, chunk_hop, progress, on_row, engine, address,
-                                     precision)
-    else:  # a resumed scan with nothing new: no workers, no torch, no weights; the results are still finished
-        summary = _write_rows(plan, out, card.labels, timeline, iter(()), progress, on_row, engine)
+    try:
+        # A resumed scan with nothing new starts no engine: no workers, no torch, no weights; the results
+        # are still finished (a killed run's journal folded in).
+        if plan.todo:
+            runner.start()  # a model that cannot load fails here, before the results are touched
+        rows = runner.rows(plan.todo) if plan.todo else iter(())
+        summary = _write_rows(plan, out, card.labels, timeline, rows, progress, on_row, runner.parquet_parts)
+    finally:
+        runner.close()
     summary.seconds = time.time() - started
     return summary
-
-
-def _predict_and_write(plan, out, model, jobs, timeline, chunk_hop, progress, on_row, engine, address,
-                       precision) -> ScanSummary:
-    """Start the decode workers, load the model, and write a row for every track still to do."""
-    import dataclasses
-
-    from mer_tag import engines
-    from mer_tag.predict import let_idle_threads_sleep, model_threads, reuse_freed_memory, start_decode_pool
-
-    let_idle_threads_sleep()  # before torch starts
-    reuse_freed_memory()  # before the workers spawn: they inherit it
-    # Decode workers spawn and import their stack while this process imports torch (about 1 s).
-    pool = start_decode_pool(jobs) if engine == "local" and jobs > 0 else None
-    try:
-        import torch
-
-        from mer_tag import bundle as bundle_io
-
-        torch.set_num_threads(model_threads(jobs))
-        bundle = bundle_io.load(model)
-        if chunk_hop:
-            bundle.audio_config = dataclasses.replace(bundle.audio_config, chunk_hop_seconds=float(chunk_hop))
-        rows = engines.predict_rows(engine, plan.todo, bundle, model, jobs=jobs, timeline=timeline, address=address,
-                                    precision=precision, pool=pool)
-        return _write_rows(plan, out, bundle.labels, timeline, rows, progress, on_row, engine)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)  # already done unless the scan stopped early
 
 
 def _plan(paths, out, model_ref: str, force: bool, lyrics_dir, midi_dir) -> ScanPlan:
@@ -101,19 +76,24 @@ def _plan(paths, out, model_ref: str, force: bool, lyrics_dir, midi_dir) -> Scan
     return ScanPlan(tracks, todo, keep)
 
 
-def _write_rows(plan, out, labels, timeline, rows, progress, on_row, engine) -> ScanSummary:
-    """Stream `rows` (those of `plan.todo`) into `out` beside the kept earlier rows, counting as they come."""
-    from mer_tag import engines
-    from mer_tag.predict import columns
+def _write_rows(plan, out, labels, timeline, rows, progress, on_row, parquet_parts: bool) -> ScanSummary:
+    """Stream `rows` (those of `plan.todo`) into `out` beside the kept earlier rows, counting as they come.
+    The results are opened (earlier rows set aside or the ones to redo taken out) only when the first row
+    arrives, or when it is clear none will: a scan that fails before its first row leaves them untouched."""
+    from mer_tag import sinks
 
-    if plan.set_aside:
-        _set_aside(Path(out))
+    def open_writer():
+        if plan.set_aside:
+            _set_aside(Path(out))
+        return sinks.open_writer(out, sinks.columns(len(labels), timeline), keep=plan.keep,
+                                 redo={str(t.path) for t in plan.todo}, parts=parquet_parts)
+
     summary = ScanSummary(skipped=len(plan.tracks) - len(plan.todo))
-    writer = engines.open_writer(out, columns(len(labels), timeline), keep=plan.keep,
-                                 redo={str(t.path) for t in plan.todo}, engine=engine)
+    writer = None
     bar = _progress_bar(progress, len(plan.todo))
     try:
         for row in rows:
+            writer = writer or open_writer()
             writer.write(row)
             if row["status"] == "ok":
                 summary.ok += 1
@@ -123,9 +103,11 @@ def _write_rows(plan, out, labels, timeline, rows, progress, on_row, engine) -> 
             if on_row:
                 on_row(row)
             bar.advance()
+        writer = writer or open_writer()
     finally:
         bar.stop()
-        writer.close()
+        if writer is not None:
+            writer.close()
     return summary
 
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from mer_tag import _fs
+
 from .restamp import Restamp
 
 MOOD = "MOOD"
@@ -604,14 +606,6 @@ def _remove_unlocked(path: Path, dry_run: bool) -> bool:
         os.close(fd)
 
 
-def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _verify(before: _Fields, after: _Fields, changes: dict) -> None:
     """The copy holds exactly `changes`, and every other field as it was."""
     if after.kind != before.kind:
@@ -667,16 +661,11 @@ def _swap(real: Path, st: os.stat_result, tmp: Path, keep_mtime: bool, on_ready:
     """The finished temp copy replaces `real`, unless `real` changed meanwhile; durably."""
     if keep_mtime:
         os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
-    _fsync(tmp)
     now = real.stat()
     if (now.st_ino, now.st_size, now.st_mtime_ns) != (st.st_ino, st.st_size, st.st_mtime_ns):
         raise TagError("the file changed while it was being tagged")
     on_ready()
-    os.replace(tmp, real)
-    try:
-        _fsync(real.parent, directory=True)  # make the rename itself durable
-    except OSError:
-        pass  # some filesystems can't fsync a folder; the rename is still atomic
+    _fs.commit(tmp, real)  # fsync, rename, fsync the folder
 
 
 def _restore_bytes(real: Path, st: os.stat_result, undo: dict, tagged, keep_mtime: bool) -> None:

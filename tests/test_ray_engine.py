@@ -17,10 +17,9 @@ import numpy as np
 import pytest
 
 from media import tone, write_audio, write_lyrics, write_midi
-from mer_tag.engines.ray_engine import PartWriter, RayOptions, plan
-from mer_tag.predict import columns
+from mer_tag.engines.ray import RayOptions, plan
 from mer_tag.scan import scan
-from mer_tag.sinks import read_results
+from mer_tag.sinks import PartWriter, columns, read_results
 from tiny_model import make_tiny_bundle
 
 # Ray binds its node to the "remotely reachable" address unless told it is a single-machine cluster:
@@ -66,7 +65,6 @@ def local_rows(library, tiny_model, tmp_path_factory) -> dict:
 def cluster():
     """A head and a second node on 127.0.0.1, one CPU each; always shut down."""
     ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.data")
     from ray.cluster_utils import Cluster
 
     nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
@@ -138,9 +136,38 @@ def test_ray_scan_equals_local_and_resumes_from_its_part_files(cluster, library,
     assert_same_rows(by_path(frame), local_rows)
 
 
-def _killers(kills: Path, real_prepare, real_predictor):
-    """A decode task body and a model actor class that SIGKILL their own worker process once, mid-task:
-    the decode worker on Tune.wav, the actor on the batch holding Song.flac (a marker file says it happened)."""
+def test_the_driver_never_imports_torch_nor_loads_the_weights(cluster, library, tiny_model, tmp_path):
+    code = ("import sys; from mer_tag.scan import scan; "
+            f"s = scan([{str(library / 'rock')!r}], out={str(tmp_path / 'm.parquet')!r}, model={str(tiny_model)!r}, "
+            f"progress=False, engine='ray', address={cluster.address!r}); "
+            "print(s.ok, s.failed, 'torch' in sys.modules, 'mer_tag.models' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-4:] == ["2", "0", "False", "False"]
+
+
+def test_a_model_that_will_not_load_on_the_actors_is_a_usage_error_and_touches_nothing(cluster, library,
+                                                                                        tiny_model, tmp_path):
+    import shutil
+
+    from mer_tag.bundle import BundleError
+    from tiny_model import edit_card
+
+    out = tmp_path / "moods.parquet"
+    scan([library / "rock"], out=out, model=tiny_model, progress=False, engine="ray")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    broken = shutil.copytree(tiny_model, tmp_path / "broken")
+    edit_card(broken, lambda card: card["models"]["audio"].update(gru_hidden=16))  # weights no longer fit
+    with pytest.raises(BundleError, match="do not fit"):
+        scan([library / "rock"], out=out, model=broken, progress=False, engine="ray", force=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "moods.parquet"]
+
+
+def _killers(kills: Path, real_prepare, real_actor):
+    """A prepare task body and a model actor class that SIGKILL their own worker process once, mid-task:
+    the decode worker on Tune.wav, the actor on the call holding Song.flac (a marker file says it happened)."""
 
     def kill_once(name: str) -> None:
         try:
@@ -149,39 +176,40 @@ def _killers(kills: Path, real_prepare, real_predictor):
             return  # the retry: let it through
         os.kill(os.getpid(), signal.SIGKILL)
 
-    def prepare(row, **kwargs):
-        if row["path"].endswith("Tune.wav"):
+    def prepare(tracks, *args):
+        if any(t.path.name == "Tune.wav" for t in tracks):
             kill_once("prepare")
-        return real_prepare(row, **kwargs)
+        return real_prepare(tracks, *args)
 
-    class Predictor(real_predictor):
-        def __call__(self, batch):
-            if any(str(p).endswith("Song.flac") for p in batch["path"]):
+    class ModelActor(real_actor):
+        def rows(self, *blocks):
+            if any(item.track.path.name == "Song.flac" for block in blocks for item in block):
                 kill_once("actor")
-            return super().__call__(batch)
+            return super().rows(*blocks)
 
-    return prepare, Predictor
+    return prepare, ModelActor
 
 
 def test_killed_workers_lose_no_track(cluster, library, tiny_model, local_rows, tmp_path, monkeypatch):
     """SIGKILL a decode worker mid-task and the model actor mid-batch: every track still comes, once."""
     import ray.cloudpickle
 
-    from mer_tag import bundle as bundle_io
-    from mer_tag.engines import ray_engine
+    from mer_tag.engines import ray as ray_engine
     from mer_tag.library import walk
 
     kills = tmp_path / "kills"
     kills.mkdir()
-    prepare, predictor = _killers(kills, ray_engine._prepare_row, ray_engine._Predictor)
-    monkeypatch.setattr(ray_engine, "_prepare_row", prepare)
-    monkeypatch.setattr(ray_engine, "_Predictor", predictor)
+    prepare, actor = _killers(kills, ray_engine._prepare_block, ray_engine._ModelActor)
+    monkeypatch.setattr(ray_engine, "_prepare_block", prepare)
+    monkeypatch.setattr(ray_engine, "_ModelActor", actor)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this module
+    engine = ray_engine.RayEngine(tiny_model, options=RayOptions(batch_tracks=2, tracks_per_block=1))
     try:
         tracks = list(walk([library]))
-        rows = list(ray_engine.predict_tracks(tracks, bundle_io.load(tiny_model), tiny_model,
-                                              options=RayOptions(batch_tracks=2, tracks_per_block=1)))
+        engine.start()
+        rows = list(engine.rows(tracks))
     finally:
+        engine.close()
         ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert (kills / "prepare").exists() and (kills / "actor").exists()  # both workers were killed
     assert len(rows) == len(tracks) == 15

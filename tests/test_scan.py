@@ -138,6 +138,24 @@ def test_a_new_model_redoes_what_another_model_scored(library, tiny_model, tmp_p
     assert scan([library], out=out, model=newer, jobs=0, progress=False).skipped == 7
 
 
+def test_a_model_that_will_not_load_leaves_the_results_as_they_were(library, tiny_model, tmp_path):
+    import shutil
+
+    from mer_tag.bundle import BundleError
+    from tiny_model import edit_card
+
+    out = tmp_path / "moods.csv"
+    scan([library / "rock"], out=out, model=tiny_model, jobs=2, progress=False)
+    before = out.read_bytes()
+    broken = shutil.copytree(tiny_model, tmp_path / "broken")
+    edit_card(broken, lambda card: (card["models"]["audio"].update(gru_hidden=16),  # weights no longer fit
+                                    card.update(version="0.0.2")))  # another model: every track to redo
+    for force in (False, True):
+        with pytest.raises(BundleError, match="do not fit"):
+            scan([library / "rock"], out=out, model=broken, jobs=2, progress=False, force=force)
+        assert out.read_bytes() == before and not (tmp_path / "moods.csv.bak").exists()
+
+
 def test_force_keeps_a_killed_runs_journal_aside(library, tiny_model, tmp_path):
     from mer_tag.sinks import journal_path
 
@@ -191,9 +209,9 @@ def test_a_resumed_scan_with_nothing_to_do_starts_no_workers_and_no_torch(librar
     scan([library / "rock"], out=out, model=tiny_model, jobs=0, progress=False)
     before = read_results(out)
     assert before.height >= 2 and (before["status"] == "ok").all()
-    code = ("import sys; import mer_tag.predict; from mer_tag.scan import scan\n"
+    code = ("import sys; import mer_tag.prepare; from mer_tag.scan import scan\n"
             "def no_workers(*args, **kwargs): sys.exit('decode workers started')\n"
-            "mer_tag.predict.start_decode_pool = no_workers\n"
+            "mer_tag.prepare.start_pool = no_workers\n"
             f"s = scan([{str(library / 'rock')!r}], out={str(out)!r}, model={str(tiny_model)!r}, jobs=2, progress=False)\n"
             "print(s.skipped, s.ok, s.failed, 'torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -225,19 +243,31 @@ def test_a_killed_scan_keeps_its_rows_and_resumes_without_duplicates(tmp_path, t
 
 @pytest.mark.parametrize("preset", [None, "ACTIVE"])
 def test_scan_lets_idle_openmp_threads_sleep_unless_told_otherwise(library, tiny_model, tmp_path, monkeypatch, preset):
-    """Spinning OpenMP threads in the model process steal the cores the decode workers need (docs/performance.md)."""
-    if preset is None:
-        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    else:
+    """Spinning OpenMP threads in the model process steal the cores the decode workers need (docs/performance.md).
+    The command sets it; `scan` as a library call leaves its caller's process as it found it."""
+    for name in ("OMP_WAIT_POLICY", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)  # restored after the test, whatever the command sets
+    if preset is not None:
         monkeypatch.setenv("OMP_WAIT_POLICY", preset)
-    scan([library / "rock"], out=tmp_path / "m.csv", model=tiny_model, jobs=0, progress=False)
+    scan([library / "rock"], out=tmp_path / "lib.csv", model=tiny_model, jobs=0, progress=False)
+    assert os.environ.get("OMP_WAIT_POLICY") == preset and "MALLOC_MMAP_THRESHOLD_" not in os.environ
+    assert main(["scan", str(library / "rock"), "--model", str(tiny_model), "-o", str(tmp_path / "m.csv"), "-j", "0",
+                 "-q"]) == 0
     assert os.environ["OMP_WAIT_POLICY"] == (preset or "PASSIVE")
+
+
+def test_a_library_scan_leaves_torch_threads_as_it_found_them(library, tiny_model, tmp_path):
+    import torch
+
+    torch.set_num_threads(3)
+    scan([library / "rock"], out=tmp_path / "m.csv", model=tiny_model, jobs=2, progress=False)
+    assert torch.get_num_threads() == 3
 
 
 
 def test_torch_starts_after_the_openmp_wait_policy_is_set(library, tiny_model, tmp_path):
-    """OpenMP reads OMP_WAIT_POLICY once, when torch loads: anything in `scan` that imports torch before
-    setting it (checking --precision did, once) leaves the model threads spinning."""
+    """OpenMP reads OMP_WAIT_POLICY once, when torch loads: anything in `mer-tag scan` that imports torch
+    before setting it (checking --precision did, once) leaves the model threads spinning."""
     code = (
         "import importlib.abc, os, sys\n"
         "os.environ.pop('OMP_WAIT_POLICY', None)\n"
@@ -247,9 +277,9 @@ def test_torch_starts_after_the_openmp_wait_policy_is_set(library, tiny_model, t
         "        if name == 'torch' and not seen:\n"
         "            seen.append(os.environ.get('OMP_WAIT_POLICY'))\n"
         "sys.meta_path.insert(0, Probe())\n"
-        "from mer_tag.scan import scan\n"
-        f"scan([{str(library / 'rock')!r}], out={str(tmp_path / 'm.csv')!r}, model={str(tiny_model)!r}, jobs=0,\n"
-        "     progress=False, precision='auto')\n"
+        "from mer_tag.cli import main\n"
+        f"main(['scan', {str(library / 'rock')!r}, '-o', {str(tmp_path / 'm.csv')!r}, '--model', {str(tiny_model)!r},\n"
+        "      '-j', '0', '-q', '--precision', 'auto'])\n"
         "print('policy when torch loaded:', seen[0])\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}

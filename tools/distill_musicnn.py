@@ -56,7 +56,8 @@ def build_data(paths: list[Path], features, cache: Path, jobs: int) -> dict:
     import torch
 
     from mer_tag.models import musicnn
-    from mer_tag.predict import init_decode_worker
+    from mer_tag import _fs
+    from mer_tag.prepare import init_worker
 
     key = {"version": CACHE_VERSION, "paths": [str(p.resolve()) for p in paths], "hop": TEACHER_HOP_FRAMES,
            "features": asdict(features), "teacher": musicnn.weights_sha256()}
@@ -68,7 +69,7 @@ def build_data(paths: list[Path], features, cache: Path, jobs: int) -> dict:
     teacher = musicnn.Musicnn.load().eval()
     mels, targets, ok = [], [], []
     started = time.time()
-    with ProcessPoolExecutor(max_workers=jobs, initializer=init_decode_worker) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=init_worker) as pool:
         for i, (mel, patches, error) in enumerate(pool.map(clip_job, [(p, features) for p in paths], chunksize=4)):
             if error:
                 print(f"{paths[i]}: skipped: {error}", file=sys.stderr)
@@ -81,10 +82,8 @@ def build_data(paths: list[Path], features, cache: Path, jobs: int) -> dict:
                 print(f"  {i + 1}/{len(paths)} clips, {time.time() - started:.0f} s", flush=True)
     data = {"key": np.array(json.dumps(key)), "mel": np.stack(mels), "teacher": np.stack(targets),
             "index": np.array(ok)}
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / ".distill-data.tmp.npz"
-    np.savez(tmp, **data)
-    tmp.replace(file)
+    with _fs.atomic_file(file, suffix=".npz") as tmp:
+        np.savez(tmp, **data)
     return data
 
 

@@ -71,7 +71,7 @@ def scan(
         if importlib.util.find_spec("ray") is None:
             console.print("[red]error:[/] --engine ray needs ray: pip install 'mer-tag\\[ray]'")
             raise typer.Exit(2)
-    from mer_tag.predict import check_precision
+    from mer_tag.engines import check_precision
 
     try:
         check_precision(precision)
@@ -84,6 +84,10 @@ def scan(
     if tag and out == "-":
         console.print("[red]error:[/] --tag needs a results file (--out), not stdout")
         raise typer.Exit(2)
+    from mer_tag._process import let_idle_threads_sleep, reuse_freed_memory
+
+    let_idle_threads_sleep()  # this process runs the models (local engine): before torch starts
+    reuse_freed_memory()  # this process, and the decode workers it spawns
     try:
         summary = run_scan(paths, out=out, model=model, jobs=jobs, force=force, timeline=timeline,
                            chunk_hop=chunk_hop, lyrics_dir=lyrics_dir, midi_dir=midi_dir, progress=not quiet,

@@ -67,6 +67,10 @@ def evaluate(
 
     if not data.exists():
         raise usage_error(f"no such file or folder: {data}")
+    from mer_tag._process import let_idle_threads_sleep, reuse_freed_memory
+
+    let_idle_threads_sleep()  # as `scan`: this process runs the models beside the decode workers
+    reuse_freed_memory()
     try:
         metrics = run_eval(data, model=model, out=out, jobs=jobs)
     except (DatasetError, BundleError) as exc:

@@ -1,15 +1,34 @@
-"""Where the prediction loop runs: `local` (this machine's worker processes, mer_tag.predict) or `ray`.
+"""Where prediction runs: peers behind one small interface.
 
-`scan` owns the walk, the resume decision and the writer; an engine only turns the tracks still to do
-into rows. Nothing here imports ray: `--engine ray` imports it when the scan starts, and the default
-path never does.
+    engine = engines.create("local" | "ray", model, jobs=…, timeline=…, precision=…, chunk_hop=…, address=…)
+    engine.start()              # its workers (local decode processes; a Ray connection), no model yet
+    rows = engine.rows(tracks)  # an iterator: one row (sinks.columns) per track, in the order they finish
+    engine.close()              # workers stopped, the process as start() found it; safe to call twice
+
+`local` (local.py): decode processes on this machine, the model in this process. `ray` (ray.py): decode
+tasks and model actors on a Ray cluster; the driver (this process) never imports torch. Both prepare
+tracks with mer_tag.prepare and predict with engines.predictor, so their rows are the same. `scan` knows
+this interface and nothing of an engine's parts; nothing here imports ray, torch or the decoders.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator, Protocol
 
 ENGINES = ("local", "ray")
+PRECISIONS = ("auto", "fp32", "bf16")  # of the frozen encoders (MiniLM, the musicnn student); heads stay fp32
+
+
+class Engine(Protocol):
+    name: str
+    parquet_parts: bool  # Parquet results as a folder of part files (sinks.PartWriter) rather than one file
+
+    def start(self) -> None: ...
+
+    def rows(self, tracks: list) -> Iterator[dict]: ...
+
+    def close(self) -> None: ...
 
 
 def check(engine: str) -> str:
@@ -20,47 +39,46 @@ def check(engine: str) -> str:
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
-            from mer_tag.engines.ray_engine import INSTALL_HINT
+            from mer_tag.engines.ray import INSTALL_HINT
 
             raise RuntimeError(INSTALL_HINT)
     return engine
 
 
-def predict_rows(engine: str, tracks, bundle, model, jobs: int = 2, timeline: bool = False,
-                 address: str | None = None, options=None, precision: str = "auto", pool=None):
-    """One row per track from the chosen engine (an iterator; rows come in the order tracks finish).
-    `pool`: the local engine's decode workers, when the caller started them early."""
+def check_precision(precision: str) -> str:
+    """The name, or ValueError. Imports nothing: checked before torch may start (OMP_WAIT_POLICY)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    return precision
+
+
+def create(engine: str, model: str | Path, jobs: int = 2, timeline: bool = False, precision: str = "auto",
+           chunk_hop: float | None = None, address: str | None = None, options=None) -> Engine:
+    """An engine for `model` (a shipped name or a bundle folder), not started. `jobs`: the local engine's
+    decode processes, or the CPUs of the local Ray cluster started when no `address` is given; `options`:
+    the Ray engine's RayOptions."""
+    check_precision(precision)
     if check(engine) == "local":
-        from mer_tag.predict import predict_tracks
+        if address is not None:
+            raise ValueError("an address is for the ray engine")
+        from mer_tag.engines.local import LocalEngine
 
-        return predict_tracks(tracks, bundle, jobs=jobs, timeline=timeline, precision=precision, pool=pool)
-    from mer_tag.engines.ray_engine import RayOptions, predict_tracks
+        return LocalEngine(model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop)
+    from mer_tag.engines.ray import RayEngine
 
-    options = options or RayOptions()
-    if address is not None:
-        options.address = address
-    options.precision = precision
-    if options.num_cpus is None:
-        options.num_cpus = max(1, jobs)  # used only when no cluster is given: a local one of `jobs` CPUs
-    return predict_tracks(tracks, bundle, model, timeline=timeline, options=options)
+    return RayEngine(model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop, address=address,
+                     options=options)
 
 
-def is_folder_dataset(out: str | Path, engine: str) -> bool:
-    """Whether the results are a folder of Parquet part files (`out.parquet/part-*.parquet`).
+def feature_configs(model: str | Path, chunk_hop: float | None = None):
+    """(audio, midi) feature settings from the model's card (no weights, no torch), with `chunk_hop`
+    (seconds between chunk starts) applied: what every engine prepares tracks with."""
+    import dataclasses
 
-    The Ray engine writes Parquet that way; any engine keeps writing a folder that already is one.
-    """
-    if str(out) == "-" or Path(out).suffix.lower() != ".parquet":
-        return False
-    return Path(out).is_dir() or engine == "ray"
+    from mer_tag import bundle as bundle_io
 
-
-def open_writer(out: str | Path, columns: list[str], keep, redo: set[str], engine: str = "local"):
-    """The sink for a scan: the shared RowWriter, or a PartWriter for a Parquet folder dataset."""
-    if is_folder_dataset(out, engine):
-        from mer_tag.engines.ray_engine import PartWriter  # imports no ray
-
-        return PartWriter(out, columns, redo=redo)
-    from mer_tag.sinks import RowWriter
-
-    return RowWriter(out, columns, keep=keep)
+    card = bundle_io.read_card(model)
+    audio = card.audio_config
+    if chunk_hop:
+        audio = dataclasses.replace(audio, chunk_hop_seconds=float(chunk_hop))
+    return audio, card.midi_config

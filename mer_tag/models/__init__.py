@@ -1,4 +1,5 @@
-"""nn.Modules only: the audio CRNNs, the lyrics encoder + head, the MIDI BiGRU, and the fusion.
+"""nn.Modules only: the audio CRNNs and frozen front-ends, the lyrics encoder + head, the MIDI models (an event
+BiGRU, or note statistics into an MLP as the shipped model has), and the fusion.
 
 Every model is built from a plain dict of dimensions (`{"arch": name, ...}`) that the bundle stores
 beside its weights, so a checkpoint rebuilds its own model.

@@ -6,10 +6,24 @@ and every subset of modalities gets its own learned offset (calibrated on out-of
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 BRANCHES = ("audio", "lyrics", "midi")
+PROB_FLOOR = 1e-6  # probabilities are clipped here before the log: a branch's 0 never becomes -inf
+
+
+def fusion_input(probs: list, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each branch's class probabilities, in the fusion's branch order (None: the branch is absent) →
+    (log-probabilities [branches, K] float32, zeros where absent; present [branches] bool). The one
+    place they are made: training's fusion items and every engine call it."""
+    present = np.array([p is not None for p in probs])
+    log_probs = np.zeros((len(probs), n_classes), dtype=np.float32)
+    for j, p in enumerate(probs):
+        if p is not None:
+            log_probs[j] = np.log(np.clip(np.asarray(p, dtype=np.float32), PROB_FLOOR, 1))
+    return log_probs, present
 
 
 class LateFusion(nn.Module):

@@ -56,11 +56,24 @@ class Tokenizer:
         return {"input_ids": self._tokenizer.encode(text, add_special_tokens=add_special_tokens).ids}
 
 
+def stack_windows(windows: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Token windows of several songs (`features.lyrics_windows` of each) → (input_ids [W, tokens],
+    attention_mask [W, tokens], song [W]: each window's song index, numbered from 0). Windows keep their
+    full width: a song's embedding is then the same number whichever songs share its batch (cutting the
+    padding to a batch's longest window moved a short song's embedding by 2e-7)."""
+    import numpy as np
+
+    ids = np.concatenate([w["input_ids"] for w in windows])
+    mask = np.concatenate([w["attention_mask"] for w in windows])
+    song = np.repeat(np.arange(len(windows)), [len(w["input_ids"]) for w in windows])
+    return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(song)
+
+
 def average_by_song(window_embeddings: torch.Tensor, song: torch.Tensor) -> torch.Tensor:
     """[W, hidden] window embeddings → [songs, hidden]: the mean of each song's windows (`song[w]` is
     window w's song index, songs numbered from 0)."""
     n_songs = int(song.max()) + 1
-    sums = torch.zeros(n_songs, window_embeddings.shape[1], dtype=window_embeddings.dtype)
+    sums = window_embeddings.new_zeros(n_songs, window_embeddings.shape[1])
     sums.index_add_(0, song, window_embeddings)
     counts = torch.bincount(song, minlength=n_songs).clamp_min(1).unsqueeze(1)
     return sums / counts
@@ -92,14 +105,20 @@ class LyricsClassifier(nn.Module):
         weights = attention_mask.unsqueeze(-1).to(states.dtype)
         return (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 
+    def embed_songs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, song: torch.Tensor) -> torch.Tensor:
+        """Token windows of several songs (`stack_windows`) → [songs, hidden] fp32 song embeddings: every
+        window encoded (under the caller's autocast, if any), then each song's windows averaged. The one
+        path from lyrics to a song embedding: training's frozen-encoder features, fine-tuning and scans."""
+        return average_by_song(self.encode(input_ids, attention_mask).float(), song)
+
     def forward(self, song_embeddings: torch.Tensor) -> torch.Tensor:
         """[B, hidden] (windows already averaged per song) → [B, n_classes] logits."""
         return self.head(song_embeddings)
 
     def forward_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, song: torch.Tensor) -> torch.Tensor:
-        """Token windows of several songs → [songs, n_classes] logits: encode every window, average the
-        windows of each song (`song[w]` is window w's song index), classify. Used when fine-tuning."""
-        return self(average_by_song(self.encode(input_ids, attention_mask), song))
+        """Token windows of several songs → [songs, n_classes] logits (`embed_songs`, then the head). Used
+        when fine-tuning."""
+        return self(self.embed_songs(input_ids, attention_mask, song))
 
     def trained_state(self) -> dict[str, torch.Tensor]:
         """What a bundle stores: the head, plus the encoder only if we changed it."""

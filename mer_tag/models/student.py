@@ -116,14 +116,13 @@ class MusicnnStudent(nn.Module):
         """Weights and a dims file (plus `meta`: provenance) into `folder`; the weights land atomically."""
         from safetensors.torch import save_file
 
+        from mer_tag import _fs
+
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{WEIGHTS_FILE}.tmp"
-        save_file({k: v.contiguous() for k, v in self.state_dict().items() if not k.endswith("num_batches_tracked")},
-                  str(tmp))
-        tmp.chmod(0o644)  # safetensors writes a private file; weights are meant to be read by anyone
-        tmp.replace(folder / WEIGHTS_FILE)
-        (folder / DIMS_FILE).write_text(json.dumps({"dims": self.dims, **meta}, indent=1) + "\n", encoding="utf-8")
+        with _fs.atomic_file(folder / WEIGHTS_FILE) as tmp:  # made readable by all, as weights are meant to be
+            state = {k: v.contiguous() for k, v in self.state_dict().items() if not k.endswith("num_batches_tracked")}
+            save_file(state, str(tmp))
+        _fs.write_text(folder / DIMS_FILE, json.dumps({"dims": self.dims, **meta}, indent=1) + "\n")
         return folder
 
 

@@ -131,11 +131,9 @@ def write_report(
     if target is None:
         sys.stdout.write(text)
         return None
-    temporary = target.with_name(target.name + ".tmp")
+    from mer_tag import _fs
+
     try:
-        temporary.write_text(text, encoding="utf-8", newline="\n")
-        temporary.replace(target)  # a reader never sees half a report
+        return _fs.write_text(target, text)  # a reader never sees half a report
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise OutputError(f"cannot write {target}: {exc.strerror or first_line(exc)}") from exc
-    return target

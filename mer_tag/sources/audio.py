@@ -1,4 +1,5 @@
-"""Decode any audio file to mono float32 at 22.05 kHz, streamed in fixed-size blocks.
+"""Decode any audio file to mono float32 at the model's rate (the card's `sample_rate`: 22.05 kHz unless the
+model says otherwise; the shipped model's student listens at 16 kHz), streamed in fixed-size blocks.
 
 PyAV (which bundles its own FFmpeg) demuxes, decodes, downmixes and resamples, all in C; Python only
 handles big chunks, so decoding costs about what `ffmpeg -ac 1 -ar 22050 -f f32le` does, and memory stays
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Iterator
 if TYPE_CHECKING:
     import numpy as np
 
-SAMPLE_RATE = 22050  # Hz; the MIREX clips' rate, and what every model here listens at
+SAMPLE_RATE = 22050  # Hz; the MIREX clips' rate, the default when no rate is given
 BLOCK_SECONDS = 30  # s; one MIREX clip
 BLOCK_SAMPLES = BLOCK_SECONDS * SAMPLE_RATE  # samples per yielded block (2.6 MB of float32)
 RESAMPLE_BATCH = 65536  # input samples per resampler call (1.5 s at 44.1 kHz): per-call cost vanishes

@@ -130,13 +130,12 @@ class LyricsBranch(Branch):
     def collate(self, items, targets, train):
         import torch
 
+        from mer_tag.models.lyrics import stack_windows
+
         y = None if targets is None else torch.as_tensor(targets, dtype=torch.long)
         if self.frozen:
             return (torch.from_numpy(np.stack(items).astype(np.float32)),), y
-        ids = np.concatenate([w["input_ids"] for w in items])
-        mask = np.concatenate([w["attention_mask"] for w in items])
-        song = np.repeat(np.arange(len(items)), [len(w["input_ids"]) for w in items])
-        return (torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(song)), y
+        return stack_windows(items), y
 
     def forward(self, model):
         return model if self.frozen else model.forward_tokens
@@ -184,12 +183,12 @@ def fusion_items(branch_probs: dict[str, list], branches: tuple[str, ...], n_cla
     subset of modalities is seen in training. Returns (items, source index of each item)."""
     from itertools import combinations
 
+    from mer_tag.models.fusion import fusion_input
+
     n = len(next(iter(branch_probs.values())))
     items, source = [], []
     for i in range(n):
-        present = np.array([branch_probs[b][i] is not None for b in branches])
-        log_probs = np.stack([np.log(np.clip(branch_probs[b][i], 1e-6, 1)) if present[j] else np.zeros(n_classes)
-                              for j, b in enumerate(branches)])
+        log_probs, present = fusion_input([branch_probs[b][i] for b in branches], n_classes)
         on = [j for j in range(len(branches)) if present[j]]
         masks = [present]
         if subsets:

@@ -1,24 +1,27 @@
 """Feature extraction for a labelled dataset, with a cache keyed by file identity and every setting.
 
-A changed file (size or mtime), a changed setting or a changed feature-code version gives a new key, so
-stale features are never reused. Audio is decoded in worker processes; the pretrained front-ends
-(musicnn or its student, the lyrics encoder) run in this process in batches.
+Every example goes through mer_tag.prepare, the path every scan engine takes: the same decoding, the same
+checks (a truncated, too short or silent file is left out, with its one-line reason in the run's problems),
+the same chunks and features, lyrics from a sidecar file or else the audio's tags, the same MIDI events.
+Audio is prepared in spawned worker processes; the frozen front-ends (musicnn or its student, the lyrics
+encoder) run in this process. A changed file (size or mtime), a changed setting or a changed
+feature-code version gives a new key, so stale features are never reused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig
-from mer_tag.predict import init_decode_worker
+from mer_tag.library import Track
 
-FEATURE_VERSION = 1  # bump when feature code changes meaning: every cached entry is then redone
+FEATURE_VERSION = 2  # bump when feature code changes meaning: every cached entry is then redone
+# 2: audio prepared as scans prepare it (a truncated file is rejected, not trained on); lyrics keyed by text
 
 
 class FeatureCache:
@@ -26,8 +29,16 @@ class FeatureCache:
         self.folder = Path(folder) if folder else None
 
     def key(self, kind: str, path: Path, settings: dict) -> str:
+        """A file's entry: its path, size and mtime, and the settings."""
         stat = path.stat()
-        ident = [FEATURE_VERSION, kind, str(path.resolve()), stat.st_size, stat.st_mtime_ns, settings]
+        return self._digest([FEATURE_VERSION, kind, str(path.resolve()), stat.st_size, stat.st_mtime_ns, settings])
+
+    def text_key(self, kind: str, text: str, settings: dict) -> str:
+        """A text's entry (lyrics, wherever they were found): the text itself and the settings."""
+        return self._digest([FEATURE_VERSION, kind, text, settings])
+
+    @staticmethod
+    def _digest(ident: list) -> str:
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def load(self, kind: str, key: str) -> dict | None:
@@ -45,11 +56,10 @@ class FeatureCache:
     def save(self, kind: str, key: str, arrays: dict) -> None:
         if self.folder is None:
             return
-        folder = self.folder / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.tmp.npz"
-        np.savez(tmp, **arrays)
-        tmp.replace(folder / f"{key}.npz")
+        from mer_tag import _fs
+
+        with _fs.atomic_file(self.folder / kind / f"{key}.npz", suffix=".npz") as tmp:
+            np.savez(tmp, **arrays)
 
 
 @dataclass
@@ -62,25 +72,11 @@ class Features:
     problems: list = field(default_factory=list)  # (path, reason)
 
 
-def _audio_job(args) -> tuple[np.ndarray | None, str | None]:
-    path, config = args
-    from mer_tag.features import chunk_features, cut_chunks, is_silent
-    from mer_tag.sources.audio import AudioError, load_audio
-
-    try:
-        signal = load_audio(path, sr=config.sample_rate)
-    except AudioError as exc:
-        return None, str(exc)
-    if signal.size < config.min_seconds * config.sample_rate:
-        return None, f"too short ({signal.size / config.sample_rate:.2f} s)"
-    if is_silent(signal):
-        return None, "silent"
-    return chunk_features(cut_chunks(signal, config), config).astype(np.float16), None
-
-
 def extract_audio(paths: list[Path], config: AudioConfig, cache: FeatureCache, jobs: int, progress) -> tuple[list, list]:
-    """Log-mel chunks (or a frozen front-end's window embeddings) per file; (features, problems)."""
+    """Chunk features (or a frozen front-end's window embeddings of them) per file, None for a file a scan
+    would reject; (features, problems)."""
     from mer_tag.models import FROZEN_FRONTENDS, check_frontend_features, frontend_sha256
+    from mer_tag.prepare import prepare_audio, start_pool
 
     check_frontend_features(config)  # a preset that would feed the student a log-mel it never learned
     settings = asdict(config)
@@ -90,18 +86,17 @@ def extract_audio(paths: list[Path], config: AudioConfig, cache: FeatureCache, j
     out = [cache.load("audio", k) for k in keys]
     todo = [i for i, hit in enumerate(out) if hit is None]
     problems = []
-    embedder = _frozen_embedder(config.frontend) if config.frontend in FROZEN_FRONTENDS and todo else None
-    with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=init_decode_worker) as pool:
-        results = pool.map(_audio_job, [(paths[i], config) for i in todo], chunksize=4)
-        for i, (feats, error) in progress(zip(todo, results), total=len(todo), desc="audio features"):
-            if error:
-                problems.append((str(paths[i]), error))
-                out[i] = {"error": np.array(error)}
-            else:
-                if embedder is not None:
-                    feats = embedder(feats)
-                out[i] = {"x": feats}
-            cache.save("audio", keys[i], out[i])
+    if todo:
+        with start_pool(jobs) as pool:  # spawned: the workers import their stack while the front-end loads
+            embedder = _frozen_embedder(config.frontend) if config.frontend in FROZEN_FRONTENDS else None
+            results = pool.map(prepare_audio, [paths[i] for i in todo], [config] * len(todo), chunksize=4)
+            for i, audio in progress(zip(todo, results), total=len(todo), desc="audio features"):
+                if audio.error:
+                    problems.append((str(paths[i]), audio.error))
+                    out[i] = {"error": np.array(audio.error)}
+                else:
+                    out[i] = {"x": embedder(audio.features) if embedder is not None else audio.features}
+                cache.save("audio", keys[i], out[i])
     for i, entry in enumerate(out):
         if "error" in entry and i not in todo:
             problems.append((str(paths[i]), str(entry["error"])))
@@ -122,34 +117,32 @@ def _frozen_embedder(frontend: str):
     return embed_features
 
 
-def extract_lyrics(paths: list[Path | None], config: LyricsConfig, frozen: bool, pooling: str,
-                   cache: FeatureCache, progress) -> tuple[list, list]:
-    """Per song: the pooled frozen-encoder embedding [hidden] (frozen) or token windows (fine-tuning)."""
+def extract_lyrics(tracks: list[Track], config: LyricsConfig, frozen: bool, pooling: str, cache: FeatureCache,
+                   progress) -> tuple[list, list]:
+    """Per song: the frozen encoder's song embedding [hidden] (frozen) or token windows (fine-tuning), from
+    the lyrics a scan would find (the sidecar file, else the audio's tags); None for a song without."""
     import torch
 
     from mer_tag.features import lyrics_windows
-    from mer_tag.models.lyrics import LyricsClassifier, load_tokenizer
-    from mer_tag.sources.lyrics import LyricsError, clean_lyrics, read_lyrics_file
+    from mer_tag.models.lyrics import LyricsClassifier, load_tokenizer, stack_windows
+    from mer_tag.prepare import read_lyrics
 
     tokenizer = load_tokenizer()
     encoder = None
     settings = {**asdict(config), "frozen": frozen, "pooling": pooling}
     out, problems = [], []
-    for path in progress(paths, total=len(paths), desc="lyrics features"):
-        if path is None:
-            out.append(None)
-            continue
-        try:
-            text = clean_lyrics(read_lyrics_file(path))
-        except (LyricsError, OSError) as exc:
-            problems.append((str(path), str(exc)))
+    for track in progress(tracks, total=len(tracks), desc="lyrics features"):
+        text, _, note = read_lyrics(track)
+        if note:
+            problems.append((str(track.lyrics_path), note))
+        if text is None:
             out.append(None)
             continue
         windows = lyrics_windows(text, tokenizer, config)
         if not frozen:
             out.append(windows)
             continue
-        key = cache.key("lyrics", path, settings)
+        key = cache.text_key("lyrics", text, settings)
         hit = cache.load("lyrics", key)
         if hit is None:
             if encoder is None:
@@ -157,27 +150,22 @@ def extract_lyrics(paths: list[Path | None], config: LyricsConfig, frozen: bool,
                 encoder.attach_encoder()
                 encoder.eval()
             with torch.inference_mode():
-                emb = encoder.encode(torch.from_numpy(windows["input_ids"]), torch.from_numpy(windows["attention_mask"]))
-            hit = {"x": emb.mean(0).numpy()}
+                hit = {"x": encoder.embed_songs(*stack_windows([windows]))[0].numpy()}
             cache.save("lyrics", key, hit)
         out.append(hit["x"])
     return out, problems
 
 
-def extract_midi(paths: list[Path | None], config: MidiConfig, progress) -> tuple[list, list]:
-    from mer_tag.features import midi_sequence
-    from mer_tag.sources.midi import MidiError, read_midi_notes
+def extract_midi(tracks: list[Track], config: MidiConfig, progress) -> tuple[list, list]:
+    """Per song: the MIDI event sequence a scan would read, None for a song without a usable MIDI file."""
+    from mer_tag.prepare import read_midi
 
     out, problems = [], []
-    for path in progress(paths, total=len(paths), desc="MIDI features"):
-        if path is None:
-            out.append(None)
-            continue
-        try:
-            out.append(midi_sequence(read_midi_notes(path), config))
-        except (MidiError, OSError) as exc:
-            problems.append((str(path), str(exc)))
-            out.append(None)
+    for track in progress(tracks, total=len(tracks), desc="MIDI features"):
+        sequence, note = read_midi(track, config)
+        if note:
+            problems.append((str(track.midi_path), note))
+        out.append(sequence)
     return out, problems
 
 
@@ -193,8 +181,9 @@ def extract_branch(name: str, config: dict, examples, cache: FeatureCache, jobs:
     if name == "audio":
         return extract_audio([e.audio_path for e in examples], config_from_json(AudioConfig, settings), cache, jobs,
                              progress)
+    tracks = [Track(e.audio_path, e.lyrics_path, e.midi_path) for e in examples]
     if name == "lyrics":
-        return extract_lyrics([e.lyrics_path for e in examples], config_from_json(LyricsConfig, settings),
+        return extract_lyrics(tracks, config_from_json(LyricsConfig, settings),
                               section.get("encoder", "frozen") != "finetune",
                               section.get("model", {}).get("pooling", "mean"), cache, progress)
-    return extract_midi([e.midi_path for e in examples], config_from_json(MidiConfig, settings), progress)
+    return extract_midi(tracks, config_from_json(MidiConfig, settings), progress)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mer_tag import _fs
 from mer_tag.models.ensemble import combine
 from mer_tag.train.branches import fusion_items, make_branch
 
@@ -97,7 +98,7 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
     y = np.array([e.label for e in examples])
     groups = [artist_group(e.artist, e.id) for e in examples]
     split = preset_split(y, groups, config, seed)
-    (out / "split.json").write_text(json.dumps(
+    _fs.write_text(out / "split.json", json.dumps(
         {name: [examples[i].id for i in idx] for name, idx in split.items()}, indent=1) + "\n")
     log("split: " + ", ".join(f"{k} {len(v)}" for k, v in split.items()) + " songs (grouped by artist)")
 
@@ -292,7 +293,7 @@ def _card(config, dataset, examples, split, metrics, histories, problems, starte
 def _write_reports(out: Path, bundle, metrics, histories, names, problems) -> None:
     from mer_tag.train.evaluate import classification_text, plot_confusion, plot_curves, report_table
 
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    _fs.write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     for model_name, per_set in metrics.items():
         for set_name, s in per_set.items():
             if s.get("n"):
@@ -300,8 +301,8 @@ def _write_reports(out: Path, bundle, metrics, histories, names, problems) -> No
     for name, history in histories.items():
         if history.epochs:
             plot_curves(history.epochs, name, out / f"curves-{name}.png")
-    (out / "problems.txt").write_text("".join(f"{path}\t{reason}\n" for path, reason in problems))
-    (out / "classification-report.txt").write_text(classification_text(metrics))
+    _fs.write_text(out / "problems.txt", "".join(f"{path}\t{reason}\n" for path, reason in problems))
+    _fs.write_text(out / "classification-report.txt", classification_text(metrics))
     card = bundle.card
     lines = [
         f"# Model card: {bundle.name}", "",
@@ -315,4 +316,4 @@ def _write_reports(out: Path, bundle, metrics, histories, names, problems) -> No
         "## Reproduce", "", f"`{card['command'] or 'mer-tag train --preset ' + card['preset']['name']}`", "",
         f"Skipped or degraded inputs: {len(problems)} (see problems.txt).", "",
     ]
-    (out / "model-card.md").write_text("\n".join(lines))
+    _fs.write_text(out / "model-card.md", "\n".join(lines))

@@ -1,0 +1,336 @@
+"""`mer-tag scan --engine ray`: the same scan on a Ray cluster (issue #8; docs/scale.md).
+
+The walk, the resume decision and the writer stay in `mer_tag.scan`; this engine turns the tracks still
+to do into rows with Ray tasks and actors:
+
+    start()     model actors created (one per GPU, or a few on CPUs): each loads the model once, from
+                the card and safetensors the driver put in the object store as bytes
+    rows()      the tracks in blocks; one prepare task per block (prepare.prepare: decode, checks,
+                features, tags, lyrics, MIDI), a bounded number in flight; each decoded block goes to
+                the least busy actor, which runs Predictor.rows on it (its tracks' chunks and lyrics
+                share forward passes, then each branch and the fusion), on a GPU where there is one;
+                rows come back to the driver as the calls finish, into the sink
+
+so the rows are the local engine's (same code, same columns); only chunk batching differs, which moves
+probabilities by float rounding at most. The driver plans and writes: it reads the card, never imports
+torch nor loads the weights; only the actors do. A worker killed mid-run loses no track: Ray re-runs a
+prepare task whose worker died (up to `max_retries` times) and restarts a killed actor, re-sending its
+call. A killed driver loses nothing written: rerunning the scan resumes like the local engine. Parquet
+results from this engine are a part folder (sinks.PartWriter).
+
+Plain tasks and actors rather than Ray Data: on a 2-CPU cluster, Ray Data's executor and its helper
+actors cost about 4 CPU-seconds of a 48-track scan that needs 11 (docs/scale.md).
+
+Nothing at import time needs ray; `import ray` happens inside functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "the Ray engine needs ray: pip install 'mer-tag[ray]' (or: pip install ray)"
+CALLS_PER_ACTOR = 2  # one running, one queued: an actor never waits on the driver between calls
+IN_FLIGHT_PER_SLOT = 8  # tracks submitted and not yet scored, per decode slot (+2), as the local engine
+MODEL = "<model>"  # stands for the model's name in an actor's message (the actor sees only a temp folder)
+
+
+@dataclass
+class RayOptions:
+    """How the scan uses the cluster. Every field has a default that suits the cluster it finds."""
+
+    address: str | None = None  # HOST:PORT of a running cluster; None: RAY_ADDRESS, else a local one
+    num_cpus: int | None = None  # CPUs of a local cluster started here (scan: --jobs; None: all cores)
+    decode_cpus: float = 1.0  # CPUs reserved by each prepare (decode + features) task
+    model_actors: int | None = None  # model actors (None: one per GPU; CPU-only: one per 8 CPUs, at least 1)
+    model_cpus: float | None = None  # CPUs reserved per model actor (None: 1 with a GPU or >= 8 CPUs, else 0)
+    model_gpus: float | None = None  # GPUs per model actor (None: 1 where the cluster has GPUs)
+    tracks_per_block: int | None = None  # tracks per prepare task (None: ~4 tasks per CPU, 1..32)
+    batch_tracks: int = 8  # tracks per model call (their chunks share forward passes)
+    max_retries: int = 4  # re-runs of a prepare task whose worker died
+    precision: str = "auto"  # of the frozen encoders on each model actor's CPU (predictor.resolve_precision)
+
+
+class RayEngine:
+    """Prepare tasks and model actors on a Ray cluster: the one at `address` (else RAY_ADDRESS, else the one
+    this process already joined), or a local one of `jobs` CPUs started by `start` and stopped by `close`."""
+
+    name = "ray"
+    parquet_parts = True  # a million-track scan must never rewrite what it wrote
+
+    def __init__(self, model: str | Path, jobs: int = 2, timeline: bool = False, precision: str = "auto",
+                 chunk_hop: float | None = None, address: str | None = None, options: RayOptions | None = None):
+        from mer_tag.engines import feature_configs
+
+        self.model, self.timeline = model, timeline
+        self.audio_config, self.midi_config = feature_configs(model, chunk_hop)  # the card: no torch, no weights
+        self.options = options or RayOptions()
+        if address is not None:
+            self.options.address = address
+        self.options.precision = precision
+        if self.options.num_cpus is None:
+            self.options.num_cpus = max(1, jobs)  # used only when no cluster is given: a local one of `jobs` CPUs
+        self.ray: Any = None  # the ray module, once started
+        self.actors: list = []
+        self._files: Any = None  # the model's files in the object store, held so a restarted actor can load them
+        self._pending: list = []  # refs of tasks and calls not finished, cancelled by `close`
+        self._started_here = False
+
+    def start(self) -> None:
+        """Join the cluster and create the model actors; they load the model while tracks decode."""
+        if self.ray is not None:
+            return
+        try:
+            import ray
+        except ImportError:
+            raise RuntimeError(INSTALL_HINT) from None
+        self._started_here = _connect(ray, self.options)
+        self.ray = ray
+        p = plan(ray.cluster_resources(), 0, self.options)
+        self._files = ray.put(model_files(self.model))
+        actor = ray.remote(_ModelActor).options(num_cpus=p["model_cpus"], num_gpus=p["model_gpus"] or None,
+                                                max_restarts=-1, max_task_retries=-1)
+        self.actors = [actor.remote([self._files], self.audio_config, self.timeline, p["model_threads"],
+                                    self.options.precision) for _ in range(p["actors"][1])]
+
+    def rows(self, tracks):
+        """Yield one row per track (sinks.columns keys), in the order they finish."""
+        from mer_tag.bundle import BundleError
+
+        tracks = list(tracks)
+        if not tracks:
+            return
+        self.start()
+        ray = self.ray
+        p = plan(ray.cluster_resources(), len(tracks), self.options)
+        log.info("ray engine: %s", p)
+        size = p["tracks_per_block"]
+        blocks = iter([tracks[i : i + size] for i in range(0, len(tracks), size)])
+        prepare = ray.remote(_prepare_block).options(num_cpus=self.options.decode_cpus,
+                                                     max_retries=self.options.max_retries)
+        slots = max(1, int((p["cpus"] - p["model_cpus"] * len(self.actors)) / self.options.decode_cpus))
+        max_in_flight = IN_FLIGHT_PER_SLOT * slots + 2
+        decoding, decoded, calls = {}, [], {}  # ref → its tracks; [(ref, tracks)]; call ref → (actor, tracks)
+        busy = dict.fromkeys(range(len(self.actors)), 0)
+        in_flight = 0
+
+        def submit():
+            nonlocal in_flight
+            while in_flight < max_in_flight:
+                block = next(blocks, None)
+                if block is None:
+                    return
+                decoding[prepare.remote(block, self.audio_config, self.midi_config)] = len(block)
+                in_flight += len(block)
+
+        def dispatch():
+            while decoded:
+                actor = min(busy, key=busy.get)
+                if busy[actor] >= CALLS_PER_ACTOR:
+                    return
+                refs, n = [], 0
+                while decoded and (not refs or n + decoded[0][1] <= self.options.batch_tracks):
+                    ref, count = decoded.pop(0)
+                    refs.append(ref)
+                    n += count
+                calls[self.actors[actor].rows.remote(*refs)] = (actor, n)
+                busy[actor] += 1
+
+        submit()
+        problem = ray.get([a.problem.remote() for a in self.actors])  # the model loads while tracks decode
+        if any(problem):
+            raise BundleError(next(filter(None, problem)).replace(MODEL, str(self.model)))
+        while decoding or decoded or calls:
+            self._pending = [*decoding, *calls]
+            done, _ = ray.wait(self._pending, num_returns=1, fetch_local=False)
+            ref = done[0]
+            if ref in decoding:
+                decoded.append((ref, decoding.pop(ref)))
+            else:
+                actor, n = calls.pop(ref)
+                busy[actor] -= 1
+                in_flight -= n
+                yield from ray.get(ref)
+            submit()
+            dispatch()
+        self._pending = []
+
+    def close(self) -> None:
+        """Cancel what is left (a scan stopped early), remove the actors, and leave a cluster started here."""
+        if self.ray is None:
+            return
+        ray = self.ray
+        for ref in self._pending:
+            try:
+                ray.cancel(ref, force=False)
+            except Exception:  # already finished, or an actor call Ray will not cancel: it ends with its actor
+                pass
+        for actor in self.actors:
+            ray.kill(actor)
+        if self._started_here:
+            ray.shutdown()
+        self.ray, self.actors, self._files, self._pending, self._started_here = None, [], None, [], False
+
+
+def _connect(ray, options: RayOptions) -> bool:
+    """Join the cluster (or start a local one). True when this call started Ray and must shut it down."""
+    if ray.is_initialized():
+        return False
+    kwargs = dict(log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
+    address = options.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, **kwargs)
+    else:  # a throwaway local cluster for this scan
+        ray.init(num_cpus=options.num_cpus, include_dashboard=False, **kwargs)
+    return True
+
+
+# ------------------------------------------------------------------ planning
+
+
+def plan(cluster: dict, n_tracks: int, options: RayOptions) -> dict:
+    """Resources and sizes for a cluster's resources (ray.cluster_resources()); pure, for tests/docs.
+    `actors` is (fewest, most) useful; the engine starts the most."""
+    cpus = float(cluster.get("CPU", 1))
+    gpus = float(cluster.get("GPU", 0))
+    model_gpus = options.model_gpus if options.model_gpus is not None else (1.0 if gpus >= 1 else 0.0)
+    if options.model_actors is not None:
+        actors = (options.model_actors, options.model_actors)
+    elif model_gpus > 0:
+        n = max(1, int(gpus // model_gpus))
+        actors = (n, n)
+    else:
+        actors = (1, max(1, int(cpus // 8)))
+    # A GPU actor keeps one CPU to feed its GPU. On a CPU cluster of a few cores a reserved core would
+    # idle a decode slot (or, on one core, leave none), so the actor shares the decode tasks' cores as
+    # the local engine's main process does; from 8 CPUs on, each actor reserves a core of its own.
+    if options.model_cpus is not None:
+        model_cpus = options.model_cpus
+    else:
+        model_cpus = 1.0 if model_gpus > 0 or cpus >= 8 else 0.0
+    # Torch threads per actor: its own cores, or, sharing the decode cores, one per core the cluster has per
+    # actor (with musicnn as the front-end, default@0.1.0, one thread left a core idle; docs/scale.md).
+    model_threads = max(1, int(model_cpus)) if model_cpus else max(1, int(cpus) // actors[1])
+    per_block = options.tracks_per_block or max(1, min(32, -(-n_tracks // max(1, int(4 * cpus)))))
+    return {"cpus": cpus, "gpus": gpus, "actors": actors, "model_cpus": model_cpus, "model_gpus": model_gpus,
+            "model_threads": model_threads, "tracks_per_block": per_block,
+            "blocks": max(1, -(-n_tracks // per_block))}
+
+
+# ------------------------------------------------------------------ the workers
+
+
+def model_files(model) -> dict[str, bytes]:
+    """The bundle folder's card and weights, shipped to each actor: the workers need no copy of the model
+    and load it exactly as the local engine does (bundle.load: safetensors and JSON, nothing unpickled)."""
+    from mer_tag import bundle as bundle_io
+
+    folder = bundle_io.resolve(model)
+    names = [bundle_io.CARD_FILE] + sorted(p.name for p in folder.glob("*.safetensors"))
+    return {name: (folder / name).read_bytes() for name in names}
+
+
+def _prepare_block(tracks: list, audio_config, midi_config) -> list:
+    """Ray task body: a block of tracks → their Prepared (numpy arrays travel out of band, uncopied)."""
+    from mer_tag.prepare import prepare
+
+    _init_decode_process()
+    return [prepare(track, audio_config, midi_config) for track in tracks]
+
+
+_DECODE_PROCESS_READY = False
+
+
+def _init_decode_process() -> None:
+    """Once per Ray worker process: set up as the local engine's decode workers are (one BLAS thread,
+    freed memory kept, no torch)."""
+    global _DECODE_PROCESS_READY
+    if not _DECODE_PROCESS_READY:
+        from mer_tag.prepare import init_worker
+
+        init_worker()
+        _DECODE_PROCESS_READY = True
+
+
+class _ModelActor:
+    """Ray actor body: the model loaded once, then Predictor.rows on each call's prepared tracks."""
+
+    def __init__(self, files: list, audio_config, timeline: bool, threads: int = 1, precision: str = "auto"):
+        import tempfile
+
+        from mer_tag._process import let_idle_threads_sleep
+
+        let_idle_threads_sleep()  # this actor's own process, before torch starts there
+        import ray
+        import torch
+
+        from mer_tag import bundle as bundle_io
+        from mer_tag.engines.predictor import Predictor
+
+        torch.set_num_threads(min(threads, os.cpu_count() or 1))  # never more than this node has
+        self.predictor: Any = None
+        self._problem: str | None = None
+        try:
+            with tempfile.TemporaryDirectory(prefix="mer-tag-model-") as tmp:
+                for name, data in ray.get(files[0]).items():  # [ref]: a nested ref is not resolved for us
+                    Path(tmp, name).write_bytes(data)
+                bundle = bundle_io.load(tmp)
+        except bundle_io.BundleError as exc:
+            self._problem = str(exc).replace(tmp, MODEL)  # the driver says it, with the model's own name
+            return
+        bundle.audio_config = audio_config  # the driver's, with any --chunk-hop applied
+        self.predictor = Predictor(bundle, timeline, precision)
+        if torch.cuda.is_available():
+            _to_device(self.predictor, torch.device("cuda"))
+
+    def problem(self) -> str | None:
+        """None once the model is loaded; else why it cannot be."""
+        return self._problem
+
+    def rows(self, *blocks: list) -> list[dict]:
+        return self.predictor.rows([item for block in blocks for item in block])
+
+
+# ------------------------------------------------------------------ GPU actors
+
+
+def _to_device(predictor, device) -> None:
+    """Run the engine's models on `device`: inputs go there, outputs come back to the CPU, so
+    the Predictor (which builds CPU tensors) runs unchanged."""
+    predictor.bundle.models = {name: _OnDevice(module, device) for name, module in predictor.bundle.models.items()}
+    if predictor.frontend is not None:
+        predictor.frontend = _OnDevice(predictor.frontend, device)
+
+
+def _move(value, device):
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _move(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_move(v, device) for v in value)
+    return value
+
+
+class _OnDevice:
+    def __init__(self, module, device):
+        self.module, self.device = module.to(device), device
+
+    def __call__(self, *args, **kwargs):
+        return _move(self.module(*_move(args, self.device), **_move(kwargs, self.device)), "cpu")
+
+    def encode(self, *args, **kwargs):
+        return _move(self.module.encode(*_move(args, self.device), **_move(kwargs, self.device)), "cpu")
+
+    def embed_songs(self, *args, **kwargs):
+        return _move(self.module.embed_songs(*_move(args, self.device), **_move(kwargs, self.device)), "cpu")
+
+    def __getattr__(self, name):
+        return getattr(self.module, name)

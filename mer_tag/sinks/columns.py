@@ -1,0 +1,43 @@
+"""The columns of a result row: the one table every writer, reader and engine takes them from (docs/output.md)."""
+
+from __future__ import annotations
+
+PROB = "prob_cluster_{k}"  # one column per class, k = 1..K
+
+# (name, type) in output order; `timeline` only with --timeline.
+TABLE = (
+    ("path", "str"), ("status", "str"), ("error", "str"), ("notes", "str"), ("size", "int"), ("mtime", "float"),
+    ("title", "str"), ("artist", "str"), ("album", "str"), ("duration_s", "float"),
+    ("cluster", "int"), ("cluster_name", "str"), ("confidence", "float"), (PROB, "float"),
+    ("audio_cluster", "int"), ("lyrics_cluster", "int"), ("midi_cluster", "int"),
+    ("lyrics_source", "str"), ("lyrics_path", "str"), ("midi_path", "str"), ("model", "str"),
+    ("timeline", "str"),
+)
+TYPES = dict(TABLE)
+
+
+def columns(n_classes: int, timeline: bool) -> list[str]:
+    """Output columns, in order, for a model of `n_classes` classes."""
+    names = []
+    for name, _ in TABLE:
+        if name == PROB:
+            names += [PROB.format(k=k + 1) for k in range(n_classes)]
+        elif name != "timeline" or timeline:
+            names.append(name)
+    return names
+
+
+def column_type(name: str) -> str | None:
+    """'str', 'int' or 'float' for a result column; None for a column not in the table."""
+    if name.startswith("prob_cluster_"):
+        return TYPES[PROB]
+    return TYPES.get(name)
+
+
+def polars_schema(names: list[str]) -> dict:
+    """Polars types for `names`, so every Parquet file has the same schema (a part whose rows are all errors
+    must not make `cluster` a null column); a column not in the table is text."""
+    import polars as pl
+
+    types = {"str": pl.String, "int": pl.Int64, "float": pl.Float64}
+    return {name: types[column_type(name) or "str"] for name in names}

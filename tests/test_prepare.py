@@ -1,0 +1,109 @@
+"""mer_tag.prepare is the one path from a file to model input: training's feature extraction gets exactly what
+a scan's preparation gets, rejects what it rejects (a truncated file), and finds the lyrics it finds (embedded
+in the tags when there is no sidecar)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media import tone, write_audio, write_lyrics, write_midi, write_tags
+from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig, lyrics_windows
+from mer_tag.library import Track
+from mer_tag.prepare import prepare
+from mer_tag.train.extract import FeatureCache, extract_audio, extract_lyrics, extract_midi
+
+AUDIO = AudioConfig(n_mels=32, chunk_seconds=5.0, chunk_hop_seconds=5.0)
+MIDI = MidiConfig(seq_len=50)
+SUNG = "Shadows fall across the water\nand I call your name again\n" * 3
+
+
+def same(iterable, **_):
+    return iterable
+
+
+@pytest.fixture()
+def songs(tmp_path) -> dict[str, Track]:
+    """A clean song with a sidecar and MIDI, a FLAC cut in half, a song whose only lyrics are in its tags,
+    and one whose sidecar is unreadable but whose tags have lyrics."""
+    good = write_audio(tmp_path / "good.flac", tone(12, 330))
+    whole = write_audio(tmp_path / "whole.flac", tone(8, 440)).read_bytes()
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole[: len(whole) // 2])
+    sung = write_tags(write_audio(tmp_path / "sung.mp3", tone(6, 550)), lyrics=SUNG)
+    garbled = write_tags(write_audio(tmp_path / "garbled.mp3", tone(6, 660)), lyrics="Only in the tags\n")
+    (tmp_path / "garbled.txt").write_bytes(b"\x00\x01\x02\xff" * 100)
+    sidecar, midi = write_lyrics(tmp_path / "good.txt", "We ride tonight\n"), write_midi(tmp_path / "good.mid")
+    return {
+        "good": Track(good, sidecar, midi),
+        "cut": Track(cut),
+        "sung": Track(sung),
+        "garbled": Track(garbled, tmp_path / "garbled.txt"),
+    }
+
+
+def test_training_extracts_the_audio_a_scan_prepares_and_rejects_what_it_rejects(songs, tmp_path):
+    tracks = list(songs.values())
+    prepared = [prepare(track, AUDIO, MIDI) for track in tracks]
+    assert prepared[1].error.startswith("truncated: decoded ")  # a scan rejects the cut file
+    for cache in (FeatureCache(None), FeatureCache(tmp_path / "cache"), FeatureCache(tmp_path / "cache")):
+        features, problems = extract_audio([t.path for t in tracks], AUDIO, cache, jobs=1, progress=same)
+        for track, item, x in zip(tracks, prepared, features):
+            if item.error:
+                assert x is None and (str(track.path), item.error) in problems
+            else:
+                assert x.dtype == item.audio.dtype == np.float16 and np.array_equal(x, item.audio), track.path.name
+        assert problems == [(str(songs["cut"].path), prepared[1].error)]  # the same one line, from the cache too
+    assert len(prepared[0].audio) == 3  # 12 s in 5-s chunks
+
+
+def test_training_reads_the_lyrics_and_midi_a_scan_reads(songs):
+    from mer_tag.models.lyrics import load_tokenizer
+
+    tracks = [songs["good"], songs["sung"], songs["garbled"]]
+    config = LyricsConfig(max_tokens=16, max_windows=2)
+    windows, problems = extract_lyrics(tracks, config, frozen=False, pooling="mean", cache=FeatureCache(None),
+                                       progress=same)
+    prepared = [prepare(track, AUDIO, MIDI) for track in tracks]
+    assert [item.lyrics_source for item in prepared] == ["sidecar", "embedded", "embedded"]
+    tokenizer = load_tokenizer()
+    for item, got in zip(prepared, windows):
+        want = lyrics_windows(item.lyrics, tokenizer, config)
+        assert np.array_equal(got["input_ids"], want["input_ids"])
+        assert np.array_equal(got["attention_mask"], want["attention_mask"])
+    assert len(windows[1]["input_ids"]) == 2  # the embedded lyrics, over two windows
+    assert problems == [(str(songs["garbled"].lyrics_path), prepared[2].notes[0])]
+    assert "garbled.txt skipped" in prepared[2].notes[0]
+
+    midi, midi_problems = extract_midi(tracks, MIDI, progress=same)
+    assert midi_problems == [] and midi[1] is None and midi[2] is None
+    for got, want in zip(midi[0], prepared[0].midi):
+        assert np.array_equal(got, want)
+
+
+def test_a_song_embedding_is_the_same_in_training_and_in_a_scan(songs, tiny_model):
+    """The lyrics path (windows → encoder → song embedding) is one: training's frozen-encoder feature through
+    the model's head gives the probabilities a scan gives."""
+    import torch
+
+    from mer_tag import bundle as bundle_io
+    from mer_tag.engines.predictor import Predictor
+
+    bundle = bundle_io.load(tiny_model)
+    head = bundle.models["lyrics"]
+    predictor = Predictor(bundle, precision="fp32")
+    item = prepare(songs["sung"], bundle.audio_config, bundle.midi_config)
+    [embedding], _ = extract_lyrics([songs["sung"]], bundle.lyrics_config, frozen=True, pooling=head.pooling,
+                                    cache=FeatureCache(None), progress=same)
+    with torch.inference_mode():
+        trained_on = torch.softmax(head(torch.from_numpy(embedding)[None]), -1)[0].numpy()
+    np.testing.assert_array_equal(predictor.lyrics_probs([item.lyrics])[0], trained_on)
+
+
+def test_a_bad_file_never_raises(tmp_path):
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(np.random.default_rng(0).bytes(20_000))
+    item = prepare(Track(broken), AUDIO, MIDI)
+    assert item.error and "\n" not in item.error and item.audio is None
+    gone = prepare(Track(Path(tmp_path / "gone.mp3")), AUDIO, MIDI)
+    assert gone.error and "\n" not in gone.error and gone.audio is None
