@@ -101,7 +101,7 @@ class Restamp:
 
 def _text_file(path: Path, edit) -> int:
     """Edit the complete lines of a CSV or JSON-lines file; a last line torn by a killed scan stays as it is."""
-    from .sinks import _complete_lines
+    from .sinks.journal import complete_lines as _complete_lines  # moved by #17
 
     st = path.stat()
     raw = path.read_bytes()
