@@ -39,6 +39,14 @@ def test_top_level_help_teaches_with_examples_and_moods():
     assert "--version" in out
 
 
+def test_scan_help_explains_its_jargon_and_exit_status(capsys):
+    assert main(["scan", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--retry-failed" in out and "Exit status" in out
+    assert "PATH..." in out and "FILE" in out
+    assert "encoders" not in out and "bf16" in out and "16-bit" in out  # a word explained, not just used
+
+
 def test_train_examples_use_a_dataset_folder_and_point_to_the_docs(capsys):
     assert main(["train", "--help"]) == 0
     out = capsys.readouterr().out
