@@ -193,8 +193,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def check_out(out: str | Path) -> None:
-    """ResultsError unless `out` can take a scan's rows: a known format, in a folder that exists or can be
-    made, where a file can be written. Creates that folder; writes nothing else."""
+    """ResultsError unless `out` can take a scan's rows: a known format, in a folder where a file can be
+    written (or one that can be made in a folder where it can). Leaves nothing behind."""
     import os
     import tempfile
 
@@ -211,15 +211,15 @@ def check_out(out: str | Path) -> None:
     blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise ResultsError(f"cannot write {out}: {blocker} is a file, not a folder")
+    existing = next(p for p in [folder, *folder.parents, Path(".")] if p.exists())  # the rest is made later
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):  # the writer replaces files atomically: it needs the folder
+        with tempfile.TemporaryFile(dir=existing):  # the writer replaces files atomically: it needs the folder
             pass
-        if out.is_file() and not os.access(out, os.W_OK):
-            raise PermissionError(13, "Permission denied", str(out))
     except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(out) else ""
-        raise ResultsError(f"cannot write {out}: {exc.strerror or exc}{where}") from None
+        raise ResultsError(f"cannot write {out}: no new file can be made in {existing} "
+                           f"({exc.strerror or exc})") from None
+    if out.is_file() and not os.access(out, os.W_OK):
+        raise ResultsError(f"cannot write {out}: permission denied")
 
 
 def _set_aside(out: Path) -> None:

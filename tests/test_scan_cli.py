@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from media import tone, write_audio
+from mer_tag.cli import main
 from mer_tag.progress import ScanFeedback
 from mer_tag.scan import scan
 from mer_tag.sinks import read_results
@@ -173,3 +174,11 @@ def test_on_a_pipe_scan_says_what_it_will_do_in_one_line(library, tiny_model, tm
     lines = run.stderr.strip().splitlines()
     assert lines[0] == "3 tracks: 3 to do"
     assert lines[-1].startswith("2 ok, 1 failed, 0 skipped") and "━" not in run.stderr
+
+
+def test_a_new_folder_for_the_results_is_made_only_by_a_scan_that_runs(library, tiny_model, tmp_path):
+    out = tmp_path / "new" / "deeper" / "moods.csv"
+    assert main(["scan", str(library), "--model", str(tmp_path / "no-model"), "-o", str(out)]) == 2
+    assert not (tmp_path / "new").exists()  # refused: nothing left behind
+    assert main(["scan", str(library / "a.wav"), "--model", str(tiny_model), "-o", str(out), "-j", "0", "-q"]) == 0
+    assert len(read_results(out)) == 1
