@@ -184,7 +184,27 @@ def _previous_rows(out: Path):
     if rows.height and missing:
         raise ResultsError(f"{out} is not a mer-tag results file (no {' or '.join(missing)} column); it is left "
                            "as it is: choose another --out or move it away")
+    if not rows.height and out.is_file() and _holds_other_data(out):
+        raise ResultsError(f"{out} is not a mer-tag results file (no rows with a path); it is left as it is: "
+                           "choose another --out or move it away")
     return rows
+
+
+def _holds_other_data(out: Path) -> bool:
+    """A file that gave no rows but is not empty either: another table's header, lines that are not JSON,
+    a Parquet file of other columns. The writer would replace it. (A torn last line is a killed scan's.)"""
+    import polars as pl
+
+    from mer_tag.sinks import result_format
+    from mer_tag.sinks.journal import complete_lines
+
+    if result_format(out) == "parquet":
+        return "path" not in pl.read_parquet_schema(out)
+    lines = complete_lines(out.read_bytes()).decode("utf-8", "replace").splitlines()
+    lines = [line for line in lines if line.strip()]
+    if result_format(out) == "csv":
+        return bool(lines) and "path" not in lines[0].split(",")
+    return bool(lines)  # JSON lines: a complete line that gave no row was not a row
 
 
 def _first_line(exc: BaseException) -> str:

@@ -44,6 +44,12 @@ def bad_output(kind: str, tmp_path: Path) -> str:
     if kind == "an unrelated csv":
         (tmp_path / "mine.csv").write_text("name,score\nalice,3\n")
         return "mine.csv"
+    if kind == "a header of another table":
+        (tmp_path / "mine.csv").write_text("name,score\n")
+        return "mine.csv"
+    if kind == "text that is not json lines":
+        (tmp_path / "notes.jsonl").write_text("my notes\nmore notes\n")
+        return "notes.jsonl"
     if kind == "a file as a folder":
         (tmp_path / "moods.csv").write_text("mine\n")
         return "moods.csv/out.csv"
@@ -53,7 +59,8 @@ def bad_output(kind: str, tmp_path: Path) -> str:
     return "/proc/x/out.csv"  # cannot be created
 
 
-BAD_OUTPUTS = ["an unrelated csv", "a file as a folder", "a folder as the file", "cannot be created"]
+BAD_OUTPUTS = ["an unrelated csv", "a header of another table", "text that is not json lines",
+               "a file as a folder", "a folder as the file", "cannot be created"]
 
 
 @pytest.mark.parametrize("kind", BAD_OUTPUTS)
