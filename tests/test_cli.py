@@ -30,6 +30,8 @@ def test_help_names_values_in_words_not_python_types(command, capsys):
     assert "Usage: mer-tag" in out
     assert not PYTHON_PLACEHOLDER.search(out), PYTHON_PLACEHOLDER.search(out)
     assert "../shared" not in out  # examples use paths a person who installed mer-tag has
+    examples = [line for line in out.splitlines() if line.lstrip().startswith("mer-tag ")]
+    assert examples and all(line.startswith("   mer-tag ") for line in examples), examples  # set off, not prose
 
 
 def test_top_level_help_teaches_with_examples_and_moods():

@@ -22,13 +22,13 @@ it finds them, reads the lyrics and the MIDI beside each song.
 
 Examples:
 
-  mer-tag scan ~/Music                      # every song's mood → moods.csv
+  mer-tag scan ~/Music                   # each song's mood → moods.csv
 
-  mer-tag report moods.csv                  # a page to browse them: report.html
+  mer-tag report moods.csv               # a page to browse: report.html
 
   mer-tag playlists moods.csv -o ~/Music/Moods
 
-  mer-tag tag moods.csv                     # write the moods into the files' tags
+  mer-tag tag moods.csv                  # moods into the files' tags
 """
 
 # Typer names values by their Python type ("<int>", "<list[Path]>", "{paths}"); help names them in words.
@@ -49,6 +49,18 @@ def _plain_metavars(params) -> None:
             usage = param.metavar + ("..." if param.nargs != 1 else "")
             param.get_usage_pieces = lambda ctx, usage=usage: [usage]
             param.display_type_rich = lambda ctx: None  # the name column already says it
+
+
+def _reflow(text: str | None) -> str | None:
+    """Join a docstring paragraph's lines, so help wraps at the terminal's width (rich markup keeps every line
+    break, and a line broken at 110 columns in the source comes out ragged in 80); indented lines
+    (examples) stay as they are."""
+    if not text:
+        return text
+    import inspect
+
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith((" ", "\b")) else " ".join(p.split("\n")) for p in paragraphs)
 
 
 def _range_words(param) -> str | None:
@@ -85,6 +97,7 @@ class _PlainHelp:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         _plain_metavars(self.params)
+        self.help = _reflow(self.help)
 
     def get_help_option(self, ctx):
         option = super().get_help_option(ctx)

@@ -39,11 +39,11 @@ def train(
 
     Examples:
 
-      mer-tag train --data ~/datasets/mirex-mood                  # writes runs/default/model
+      mer-tag train --data ~/datasets/mirex-mood        # → runs/default/model
 
-      mer-tag train --data ~/datasets/mirex-mood --preset mirex-baseline -o runs/baseline
+      mer-tag train --data ~/datasets/mirex-mood --preset mirex-baseline -o base
 
-      mer-tag scan ~/Music --model runs/default/model             # use what you trained
+      mer-tag scan ~/Music --model runs/default/model   # use what you trained
     """
     from mer_tag.train.datasets import DatasetError
     from mer_tag.train.run import TrainError
@@ -73,9 +73,13 @@ def evaluate(
     """Score a model on songs whose moods you know: how often it is right, for sound, lyrics, MIDI and all
     together, and which moods it mixes up.
 
-    Example:
+    It listens to each song as `scan` does and compares its mood with the one the dataset gives.
 
-      mer-tag eval --data ~/datasets/mirex-mood --model runs/baseline/model -o runs/baseline/eval
+    Examples:
+
+      mer-tag eval --data ~/datasets/mirex-mood                # the shipped model
+
+      mer-tag eval --data ~/datasets/mirex-mood --model base/model -o base/eval
     """
     from mer_tag.bundle import BundleError
     from mer_tag.evaluate import evaluate as run_eval
