@@ -19,6 +19,8 @@ import json
 import os
 from pathlib import Path
 
+from mer_tag import _fs
+
 Stamp = tuple[int, float]  # (size in bytes, mtime in seconds): scan's identity of a file
 
 
@@ -101,11 +103,11 @@ class Restamp:
 
 def _text_file(path: Path, edit) -> int:
     """Edit the complete lines of a CSV or JSON-lines file; a last line torn by a killed scan stays as it is."""
-    from .sinks.journal import complete_lines as _complete_lines  # moved by #17
+    from .sinks.journal import complete_lines
 
     st = path.stat()
     raw = path.read_bytes()
-    complete = _complete_lines(raw)
+    complete = complete_lines(raw)
     text, done = edit(complete.decode("utf-8"))
     if done:
         _replace(path, st, lambda tmp: tmp.write_bytes(text.encode("utf-8") + raw[len(complete) :]))
@@ -146,11 +148,9 @@ def _replace(path: Path, st: os.stat_result, write) -> None:
     try:
         write(tmp)
         os.chmod(tmp, st.st_mode & 0o7777)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
         now = path.stat()
         if (now.st_ino, now.st_size, now.st_mtime_ns) != (st.st_ino, st.st_size, st.st_mtime_ns):
             raise ValueError(f"{path} changed while mer-tag was updating it (a scan running?)")
-        os.replace(tmp, path)
+        _fs.commit(tmp, path)  # fsync, rename, fsync the folder
     finally:
         tmp.unlink(missing_ok=True)

@@ -418,11 +418,12 @@ def test_write_report_keeps_an_earlier_report_when_writing_fails(tmp_path, monke
     def full_disk(self, *args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("pathlib.Path.write_text", full_disk)
+    monkeypatch.setattr("pathlib.Path.write_bytes", full_disk)  # how mer_tag._fs writes the temp file
     with pytest.raises(OutputError, match="No space left"):
         write_report(results, tmp_path / "r.md")
     monkeypatch.undo()
-    assert (tmp_path / "r.md").read_text() == "earlier report" and not (tmp_path / "r.md.tmp").exists()
+    assert (tmp_path / "r.md").read_text() == "earlier report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.md", "scan.jsonl"]  # no temp file left
 
 
 # --- words, links and the histogram -----------------------------------------------------------------

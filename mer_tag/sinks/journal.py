@@ -28,8 +28,9 @@ def read_rows(path: Path) -> list[dict]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(row, dict):
-                rows.append(row)
+            if not isinstance(row, dict):  # whole JSON that is not a row: not a results file at all
+                raise ValueError(f"a line holds {type(row).__name__}, not a row (a JSON object)")
+            rows.append(row)
     return rows
 
 
