@@ -23,10 +23,10 @@ import re
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from mer_tag import _fs
 

@@ -13,7 +13,6 @@ from torch import nn
 from mer_tag.features import MIDI_PAD_PITCH
 from mer_tag.models.crnn import AttentionPool
 
-
 N_PITCH_CLASSES = 12  # C, C#, …, B
 MIDI_STATS = N_PITCH_CLASSES + 11  # pitch-class histogram + the 11 summary statistics of `midi_statistics`
 

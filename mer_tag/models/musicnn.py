@@ -29,16 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mer_tag.features import (  # musicnn's input is made in features.py, which decode workers load without torch
-    MUSICNN_HOP_LENGTH as HOP_LENGTH,
-    MUSICNN_N_FFT as N_FFT,
-    MUSICNN_N_MELS as N_MELS,
-    MUSICNN_PATCH_FRAMES as PATCH_FRAMES,
-    MUSICNN_PATCH_SECONDS as PATCH_SECONDS,
-    MUSICNN_SAMPLE_RATE as SAMPLE_RATE,
-    musicnn_logmel as logmel,
-    musicnn_patches as patches,
-)
+from mer_tag.features import MUSICNN_N_MELS as N_MELS  # musicnn's input is made in features.py (no torch there)
 
 BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization default epsilon
 EMBED_DIM = 200  # penultimate dense units
@@ -57,7 +48,7 @@ MSD_TAGS = (
 )  # fmt: skip
 
 
-def embed_patches(model: "Musicnn", patches: torch.Tensor) -> torch.Tensor:
+def embed_patches(model: Musicnn, patches: torch.Tensor) -> torch.Tensor:
     """[chunks, patches, 187, 96] mel patches → [chunks, patches, 200] frozen musicnn embeddings.
 
     The one place chunks are flattened into musicnn's patch batch and back: training's feature
@@ -69,7 +60,7 @@ def embed_patches(model: "Musicnn", patches: torch.Tensor) -> torch.Tensor:
         return model(flat)["penultimate"].reshape(n_chunks, n_patches, -1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -126,7 +117,7 @@ class Musicnn(nn.Module):
         self.eval()
 
     @classmethod
-    def load(cls, path: str | Path | None = None, map_location: str = "cpu") -> "Musicnn":
+    def load(cls, path: str | Path | None = None, map_location: str = "cpu") -> Musicnn:
         """The model with pretrained weights from a safetensors file (default: the shipped one), in eval mode."""
         from safetensors.torch import load_file
 

@@ -89,13 +89,13 @@ class MusicnnStudent(nn.Module):
         """Multiply-accumulates of the convolutions per second of audio (the pooling and linear map are negligible)."""
         macs, rate = 0.0, 1.0 / self.frame_seconds
         c_in = self.dims["n_mels"]
-        for i, (c_out, k) in enumerate(zip(self.dims["channels"], self.dims["kernels"])):
+        for c_out, k in zip(self.dims["channels"], self.dims["kernels"]):
             macs += c_in * c_out * k * rate
             c_in, rate = c_out, rate / 2
         return macs
 
     @classmethod
-    def load(cls, folder: str | Path | None = None) -> "MusicnnStudent":
+    def load(cls, folder: str | Path | None = None) -> MusicnnStudent:
         """The trained student (default: the shipped one), in eval mode, rebuilt from its dims file."""
         from safetensors.torch import load_file
 

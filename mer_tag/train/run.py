@@ -129,7 +129,8 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
             probs = {s: branch.predict(model, [features[name][i] for i in idx]) if idx else np.zeros((0, len(names)))
                      for s, idx in present.items()}
             metrics[name] = {s: _scores(y[present[s]], probs[s], names) for s in ("val", "test")}
-        log(f"{name}: best epoch {history.best_epoch}, val macro-F1 {metrics[name]['val'].get('macro_f1', float('nan')):.3f}, "
+        log(f"{name}: best epoch {history.best_epoch}, "
+            f"val macro-F1 {metrics[name]['val'].get('macro_f1', float('nan')):.3f}, "
             f"test macro-F1 {metrics[name]['test'].get('macro_f1', float('nan')):.3f}")
 
     fusion_model, fusion_metrics = _train_fusion(config.get("fusion", {}), oof, trainers, branch_models, features,
@@ -148,7 +149,8 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
     model_dir = bundle_io.save(bundle, out / "model")
     _write_reports(out, bundle, metrics, histories, names, problems)
     seconds = time.time() - started
-    log(f"done in {seconds / 60:.1f} min: fused test macro-F1 {metrics['fusion']['test'].get('macro_f1', float('nan')):.3f}; "
+    log(f"done in {seconds / 60:.1f} min: "
+        f"fused test macro-F1 {metrics['fusion']['test'].get('macro_f1', float('nan')):.3f}; "
         f"model in {model_dir}")
     return TrainResult(out, model_dir, metrics, seconds)
 
