@@ -168,7 +168,9 @@ class _Sidecars:
     def _find(self, stem: str, folders: list[str], extensions: tuple[str, ...]) -> Path | None:
         for folder in folders:
             names = self._listing(folder).sidecars.get(stem)
-            for extension in extensions if names else ():
+            if not names:
+                continue
+            for extension in extensions:
                 if extension in names:
                     return Path(folder, names[extension])
         return None

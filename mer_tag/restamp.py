@@ -101,11 +101,11 @@ class Restamp:
 
 def _text_file(path: Path, edit) -> int:
     """Edit the complete lines of a CSV or JSON-lines file; a last line torn by a killed scan stays as it is."""
-    from mer_tag.sinks.journal import complete_lines
+    from .sinks.journal import complete_lines as _complete_lines  # moved by #17
 
     st = path.stat()
     raw = path.read_bytes()
-    complete = complete_lines(raw)
+    complete = _complete_lines(raw)
     text, done = edit(complete.decode("utf-8"))
     if done:
         _replace(path, st, lambda tmp: tmp.write_bytes(text.encode("utf-8") + raw[len(complete) :]))

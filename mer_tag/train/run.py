@@ -166,7 +166,7 @@ def fit_branch(branch, items, y, groups, fit, stop, n_folds, seed, n_classes, pr
     return model, history, fold_models, oof
 
 
-def cross_fit(branch, items, y, idx, groups, epochs, n_folds, seed, n_classes) -> dict:
+def cross_fit(branch, items, y, idx, groups, epochs, n_folds, seed, n_classes) -> tuple[dict, list]:
     """(song index → probabilities from a model refit without that song's artist, the fold models)."""
     from mer_tag.train.splits import grouped_folds, max_folds
 
@@ -174,7 +174,8 @@ def cross_fit(branch, items, y, idx, groups, epochs, n_folds, seed, n_classes) -
     n_folds = min(n_folds, max_folds(y[idx], np.asarray(groups)[idx])) if len(idx) else 0
     if n_folds < 2:
         return {}, []  # too few songs to fold: the fusion learns from validation predictions alone
-    out, models = {}, []
+    out: dict[int, np.ndarray] = {}
+    models: list = []
     for k, held in enumerate(grouped_folds(y[idx], np.asarray(groups)[idx], n_folds, seed)):
         fit_idx = idx[np.setdiff1d(np.arange(len(idx)), held)]
         model, _ = branch.train([items[i] for i in fit_idx], y[fit_idx], None, None, n_classes, seed + 100 + k,
