@@ -55,6 +55,9 @@ def midi_statistics(pitch: torch.Tensor, cont: torch.Tensor, lengths: torch.Tens
 class StatsNorm(nn.Module):
     """(x - mean) / std per statistic; set once from the training pieces (`fit`), saved as buffers."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, dim: int = MIDI_STATS):
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))

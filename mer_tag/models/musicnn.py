@@ -148,7 +148,8 @@ class Musicnn(nn.Module):
         if bn.training:
             return bn(F.relu(conv(x))).amax(dim=3)
         sign = torch.where(bn.weight >= 0, 1.0, -1.0).to(conv.weight.dtype)
-        z = F.conv2d(x, conv.weight * sign[:, None, None, None], conv.bias * sign)
+        bias = conv.bias * sign if conv.bias is not None else None
+        z = F.conv2d(x, conv.weight * sign[:, None, None, None], bias)
         z = z.amax(dim=3) * sign[:, None]
         return F.batch_norm(F.relu(z), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
