@@ -29,7 +29,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mer_tag.features import MUSICNN_N_MELS as N_MELS  # musicnn's input is made in features.py (no torch there)
+from mer_tag import features
+
+# musicnn's input is made in features.py, which decode workers load without torch; here under musicnn's names
+SAMPLE_RATE = features.MUSICNN_SAMPLE_RATE
+N_FFT = features.MUSICNN_N_FFT
+HOP_LENGTH = features.MUSICNN_HOP_LENGTH
+N_MELS = features.MUSICNN_N_MELS
+PATCH_FRAMES = features.MUSICNN_PATCH_FRAMES
+PATCH_SECONDS = features.MUSICNN_PATCH_SECONDS
+logmel = features.musicnn_logmel
+patches = features.musicnn_patches
 
 BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization default epsilon
 EMBED_DIM = 200  # penultimate dense units
