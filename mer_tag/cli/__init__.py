@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         return 130
     except typer.TyperException as exc:  # typer's own click: usage errors, bad options
-        exc.show()
+        if hasattr(exc, "show"):  # its ClickException and subclasses; a bare TyperException is only a message
+            exc.show()
+        else:
+            typer.echo(f"Error: {exc.format_message()}", err=True)
         return int(getattr(exc, "exit_code", 2))
     return code if isinstance(code, int) else 0

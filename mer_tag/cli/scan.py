@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,14 +15,14 @@ def scan(
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Decoding worker processes (0 = decode in this process).")] = 2,
     force: Annotated[bool, typer.Option(help="Redo every track; earlier results are kept aside as OUT.bak.")] = False,
     timeline: Annotated[bool, typer.Option(help="Add a per-chunk mood timeline (JSON) to each row.")] = False,
-    chunk_hop: Annotated[Optional[float], typer.Option(help="Seconds between 30-second chunk starts (default: the model's, 30).")] = None,
-    lyrics_dir: Annotated[Optional[Path], typer.Option(help="A tree of lyrics files parallel to the music tree.")] = None,
-    midi_dir: Annotated[Optional[Path], typer.Option(help="A tree of MIDI files parallel to the music tree.")] = None,
+    chunk_hop: Annotated[float | None, typer.Option(help="Seconds between 30-second chunk starts (default: the model's, 30).")] = None,
+    lyrics_dir: Annotated[Path | None, typer.Option(help="A tree of lyrics files parallel to the music tree.")] = None,
+    midi_dir: Annotated[Path | None, typer.Option(help="A tree of MIDI files parallel to the music tree.")] = None,
     tag: Annotated[bool, typer.Option("--tag", help="Also write each mood into its file's tags (see `mer-tag tag`).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     engine: Annotated[str, typer.Option(help="Where models run: 'local' (this machine) or 'ray' (a Ray cluster; "
                                         "needs the ray extra, see docs/scale.md).")] = "local",
-    address: Annotated[Optional[str], typer.Option(help="With --engine ray: the cluster's HOST:PORT "
+    address: Annotated[str | None, typer.Option(help="With --engine ray: the cluster's HOST:PORT "
                                                    "(default: RAY_ADDRESS, else a local Ray on this machine).")] = None,
     precision: Annotated[str, typer.Option(help="Arithmetic of the frozen encoders (MiniLM, the audio front-end): "
                                            "'auto' = bf16 where the CPU has it natively (about 1.8 × faster), "
@@ -61,7 +61,7 @@ def scan(
         result_format(out)
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if engine not in ("local", "ray"):
         console.print(f"[red]error:[/] unknown engine {engine!r}: use local or ray")
         raise typer.Exit(2)
@@ -77,7 +77,7 @@ def scan(
         check_precision(precision)
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if address and engine != "ray":
         console.print("[red]error:[/] --address needs --engine ray")
         raise typer.Exit(2)
@@ -94,7 +94,7 @@ def scan(
                            engine=engine, address=address, precision=precision)
     except BundleError as exc:
         console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if not quiet:
         for path, reason in summary.failures[:20]:
             console.print(f"[yellow]failed[/] {path}: {reason}", highlight=False)

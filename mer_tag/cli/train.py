@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 
 def train(
-    data: Annotated[Path, typer.Option("--data", help="Dataset: MIREX-like folder (Audio/, clusters.txt, …), a CSV 'path,label[,lyrics_path,midi_path,artist]', or one folder per label.")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset: MIREX-like folder (Audio/, clusters.txt, …), "
+                                                               "a CSV 'path,label[,lyrics_path,midi_path,artist]', or one folder per label.")],
     preset: Annotated[str, typer.Option(help="Preset name in presets/ (default, mirex-baseline, wijaya2021-cnn, wijaya2021-crnn) or a .toml path.")] = "default",
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: model/, metrics, plots, model card.")] = Path("runs/default"),
-    cache: Annotated[Optional[Path], typer.Option(help="Feature cache folder (keyed by file and settings).")] = Path(".cache/features"),
+    cache: Annotated[Path | None, typer.Option(help="Feature cache folder (keyed by file and settings).")] = Path(".cache/features"),
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes and torch threads.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for the split and the training.")] = 0,
     limit: Annotated[int, typer.Option(help="Use only this many songs (smoke runs); 0 = all.")] = 0,
@@ -41,13 +42,13 @@ def train(
                   progress=not quiet, log=lambda msg: console.print(msg, highlight=False))
     except (DatasetError, TrainError) as exc:
         console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="A labelled dataset, in any layout `train` reads.")],
     model: Annotated[str, typer.Option(help="Model: 'default' or a model folder.")] = "default",
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for metrics.json, report and confusion PNGs.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for metrics.json, report and confusion PNGs.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Decoding worker processes.")] = 2,
 ):
     """Score a model on a labelled dataset: per-branch and fused accuracy, macro-F1, confusion matrices.
@@ -58,11 +59,10 @@ def evaluate(
     """
     from rich.console import Console
 
+    from mer_tag._process import let_idle_threads_sleep, reuse_freed_memory
     from mer_tag.bundle import BundleError
     from mer_tag.evaluate import evaluate as run_eval
     from mer_tag.train.datasets import DatasetError
-
-    from mer_tag._process import let_idle_threads_sleep, reuse_freed_memory
 
     let_idle_threads_sleep()  # as `scan`: this process runs the models beside the decode workers
     reuse_freed_memory()
@@ -71,7 +71,7 @@ def evaluate(
         metrics = run_eval(data, model=model, out=out, jobs=jobs)
     except (DatasetError, BundleError) as exc:
         console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     from mer_tag.train.evaluate import report_table
 
     typer.echo(report_table({name: {"all": s} for name, s in metrics.items()}))
