@@ -202,7 +202,7 @@ def measure(engine: str, workers: int, lib: Path, model: str) -> dict:
     stdout, stderr = child.communicate()
     tree_cpu_s = cpu.stop()
     proc = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("@@result@@")), None)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("@@result@@")), None)
     if line is None:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"{engine} with {workers} workers failed")
@@ -240,7 +240,7 @@ def main(argv=None) -> int:
                   + (f"  (cluster start {run['cluster_start_s']:.1f} s)" if "cluster_start_s" in run else "")
                   + f"  whole process tree {run['tree_cpu_s']:.1f} CPU·s  load {run['load_before']}", flush=True)
     cells = []
-    for (engine, workers), cell_runs in runs.items():
+    for (_engine, workers), cell_runs in runs.items():
         best = dict(min(cell_runs, key=lambda r: r["scan_s"]))
         best["tracks_per_s"] = args.tracks / best["scan_s"]
         best["cpu_s_per_track"] = workers * best["scan_s"] / args.tracks

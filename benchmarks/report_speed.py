@@ -22,9 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Run from a checkout: the package and the synthetic results builder the tests use.
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from test_report import synthetic_results  # noqa: E402
-
 from mer_tag.cli import main  # noqa: E402
+from test_report import synthetic_results  # noqa: E402
 
 # Resolves with the milliseconds from typing `query` into the filter to the table showing its rows; the
 # page waits for a pause in typing first (200 ms above 20,000 rows), which is taken off.

@@ -20,7 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the package, and the fixture writers the tests use
 
 from media import tone, write_audio  # noqa: E402
-
 from mer_tag import tags  # noqa: E402
 
 CONTAINERS = ("mp3", "flac", "opus", "m4a", "wav")  # (libsndfile's Vorbis encoder crashes on long tracks)

@@ -691,7 +691,6 @@ def _scan_child(spec_json: str) -> None:
     seconds = time.perf_counter() - start
     if rows:
         _EVENTS.update(first_row=rows[0], last_row=rows[-1])
-    import torch
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     result = {
@@ -899,7 +898,7 @@ def run_benchmark(folder: Path, jobs: int = 2, model: str = "default", profile: 
     peak = scan["memory"]["peak_tree_rss_mb"]
     return {
         "command": command or shlex.join([sys.executable, *sys.argv]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine_info(load),
         "library": {"folder": str(folder), "tracks": n, "audio_seconds": audio_s, "bytes": size,
                     "lyrics_sidecars": sum(t.lyrics_path is not None for t in tracks),
@@ -1006,7 +1005,8 @@ def format_table(r: dict) -> str:
     lines += ["",
               f"scan: {scan['ok']} ok, {scan['failed']} failed; process {scan['process_seconds']:.2f} s "
               f"with interpreter start; CPU main {cpu['main_s']:.1f} s + workers {cpu['workers_s']:.1f} s "
-              f"({cpu['utilisation']:.0%} of {cores} cores); torch threads {scan['torch_threads']}, precision {scan.get('precision', 'fp32')}",
+              f"({cpu['utilisation']:.0%} of {cores} cores); torch threads {scan['torch_threads']}, "
+              f"precision {scan.get('precision', 'fp32')}",
               f"peak RSS: process tree {mem['peak_tree_rss_mb']:.0f} MB (sum, {mem['peak_processes']} processes; "
               f"PSS, sampled once a second, {mem['peak_tree_pss_mb'] or 0:.0f} MB), "
               f"main {mem['peak_main_rss_mb']:.0f} MB (kernel max {mem['max_rss_main_mb']:.0f} MB), "

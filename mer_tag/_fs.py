@@ -13,9 +13,9 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 RENAME_EXCHANGE = 2  # Linux <linux/fs.h>: renameat2 swaps the two paths
 RENAME_SWAP = 2  # macOS <stdio.h>: renamex_np swaps the two paths

@@ -33,7 +33,7 @@ class LabelSet:
         return {"name": self.name, "names": list(self.names), "adjectives": [list(a) for a in self.adjectives]}
 
     @classmethod
-    def from_json(cls, data: dict) -> "LabelSet":
+    def from_json(cls, data: dict) -> LabelSet:
         return cls(data["name"], tuple(data["names"]), tuple(tuple(a) for a in data.get("adjectives", ())))
 
 

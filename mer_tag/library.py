@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from mer_tag.sources.audio import AUDIO_EXTENSIONS
 
@@ -168,7 +168,9 @@ class _Sidecars:
     def _find(self, stem: str, folders: list[str], extensions: tuple[str, ...]) -> Path | None:
         for folder in folders:
             names = self._listing(folder).sidecars.get(stem)
-            for extension in extensions if names else ():
+            if not names:
+                continue
+            for extension in extensions:
                 if extension in names:
                     return Path(folder, names[extension])
         return None

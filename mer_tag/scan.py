@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,7 @@ class ScanPlan:
     set_aside: bool = False  # --force: the earlier results move to `<out>.bak` before the first new row
 
 
-def scan(paths: list[str | Path], out: str | Path = "moods.csv", model: str | Path = "default", jobs: int = 2,
+def scan(paths: Sequence[str | Path], out: str | Path = "moods.csv", model: str | Path = "default", jobs: int = 2,
          force: bool = False, timeline: bool = False, chunk_hop: float | None = None,
          lyrics_dir: str | Path | None = None, midi_dir: str | Path | None = None, progress: bool = True,
          on_row=None, engine: str = "local", address: str | None = None, precision: str = "auto",

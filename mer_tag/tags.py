@@ -23,10 +23,11 @@ import re
 import stat
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import IO, Any, Literal
 
 from mer_tag import _fs
 
@@ -154,6 +155,22 @@ class _Fields:
 
     def key(self, name: str) -> str:
         return name
+
+    # each tag system's own: --------------------------------------------------------------------------
+
+    def mood_keys(self) -> list[str]:
+        """Every field that holds a mood, in the file's own spelling."""
+        raise NotImplementedError
+
+    def get(self, key: str) -> dict | None:
+        raise NotImplementedError
+
+    def set(self, key: str, value: dict | None) -> None:
+        raise NotImplementedError
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        """(key, raw value) of every field."""
+        raise NotImplementedError
 
     def text(self, key: str) -> list[str] | None:
         value = self.get(key)
@@ -426,7 +443,7 @@ def _flac_ranges(f):
             return [streaminfo, (b"frames", pos, _before_trailing_tags(f) - pos)]
 
 
-def _chunk_ranges(f, order: str, wanted: tuple[bytes, ...]):
+def _chunk_ranges(f, order: Literal["little", "big"], wanted: tuple[bytes, ...]):
     """The `wanted` chunks of a RIFF (WAV, little-endian) or IFF (AIFF, big-endian) file."""
     form_end = min(8 + int.from_bytes(_peek(f, 4, 4), order), f.seek(0, 2))
     ranges, pos = [], 12
@@ -528,7 +545,7 @@ def _stat_for_writing(real: Path) -> os.stat_result:
 
 
 @contextmanager
-def _temp_beside(real: Path, st: os.stat_result, fill: Callable[[Path], None]):
+def _temp_beside(real: Path, st: os.stat_result, fill: Callable[[Path], object]):
     """A hidden temp file in `real`'s folder (so os.replace is atomic), filled by `fill(tmp)` and given the
     original's owner and permissions. It is locked for as long as this run holds it, so another run's
     `clear_leftovers` can tell it from one that a killed run left."""
@@ -612,7 +629,11 @@ def _verify(before: _Fields, after: _Fields, changes: dict) -> None:
         raise TagError(f"tag format changed from {before.kind} to {after.kind}")
     for key, value in changes.items():
         got = after.get(key)
-        if (got is None) != (value is None) or (value and any(got.get(k) != v for k, v in value.items())):
+        if got is None or value is None:
+            wrong = (got is None) != (value is None)
+        else:
+            wrong = any(got.get(k) != v for k, v in value.items())
+        if wrong:
             raise TagError(f"{key} reads back as {got!r}, not {value!r}")
     ours = {k.upper() for k in changes}
     old, new = before.snapshot(), after.snapshot()
@@ -695,7 +716,8 @@ class _Journal:
     journal covers every file it changed (and maybe one it was about to)."""
 
     def __init__(self, path: Path):
-        self.path, self._file = path, None
+        self.path = path
+        self._file: IO[str] | None = None  # opened at the first record
 
     def write(self, record: dict) -> None:
         if self._file is None:
@@ -786,7 +808,7 @@ def _tag_file(row_path: str, mood: str, extras: dict[str, str], *, overwrite: bo
     ours = before.get(before.key(MARKER)) is not None
     if current is not None and current != mood and not (overwrite or ours):
         return FileResult(row_path, "kept", f"has mood {current!r} (--overwrite replaces it)")
-    wanted = {before.mood_key: [mood], **{before.key(k): [v] for k, v in extras.items()}}
+    wanted: dict[str, list[str] | None] = {before.mood_key: [mood], **{before.key(k): [v] for k, v in extras.items()}}
     wanted |= {k: None for k in before.mood_keys() if k != before.mood_key}  # one mood per file
     changes = {k: {"text": v} if v else None for k, v in wanted.items() if before.text(k) != v}
     if not changes:
@@ -794,6 +816,7 @@ def _tag_file(row_path: str, mood: str, extras: dict[str, str], *, overwrite: bo
     detail = _describe({k: (before.text(k), _text(v)) for k, v in changes.items()})
     if dry_run:
         return FileResult(row_path, "would tag", detail)
+    assert journal is not None  # only a dry run goes without one
 
     def log(after: _Fields, audio: dict, undo: dict | None) -> None:
         journal.write({

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from media import tone, write_audio, write_lyrics
-from mer_tag.cli import main
 from mer_tag._process import KEEP_FREED_BYTES, reuse_freed_memory
+from mer_tag.cli import main
 from mer_tag.engines.local import model_threads
 from mer_tag.engines.predictor import resolve_precision
 from mer_tag.prepare import start_pool as start_decode_pool

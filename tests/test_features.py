@@ -1,8 +1,19 @@
 import numpy as np
 import pytest
 
-from mer_tag.features import (AudioConfig, LyricsConfig, MidiConfig, MIDI_PAD_PITCH, chunk_features, chunk_starts,
-                              cut_chunks, is_silent, logmel, midi_sequence, stream_chunks)
+from mer_tag.features import (
+    MIDI_PAD_PITCH,
+    AudioConfig,
+    LyricsConfig,
+    MidiConfig,
+    chunk_features,
+    chunk_starts,
+    cut_chunks,
+    is_silent,
+    logmel,
+    midi_sequence,
+    stream_chunks,
+)
 
 SMALL = AudioConfig(sample_rate=100, chunk_seconds=30, chunk_hop_seconds=30)  # 3000-sample chunks
 

@@ -159,7 +159,6 @@ def _student_bundle(folder):
 
 def test_a_model_on_the_student_scans_a_song_through_the_shipped_student(tmp_path):
     from media import tone, write_audio
-
     from mer_tag.scan import scan
     from mer_tag.sinks import read_results
 

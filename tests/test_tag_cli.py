@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from media import tone, write_audio
 
+from media import tone, write_audio
 from mer_tag.cli import main
 from mer_tag.scan import scan
 from mer_tag.sinks import read_results

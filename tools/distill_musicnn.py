@@ -11,7 +11,7 @@ same 3 seconds (MSE on standardised embeddings), early-stopped on a grouped vali
 Only the preset split's train + val songs are used (seed 0, `--preset default`'s split): the test artists,
 whose numbers the model card reports, are never heard, not even without labels. No label is used at all.
 
-    python tools/distill_musicnn.py --data ../shared/datasets/mirex-mood            # writes mer_tag/weights/musicnn_student
+    python tools/distill_musicnn.py --data ../shared/datasets/mirex-mood  # writes mer_tag/weights/musicnn_student
     python tools/distill_musicnn.py --data ../shared/datasets/mirex-mood --out /tmp/student --epochs 5
 
 The decoded clips and the teacher's embeddings are cached (`--cache`, default .cache/distill), so reruns
@@ -55,8 +55,8 @@ def build_data(paths: list[Path], features, cache: Path, jobs: int) -> dict:
     """Student inputs and teacher embeddings for `paths`, from the cache when every setting matches."""
     import torch
 
-    from mer_tag.models import musicnn
     from mer_tag import _fs
+    from mer_tag.models import musicnn
     from mer_tag.prepare import init_worker
 
     key = {"version": CACHE_VERSION, "paths": [str(p.resolve()) for p in paths], "hop": TEACHER_HOP_FRAMES,
@@ -189,9 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
+
+    from mer_tag.features import AudioConfig, config_from_json
     from mer_tag.models.student import WEIGHTS_DIR, MusicnnStudent
     from mer_tag.train.datasets import artist_group, load_dataset
-    from mer_tag.features import AudioConfig, config_from_json
     from mer_tag.train.run import load_preset
     from mer_tag.train.splits import grouped_holdout, preset_split
 

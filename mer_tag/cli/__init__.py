@@ -193,8 +193,11 @@ def _click_error(exc) -> int:
     """A bad option or a missing argument: the same one line as every other usage error, with a pointer to
     the command's help (click would print usage, a hint and a blank line first)."""
     ctx = getattr(exc, "ctx", None)
-    if type(exc).__name__ == "NoArgsIsHelpError" or ctx is None:
+    if type(exc).__name__ == "NoArgsIsHelpError" and hasattr(exc, "show"):
         exc.show()  # `mer-tag` alone prints the help
+        return int(getattr(exc, "exit_code", 2))
+    if ctx is None:  # a bare TyperException is only a message
+        usage_error(exc.format_message())
         return int(getattr(exc, "exit_code", 2))
     usage_error(f"{exc.format_message()} (see: {ctx.command_path} --help)")
     return int(getattr(exc, "exit_code", 2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,7 +23,7 @@ class ReportFormat(str, Enum):
 def report(
     results: Annotated[Path, typer.Argument(help=RESULTS_HELP, show_default=False)],
     out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--out", "-o", show_default=False,
             # "\\[": rich markup would take "[default: ...]" for a style tag and drop it.
@@ -32,7 +32,7 @@ def report(
         ),
     ] = None,
     format: Annotated[
-        Optional[ReportFormat],
+        ReportFormat | None,
         typer.Option("--format", "-f", show_default=False,
                      help="html: one offline page; md: Markdown; json: data. Only needed for stdout or the default "
                           "file (html); with --out it must match the extension."),

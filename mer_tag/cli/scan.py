@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -26,13 +26,13 @@ def scan(
                                                                       "if their files have not changed.")] = False,
     timeline: Annotated[bool, typer.Option("--timeline", help="Also say how the mood moves through each song: a mood "
                                                               "for every 30 seconds, in a 'timeline' column.")] = False,
-    chunk_hop: Annotated[Optional[float], typer.Option(
+    chunk_hop: Annotated[float | None, typer.Option(
         metavar="SECONDS", min=0.5, help="With --timeline: seconds from one 30-second stretch to the next (default 30 "
                                          "for the shipped model; 15 makes them overlap, for twice the work).")] = None,
-    lyrics_dir: Annotated[Optional[Path], typer.Option(
+    lyrics_dir: Annotated[Path | None, typer.Option(
         metavar="FOLDER", help="Lyrics kept apart from the music, in the same folder layout (Artist/Song.txt for "
                                "Artist/Song.mp3).")] = None,
-    midi_dir: Annotated[Optional[Path], typer.Option(
+    midi_dir: Annotated[Path | None, typer.Option(
         metavar="FOLDER", help="MIDI files kept apart from the music, in the same folder layout.")] = None,
     tag: Annotated[bool, typer.Option("--tag", help="Also write each mood into its file's tags (see `mer-tag tag`).")
                    ] = False,
@@ -42,7 +42,7 @@ def scan(
         metavar="local|ray", help="Where the listening runs: 'local' (this computer) or 'ray' (several computers "
                                   "joined in a Ray cluster; needs `pip install 'mer-tag\\[ray]'`, see docs/scale.md).")
                       ] = "local",
-    address: Annotated[Optional[str], typer.Option(
+    address: Annotated[str | None, typer.Option(
         metavar="HOST:PORT", help="With --engine ray: the cluster to use (default: RAY_ADDRESS, else one started on "
                                   "this computer).")] = None,
     precision: Annotated[str, typer.Option(

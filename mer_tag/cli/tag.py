@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -30,13 +30,14 @@ def _list_templates(wanted: bool) -> None:
 
 def tag(
     results_path: Annotated[Path, typer.Argument(metavar="RESULTS", help="Scan results: .csv, .parquet or .jsonl.", show_default=False)],
-    template: Annotated[str, typer.Option("--template", "-t", help="A preset (see --list-templates: name, cluster, adjectives, name-confidence, ...) or your own template such as '{name} ({confidence:.0%})'.")] = "name",
+    template: Annotated[str, typer.Option("--template", "-t", help="A preset (see --list-templates: name, cluster, adjectives, name-confidence, ...) "
+                                                                    "or your own template such as '{name} ({confidence:.0%})'.")] = "name",
     min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Leave tracks below this confidence untagged.")] = 0.0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a mood the file already has.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would change; touch nothing.")] = False,
     keep_mtime: Annotated[bool, typer.Option("--keep-mtime", help="Keep each file's modification time.")] = False,
     extra_fields: Annotated[bool, typer.Option("--extra-fields", help="Also write MER_TAG_CLUSTER, MER_TAG_CONFIDENCE, MER_TAG_PROB_1..K and MER_TAG_MODEL.")] = False,
-    journal: Annotated[Optional[Path], typer.Option(help="Where to journal the old values (default: RESULTS.tags-TIME.jsonl).")] = None,
+    journal: Annotated[Path | None, typer.Option(help="Where to journal the old values (default: RESULTS.tags-TIME.jsonl).")] = None,
     list_templates: Annotated[bool, typer.Option(
         "--list-templates", is_eager=True, callback=_list_templates,
         help="List the preset templates with an example of each, and exit.")] = False,
@@ -81,7 +82,7 @@ def untag(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be restored; touch nothing.")] = False,
     keep_mtime: Annotated[bool, typer.Option("--keep-mtime", help="Keep each file's modification time.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Restore fields even where they were edited since tagging.")] = False,
-    results: Annotated[Optional[Path], typer.Option(
+    results: Annotated[Path | None, typer.Option(
         help="The results file to give the restored files' new size and mtime (default: the one the journal "
              "names).")] = None,
 ) -> None:

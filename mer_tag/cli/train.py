@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,7 +21,7 @@ def train(
     out: Annotated[Path, typer.Option(
         "--out", "-o", metavar="FOLDER",
         help="Where the run goes: the model (model/), its scores, plots and a model card.")] = Path("runs/default"),
-    cache: Annotated[Optional[Path], typer.Option(
+    cache: Annotated[Path | None, typer.Option(
         metavar="FOLDER", help="Where to keep the sound features computed from each song, so a second run skips "
                                "that work.")] = Path(".cache/features"),
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="CPU cores to use.")] = 2,
@@ -64,7 +64,7 @@ def evaluate(
                                        help="Songs with a mood each, in any layout `train` reads.")],
     model: Annotated[str, typer.Option(
         metavar="NAME|FOLDER", help="'default' (the one shipped) or a folder written by `mer-tag train`.")] = "default",
-    out: Annotated[Optional[Path], typer.Option(
+    out: Annotated[Path | None, typer.Option(
         "--out", "-o", metavar="FOLDER",
         help="Folder for the scores (metrics.json), a report and pictures of which moods get mixed up.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0,

@@ -13,8 +13,9 @@ this interface and nothing of an engine's parts; nothing here imports ray, torch
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 ENGINES = ("local", "ray")
 PRECISIONS = ("auto", "fp32", "bf16")  # of the frozen encoders (MiniLM, the musicnn student); heads stay fp32

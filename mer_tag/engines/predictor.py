@@ -93,21 +93,24 @@ class Predictor:
     def rows(self, items: list[Prepared]) -> list[dict]:
         """One output row per prepared track; the audio chunks and the lyrics of all ok tracks are batched."""
         ok = [it for it in items if it.error is None]
-        audio, lyrics = {}, {}
-        if ok:
-            all_chunk_probs = self.audio_probs(np.concatenate([it.audio for it in ok]))
-            bounds = np.cumsum([0] + [len(it.audio) for it in ok])
-            audio = {id(it): all_chunk_probs[bounds[i] : bounds[i + 1]] for i, it in enumerate(ok)}
-        sung = [it for it in ok if it.lyrics] if "lyrics" in self.bundle.models else []
+        audio: dict[int, np.ndarray] = {}  # id(item) → its chunks' probabilities
+        lyrics: dict[int, np.ndarray] = {}  # id(item) → its lyrics' probabilities
+        chunks = [(id(it), it.audio) for it in ok if it.audio is not None]  # every ok track has audio
+        if chunks:
+            all_chunk_probs = self.audio_probs(np.concatenate([feats for _, feats in chunks]))
+            bounds = np.cumsum([0] + [len(feats) for _, feats in chunks])
+            audio = {key: all_chunk_probs[bounds[i] : bounds[i + 1]] for i, (key, _) in enumerate(chunks)}
+        sung = [(id(it), it.lyrics) for it in ok if it.lyrics] if "lyrics" in self.bundle.models else []
         if sung:
-            lyrics = dict(zip(map(id, sung), self.lyrics_probs([it.lyrics for it in sung])))
+            lyrics = dict(zip([key for key, _ in sung], self.lyrics_probs([text for _, text in sung])))
         return [self._row(it, audio.get(id(it)), lyrics.get(id(it))) for it in items]
 
     def _row(self, item: Prepared, chunk_probs: np.ndarray | None, lyrics_probs: np.ndarray | None) -> dict:
         row = base_row(item, self.bundle.ref, len(self.names), self.timeline)
         if item.error is not None:
             return row
-        probs = {"audio": chunk_probs.mean(0) if "audio" in self.bundle.models else None, "lyrics": lyrics_probs}
+        audio_probs = chunk_probs.mean(0) if chunk_probs is not None and "audio" in self.bundle.models else None
+        probs = {"audio": audio_probs, "lyrics": lyrics_probs}
         if item.midi is not None and "midi" in self.bundle.models:
             probs["midi"] = self.midi_probs(item.midi)
         fused = self.fuse(probs)
@@ -115,9 +118,9 @@ class Predictor:
         row.update(cluster=best + 1, cluster_name=self.names[best], confidence=float(fused[best]))
         row.update({f"prob_cluster_{k + 1}": float(p) for k, p in enumerate(fused)})
         for branch in ("audio", "lyrics", "midi"):
-            if probs.get(branch) is not None:
-                row[f"{branch}_cluster"] = int(np.argmax(probs[branch])) + 1
-        if self.timeline:
+            if (branch_probs := probs.get(branch)) is not None:
+                row[f"{branch}_cluster"] = int(np.argmax(branch_probs)) + 1
+        if self.timeline and chunk_probs is not None:
             chunk_s = self.bundle.audio_config.chunk_seconds
             row["timeline"] = json.dumps([
                 {"start_s": round(s, 2), "end_s": round(min(s + chunk_s, item.duration_s), 2),

@@ -53,16 +53,32 @@ class Layer(nn.Module):
 
     def __init__(self, hidden: int, heads: int, intermediate: int, eps: float, dropout: float):
         super().__init__()
-        self.attention = nn.Module()
-        self.attention.self = SelfAttention(hidden, heads, dropout)
-        self.attention.output = _DenseNorm(hidden, hidden, eps, dropout)
-        self.intermediate = nn.Module()
-        self.intermediate.dense = nn.Linear(hidden, intermediate)
+        self.attention = _Attention(hidden, heads, eps, dropout)
+        self.intermediate = _Intermediate(hidden, intermediate)
         self.output = _DenseNorm(intermediate, hidden, eps, dropout)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         x = self.attention.output(self.attention.self(x, keep), x)
         return self.output(F.gelu(self.intermediate.dense(x)), x)  # exact (erf) GELU, as BERT's "gelu"
+
+
+class _Attention(nn.Module):  # holders of BertLayer's parameter names, so its weights load as they are
+    def __init__(self, hidden: int, heads: int, eps: float, dropout: float):
+        super().__init__()
+        self.self = SelfAttention(hidden, heads, dropout)
+        self.output = _DenseNorm(hidden, hidden, eps, dropout)
+
+
+class _Intermediate(nn.Module):
+    def __init__(self, hidden: int, intermediate: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden, intermediate)
+
+
+class _Layers(nn.Module):
+    def __init__(self, layers: list[Layer]):
+        super().__init__()
+        self.layer = nn.ModuleList(layers)
 
 
 class _DenseNorm(nn.Module):
@@ -92,10 +108,9 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.embeddings = Embeddings(vocab_size, hidden_size, max_position_embeddings, type_vocab_size,
                                      layer_norm_eps, hidden_dropout_prob)
-        self.encoder = nn.Module()
-        self.encoder.layer = nn.ModuleList(
+        self.encoder = _Layers([
             Layer(hidden_size, num_attention_heads, intermediate_size, layer_norm_eps, hidden_dropout_prob)
-            for _ in range(num_hidden_layers))
+            for _ in range(num_hidden_layers)])
 
     @classmethod
     def from_folder(cls, folder: Path) -> BertEncoder:

@@ -14,6 +14,9 @@ from torch import nn
 class Standardise(nn.Module):
     """(x - mean) / std per mel band; statistics set once from training data, then saved as buffers."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, n_bands: int):
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_bands))

@@ -13,7 +13,6 @@ from torch import nn
 from mer_tag.features import MIDI_PAD_PITCH
 from mer_tag.models.crnn import AttentionPool
 
-
 N_PITCH_CLASSES = 12  # C, C#, …, B
 MIDI_STATS = N_PITCH_CLASSES + 11  # pitch-class histogram + the 11 summary statistics of `midi_statistics`
 
@@ -55,6 +54,9 @@ def midi_statistics(pitch: torch.Tensor, cont: torch.Tensor, lengths: torch.Tens
 
 class StatsNorm(nn.Module):
     """(x - mean) / std per statistic; set once from the training pieces (`fit`), saved as buffers."""
+
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
 
     def __init__(self, dim: int = MIDI_STATS):
         super().__init__()

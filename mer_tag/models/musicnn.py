@@ -29,16 +29,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mer_tag.features import (  # musicnn's input is made in features.py, which decode workers load without torch
-    MUSICNN_HOP_LENGTH as HOP_LENGTH,
-    MUSICNN_N_FFT as N_FFT,
-    MUSICNN_N_MELS as N_MELS,
-    MUSICNN_PATCH_FRAMES as PATCH_FRAMES,
-    MUSICNN_PATCH_SECONDS as PATCH_SECONDS,
-    MUSICNN_SAMPLE_RATE as SAMPLE_RATE,
-    musicnn_logmel as logmel,
-    musicnn_patches as patches,
-)
+from mer_tag import features
+
+# musicnn's input is made in features.py, which decode workers load without torch; here under musicnn's names
+SAMPLE_RATE = features.MUSICNN_SAMPLE_RATE
+N_FFT = features.MUSICNN_N_FFT
+HOP_LENGTH = features.MUSICNN_HOP_LENGTH
+N_MELS = features.MUSICNN_N_MELS
+PATCH_FRAMES = features.MUSICNN_PATCH_FRAMES
+PATCH_SECONDS = features.MUSICNN_PATCH_SECONDS
+logmel = features.musicnn_logmel
+patches = features.musicnn_patches
 
 BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization default epsilon
 EMBED_DIM = 200  # penultimate dense units
@@ -57,7 +58,7 @@ MSD_TAGS = (
 )  # fmt: skip
 
 
-def embed_patches(model: "Musicnn", patches: torch.Tensor) -> torch.Tensor:
+def embed_patches(model: Musicnn, patches: torch.Tensor) -> torch.Tensor:
     """[chunks, patches, 187, 96] mel patches → [chunks, patches, 200] frozen musicnn embeddings.
 
     The one place chunks are flattened into musicnn's patch batch and back: training's feature
@@ -69,7 +70,7 @@ def embed_patches(model: "Musicnn", patches: torch.Tensor) -> torch.Tensor:
         return model(flat)["penultimate"].reshape(n_chunks, n_patches, -1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -126,7 +127,7 @@ class Musicnn(nn.Module):
         self.eval()
 
     @classmethod
-    def load(cls, path: str | Path | None = None, map_location: str = "cpu") -> "Musicnn":
+    def load(cls, path: str | Path | None = None, map_location: str = "cpu") -> Musicnn:
         """The model with pretrained weights from a safetensors file (default: the shipped one), in eval mode."""
         from safetensors.torch import load_file
 
@@ -157,7 +158,8 @@ class Musicnn(nn.Module):
         if bn.training:
             return bn(F.relu(conv(x))).amax(dim=3)
         sign = torch.where(bn.weight >= 0, 1.0, -1.0).to(conv.weight.dtype)
-        z = F.conv2d(x, conv.weight * sign[:, None, None, None], conv.bias * sign)
+        bias = conv.bias * sign if conv.bias is not None else None
+        z = F.conv2d(x, conv.weight * sign[:, None, None, None], bias)
         z = z.amax(dim=3) * sign[:, None]
         return F.batch_norm(F.relu(z), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,10 +39,15 @@ class MusicnnStudent(nn.Module):
     """Conv1d blocks over time (mel bands as channels), three of them halving the frame rate (stride 8),
     then mean and max over each 3-s window, and a linear map to musicnn's embedding space."""
 
+    mel_mean: torch.Tensor  # buffers, registered in __init__
+    mel_std: torch.Tensor
+    embed_mean: torch.Tensor
+    embed_std: torch.Tensor
+
     def __init__(self, n_mels: int = 64, channels=(256, 256, 256, 256), kernels=(5, 3, 3, 3), embed_dim: int = 200,
                  frame_seconds: float = 512 / 16000, dropout: float = 0.0):
         super().__init__()
-        self.dims = {"n_mels": n_mels, "channels": list(channels), "kernels": list(kernels), "embed_dim": embed_dim,
+        self.dims: dict[str, Any] = {"n_mels": n_mels, "channels": list(channels), "kernels": list(kernels), "embed_dim": embed_dim,
                      "frame_seconds": frame_seconds, "dropout": dropout}
         self.frame_seconds = frame_seconds
         self.register_buffer("mel_mean", torch.zeros(n_mels))
@@ -89,13 +95,13 @@ class MusicnnStudent(nn.Module):
         """Multiply-accumulates of the convolutions per second of audio (the pooling and linear map are negligible)."""
         macs, rate = 0.0, 1.0 / self.frame_seconds
         c_in = self.dims["n_mels"]
-        for i, (c_out, k) in enumerate(zip(self.dims["channels"], self.dims["kernels"])):
+        for c_out, k in zip(self.dims["channels"], self.dims["kernels"]):
             macs += c_in * c_out * k * rate
             c_in, rate = c_out, rate / 2
         return macs
 
     @classmethod
-    def load(cls, folder: str | Path | None = None) -> "MusicnnStudent":
+    def load(cls, folder: str | Path | None = None) -> MusicnnStudent:
         """The trained student (default: the shipped one), in eval mode, rebuilt from its dims file."""
         from safetensors.torch import load_file
 

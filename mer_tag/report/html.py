@@ -12,7 +12,7 @@ import html
 import json
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 
 import polars as pl
@@ -49,7 +49,7 @@ def render_html(results: pl.DataFrame, *, summary: dict | None = None, title: st
     names = [c["name"] for c in summary["classes"]]
     payload = {
         "title": title,
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "summary": summary,
         "colors": mood_colors(names),
         "table": table_columns(results, len(names)),

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+from typing import cast
 from urllib.parse import quote
 
 import polars as pl
@@ -227,11 +228,11 @@ def confidence_histogram(pred: pl.DataFrame, k: int) -> dict:
     counts = [[0] * k for _ in range(CONFIDENCE_BINS)]
     for bin_index, cluster, n in cells.iter_rows():
         counts[bin_index][cluster - 1] = n
-    median = pred.get_column("confidence").median()
+    median = cast("float | None", pred.get_column("confidence").median())  # polars types it as any scalar
     return {"bin_width": 1 / CONFIDENCE_BINS, "counts": counts, "median": rounded(median)}
 
 
-def track_fields() -> list[pl.Expr]:
+def track_fields() -> list[pl.Expr | str]:
     """What a listed track shows: the title falls back to the file name, as players do."""
     title = pl.when(pl.col("title").str.strip_chars() != "").then(pl.col("title")).otherwise(pl.col("file"))
     return [title.alias("title"), "artist", "album", "path", pl.col("confidence").round(4), "duration_s"]
@@ -294,15 +295,16 @@ def parse_timeline(text: str) -> list[dict]:
     segments = []
     for item in raw if isinstance(raw, list) else []:
         try:
+            start_s, end_s = float(item["start_s"]), float(item["end_s"])
             segment = {
-                "start_s": float(item["start_s"]),
-                "end_s": float(item["end_s"]),
+                "start_s": start_s,
+                "end_s": end_s,
                 "cluster": int(item["cluster"]),
                 "confidence": rounded(float(item.get("confidence", math.nan))),
             }
         except (TypeError, KeyError, ValueError, AttributeError):
             continue
-        if math.isfinite(segment["start_s"]) and math.isfinite(segment["end_s"]) and segment["end_s"] > segment["start_s"]:
+        if math.isfinite(start_s) and math.isfinite(end_s) and end_s > start_s:
             segments.append(segment)
     return segments
 

@@ -131,11 +131,12 @@ def timelines(section: dict, names: list[str]) -> str:
     if not section["tracks"]:
         return ""
     lines = [f"## Mood over time in long tracks ({plural(len(section['tracks']), 'track')})", ""]
+
+    def name(cluster: int) -> str:  # a cluster the labels don't name shows as its number
+        return names[cluster - 1] if 0 < cluster <= len(names) else str(cluster)
+
     for track in section["tracks"]:
-        moods = ", ".join(
-            f"{clock(s['start_s'])} {escape(names[s['cluster'] - 1] if 0 < s['cluster'] <= len(names) else s['cluster'])}"
-            for s in merged_segments(track["segments"])
-        )
+        moods = ", ".join(f"{clock(s['start_s'])} {escape(name(s['cluster']))}" for s in merged_segments(track["segments"]))
         by = f" \u2013 {escape(track['artist'])}" if track["artist"] else ""
         lines.append(f"- **{escape(track['title'])}**{by} ({clock(track['duration_s'] or 0)}): {moods}")
     return "\n".join(lines)
@@ -143,7 +144,7 @@ def timelines(section: dict, names: list[str]) -> str:
 
 def merged_segments(segments: list[dict]) -> list[dict]:
     """Adjacent chunks of one mood read as one span."""
-    merged = []
+    merged: list[dict] = []
     for segment in segments:
         if not merged or merged[-1]["cluster"] != segment["cluster"]:
             merged.append(segment)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TextIO
 
 from mer_tag.sinks.journal import journal_path
 
@@ -32,7 +33,7 @@ class PartWriter:
         self.part_rows, self.part_seconds = part_rows, part_seconds
         self.journal = journal_path(self.folder)
         self.buffer: list[dict] = []
-        self.stream = None
+        self.stream: TextIO | None = None  # the journal, open from the end of __init__ until close
         self.seq = 0
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         if not self.folder.is_dir():
@@ -55,8 +56,9 @@ class PartWriter:
 
     def write(self, row: dict) -> None:
         row = {c: row.get(c) for c in self.columns}
-        self.stream.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.stream.flush()
+        stream = self._open_stream()
+        stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+        stream.flush()
         self.buffer.append(row)
         if len(self.buffer) >= self.part_rows or time.monotonic() - self.last_part >= self.part_seconds:
             self.roll()
@@ -66,9 +68,14 @@ class PartWriter:
         if self.buffer:
             self._write_part(self.buffer)
             self.buffer = []
-            self.stream.close()
+            self._open_stream().close()
             self.stream = self.journal.open("w", encoding="utf-8")
         self.last_part = time.monotonic()
+
+    def _open_stream(self) -> TextIO:
+        if self.stream is None:
+            raise ValueError("I/O operation on a closed PartWriter")
+        return self.stream
 
     def close(self) -> None:
         if self.stream is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TextIO
 
 from mer_tag.sinks.journal import journal_path
 
@@ -22,7 +23,7 @@ class RowWriter:
         self.path = str(path)
         self.columns = columns
         self.format = result_format(path)
-        self.stream = None
+        self.stream: TextIO | None = None  # open from the end of __init__ until close
         if self.path == "-":
             import sys
 
@@ -42,13 +43,18 @@ class RowWriter:
         if self.format == "csv":
             self._write_csv_row(["" if row.get(c) is None else row.get(c) for c in self.columns])
         else:
-            self.stream.write(json.dumps({c: row.get(c) for c in self.columns}, ensure_ascii=False) + "\n")
-        self.stream.flush()
+            self._open_stream().write(json.dumps({c: row.get(c) for c in self.columns}, ensure_ascii=False) + "\n")
+        self._open_stream().flush()
 
     def _write_csv_row(self, values) -> None:
         import csv
 
-        csv.writer(self.stream, lineterminator="\n").writerow(values)
+        csv.writer(self._open_stream(), lineterminator="\n").writerow(values)
+
+    def _open_stream(self) -> TextIO:
+        if self.stream is None:
+            raise ValueError("I/O operation on a closed RowWriter")
+        return self.stream
 
     def close(self) -> None:
         """Flush; for Parquet, fold the journal into the Parquet file (atomically)."""

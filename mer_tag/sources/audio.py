@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
@@ -80,7 +81,7 @@ class AudioStream:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def _generate(self, block_samples: int) -> Iterator[np.ndarray]:
+    def _generate(self, block_samples: int) -> Generator[np.ndarray, None, None]:
         try:
             yield from _blocks_of(self._chunks(), block_samples)
         finally:
@@ -141,7 +142,7 @@ class _MonoResampler:
 
     def __init__(self, sr: int):
         self.sr = sr
-        self._setup = None  # (format, layout, rate) of the frames queued now
+        self._setup: tuple[str, str, int] | None = None  # (format, layout, rate) of the frames queued now
 
     def push(self, frame) -> list[np.ndarray]:
         import av

@@ -83,7 +83,7 @@ def extract_audio(paths: list[Path], config: AudioConfig, cache: FeatureCache, j
     if config.frontend in FROZEN_FRONTENDS:
         settings["frontend_weights"] = frontend_sha256(config.frontend)
     keys = [cache.key("audio", p, settings) for p in paths]
-    out = [cache.load("audio", k) for k in keys]
+    out: list = [cache.load("audio", k) for k in keys]  # a cache miss's None is filled in below
     todo = [i for i, hit in enumerate(out) if hit is None]
     problems = []
     if todo:
@@ -130,7 +130,8 @@ def extract_lyrics(tracks: list[Track], config: LyricsConfig, frozen: bool, pool
     tokenizer = load_tokenizer()
     encoder = None
     settings = {**asdict(config), "frozen": frozen, "pooling": pooling}
-    out, problems = [], []
+    out: list = []
+    problems: list[tuple[str, str]] = []
     for track in progress(tracks, total=len(tracks), desc="lyrics features"):
         text, _, note = read_lyrics(track)
         if note:

@@ -129,7 +129,8 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
             probs = {s: branch.predict(model, [features[name][i] for i in idx]) if idx else np.zeros((0, len(names)))
                      for s, idx in present.items()}
             metrics[name] = {s: _scores(y[present[s]], probs[s], names) for s in ("val", "test")}
-        log(f"{name}: best epoch {history.best_epoch}, val macro-F1 {metrics[name]['val'].get('macro_f1', float('nan')):.3f}, "
+        log(f"{name}: best epoch {history.best_epoch}, "
+            f"val macro-F1 {metrics[name]['val'].get('macro_f1', float('nan')):.3f}, "
             f"test macro-F1 {metrics[name]['test'].get('macro_f1', float('nan')):.3f}")
 
     fusion_model, fusion_metrics = _train_fusion(config.get("fusion", {}), oof, trainers, branch_models, features,
@@ -148,7 +149,8 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
     model_dir = bundle_io.save(bundle, out / "model")
     _write_reports(out, bundle, metrics, histories, names, problems)
     seconds = time.time() - started
-    log(f"done in {seconds / 60:.1f} min: fused test macro-F1 {metrics['fusion']['test'].get('macro_f1', float('nan')):.3f}; "
+    log(f"done in {seconds / 60:.1f} min: "
+        f"fused test macro-F1 {metrics['fusion']['test'].get('macro_f1', float('nan')):.3f}; "
         f"model in {model_dir}")
     return TrainResult(out, model_dir, metrics, seconds)
 
@@ -164,7 +166,7 @@ def fit_branch(branch, items, y, groups, fit, stop, n_folds, seed, n_classes, pr
     return model, history, fold_models, oof
 
 
-def cross_fit(branch, items, y, idx, groups, epochs, n_folds, seed, n_classes) -> dict:
+def cross_fit(branch, items, y, idx, groups, epochs, n_folds, seed, n_classes) -> tuple[dict, list]:
     """(song index → probabilities from a model refit without that song's artist, the fold models)."""
     from mer_tag.train.splits import grouped_folds, max_folds
 
@@ -172,7 +174,8 @@ def cross_fit(branch, items, y, idx, groups, epochs, n_folds, seed, n_classes) -
     n_folds = min(n_folds, max_folds(y[idx], np.asarray(groups)[idx])) if len(idx) else 0
     if n_folds < 2:
         return {}, []  # too few songs to fold: the fusion learns from validation predictions alone
-    out, models = {}, []
+    out: dict[int, np.ndarray] = {}
+    models: list = []
     for k, held in enumerate(grouped_folds(y[idx], np.asarray(groups)[idx], n_folds, seed)):
         fit_idx = idx[np.setdiff1d(np.arange(len(idx)), held)]
         model, _ = branch.train([items[i] for i in fit_idx], y[fit_idx], None, None, n_classes, seed + 100 + k,

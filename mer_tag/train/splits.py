@@ -66,7 +66,7 @@ def preset_split(labels, groups, config: dict, seed: int = 0) -> dict[str, list[
 
 def _random_groups(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    held = []
+    held: list[int] = []
     for group in rng.permutation(sorted(set(groups.tolist()))):
         if len(held) >= max(1, round(fraction * len(groups))):
             break
