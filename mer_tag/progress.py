@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import Any
 
 # A rate needs this long of steady work behind it before it is shown (seconds): one or two bursts of
 # rows say little about the next thousand tracks.
@@ -29,15 +30,14 @@ class ScanFeedback:
     """
 
     def __init__(self, enabled: bool, started: float, rows_on_stdout: bool = False):
-        from mer_tag.cli._errors import stderr_console
-
         self.started = started  # time.monotonic() when the scan began
         self.enabled = enabled
-        self.console = stderr_console() if enabled else None
-        self.live = enabled and self.console.is_terminal and not (rows_on_stdout and _stdout_shares_screen())
-        self.progress = None
-        self.task = None
-        self.total = None
+        self.console: Any = stderr_console() if enabled else None
+        on_terminal = self.console is not None and self.console.is_terminal
+        self.live = on_terminal and not (rows_on_stdout and _stdout_shares_screen())
+        self.progress: Any = None  # a rich Progress while one is drawn
+        self.task: Any = None
+        self.total: int | None = None
         self.done = 0
         self.first_at: float | None = None  # when the first row arrived
         self.first_burst = 0  # rows that arrived with it
@@ -126,9 +126,28 @@ class ScanFeedback:
                     return Text("done", style="progress.remaining")
                 return Text(f"ETA {left}", style="progress.remaining")
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
-                                 Elapsed(), Remaining(), console=self.console, transient=False)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            Rate(),
+            Elapsed(),
+            Remaining(),
+            console=self.console,
+            transient=False,
+        )
         self.task = self.progress.add_task("", total=None)
+
+
+def stderr_console():
+    """A rich Console on stderr. On a terminal it wraps at the screen's width; anywhere else (a pipe, a log
+    file) rich would wrap at 80 columns and break a long path across lines, so lines are left whole."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console.soft_wrap = True  # print() does not wrap; tables and bars still fit console.width
+    return console
 
 
 def _clock(seconds: float) -> str:

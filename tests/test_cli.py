@@ -19,8 +19,9 @@ PYTHON_PLACEHOLDER = re.compile(r"<(bool|int|float|str|path|text|list\[\w+\])>|\
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`mer-tag ARGS` as a person runs it: its own process, stdout and stderr on pipes."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
-    return subprocess.run([sys.executable, "-m", "mer_tag", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mer_tag", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
 
 
 @pytest.mark.parametrize("command", [[]] + [[name] for _, _, name in COMMANDS])
@@ -67,15 +68,18 @@ def test_version_prints_the_installed_version():
     assert run.stdout.strip() == f"mer-tag {expected}"
 
 
-@pytest.mark.parametrize("args", [
-    ["scan", "--jobs", "-1", "."],
-    ["scan", "--jobs", "many", "."],
-    ["scan", "--no-such-option", "."],
-    ["scan"],
-    ["nope"],
-    ["report", "--top-n", "0", "x.csv"],
-    ["train", "--jobs", "0", "--data", "."],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["scan", "--jobs", "-1", "."],
+        ["scan", "--jobs", "many", "."],
+        ["scan", "--no-such-option", "."],
+        ["scan"],
+        ["nope"],
+        ["report", "--top-n", "0", "x.csv"],
+        ["train", "--jobs", "0", "--data", "."],
+    ],
+)
 def test_bad_options_are_one_line_on_stderr_exit_2(args, tmp_path):
     run = run_cli(*args, cwd=tmp_path)
     assert run.returncode == 2, run

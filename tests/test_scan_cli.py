@@ -33,11 +33,12 @@ def library(tmp_path) -> Path:
 
 def run_main(*args, cwd: Path) -> subprocess.CompletedProcess:
     """`mer-tag ARGS` in its own process with stderr on a pipe; prints whether torch was ever imported."""
-    code = (f"import sys; from mer_tag.cli import main; code = main({list(args)!r}); "
-            "print('torch imported:', 'torch' in sys.modules); sys.exit(code)")
+    code = (
+        f"import sys; from mer_tag.cli import main; code = main({list(args)!r}); "
+        "print('torch imported:', 'torch' in sys.modules); sys.exit(code)"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
 def bad_output(kind: str, tmp_path: Path) -> str:
@@ -59,8 +60,14 @@ def bad_output(kind: str, tmp_path: Path) -> str:
     return "/proc/x/out.csv"  # cannot be created
 
 
-BAD_OUTPUTS = ["an unrelated csv", "a header of another table", "text that is not json lines",
-               "a file as a folder", "a folder as the file", "cannot be created"]
+BAD_OUTPUTS = [
+    "an unrelated csv",
+    "a header of another table",
+    "text that is not json lines",
+    "a file as a folder",
+    "a folder as the file",
+    "cannot be created",
+]
 
 
 @pytest.mark.parametrize("kind", BAD_OUTPUTS)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import typer
 
+from mer_tag.progress import stderr_console  # every command's stderr, as scan's progress uses it
+
+__all__ = ["stderr_console", "usage_error"]
+
 
 def usage_error(message: object) -> SystemExit:
     """Print `error: MESSAGE` (one line) on stderr and return the SystemExit(2) to raise:
@@ -13,14 +17,3 @@ def usage_error(message: object) -> SystemExit:
     line = " ".join(str(message).split("\n")).strip() or "usage error"
     typer.echo(f"{typer.style('error:', fg='red')} {line}", err=True)
     return SystemExit(2)
-
-
-def stderr_console():
-    """A rich Console on stderr. On a terminal it wraps at the screen's width; anywhere else (a pipe, a log
-    file) rich would wrap at 80 columns and break a long path across lines, so lines are left whole."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        console.soft_wrap = True  # print() does not wrap; tables and bars still fit console.width
-    return console
