@@ -11,10 +11,20 @@ from pathlib import Path
 @dataclass
 class ScanSummary:
     ok: int = 0
-    failed: int = 0
-    skipped: int = 0
+    failed: int = 0  # failed in this run
+    skipped: int = 0  # done by an earlier run and unchanged since, still failing ones included
+    still_failing: int = 0  # of the skipped: failed in an earlier run, unchanged since, not tried again
     seconds: float = 0.0
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), this run's
+
+    @property
+    def failing(self) -> int:
+        """Tracks of this scan whose row says error: this run's failures and the earlier ones left alone."""
+        return self.failed + self.still_failing
+
+
+class ResultsError(ValueError):
+    """`out` cannot take this scan's rows: it is not a results file, or it cannot be written."""
 
 
 @dataclass
@@ -24,60 +34,97 @@ class ScanPlan:
     tracks: list
     todo: list
     keep: object = None  # a polars DataFrame of earlier rows kept as they are, or None
+    still_failing: int = 0  # tracks skipped whose earlier row is a failure (the file unchanged since)
     set_aside: bool = False  # --force: the earlier results move to `<out>.bak` before the first new row
 
 
 def scan(paths: Sequence[str | Path], out: str | Path = "moods.csv", model: str | Path = "default", jobs: int = 2,
          force: bool = False, timeline: bool = False, chunk_hop: float | None = None,
          lyrics_dir: str | Path | None = None, midi_dir: str | Path | None = None, progress: bool = True,
-         on_row=None, engine: str = "local", address: str | None = None, precision: str = "auto") -> ScanSummary:
+         on_row=None, engine: str = "local", address: str | None = None, precision: str = "auto",
+         retry_failed: bool = False) -> ScanSummary:
     """Predict a mood for every audio file under `paths`, writing one row per file to `out`.
 
     `engine`: 'local' (this machine) or 'ray' (a Ray cluster at `address`; mer_tag.engines.ray).
     `precision`: of the frozen encoders, 'auto' (bf16 where the CPU has it natively), 'fp32' or 'bf16'.
-    The process is left as it was found: the CLI, not this function, tunes threads and memory.
+    `retry_failed`: try again tracks an earlier run failed on even if their file is unchanged.
+    `progress`: say on stderr what is happening (mer_tag.progress). ResultsError when `out` cannot take
+    the rows (checked before anything loads); the process is left as it was found: the CLI, not this
+    function, tunes threads and memory.
     """
     from mer_tag import bundle as bundle_io
     from mer_tag import engines
+    from mer_tag.progress import ScanFeedback
 
-    started = time.time()
+    started = time.monotonic()  # one clock for the bar and the summary
+    check_out(out)
     runner = engines.create(engine, model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop,
                             address=address)  # reads the card only; unknown names fail here, before any work
     card = bundle_io.read_card(model)  # its name@version tells which earlier rows still stand
-    plan = _plan(paths, out, card.ref, force, lyrics_dir, midi_dir)
+    feedback = ScanFeedback(progress, started, rows_on_stdout=str(out) == "-")
     try:
+        feedback.stage("finding tracks…")
+        plan = _plan(paths, out, card.ref, force, lyrics_dir, midi_dir, retry_failed, found=feedback.found)
+        feedback.note(_plan_line(plan))
         # A resumed scan with nothing new starts no engine: no workers, no torch, no weights; the results
         # are still finished (a killed run's journal folded in).
         if plan.todo:
+            feedback.start_bar(len(plan.todo), "loading the model…")
             runner.start()  # a model that cannot load fails here, before the results are touched
         rows = runner.rows(plan.todo) if plan.todo else iter(())
-        summary = _write_rows(plan, out, card.labels, timeline, rows, progress, on_row, runner.parquet_parts)
+        summary = _write_rows(plan, out, card.labels, timeline, rows, feedback, on_row, runner.parquet_parts)
     finally:
+        feedback.stop()
         runner.close()
-    summary.seconds = time.time() - started
+    summary.seconds = time.monotonic() - started
     return summary
 
 
-def _plan(paths, out, model_ref: str, force: bool, lyrics_dir, midi_dir) -> ScanPlan:
-    """The walk and the resume decision: a track is skipped when this model finished it ok and the file
-    is unchanged since (size and modification time); with `force`, nothing is skipped."""
+def _plan_line(plan: ScanPlan) -> str:
+    """'1,204 tracks: 12 to do, 1,192 already done (1 of them failing, unchanged since)'."""
+    done = len(plan.tracks) - len(plan.todo)
+    line = f"{len(plan.tracks):,} track{'s' if len(plan.tracks) != 1 else ''}: {len(plan.todo):,} to do"
+    if done:
+        line += f", {done:,} already done"
+        if plan.still_failing:
+            line += f" ({plan.still_failing:,} of them failing, unchanged since)"
+    return line
+
+
+def _plan(paths, out, model_ref: str, force: bool, lyrics_dir, midi_dir, retry_failed: bool = False,
+          found=None) -> ScanPlan:
+    """The walk and the resume decision: a track is skipped when this model already did it (ok, or failed
+    unless `retry_failed`) and the file is unchanged since (size and modification time); with `force`,
+    nothing is skipped. A broken file that has not changed would only fail again, and redoing it means
+    loading the model: a library with one broken file would never get a quick rerun. `found(n)` hears
+    how many tracks the walk has found so far."""
     from mer_tag.library import walk
 
-    tracks = list(walk(paths, lyrics_dir=lyrics_dir, midi_dir=midi_dir))
+    previous = None if str(out) == "-" else _previous_rows(Path(out))  # not results: refused before the walk
+    tracks = []
+    for track in walk(paths, lyrics_dir=lyrics_dir, midi_dir=midi_dir):
+        tracks.append(track)
+        if found:
+            found(len(tracks))
     if force:
         return ScanPlan(tracks, tracks, set_aside=str(out) != "-")
-    previous = None if str(out) == "-" else _previous_rows(Path(out))
-    done = _unchanged_ok(previous, model_ref) if previous is not None else {}
-    todo = [t for t in tracks if done.get(str(t.path)) != _identity(t.path)]
+    done = _unchanged_done(previous, model_ref, retry_failed) if previous is not None else {}
+    todo, still_failing = [], 0
+    for track in tracks:
+        earlier = done.get(str(track.path))
+        if earlier is None or earlier[0] != _identity(track.path):
+            todo.append(track)
+        elif earlier[1] != "ok":
+            still_failing += 1
     keep = None
     if previous is not None and previous.height:
         import polars as pl
 
         keep = previous.filter(~pl.col("path").is_in([str(t.path) for t in todo]))
-    return ScanPlan(tracks, todo, keep)
+    return ScanPlan(tracks, todo, keep, still_failing=still_failing)
 
 
-def _write_rows(plan, out, labels, timeline, rows, progress, on_row, parquet_parts: bool) -> ScanSummary:
+def _write_rows(plan, out, labels, timeline, rows, feedback, on_row, parquet_parts: bool) -> ScanSummary:
     """Stream `rows` (those of `plan.todo`) into `out` beside the kept earlier rows, counting as they come.
     The results are opened (earlier rows set aside or the ones to redo taken out) only when the first row
     arrives, or when it is clear none will: a scan that fails before its first row leaves them untouched."""
@@ -89,9 +136,8 @@ def _write_rows(plan, out, labels, timeline, rows, progress, on_row, parquet_par
         return sinks.open_writer(out, sinks.columns(len(labels), timeline), keep=plan.keep,
                                  redo={str(t.path) for t in plan.todo}, parts=parquet_parts)
 
-    summary = ScanSummary(skipped=len(plan.tracks) - len(plan.todo))
+    summary = ScanSummary(skipped=len(plan.tracks) - len(plan.todo), still_failing=plan.still_failing)
     writer = None
-    bar = _progress_bar(progress, len(plan.todo))
     try:
         for row in rows:
             writer = writer or open_writer()
@@ -103,10 +149,10 @@ def _write_rows(plan, out, labels, timeline, rows, progress, on_row, parquet_par
                 summary.failures.append((row["path"], row["error"]))
             if on_row:
                 on_row(row)
-            bar.advance()
+            feedback.advance()
         writer = writer or open_writer()
     finally:
-        bar.stop()
+        feedback.stop()  # before the last lines: the summary prints below the bar
         if writer is not None:
             writer.close()
     return summary
@@ -121,12 +167,80 @@ def _identity(path: Path) -> tuple[int, float] | None:
 
 
 def _previous_rows(out: Path):
-    """Rows of an earlier run (its results and a killed run's journal), or None."""
+    """Rows of an earlier run (its results and a killed run's journal), or None. ResultsError when `out`
+    holds something else (an unrelated table, a file of another kind): it is left alone, never rewritten."""
     from mer_tag.sinks import journal_path, read_results
 
     if not out.exists() and not journal_path(out).exists():
         return None
-    return read_results(out)
+    if out.is_dir() and out.suffix.lower() != ".parquet":
+        raise ResultsError(f"{out} is a folder: give a results file, e.g. {out / 'moods.csv'}")
+    try:
+        rows = read_results(out)
+    except Exception as exc:  # polars, pyarrow and json each have their own errors for a file of another kind
+        reason = "no path column" if type(exc).__name__ == "ColumnNotFoundError" else _first_line(exc)
+        raise ResultsError(f"{out} is not a mer-tag results file ({reason}); it is left as it is: choose "
+                           f"another --out or move it away") from None
+    missing = [c for c in ("path", "status") if c not in rows.columns]
+    if rows.height and missing:
+        raise ResultsError(f"{out} is not a mer-tag results file (no {' or '.join(missing)} column); it is left "
+                           "as it is: choose another --out or move it away")
+    if not rows.height and out.is_file() and _holds_other_data(out):
+        raise ResultsError(f"{out} is not a mer-tag results file (no rows with a path); it is left as it is: "
+                           "choose another --out or move it away")
+    return rows
+
+
+def _holds_other_data(out: Path) -> bool:
+    """A file that gave no rows but is not empty either: another table's header, lines that are not JSON,
+    a Parquet file of other columns. The writer would replace it. (A torn last line is a killed scan's.)"""
+    import polars as pl
+
+    from mer_tag.sinks import result_format
+    from mer_tag.sinks.journal import complete_lines
+
+    if result_format(out) == "parquet":
+        return "path" not in pl.read_parquet_schema(out)
+    lines = complete_lines(out.read_bytes()).decode("utf-8", "replace").splitlines()
+    lines = [line for line in lines if line.strip()]
+    if result_format(out) == "csv":
+        return bool(lines) and "path" not in lines[0].split(",")
+    return bool(lines)  # JSON lines: a complete line that gave no row was not a row
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_out(out: str | Path) -> None:
+    """ResultsError unless `out` can take a scan's rows: a known format, in a folder where a file can be
+    written (or one that can be made in a folder where it can). Leaves nothing behind."""
+    import os
+    import tempfile
+
+    from mer_tag.sinks import result_format
+
+    if str(out) == "-":
+        return
+    try:
+        result_format(out)
+    except ValueError as exc:
+        raise ResultsError(str(exc)) from None
+    out = Path(out)
+    folder = out if out.is_dir() else out.parent  # a Parquet part folder is written inside
+    blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ResultsError(f"cannot write {out}: {blocker} is a file, not a folder")
+    existing = next(p for p in [folder, *folder.parents, Path(".")] if p.exists())  # the rest is made later
+    try:
+        with tempfile.TemporaryFile(dir=existing):  # the writer replaces files atomically: it needs the folder
+            pass
+    except OSError as exc:
+        raise ResultsError(f"cannot write {out}: no new file can be made in {existing} "
+                           f"({exc.strerror or exc})") from None
+    if out.is_file() and not os.access(out, os.W_OK):
+        raise ResultsError(f"cannot write {out}: permission denied")
 
 
 def _set_aside(out: Path) -> None:
@@ -151,50 +265,15 @@ def _move_aside(out: Path) -> None:
     out.replace(backup)
 
 
-def _unchanged_ok(previous, model_ref: str) -> dict[str, tuple[int, float]]:
-    """path → (size, mtime) of rows that this model finished ok: those tracks are skipped if the file is
-    unchanged. Rows of another model (another name or version) are redone, so one file never mixes models."""
+def _unchanged_done(previous, model_ref: str, retry_failed: bool) -> dict[str, tuple[tuple[int, float], str]]:
+    """path → ((size, mtime), status) of rows this model finished (ok, and failed unless `retry_failed`):
+    those tracks are skipped if the file is unchanged. Rows of another model (another name or version) are
+    redone, so one file never mixes models."""
     if previous.height == 0 or "status" not in previous.columns:
         return {}
-    ok = previous.filter(previous["status"] == "ok")
-    if "model" in ok.columns:
-        ok = ok.filter(ok["model"] == model_ref)
-    return {p: (int(s), float(m)) for p, s, m in zip(ok["path"], ok["size"], ok["mtime"]) if s is not None and m is not None}
-
-
-class _progress_bar:
-    """A rich progress bar on stderr (tracks/s, ETA); silent when stderr is not a terminal."""
-
-    def __init__(self, enabled: bool, total: int):
-        import sys
-
-        self.progress = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            class Rate(TextColumn):
-                def render(self, task):
-                    speed = task.finished_speed or task.speed
-                    return f"{speed:.2f} tracks/s" if speed else "… tracks/s"
-
-            self.progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), Rate(""),
-                                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                     console=Console(stderr=True))
-            self.task = self.progress.add_task("scan", total=total)
-            self.progress.start()
-
-    def advance(self) -> None:
-        if self.progress:
-            self.progress.advance(self.task)
-
-    def stop(self) -> None:
-        if self.progress:
-            self.progress.stop()
+    done = previous if not retry_failed else previous.filter(previous["status"] == "ok")
+    if "model" in done.columns:
+        done = done.filter(done["model"] == model_ref)
+    return {p: ((int(s), float(m)), str(status))
+            for p, s, m, status in zip(done["path"], done["size"], done["mtime"], done["status"])
+            if s is not None and m is not None}

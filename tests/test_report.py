@@ -370,7 +370,7 @@ def test_cli_report_refuses_an_output_name_before_any_work(tmp_path, capsys, mon
     before = sorted(tmp_path.iterdir())
     assert main(["report", str(results), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("mer-tag: ") and args[1] in err[0] and "Traceback" not in err[0]
+    assert len(err) == 1 and err[0].startswith("error: ") and args[1] in err[0] and "Traceback" not in err[0]
     assert sorted(tmp_path.iterdir()) == before  # nothing written
 
 
@@ -406,7 +406,7 @@ def test_cli_report_output_that_cannot_be_written_is_a_usage_error(tmp_path, cap
     assert main(["report", str(results), "-o", str(tmp_path / "taken.html")]) == 2
     assert main(["playlists", str(results), "-o", str(tmp_path / "file" / "pl")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("mer-tag: cannot") for line in err)
+    assert len(err) == 3 and all(line.startswith("error: cannot") for line in err)
     assert (tmp_path / "file").read_text() == "mine" and not list(tmp_path.glob("*.tmp"))
 
 

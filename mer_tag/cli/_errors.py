@@ -1,8 +1,13 @@
-"""How a command reports a usage error: one line on stderr, exit status 2, no traceback."""
+"""How every command talks on stderr: a usage error is one line (`error: …`) and exit status 2, never a
+traceback; messages are never wrapped into a pipe or a log, so a path and its reason stay on one line."""
 
 from __future__ import annotations
 
 import typer
+
+from mer_tag.progress import stderr_console  # every command's stderr, as scan's progress uses it
+
+__all__ = ["stderr_console", "usage_error"]
 
 
 def usage_error(message: object) -> SystemExit:

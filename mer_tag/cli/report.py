@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from mer_tag.cli._errors import usage_error
+
 RESULTS_HELP = "Results file from `mer-tag scan` (.csv, .parquet or .jsonl)."
 
 
@@ -16,13 +18,6 @@ class ReportFormat(str, Enum):
     html = "html"
     md = "md"
     json = "json"
-
-
-def usage_error(message: str) -> SystemExit:
-    """One line on stderr and exit status 2. SystemExit, not typer.Exit: click's non-standalone mode
-    returns typer.Exit's code and `mer_tag.cli.main` drops it, but passes SystemExit's on."""
-    typer.echo(f"mer-tag: {message}", err=True)
-    return SystemExit(2)
 
 
 def report(
@@ -33,7 +28,7 @@ def report(
             "--out", "-o", show_default=False,
             # "\\[": rich markup would take "[default: ...]" for a style tag and drop it.
             help="File to write, .html/.htm, .md or .json: its extension sets the format. '-' prints to stdout. "
-                 "\\[default: report.<format> here]",
+                 "\\[default: report.html, or report.md / report.json with --format]",
         ),
     ] = None,
     format: Annotated[

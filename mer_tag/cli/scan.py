@@ -9,111 +9,159 @@ import typer
 
 
 def scan(
-    paths: Annotated[list[Path], typer.Argument(help="Music folders or files to scan (recursively).", show_default=False)],
-    out: Annotated[str, typer.Option("--out", "-o", help="Results file: .csv, .parquet or .jsonl; '-' for JSON lines on stdout.")] = "moods.csv",
-    model: Annotated[str, typer.Option(help="Model: 'default' (shipped) or a folder written by `mer-tag train`.")] = "default",
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Decoding worker processes (0 = decode in this process).")] = 2,
-    force: Annotated[bool, typer.Option(help="Redo every track; earlier results are kept aside as OUT.bak.")] = False,
-    timeline: Annotated[bool, typer.Option(help="Add a per-chunk mood timeline (JSON) to each row.")] = False,
-    chunk_hop: Annotated[float | None, typer.Option(help="Seconds between 30-second chunk starts (default: the model's, 30).")] = None,
-    lyrics_dir: Annotated[Path | None, typer.Option(help="A tree of lyrics files parallel to the music tree.")] = None,
-    midi_dir: Annotated[Path | None, typer.Option(help="A tree of MIDI files parallel to the music tree.")] = None,
-    tag: Annotated[bool, typer.Option("--tag", help="Also write each mood into its file's tags (see `mer-tag tag`).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
-    engine: Annotated[str, typer.Option(help="Where models run: 'local' (this machine) or 'ray' (a Ray cluster; "
-                                        "needs the ray extra, see docs/scale.md).")] = "local",
-    address: Annotated[str | None, typer.Option(help="With --engine ray: the cluster's HOST:PORT "
-                                                   "(default: RAY_ADDRESS, else a local Ray on this machine).")] = None,
-    precision: Annotated[str, typer.Option(help="Arithmetic of the frozen encoders (MiniLM, the audio front-end): "
-                                           "'auto' = bf16 where the CPU has it natively (about 1.8 × faster), "
-                                           "else fp32; or force 'fp32' / 'bf16'.")] = "auto",
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", show_default=False,
+                                                help="Music folders or files (folders are searched through).")],
+    out: Annotated[str, typer.Option("--out", "-o", metavar="FILE",
+                                     help="Results file: .csv, .parquet or .jsonl; '-' prints JSON lines instead.")
+                   ] = "moods.csv",
+    model: Annotated[str, typer.Option(metavar="NAME|FOLDER",
+                                       help="'default' (the one shipped) or a folder written by `mer-tag train`.")
+                     ] = "default",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0,
+                                      help="Processes reading audio files beside the one that listens "
+                                           "(0 = none: slower, less memory).")] = 2,
+    force: Annotated[bool, typer.Option("--force", help="Redo every track; the earlier results are kept as FILE.bak.")
+                     ] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again the tracks that failed before, even "
+                                                                      "if their files have not changed.")] = False,
+    timeline: Annotated[bool, typer.Option("--timeline", help="Also say how the mood moves through each song: a mood "
+                                                              "for every 30 seconds, in a 'timeline' column.")] = False,
+    chunk_hop: Annotated[float | None, typer.Option(
+        metavar="SECONDS", min=0.5, help="With --timeline: seconds from one 30-second stretch to the next (default 30 "
+                                         "for the shipped model; 15 makes them overlap, for twice the work).")] = None,
+    lyrics_dir: Annotated[Path | None, typer.Option(
+        metavar="FOLDER", help="Lyrics kept apart from the music, in the same folder layout (Artist/Song.txt for "
+                               "Artist/Song.mp3).")] = None,
+    midi_dir: Annotated[Path | None, typer.Option(
+        metavar="FOLDER", help="MIDI files kept apart from the music, in the same folder layout.")] = None,
+    tag: Annotated[bool, typer.Option("--tag", help="Also write each mood into its file's tags (see `mer-tag tag`).")
+                   ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors: no progress, no summary.")
+                     ] = False,
+    engine: Annotated[str, typer.Option(
+        metavar="local|ray", help="Where the listening runs: 'local' (this computer) or 'ray' (several computers "
+                                  "joined in a Ray cluster; needs `pip install 'mer-tag\\[ray]'`, see docs/scale.md).")
+                      ] = "local",
+    address: Annotated[str | None, typer.Option(
+        metavar="HOST:PORT", help="With --engine ray: the cluster to use (default: RAY_ADDRESS, else one started on "
+                                  "this computer).")] = None,
+    precision: Annotated[str, typer.Option(
+        metavar="auto|fp32|bf16",
+        help="How finely the parts that turn sound and words into numbers calculate: 'auto' uses the faster 16-bit "
+             "'bf16' where the processor does it natively (about 1.8 × faster, the same moods in practice), else "
+             "the full 32-bit 'fp32'.")] = "auto",
 ):
-    """Predict the mood of every audio file under PATHS and write one row per file.
+    """Listen to every song under PATH and write its mood to a results file, one row per song.
 
-    Lyrics are found beside each file (Song.txt / Song.lrc) or inside its tags; MIDI beside it
-    (Song.mid). Rows stream out as tracks finish; run the same command again to resume (tracks
-    already done and unchanged are skipped).
+    Lyrics are read from a file beside each song (Song.txt or Song.lrc) or from its tags, and MIDI
+    from Song.mid beside it. Rows are written as songs finish, so an interrupted scan loses nothing:
+    run the same command again and it carries on. Songs already done, and songs that failed, are
+    skipped while their files are unchanged (--retry-failed tries the failed ones again).
+
+    Exit status: 0 when every song has a mood; 1 while any song scanned is failing (this run's
+    failures, or earlier ones whose files are unchanged); 2 for a mistake in the command.
 
     Examples:
 
-      mer-tag scan ~/Music                       # writes moods.csv
+      mer-tag scan ~/Music                            # writes moods.csv
 
       mer-tag scan ~/Music -o moods.parquet --timeline
 
       mer-tag scan ~/Music -o - | jq .cluster_name
 
+      mer-tag scan ~/Music --retry-failed             # try the broken files again
+
       mer-tag scan /shared/Music -o moods.parquet --engine ray --address head:6379
     """
     import sys
 
-    from rich.console import Console
-
     from mer_tag.bundle import BundleError
-    from mer_tag.scan import scan as run_scan
-    from mer_tag.sinks import result_format
-
-    console = Console(stderr=True)
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        console.print(f"[red]error:[/] no such file or folder: {', '.join(missing)}")
-        raise typer.Exit(2)
-    try:
-        result_format(out)
-    except ValueError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    if engine not in ("local", "ray"):
-        console.print(f"[red]error:[/] unknown engine {engine!r}: use local or ray")
-        raise typer.Exit(2)
-    if engine == "ray":
-        import importlib.util
-
-        if importlib.util.find_spec("ray") is None:
-            console.print("[red]error:[/] --engine ray needs ray: pip install 'mer-tag\\[ray]'")
-            raise typer.Exit(2)
+    from mer_tag.cli._errors import stderr_console, usage_error
     from mer_tag.engines import check_precision
+    from mer_tag.scan import ResultsError
+    from mer_tag.scan import scan as run_scan
 
+    _check_arguments(paths, out, engine, address, tag, lyrics_dir, midi_dir)
     try:
         check_precision(precision)
     except ValueError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    if address and engine != "ray":
-        console.print("[red]error:[/] --address needs --engine ray")
-        raise typer.Exit(2)
-    if tag and out == "-":
-        console.print("[red]error:[/] --tag needs a results file (--out), not stdout")
-        raise typer.Exit(2)
+        raise usage_error(exc) from None
     from mer_tag._process import let_idle_threads_sleep, reuse_freed_memory
 
     let_idle_threads_sleep()  # this process runs the models (local engine): before torch starts
     reuse_freed_memory()  # this process, and the decode workers it spawns
+    console = stderr_console()
     try:
-        summary = run_scan(paths, out=out, model=model, jobs=jobs, force=force, timeline=timeline,
-                           chunk_hop=chunk_hop, lyrics_dir=lyrics_dir, midi_dir=midi_dir, progress=not quiet,
-                           engine=engine, address=address, precision=precision)
-    except BundleError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        summary = run_scan(paths, out=out, model=model, jobs=jobs, force=force, retry_failed=retry_failed,
+                           timeline=timeline, chunk_hop=chunk_hop, lyrics_dir=lyrics_dir, midi_dir=midi_dir,
+                           progress=not quiet, engine=engine, address=address, precision=precision)
+    except (BundleError, ResultsError) as exc:
+        raise usage_error(exc) from None
     if not quiet:
-        for path, reason in summary.failures[:20]:
-            console.print(f"[yellow]failed[/] {path}: {reason}", highlight=False)
-        if len(summary.failures) > 20:
-            console.print(f"… and {len(summary.failures) - 20} more failures (status=error rows in {out})")
-        console.print(f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped (already done) "
-                      f"in {summary.seconds:.1f} s" + ("" if out == "-" else f" → {out}"))
+        _print_summary(console, summary, out)
+    code = 1 if summary.failing else 0
     if tag:
-        from mer_tag.tags import write_tags
-
-        try:
-            tagged = write_tags(out)
-        except ValueError as exc:  # no rows to tag (an empty folder scanned): the scan's own status stands
-            console.print(f"tags: {exc}", highlight=False)
-            raise typer.Exit(1 if summary.failed else 0) from None
-        if not quiet:
-            console.print(f"tags: {tagged.count('tagged')} written, {len(tagged.failed)} failed"
-                          + (f"; undo with: mer-tag untag {tagged.journal}" if tagged.journal else ""))
-        if tagged.failed:
-            raise typer.Exit(1)
+        code = max(code, _tag(console, out, quiet))
     sys.stdout.flush()
-    raise typer.Exit(1 if summary.failed else 0)
+    raise typer.Exit(code)
+
+
+def _check_arguments(paths, out, engine, address, tag, lyrics_dir, midi_dir) -> None:
+    """Every mistake that needs nothing loaded, each a one-line usage error, before any work starts."""
+    import importlib.util
+
+    from mer_tag.cli._errors import usage_error
+    from mer_tag.engines import ENGINES
+    from mer_tag.scan import ResultsError, check_out
+
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise usage_error(f"no such file or folder: {', '.join(missing)}")
+    for option, folder in (("--lyrics-dir", lyrics_dir), ("--midi-dir", midi_dir)):
+        if folder is not None and not folder.is_dir():
+            raise usage_error(f"{option}: no such folder: {folder}")
+    if engine not in ENGINES:
+        raise usage_error(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
+    if engine == "ray" and importlib.util.find_spec("ray") is None:
+        raise usage_error("--engine ray needs ray: pip install 'mer-tag[ray]'")
+    if address and engine != "ray":
+        raise usage_error("--address needs --engine ray")
+    if tag and out == "-":
+        raise usage_error("--tag needs a results file (--out), not stdout")
+    try:
+        check_out(out)
+    except ResultsError as exc:
+        raise usage_error(exc) from None
+
+
+def _print_summary(console, summary, out: str) -> None:
+    """This run's failures (one line each, never wrapped: grep finds a path and its reason), then one line
+    of counts."""
+    from rich.markup import escape
+
+    for path, reason in summary.failures[:20]:
+        console.print(f"[yellow]failed[/] {escape(path)}: {escape(str(reason))}", highlight=False)
+    if len(summary.failures) > 20:
+        console.print(f"… and {len(summary.failures) - 20} more failures (status=error rows in {escape(out)})",
+                      highlight=False)
+    counts = [f"{summary.ok} ok", f"{summary.failed} failed", f"{summary.skipped} skipped (already done)"]
+    if summary.still_failing:
+        counts.append(f"{summary.still_failing} still failing (unchanged since they failed; --retry-failed "
+                      "tries them again)")
+    console.print(", ".join(counts) + f" in {summary.seconds:.1f} s" + ("" if out == "-" else f" → {escape(out)}"),
+                  highlight=False)
+
+
+def _tag(console, out: str, quiet: bool) -> int:
+    """--tag: write the moods into the files; the exit status this adds (1 when a file could not be tagged)."""
+    from mer_tag.tags import write_tags
+
+    try:
+        tagged = write_tags(out)
+    except ValueError as exc:  # no rows to tag (an empty folder scanned): the scan's own status stands
+        console.print(f"tags: {exc}", highlight=False)
+        return 0
+    if not quiet:
+        console.print(f"tags: {tagged.count('tagged')} written, {len(tagged.failed)} failed"
+                      + (f"; undo with: mer-tag untag {tagged.journal}" if tagged.journal else ""), highlight=False)
+    return 1 if tagged.failed else 0

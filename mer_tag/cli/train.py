@@ -7,71 +7,94 @@ from typing import Annotated
 
 import typer
 
+from mer_tag.cli._errors import stderr_console, usage_error
+
 
 def train(
-    data: Annotated[Path, typer.Option("--data", help="Dataset: MIREX-like folder (Audio/, clusters.txt, …), "
-                                                               "a CSV 'path,label[,lyrics_path,midi_path,artist]', or one folder per label.")],
-    preset: Annotated[str, typer.Option(help="Preset name in presets/ (default, mirex-baseline, wijaya2021-cnn, wijaya2021-crnn) or a .toml path.")] = "default",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: model/, metrics, plots, model card.")] = Path("runs/default"),
-    cache: Annotated[Path | None, typer.Option(help="Feature cache folder (keyed by file and settings).")] = Path(".cache/features"),
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes and torch threads.")] = 2,
-    seed: Annotated[int, typer.Option(help="Seed for the split and the training.")] = 0,
-    limit: Annotated[int, typer.Option(help="Use only this many songs (smoke runs); 0 = all.")] = 0,
-    epochs: Annotated[int, typer.Option(help="Override every branch's epoch count (smoke runs); 0 = preset's.")] = 0,
+    data: Annotated[Path, typer.Option(
+        "--data", metavar="FOLDER|FILE",
+        help="Songs with a mood each: a folder laid out like the MIREX mood dataset (Audio/, clusters.txt, …), a "
+             "CSV file 'path,label[,lyrics_path,midi_path,artist]', or a folder with one sub-folder per mood.")],
+    preset: Annotated[str, typer.Option(
+        metavar="NAME|FILE", help="A recipe: default, mirex-baseline, wijaya2021-cnn, wijaya2021-crnn, or your own "
+                                  ".toml file (docs/training.md).")] = "default",
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", metavar="FOLDER",
+        help="Where the run goes: the model (model/), its scores, plots and a model card.")] = Path("runs/default"),
+    cache: Annotated[Path | None, typer.Option(
+        metavar="FOLDER", help="Where to keep the sound features computed from each song, so a second run skips "
+                               "that work.")] = Path(".cache/features"),
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="CPU cores to use.")] = 2,
+    seed: Annotated[int, typer.Option(help="Starting point of the random choices (which songs test, the training "
+                                           "order): the same seed gives the same model.")] = 0,
+    limit: Annotated[int, typer.Option(min=0, help="Use only this many songs, for a quick try; 0 = all.")] = 0,
+    epochs: Annotated[int, typer.Option(min=0, help="Passes over the songs for every part of the model, for a quick "
+                                                    "try; 0 = the preset's.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ):
-    """Train the audio, lyrics and MIDI branches and their fusion; write a self-describing model.
+    """Teach a new model from songs whose moods you know, and write it to a folder `scan --model` reads.
+
+    It learns from the sound, the lyrics and the MIDI of each song, then how much to trust each.
+    See docs/training.md for the datasets it reads and where to get the MIREX mood dataset.
 
     Examples:
 
-      mer-tag train --data ../shared/datasets/mirex-mood                       # the default preset
+      mer-tag train --data ~/datasets/mirex-mood        # → runs/default/model
 
-      mer-tag train --data ../shared/datasets/mirex-mood --preset mirex-baseline -o runs/baseline
+      mer-tag train --data ~/datasets/mirex-mood --preset mirex-baseline -o base
 
-      mer-tag scan ~/Music --model runs/default/model                         # use what you trained
+      mer-tag scan ~/Music --model runs/default/model   # use what you trained
     """
-    from rich.console import Console
-
     from mer_tag.train.datasets import DatasetError
     from mer_tag.train.run import TrainError
     from mer_tag.train.run import train as run_train
 
-    console = Console(stderr=True)
+    if not data.exists():
+        raise usage_error(f"no such file or folder: {data}")
+    console = stderr_console()
     try:
         run_train(data, preset=preset, out=out, cache=cache, jobs=jobs, seed=seed, limit=limit, epochs=epochs,
                   progress=not quiet, log=lambda msg: console.print(msg, highlight=False))
     except (DatasetError, TrainError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise usage_error(exc) from None
 
 
 def evaluate(
-    data: Annotated[Path, typer.Option("--data", help="A labelled dataset, in any layout `train` reads.")],
-    model: Annotated[str, typer.Option(help="Model: 'default' or a model folder.")] = "default",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for metrics.json, report and confusion PNGs.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Decoding worker processes.")] = 2,
+    data: Annotated[Path, typer.Option("--data", metavar="FOLDER|FILE",
+                                       help="Songs with a mood each, in any layout `train` reads.")],
+    model: Annotated[str, typer.Option(
+        metavar="NAME|FOLDER", help="'default' (the one shipped) or a folder written by `mer-tag train`.")] = "default",
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", metavar="FOLDER",
+        help="Folder for the scores (metrics.json), a report and pictures of which moods get mixed up.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0,
+                                      help="Processes reading audio beside the model (0 = none).")] = 2,
 ):
-    """Score a model on a labelled dataset: per-branch and fused accuracy, macro-F1, confusion matrices.
+    """Score a model on songs whose moods you know: how often it is right, for sound, lyrics, MIDI and all
+    together, and which moods it mixes up.
 
-    Example:
+    It listens to each song as `scan` does and compares its mood with the one the dataset gives.
 
-      mer-tag eval --data ../shared/datasets/mirex-mood --model runs/baseline/model -o runs/baseline/eval
+    Examples:
+
+      mer-tag eval --data ~/datasets/mirex-mood                # the shipped model
+
+      mer-tag eval --data ~/datasets/mirex-mood --model base/model -o base/eval
     """
-    from rich.console import Console
-
-    from mer_tag._process import let_idle_threads_sleep, reuse_freed_memory
     from mer_tag.bundle import BundleError
     from mer_tag.evaluate import evaluate as run_eval
     from mer_tag.train.datasets import DatasetError
 
+    if not data.exists():
+        raise usage_error(f"no such file or folder: {data}")
+    from mer_tag._process import let_idle_threads_sleep, reuse_freed_memory
+
     let_idle_threads_sleep()  # as `scan`: this process runs the models beside the decode workers
     reuse_freed_memory()
-    console = Console(stderr=True)
     try:
         metrics = run_eval(data, model=model, out=out, jobs=jobs)
     except (DatasetError, BundleError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise usage_error(exc) from None
     from mer_tag.train.evaluate import report_table
 
     typer.echo(report_table({name: {"all": s} for name, s in metrics.items()}))

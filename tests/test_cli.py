@@ -1,0 +1,99 @@
+"""What a person meets at the command line: help in plain words, --version, one-line usage errors."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mer_tag import __version__
+from mer_tag.cli import COMMANDS, main
+
+ROOT = Path(__file__).parents[1]
+# Typer's own names for values: "<bool>", "<int>", "<list[Path]>", "{paths}" — Python, not help.
+PYTHON_PLACEHOLDER = re.compile(r"<(bool|int|float|str|path|text|list\[\w+\])>|\{paths?\}|list\[|NoneType", re.I)
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`mer-tag ARGS` as a person runs it: its own process, stdout and stderr on pipes."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
+    return subprocess.run(
+        [sys.executable, "-m", "mer_tag", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+
+
+@pytest.mark.parametrize("command", [[]] + [[name] for _, _, name in COMMANDS])
+def test_help_names_values_in_words_not_python_types(command, capsys):
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Usage: mer-tag" in out
+    assert not PYTHON_PLACEHOLDER.search(out), PYTHON_PLACEHOLDER.search(out)
+    assert "../shared" not in out  # examples use paths a person who installed mer-tag has
+    examples = [line for line in out.splitlines() if line.lstrip().startswith("mer-tag ")]
+    assert examples and all(line.startswith("   mer-tag ") for line in examples), examples  # set off, not prose
+
+
+def test_top_level_help_teaches_with_examples_and_moods():
+    out = run_cli("--help").stdout
+    assert "mer-tag scan ~/Music" in out and "mer-tag report moods.csv" in out
+    assert all(mood in out for mood in ("Passionate", "Cheerful", "Wistful", "Humorous", "Aggressive"))
+    assert "--version" in out
+
+
+def test_scan_help_explains_its_jargon_and_exit_status(capsys):
+    assert main(["scan", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--retry-failed" in out and "Exit status" in out
+    assert "PATH..." in out and "FILE" in out
+    assert "encoders" not in out and "bf16" in out and "16-bit" in out  # a word explained, not just used
+
+
+def test_train_examples_use_a_dataset_folder_and_point_to_the_docs(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "mer-tag train --data ~/datasets/mirex-mood" in out and "docs/training.md" in out
+
+
+def test_version_prints_the_installed_version():
+    run = run_cli("--version")
+    assert run.returncode == 0 and run.stderr == ""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        expected = version("mer-tag")
+    except PackageNotFoundError:
+        expected = __version__
+    assert run.stdout.strip() == f"mer-tag {expected}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["scan", "--jobs", "-1", "."],
+        ["scan", "--jobs", "many", "."],
+        ["scan", "--no-such-option", "."],
+        ["scan"],
+        ["nope"],
+        ["report", "--top-n", "0", "x.csv"],
+        ["train", "--jobs", "0", "--data", "."],
+    ],
+)
+def test_bad_options_are_one_line_on_stderr_exit_2(args, tmp_path):
+    run = run_cli(*args, cwd=tmp_path)
+    assert run.returncode == 2, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in run.stderr, run.stderr
+    assert "--help" in lines[0] and run.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("command", [["train", "--data"], ["eval", "--data"], ["report"], ["playlists", "-o", "pl"]])
+def test_every_command_reports_a_missing_input_the_same_way(command, tmp_path):
+    missing = tmp_path / "nowhere" / "data.csv"
+    args = [*command, str(missing)] if command[-1] in ("--data", "report") else [command[0], str(missing), *command[1:]]
+    run = run_cli(*args, cwd=tmp_path)
+    assert run.returncode == 2, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(missing) in lines[0], run.stderr
