@@ -70,6 +70,24 @@ def test_every_container_decodes_to_mono_float32_at_22050(audio_dir, container):
     assert 0.2 < np.abs(y).max() < 0.5  # the 0.3 sine, not silence or garbage
 
 
+@pytest.mark.parametrize("container", ["flac", "alac.m4a", "mp3"])
+def test_decoding_on_one_thread_gives_the_same_samples(tmp_path, container):
+    """Decode workers turn FFmpeg's frame threads off (`single_threaded_decode`); the samples must not move.
+    20 s at 44.1 kHz: a FLAC long enough for frame threads to decode several frames at once."""
+    from mer_tag.sources.audio import single_threaded_decode
+
+    y = tone(20, 330, sr=44100)
+    path = _write(tmp_path / f"long.{container}", y, sr=44100)
+    threaded = np.concatenate(list(stream_audio(path, sr=16000)))
+    try:
+        single_threaded_decode()
+        single = np.concatenate(list(stream_audio(path, sr=16000)))
+    finally:
+        single_threaded_decode(False)
+    assert single.size > 19 * 16000
+    np.testing.assert_array_equal(single, threaded)
+
+
 def test_extensions_cover_every_fixture_container():
     assert {"." + c.rsplit(".", 1)[-1] for c in ALL_CONTAINERS} <= AUDIO_EXTENSIONS
 
