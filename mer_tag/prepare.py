@@ -177,10 +177,8 @@ def init_worker() -> None:
     import scipy.fft  # noqa: F401
 
     import mer_tag.features  # noqa: F401
+    import mer_tag.sources.audio  # noqa: F401
     import mer_tag.sources.metadata  # noqa: F401
-    from mer_tag.sources.audio import single_threaded_decode
-
-    single_threaded_decode()  # the workers already fill the cores: FFmpeg's frame threads only add overhead
 
 
 def start_pool(jobs: int) -> ProcessPoolExecutor:

@@ -29,11 +29,6 @@ RESAMPLE_BATCH = 65536  # input samples per resampler call (1.5 s at 44.1 kHz): 
 TRUNCATION_MARGIN_S = 1.0  # s; decoders drop encoder padding and headers round, so allow this much...
 TRUNCATION_MARGIN = 0.05  # ...or this fraction: bitrate-estimated durations (VBR MP3 without Xing) drift
 
-# FFmpeg's frame threads for the decoders that have them (FLAC, ALAC): on, unless `single_threaded_decode()`
-# turned them off in this process. Decode workers do: `jobs` of them already fill the cores, and the threads
-# cost 0.026 CPU-s a four-minute FLAC (0.194 -> 0.168 s) for the same samples (docs/performance.md, #18).
-_FRAME_THREADS = True
-
 # Only what PyAV's FFmpeg decodes; matched case-insensitively on the last suffix.
 AUDIO_EXTENSIONS = frozenset(
     {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".alac", ".wav", ".aif", ".aiff",
@@ -96,10 +91,11 @@ class AudioStream:
         import av
 
         stream = self._container.streams.audio[0]
-        if _FRAME_THREADS:
-            stream.thread_type = "AUTO"  # decoders that can (FLAC, ALAC) decode frames on every core
-        else:
-            stream.codec_context.thread_count = 1
+        # No FFmpeg frame threads (FLAC, ALAC could use them): scans decode in `jobs` workers that already fill
+        # the cores, where the threads cost 0.006-0.02 CPU-s a four-minute FLAC for the same samples; and a
+        # damaged file's reason must not depend on them (threaded, a cut FLAC's "(invalid data found when
+        # processing input)" went missing), so every process decodes alike (docs/performance.md, #18).
+        stream.codec_context.thread_count = 1
         resampler = _MonoResampler(self.sample_rate)
         errors, first_error = 0, None
         packets = self._container.demux(stream)
@@ -231,13 +227,6 @@ def _reason(exc: Exception) -> str:
     """FFmpeg's short reason, without the path or function name PyAV appends."""
     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return " ".join(reason.split())[:120].lower()
-
-
-def single_threaded_decode(single: bool = True) -> None:
-    """Decode on the calling thread only (no FFmpeg frame threads) in this process from now on: for
-    processes that run beside as many others as there are cores, like the scan's decode workers."""
-    global _FRAME_THREADS
-    _FRAME_THREADS = not single
 
 
 def stream_audio(
