@@ -93,3 +93,47 @@ def test_freed_memory_is_kept_unless_the_user_chose(monkeypatch, preset):
     if os.uname().sysname == "Linux":
         expected = preset or str(KEEP_FREED_BYTES)
         assert os.environ["MALLOC_MMAP_THRESHOLD_"] == os.environ["MALLOC_TRIM_THRESHOLD_"] == expected
+
+
+def test_a_scan_without_lyrics_never_builds_the_lyrics_encoder(tiny_model, tmp_path, monkeypatch):
+    """MiniLM and its tokenizer load when the first track with lyrics arrives, so a library without lyrics
+    never pays for them (docs/performance.md, issue #18)."""
+    from mer_tag.models import lyrics
+
+    built = []
+    monkeypatch.setattr(lyrics, "load_encoder", lambda: built.append("encoder"))
+    monkeypatch.setattr(lyrics, "load_tokenizer", lambda: built.append("tokenizer"))
+    lib = tmp_path / "Music"
+    write_audio(lib / "a.flac", tone(8, 220))
+    write_audio(lib / "b.mp3", tone(5, 330))
+    out = tmp_path / "m.csv"
+    summary = scan([lib], out=out, model=tiny_model, jobs=0, progress=False)
+    assert summary.ok == 2 and built == []
+    assert read_results(out)["lyrics_source"].to_list() == ["none", "none"]
+
+
+def test_the_lyrics_encoder_loaded_on_first_use_gives_the_eager_rows(sung, tmp_path):
+    """A batch without lyrics, then one with: the encoder loads mid-scan and the rows are the ones of a
+    predictor that loaded it up front, to the bit."""
+    from mer_tag import bundle as bundle_io
+    from mer_tag.engines.predictor import Predictor
+    from mer_tag.library import Track
+    from mer_tag.prepare import prepare
+
+    write_audio(sung / "c.flac", tone(6, 440))  # no lyrics
+    model = bundle_io.load("default")
+    tracks = [Track(sung / "c.flac"), Track(sung / "a.flac", lyrics_path=sung / "a.txt"),
+              Track(sung / "b.mp3", lyrics_path=sung / "b.txt")]
+    items = [prepare(track, model.audio_config, model.midi_config) for track in tracks]
+    assert [it.lyrics is not None for it in items] == [False, True, True]
+
+    lazy = Predictor(model, precision="fp32")
+    assert lazy.tokenizer is None and model.models["lyrics"].encoder is None
+    lazy_rows = lazy.rows(items[:1])
+    assert lazy.tokenizer is None and model.models["lyrics"].encoder is None  # still not needed
+    lazy_rows += lazy.rows(items[1:])
+    eager = Predictor(bundle_io.load("default"), precision="fp32")
+    eager._lyrics_encoder()
+    eager_rows = eager.rows(items[:1]) + eager.rows(items[1:])
+    assert [r["lyrics_cluster"] is not None for r in lazy_rows] == [False, True, True]
+    assert lazy_rows == eager_rows

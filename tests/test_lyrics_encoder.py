@@ -72,3 +72,21 @@ def test_fine_tuning_reaches_the_encoder():
     ids = torch.tensor([[101, 7592, 2088, 102]])
     encoder(ids, torch.ones_like(ids)).last_hidden_state.sum().backward()
     assert encoder.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+
+
+def test_encoder_holds_the_files_weights_and_layers_init_again_afterwards():
+    """MiniLM is built without its random init (`bert._without_random_init`): every parameter must still be
+    the package file's, and torch's layers must draw random weights again once it is built."""
+    import torch
+    from safetensors.torch import load_file
+
+    encoder = load_encoder()
+    stored = {k.removeprefix("bert."): v for k, v in load_file(str(encoder_dir() / "model.safetensors")).items()}
+    state = encoder.state_dict()
+    assert len(state) > 100  # 6 layers of 16, and the embeddings
+    for name, value in state.items():
+        assert torch.equal(value, stored[name]), name
+    for kind in (torch.nn.Linear, torch.nn.Embedding, torch.nn.LayerNorm):
+        assert kind.reset_parameters.__module__.startswith("torch."), kind
+    torch.manual_seed(0)
+    assert torch.nn.Linear(8, 8).weight.abs().sum() > 0

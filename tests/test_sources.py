@@ -70,6 +70,31 @@ def test_every_container_decodes_to_mono_float32_at_22050(audio_dir, container):
     assert 0.2 < np.abs(y).max() < 0.5  # the 0.3 sine, not silence or garbage
 
 
+@pytest.mark.parametrize("container", ["flac", "alac.m4a", "mp3"])
+def test_decoding_on_one_thread_gives_the_frame_threads_samples(tmp_path, container):
+    """We decode without FFmpeg's frame threads (sources/audio.py); the decoded samples must be the ones the
+    threaded decoder gives. 20 s at 44.1 kHz: a FLAC long enough for frame threads to decode several frames
+    at once."""
+    import av
+
+    path = _write(tmp_path / f"long.{container}", tone(20, 330, sr=44100), sr=44100)
+
+    def decoded(threaded: bool) -> np.ndarray:
+        with av.open(str(path)) as container_:
+            stream = container_.streams.audio[0]
+            if threaded:
+                stream.thread_type = "AUTO"
+            else:
+                stream.codec_context.thread_count = 1
+            return np.concatenate([frame.to_ndarray().reshape(-1) for frame in container_.decode(stream)])
+
+    single = decoded(threaded=False)
+    assert single.size > 19 * 44100
+    np.testing.assert_array_equal(single, decoded(threaded=True))
+    streamed = np.concatenate(list(stream_audio(path, sr=44100)))  # ours, one thread: the whole file
+    assert streamed.size == pytest.approx(single.size, abs=2048)
+
+
 def test_extensions_cover_every_fixture_container():
     assert {"." + c.rsplit(".", 1)[-1] for c in ALL_CONTAINERS} <= AUDIO_EXTENSIONS
 

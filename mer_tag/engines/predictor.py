@@ -30,14 +30,20 @@ class Predictor:
         self.precision = resolve_precision(precision)
         self.names = bundle.labels.names
         self.frontend, self.embed = load_frontend(bundle.audio_config.frontend)  # (None, None): a trained CNN
-        self.tokenizer = None
-        lyrics_model = bundle.models.get("lyrics")
-        if lyrics_model is not None:
+        self.tokenizer = None  # with MiniLM, loaded by `_lyrics_encoder` when the first lyrics arrive
+
+    def _lyrics_encoder(self):
+        """The lyrics model with MiniLM attached, and the tokenizer, loaded on first use: a library without
+        lyrics never pays for them (0.14 CPU-s and about 90 MB), and its first rows do not wait on them."""
+        model = self.bundle.models["lyrics"]
+        if self.tokenizer is None:
             from mer_tag.models.lyrics import load_tokenizer
 
-            lyrics_model.attach_encoder()
-            lyrics_model.eval()
+            model.attach_encoder()
+            model.encoder.to(next(model.head.parameters()).device)  # beside its head (a Ray actor's GPU)
+            model.eval()
             self.tokenizer = load_tokenizer()
+        return model
 
     def audio_probs(self, feats: np.ndarray) -> np.ndarray:
         """[n_chunks, ...] features → [n_chunks, K] chunk probabilities."""
@@ -60,7 +66,7 @@ class Predictor:
         from mer_tag.models.lyrics import stack_windows
 
         torch = self.torch
-        model = self.bundle.models["lyrics"]
+        model = self._lyrics_encoder()
         windows = [lyrics_windows(text, self.tokenizer, self.bundle.lyrics_config) for text in texts]
         with torch.inference_mode():
             with self._encoder_precision():

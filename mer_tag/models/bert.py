@@ -8,6 +8,7 @@ as it is, and tests/test_lyrics_encoder.py holds this module to transformers' ou
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -101,6 +102,27 @@ class Output:
         self.last_hidden_state = last_hidden_state
 
 
+@contextmanager
+def _without_random_init():
+    """Build layers without drawing their random initial weights, which `load_state_dict` then replaces
+    all of (strict): 0.09-0.25 CPU-s off loading MiniLM, at the same peak RSS. Not the meta device: a scan's
+    first use of meta tensors imports torch._dynamo (1.1 CPU-s; docs/performance.md, #18). Swaps the
+    classes' `reset_parameters` for the duration, so build on one thread (the engines load models so)."""
+    kinds = (nn.Linear, nn.Embedding, nn.LayerNorm)
+    saved = {kind: kind.__dict__["reset_parameters"] for kind in kinds}
+    for kind in kinds:
+        kind.reset_parameters = _keep_parameters
+    try:
+        yield
+    finally:
+        for kind, reset in saved.items():
+            kind.reset_parameters = reset
+
+
+def _keep_parameters(self) -> None:
+    """What `reset_parameters` does while `_without_random_init` holds: nothing (the memory stays as allocated)."""
+
+
 class BertEncoder(nn.Module):
     def __init__(self, vocab_size: int, hidden_size: int, num_hidden_layers: int, num_attention_heads: int,
                  intermediate_size: int, max_position_embeddings: int = 512, type_vocab_size: int = 2,
@@ -120,7 +142,8 @@ class BertEncoder(nn.Module):
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         if config.get("model_type") != "bert" or config.get("hidden_act", "gelu") != "gelu":
             raise ValueError(f"{folder} is not a BERT encoder with GELU ({config.get('model_type')!r})")
-        model = cls(**config)
+        with _without_random_init():
+            model = cls(**config)
         state = {k.removeprefix("bert."): v for k, v in load_file(str(folder / "model.safetensors")).items()}
         state = {k: v for k, v in state.items() if not k.startswith("pooler.") and "position_ids" not in k}
         model.load_state_dict(state, strict=True)

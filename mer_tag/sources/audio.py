@@ -92,7 +92,11 @@ class AudioStream:
         import av
 
         stream = self._container.streams.audio[0]
-        stream.thread_type = "AUTO"  # decoders that can (FLAC, ALAC) decode frames on every core
+        # No FFmpeg frame threads (FLAC, ALAC could use them): scans decode in `jobs` workers that already fill
+        # the cores, where the threads cost 0.006-0.02 CPU-s a four-minute FLAC for the same samples; and a
+        # damaged file's reason must not depend on them (threaded, a cut FLAC's "(invalid data found when
+        # processing input)" went missing), so every process decodes alike (docs/performance.md, #18).
+        stream.codec_context.thread_count = 1
         resampler = _MonoResampler(self.sample_rate)
         errors, first_error = 0, None
         packets = self._container.demux(stream)
