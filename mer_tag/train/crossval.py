@@ -82,8 +82,9 @@ def crossval_branch(branch, items, y, groups, folds: int, seed: int, n_classes: 
     audio also of each excerpt alone (`excerpt_*`)."""
     scores: dict[str, list[float]] = {}
     for k, fit, stop, held in fold_splits(y, groups, folds, seed):
-        model, _ = branch.train([items[i] for i in fit], y[fit], [items[i] for i in stop], y[stop], n_classes,
-                                seed + k, None)
+        model, history = branch.train([items[i] for i in fit], y[fit], [items[i] for i in stop], y[stop], n_classes,
+                                      seed + k, None)
+        scores.setdefault("best_epoch", []).append(history.best_epoch)
         held_items = [items[i] for i in held]
         if hasattr(branch, "predict_excerpts"):
             song_probs, excerpts = branch.predict_excerpts(model, held_items)
