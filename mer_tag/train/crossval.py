@@ -250,8 +250,9 @@ def _record(report: dict, key: str, songs: int, scores: dict, seconds: float, fo
     entry = {"songs": songs, "seconds": round(seconds, 1)}
     for metric, values in scores.items():
         entry[f"fold_{metric}"] = values
-        entry[f"{metric}_mean"] = float(np.nanmean(values)) if values else float("nan")
-        entry[f"{metric}_std"] = float(np.nanstd(values)) if values else float("nan")
+        known = [v for v in values if not np.isnan(v)]  # NaN: a fold whose held songs lack the modality
+        entry[f"{metric}_mean"] = float(np.mean(known)) if known else float("nan")
+        entry[f"{metric}_std"] = float(np.std(known)) if known else float("nan")
     entry["mean"], entry["std"] = entry.get("macro_f1_mean", float("nan")), entry.get("macro_f1_std", float("nan"))
     report["branches"][key] = entry
     values = scores.get("macro_f1", [])
