@@ -10,6 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mirex-mood"
+DATASET_4Q = DATASET.parent / "4q-emotion"
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +19,14 @@ def mirex_dataset() -> Path:
     if not (DATASET / "clusters.txt").exists():
         pytest.skip(f"dataset not found at {DATASET}")
     return DATASET
+
+
+@pytest.fixture(scope="session")
+def fourq_dataset() -> Path:
+    """The shared 4Q audio emotion dataset (640 clips); tests that need it skip cleanly where it is absent."""
+    if not (DATASET_4Q / "metadata.csv").exists():
+        pytest.skip(f"dataset not found at {DATASET_4Q}")
+    return DATASET_4Q
 
 
 @pytest.fixture(scope="module")

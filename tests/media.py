@@ -159,3 +159,25 @@ def write_pyav_audio(path: Path, y: np.ndarray | None = None, sr: int = SAMPLE_R
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+def write_4q_dataset(root: Path, per_quadrant: int = 2, seconds: float = 3.0, ext: str = "wav") -> Path:
+    """A tiny dataset in the 4Q layout (`metadata.csv` + `Audio/<Song>.<ext>`): tones whose pitch and loudness
+    follow the quadrant, one artist per song, AllMusic-style mood and genre lists."""
+    import csv
+
+    root = Path(root)
+    moods = {"Q1": "Happy; Exuberant", "Q2": "Angry; Tense/Anxious", "Q3": "Sad; Gloomy", "Q4": "Calm/Peaceful"}
+    rows = []
+    for q, quadrant in enumerate(("Q1", "Q2", "Q3", "Q4")):
+        for k in range(per_quadrant):
+            song = f"MT{q}{k:04d}"
+            y = tone(seconds, freq=220.0 * (q + 1) + 30 * k, noise=0.02 + 0.1 * (q % 2), seed=q * 100 + k)
+            write_audio(root / "Audio" / f"{song}.{ext}", y)
+            rows.append({"Song": song, "Artist": f"Artist {quadrant} {k}", "Title": f"Song {k}", "Quadrant": quadrant,
+                         "MoodsStr": moods[quadrant], "GenresStr": "Pop/Rock; Electronic" if k % 2 else "Jazz"})
+    with (root / "metadata.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root

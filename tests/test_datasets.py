@@ -76,3 +76,45 @@ def test_folds_cover_everything_once():
     groups = [f"g{i // 2}" for i in range(100)]
     folds = grouped_folds(np.arange(100) % 5, groups, 5, seed=1)
     assert sorted(np.concatenate(folds).tolist()) == list(range(100))
+
+
+def test_4q_layout_reads_quadrants_artists_moods_and_genres(tmp_path):
+    from media import write_4q_dataset
+
+    from mer_tag.labels import QUADRANTS
+
+    root = write_4q_dataset(tmp_path / "4q", per_quadrant=1, seconds=1.0)
+    (root / "metadata.csv").write_text((root / "metadata.csv").read_text() + "MT9,Nobody,Gone,Q1,Happy,Jazz\n")
+    dataset = load_dataset(root)
+    assert dataset.layout == "4q" and dataset.labels == QUADRANTS
+    assert [e.label for e in dataset.examples] == [0, 1, 2, 3]
+    second = dataset.examples[1]
+    assert second.id == "MT10000" and second.audio_path == root / "Audio" / "MT10000.wav"
+    assert second.artist == "Artist Q2 0" and second.moods == ("Angry", "Tense/Anxious") and second.genres == ("Jazz",)
+    assert second.lyrics_path is None and second.midi_path is None
+    assert dataset.problems == [(str(root / "Audio" / "MT9"), "no audio file for this song in Audio/")]
+
+
+def test_a_label_map_relabels_without_touching_the_dataset(tmp_path):
+    from media import write_4q_dataset
+
+    from mer_tag.labels import VALENCE2
+
+    root = write_4q_dataset(tmp_path / "4q", per_quadrant=1, seconds=1.0)
+    before = (root / "metadata.csv").read_bytes()
+    valence = load_dataset(root, "valence")
+    assert valence.labels == VALENCE2 and [e.label for e in valence.examples] == [0, 1, 1, 0]
+    assert [e.artist for e in valence.examples] == [e.artist for e in load_dataset(root).examples]
+    assert (root / "metadata.csv").read_bytes() == before
+    with pytest.raises(DatasetError, match="does not say"):
+        load_dataset(root, "Q1=Positive,Q2=Negative")
+
+
+@pytest.mark.dataset
+def test_the_shared_4q_set_reads_whole(fourq_dataset):
+    root = fourq_dataset
+    dataset = load_dataset(root)
+    assert dataset.layout == "4q" and len(dataset.examples) == 640 and not dataset.problems
+    assert np.bincount([e.label for e in dataset.examples]).tolist() == [138, 175, 164, 163]
+    assert np.bincount([e.label for e in load_dataset(root, "valence").examples]).tolist() == [301, 339]
+    assert all(e.artist and e.moods and e.audio_path.suffix == ".opus" for e in dataset.examples)

@@ -128,6 +128,7 @@ COMMANDS = (
     ("scan", "scan", "scan"),
     ("train", "train", "train"),
     ("train", "evaluate", "eval"),
+    ("crossval", "crossval", "crossval"),
     ("report", "report", "report"),
     ("report", "playlists", "playlists"),
     ("tag", "tag", "tag"),

@@ -13,11 +13,16 @@ from mer_tag.cli._errors import stderr_console, usage_error
 def train(
     data: Annotated[Path, typer.Option(
         "--data", metavar="FOLDER|FILE",
-        help="Songs with a mood each: a folder laid out like the MIREX mood dataset (Audio/, clusters.txt, …), a "
-             "CSV file 'path,label[,lyrics_path,midi_path,artist]', or a folder with one sub-folder per mood.")],
+        help="Songs with a mood each: a folder laid out like the MIREX mood dataset (Audio/, clusters.txt, …), "
+             "one laid out like the 4Q emotion dataset (Audio/, metadata.csv), a CSV file "
+             "'path,label[,lyrics_path,midi_path,artist]', or a folder with one sub-folder per mood.")],
     preset: Annotated[str, typer.Option(
         metavar="NAME|FILE", help="A recipe: default, mirex-baseline, wijaya2021-cnn, wijaya2021-crnn, or your own "
                                   ".toml file (docs/training.md).")] = "default",
+    label_map: Annotated[str | None, typer.Option(
+        "--label-map", metavar="NAME|MAP",
+        help="Learn other labels than the dataset's, without editing it: 'valence' or 'arousal' (from the 4Q "
+             "quadrants), or your own 'Q1=Positive,Q4=Positive,…'. Overrides the preset's [labels] map.")] = None,
     out: Annotated[Path, typer.Option(
         "--out", "-o", metavar="FOLDER",
         help="Where the run goes: the model (model/), its scores, plots and a model card.")] = Path("runs/default"),
@@ -43,6 +48,8 @@ def train(
 
       mer-tag train --data ~/datasets/mirex-mood --preset mirex-baseline -o base
 
+      mer-tag train --data ~/datasets/4q-emotion --preset wijaya2021-crnn --label-map valence -o valence
+
       mer-tag scan ~/Music --model runs/default/model   # use what you trained
     """
     from mer_tag.train.datasets import DatasetError
@@ -53,7 +60,7 @@ def train(
         raise usage_error(f"no such file or folder: {data}")
     console = stderr_console()
     try:
-        run_train(data, preset=preset, out=out, cache=cache, jobs=jobs, seed=seed, limit=limit, epochs=epochs,
+        run_train(data, preset=preset, label_map=label_map, out=out, cache=cache, jobs=jobs, seed=seed, limit=limit, epochs=epochs,
                   progress=not quiet, log=lambda msg: console.print(msg, highlight=False))
     except (DatasetError, TrainError) as exc:
         raise usage_error(exc) from None
@@ -69,6 +76,10 @@ def evaluate(
         help="Folder for the scores (metrics.json), a report and pictures of which moods get mixed up.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0,
                                       help="Processes reading audio beside the model (0 = none).")] = 2,
+    label_map: Annotated[str | None, typer.Option(
+        "--label-map", metavar="NAME|MAP",
+        help="Relabel the songs first, as the model was trained (e.g. valence); by default the model's own "
+             "map is used when the dataset's labels are not the model's.")] = None,
 ):
     """Score a model on songs whose moods you know: how often it is right, for sound, lyrics, MIDI and all
     together, and which moods it mixes up.
@@ -92,7 +103,7 @@ def evaluate(
     let_idle_threads_sleep()  # as `scan`: this process runs the models beside the decode workers
     reuse_freed_memory()
     try:
-        metrics = run_eval(data, model=model, out=out, jobs=jobs)
+        metrics = run_eval(data, model=model, out=out, jobs=jobs, label_map=label_map)
     except (DatasetError, BundleError) as exc:
         raise usage_error(exc) from None
     from mer_tag.train.evaluate import report_table

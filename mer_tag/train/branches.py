@@ -100,15 +100,21 @@ class AudioBranch(Branch):
         return x
 
     def predict(self, model, items):
+        return self.predict_excerpts(model, items)[0]
+
+    def predict_excerpts(self, model, items) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(per song the mean of its chunks' probabilities [n, n_classes], as `scan` answers for a song; per
+        song every chunk's own probabilities [n_chunks, n_classes])."""
         import torch
 
         model.eval()
-        out = []
+        songs, excerpts = [], []
         with torch.inference_mode():
             for song in items:
-                logits = model(torch.from_numpy(np.asarray(song, dtype=np.float32)))
-                out.append(torch.softmax(logits, -1).mean(0).numpy())
-        return np.stack(out)
+                probs = torch.softmax(model(torch.from_numpy(np.asarray(song, dtype=np.float32))), -1)
+                songs.append(probs.mean(0).numpy())
+                excerpts.append(probs.numpy())
+        return np.stack(songs), excerpts
 
 
 # ------------------------------------------------------------------ lyrics

@@ -1,18 +1,21 @@
-"""Labelled datasets: the MIREX-like layout as distributed, a CSV of paths and labels, or one folder per label.
+"""Labelled datasets: the MIREX-like layout as distributed, the 4Q audio emotion layout, a CSV of paths and
+labels, or one folder per label.
 
-A dataset is a list of `Example`s (paths, label index, artist for grouping) plus the problems met while
-reading it; nothing is decoded here. Files that turn out unreadable are skipped later, and named.
+A dataset is a list of `Example`s (paths, label index, artist for grouping, AllMusic moods and genres where
+the layout has them) plus the problems met while reading it; nothing is decoded here. Files that turn out
+unreadable are skipped later, and named. A label map (labels.py) relabels a dataset as it is read.
 """
 
 from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mer_tag.labels import MIREX, LabelSet, custom
+from mer_tag.labels import MIREX, QUADRANTS, LabelMap, LabelSet, custom, label_map
 from mer_tag.library import walk
+from mer_tag.sources.audio import AUDIO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -24,12 +27,14 @@ class Example:
     title: str | None = None
     lyrics_path: Path | None = None
     midi_path: Path | None = None
+    moods: tuple[str, ...] = ()  # AllMusic mood tags (4Q layout)
+    genres: tuple[str, ...] = ()  # AllMusic genres (4Q layout)
 
 
 @dataclass
 class Dataset:
     root: Path
-    layout: str  # 'mirex', 'csv' or 'folders'
+    layout: str  # 'mirex', '4q', 'csv' or 'folders'
     labels: LabelSet
     examples: list[Example]
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
@@ -39,18 +44,34 @@ class DatasetError(Exception):
     pass
 
 
-def load_dataset(root: str | Path) -> Dataset:
-    """Recognise the layout of `root` and read it."""
+def load_dataset(root: str | Path, label_map: str | dict | LabelMap | None = None) -> Dataset:
+    """Recognise the layout of `root` and read it; relabel it with `label_map` (a name such as 'valence', an
+    inline 'Q1=Positive,...' or a preset's table) when one is given."""
     root = Path(root)
     if root.is_file() and root.suffix.lower() == ".csv":
-        return read_csv_layout(root)
-    if not root.is_dir():
+        dataset = read_csv_layout(root)
+    elif not root.is_dir():
         raise DatasetError(f"no dataset at {root}: expected a folder or a .csv file")
-    if (root / "Audio").is_dir() and (root / "clusters.txt").is_file():
-        return read_mirex_layout(root)
-    if (root / "labels.csv").is_file():
-        return read_csv_layout(root / "labels.csv")
-    return read_folder_layout(root)
+    elif (root / "Audio").is_dir() and (root / "clusters.txt").is_file():
+        dataset = read_mirex_layout(root)
+    elif (root / "Audio").is_dir() and (root / "metadata.csv").is_file():
+        dataset = read_4q_layout(root)
+    elif (root / "labels.csv").is_file():
+        dataset = read_csv_layout(root / "labels.csv")
+    else:
+        dataset = read_folder_layout(root)
+    return relabel(dataset, label_map) if label_map else dataset
+
+
+def relabel(dataset: Dataset, mapping: str | dict | LabelMap) -> Dataset:
+    """The dataset with every example's label passed through the label map."""
+    try:
+        mapping = mapping if isinstance(mapping, LabelMap) else label_map(mapping)
+        table = mapping.table(dataset.labels)
+    except (KeyError, ValueError) as exc:
+        raise DatasetError(f"{dataset.root}: {exc.args[0]}") from None
+    examples = [replace(e, label=table[e.label]) for e in dataset.examples]
+    return replace(dataset, labels=mapping.target, examples=examples)
 
 
 # ------------------------------------------------------------------ MIREX-like
@@ -95,6 +116,38 @@ def read_dataset_info(path: Path) -> dict[str, dict]:
         filename, artist = fields[-1].strip(), fields[-8].strip()
         rows[filename] = {"title": ";".join(fields[:-8]).strip(), "artist": artist or None}
     return rows
+
+
+# ------------------------------------------------------------------ 4Q audio emotion
+
+
+def read_4q_layout(root: Path) -> Dataset:
+    """`Audio/<Song>.opus` (any audio extension) and `metadata.csv` (UTF-8; Song, Artist, Title, Quadrant,
+    MoodsStr and GenresStr '; '-separated): the quadrant is the label. No lyrics, no MIDI."""
+    with (root / "metadata.csv").open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"Song", "Quadrant"} <= set(rows[0]):
+        raise DatasetError(f"{root / 'metadata.csv'}: needs at least the columns Song and Quadrant")
+    audio = {p.stem: p for p in sorted((root / "Audio").iterdir()) if p.suffix.lower() in AUDIO_EXTENSIONS}
+    problems, examples = [], []
+    for row in rows:
+        song = row["Song"].strip()
+        if song not in audio:
+            problems.append((str(root / "Audio" / song), "no audio file for this song in Audio/"))
+            continue
+        try:
+            label = QUADRANTS.index(row["Quadrant"])
+        except KeyError as exc:
+            problems.append((str(audio[song]), str(exc.args[0])))
+            continue
+        examples.append(Example(song, audio[song], label, row.get("Artist", "").strip() or None,
+                                row.get("Title", "").strip() or None, None, None,
+                                _tag_list(row.get("MoodsStr")), _tag_list(row.get("GenresStr"))))
+    return Dataset(root, "4q", QUADRANTS, examples, problems)
+
+
+def _tag_list(value: str | None) -> tuple[str, ...]:
+    return tuple(t.strip() for t in (value or "").split(";") if t.strip())
 
 
 # ------------------------------------------------------------------ generic layouts

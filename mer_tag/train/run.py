@@ -56,8 +56,9 @@ class TrainResult:
 
 def train(data: str | Path, preset: str | Path = "default", out: str | Path = "runs/default", cache: str | Path | None = None,
           jobs: int = 2, seed: int = 0, limit: int = 0, epochs: int = 0, progress: bool = True,
-          log=print) -> TrainResult:
-    """Train every branch and the fusion on `data`, write the bundle, metrics, plots and model card to `out`."""
+          log=print, label_map: str | None = None) -> TrainResult:
+    """Train every branch and the fusion on `data`, write the bundle, metrics, plots and model card to `out`.
+    `label_map` (e.g. 'valence') relabels the dataset; it overrides a preset's `[labels] map`."""
     import torch
 
     from mer_tag import bundle as bundle_io
@@ -69,11 +70,13 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
     started = time.time()
     torch.set_num_threads(max(1, jobs))
     config = load_preset(preset)
+    if label_map:
+        config.setdefault("labels", {})["map"] = label_map  # kept in the card's preset
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bar = _progress_factory(progress)
 
-    dataset = load_dataset(data)
+    dataset = load_dataset(data, config.get("labels", {}).get("map"))
     examples = stratified_subset(dataset.examples, limit, seed) if limit else dataset.examples
     names = dataset.labels.names
     log(f"{len(examples)} songs from {dataset.root} ({dataset.layout} layout), {len(names)} classes")
@@ -106,29 +109,23 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
     n_folds = config.get("fusion", {}).get("folds", 5)
     ensembled = set(config.get("final", {}).get("ensemble", []))  # branches shipped as fold + full model means
     for name in MODALITIES:
-        section = dict(config.get(name, {}))
-        if section.get("enabled", True) is False:
-            continue
-        if epochs:
-            section["epochs"] = epochs
-        branch = make_branch(name, section, len(names), audio_config.frontend)
         present = {s: [i for i in idx if features[name][i] is not None] for s, idx in split.items()}
-        if len(present["train"]) < 2 * len(names) and name != "audio":
-            log(f"{name}: only {len(present['train'])} training songs have it; branch skipped")
+        skipped = branch_skip_reason(config, name, len(present["train"]), len(names))
+        if skipped:
+            log(f"{name}: {skipped}; branch skipped")
             continue
-        model, history, fold_models, oof[name] = fit_branch(branch, features[name], y, groups, present["train"],
-                                                            present["val"], n_folds, seed, len(names), bar)
-        trainers[name], branch_models[name], histories[name] = branch, model, history
-        probs = {s: branch.predict(model, [features[name][i] for i in idx]) if idx else np.zeros((0, len(names)))
-                 for s, idx in present.items()}
-        metrics[name] = {s: _scores(y[present[s]], probs[s], names) for s in ("val", "test")}
-        if name in ensembled and fold_models:
-            log(f"{name}: one model's test macro-F1 {metrics[name]['test'].get('macro_f1', float('nan')):.3f}; "
-                f"the mean of it and its {len(fold_models)} fold models:")
-            model = branch_models[name] = combine([model, *fold_models])
+        made = fit_recipe_branch(config, name, features[name], y, groups, split["train"], split["val"], seed,
+                                 len(names), epochs, bar)
+        branch, history, oof[name] = made.trainer, made.history, made.oof
+        trainers[name], branch_models[name], histories[name] = branch, made.model, history
+        scored = [made.single, made.model] if made.model is not made.single else [made.model]  # one, then the mean
+        for model in scored:
             probs = {s: branch.predict(model, [features[name][i] for i in idx]) if idx else np.zeros((0, len(names)))
                      for s, idx in present.items()}
             metrics[name] = {s: _scores(y[present[s]], probs[s], names) for s in ("val", "test")}
+            if model is not made.model:
+                log(f"{name}: one model's test macro-F1 {metrics[name]['test'].get('macro_f1', float('nan')):.3f}; "
+                    f"the mean of it and its {len(made.fold_models)} fold models:")
         log(f"{name}: best epoch {history.best_epoch}, "
             f"val macro-F1 {metrics[name]['val'].get('macro_f1', float('nan')):.3f}, "
             f"test macro-F1 {metrics[name]['test'].get('macro_f1', float('nan')):.3f}")
@@ -155,10 +152,58 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
     return TrainResult(out, model_dir, metrics, seconds)
 
 
+MIN_SONGS_PER_CLASS = 2  # a lyrics or MIDI branch needs this many training songs with it per class, or is left out
+
+
+@dataclass
+class RecipeBranch:
+    """One branch as the recipe makes it: its trainer, the model as shipped (the mean of the full and fold models
+    where `[final] ensemble` names the branch), the full model alone, its history, the fold models, and song →
+    out-of-fold probabilities over fit + stop (what the fusion learns from)."""
+
+    trainer: object
+    model: object
+    single: object
+    history: object
+    fold_models: list
+    oof: dict
+
+
+def branch_skip_reason(config: dict, name: str, n_train: int, n_classes: int) -> str | None:
+    """Why the recipe leaves a branch out, or None. Audio is never left out for want of songs: every song kept
+    has it, and the fusion needs at least one branch."""
+    if config.get(name, {}).get("enabled", True) is False:
+        return "off in this preset"
+    if name != "audio" and n_train < MIN_SONGS_PER_CLASS * n_classes:
+        return f"only {n_train} training songs have it"
+    return None
+
+
+def fit_recipe_branch(config, name, items, y, groups, fit, stop, seed, n_classes, epochs=0, progress=None):
+    """The recipe's outer policy for one branch, shared by `train` and `crossval --branch fused`: the songs
+    of `fit`/`stop` that have the modality, the skip rule, the preset section (`epochs` overrides its epoch
+    count), `fit_branch`, the ensemble. Returns a RecipeBranch, or None when the branch is left out."""
+    fit = [i for i in fit if items[i] is not None]
+    stop = [i for i in stop if items[i] is not None]
+    if branch_skip_reason(config, name, len(fit), n_classes):
+        return None
+    section = dict(config.get(name, {}))
+    if epochs:
+        section["epochs"] = epochs
+    frontend = config.get("audio", {}).get("features", {}).get("frontend", "logmel")
+    branch = make_branch(name, section, n_classes, frontend)
+    model, history, fold_models, oof = fit_branch(branch, items, y, groups, fit, stop,
+                                                  config.get("fusion", {}).get("folds", 5), seed, n_classes, progress)
+    shipped = model
+    if name in set(config.get("final", {}).get("ensemble", [])) and fold_models:
+        shipped = combine([model, *fold_models])
+    return RecipeBranch(branch, shipped, model, history, fold_models, oof)
+
+
 def fit_branch(branch, items, y, groups, fit, stop, n_folds, seed, n_classes, progress=None):
     """One branch as a run makes it: trained on the `fit` songs, early-stopped on `stop`, then refit on grouped
     folds of `fit` for the epochs chosen. Returns (model, history, fold models, song → out-of-fold
-    probabilities over fit + stop: what the fusion learns from). `tools/crossval.py` calls it per fold."""
+    probabilities over fit + stop: what the fusion learns from)."""
     model, history = branch.train([items[i] for i in fit], y[fit], [items[i] for i in stop], y[stop], n_classes, seed,
                                   progress)
     oof, fold_models = cross_fit(branch, items, y, fit, groups, history.best_epoch, n_folds, seed, n_classes)
