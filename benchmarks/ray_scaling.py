@@ -55,8 +55,10 @@ def library(n: int, seconds: float) -> Path:
     words = "night fire river gold summer rain heart road light dance".split()
     for i in range(n):
         write_audio(folder / f"track{i:03d}.mp3", tone(seconds, 110 + 17 * i, seed=i))
-        write_lyrics(folder / f"track{i:03d}.txt", "\n".join(" ".join(words[(i + j) % 10] for j in range(k, k + 6))
-                                                          for k in range(12)) + "\n")
+        write_lyrics(
+            folder / f"track{i:03d}.txt",
+            "\n".join(" ".join(words[(i + j) % 10] for j in range(k, k + 6)) for k in range(12)) + "\n",
+        )
     done.write_text("")
     return folder
 
@@ -91,17 +93,34 @@ def default_arch_bundle(folder: Path) -> None:
 
     torch.manual_seed(0)
     parts = {
-        "audio": models.build({"arch": "musicnn_crnn", "embed_dim": 200, "n_classes": 5, "gru_hidden": 64, "dropout": 0.3}),
+        "audio": models.build(
+            {"arch": "musicnn_crnn", "embed_dim": 200, "n_classes": 5, "gru_hidden": 64, "dropout": 0.3}
+        ),
         "lyrics": models.build({"arch": "lyrics", "n_classes": 5, "pooling": "mean", "dropout": 0.2}),
-        "midi": models.build({"arch": "midi_bigru", "n_classes": 5, "inputs": "events", "embed_dim": 64,
-                              "gru_hidden": 64, "pooling": "attention"}),
+        "midi": models.build(
+            {
+                "arch": "midi_bigru",
+                "n_classes": 5,
+                "inputs": "events",
+                "embed_dim": 64,
+                "gru_hidden": 64,
+                "pooling": "attention",
+            }
+        ),
         "fusion": models.build({"arch": "fusion", "n_classes": 5, "branches": ["audio", "lyrics", "midi"]}),
     }
-    bundle_io.save(bundle_io.Bundle(
-        name="default-arch", labels=MIREX,
-        audio_config=AudioConfig(frontend="musicnn", sample_rate=16000, chunk_seconds=30.0, chunk_hop_seconds=30.0),
-        lyrics_config=LyricsConfig(max_tokens=256, max_windows=1), midi_config=MidiConfig(seq_len=500, inputs="events"),
-        models=parts, card={"version": "0"}), folder)
+    bundle_io.save(
+        bundle_io.Bundle(
+            name="default-arch",
+            labels=MIREX,
+            audio_config=AudioConfig(frontend="musicnn", sample_rate=16000, chunk_seconds=30.0, chunk_hop_seconds=30.0),
+            lyrics_config=LyricsConfig(max_tokens=256, max_windows=1),
+            midi_config=MidiConfig(seq_len=500, inputs="events"),
+            models=parts,
+            card={"version": "0"},
+        ),
+        folder,
+    )
 
 
 def child(engine: str, workers: int, lib: str, model: str) -> dict:
@@ -134,8 +153,10 @@ def child(engine: str, workers: int, lib: str, model: str) -> dict:
         result["ok"], result["failed"] = summary.ok, summary.failed
         from mer_tag.sinks import read_results
 
-        result["rows"] = {r["path"]: [r["cluster"]] + [v for k, v in r.items() if k.startswith("prob_cluster_")]
-                          for r in read_results(out).iter_rows(named=True)}
+        result["rows"] = {
+            r["path"]: [r["cluster"]] + [v for k, v in r.items() if k.startswith("prob_cluster_")]
+            for r in read_results(out).iter_rows(named=True)
+        }
         if engine == "ray":
             ray.shutdown()
     return result
@@ -144,8 +165,10 @@ def child(engine: str, workers: int, lib: str, model: str) -> dict:
 def same(cell: dict) -> str:
     if "cluster_mismatches" not in cell:
         return "–"
-    return (f"{'same paths' if cell['same_paths'] else 'DIFFERENT PATHS'}, {cell['cluster_mismatches']} cluster "
-            f"mismatches, max Δp {cell['max_prob_diff']:.1e}")
+    return (
+        f"{'same paths' if cell['same_paths'] else 'DIFFERENT PATHS'}, {cell['cluster_mismatches']} cluster "
+        f"mismatches, max Δp {cell['max_prob_diff']:.1e}"
+    )
 
 
 def process_cpu_s(pid: int) -> tuple[tuple[int, int], float] | None:
@@ -195,8 +218,14 @@ def measure(engine: str, workers: int, lib: Path, model: str) -> dict:
     env = dict(os.environ)
     if engine == "local-1t":
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    child = subprocess.Popen([sys.executable, __file__, "--child", engine.split("-")[0], str(workers), str(lib), model],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--child", engine.split("-")[0], str(workers), str(lib), model],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     cpu = TreeCPU(child.pid)
     cpu.start()
     stdout, stderr = child.communicate()
@@ -206,7 +235,7 @@ def measure(engine: str, workers: int, lib: Path, model: str) -> dict:
     if line is None:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"{engine} with {workers} workers failed")
-    run = json.loads(line[len("@@result@@"):])
+    run = json.loads(line[len("@@result@@") :])
     run.update(engine=engine, load_before=round(load, 2), tree_cpu_s=round(tree_cpu_s, 2))
     return run
 
@@ -215,10 +244,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracks", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--model", default="tiny", help="tiny (random weights), default (shipped), default-arch "
-                        "(the default's architecture, random heads) or a bundle folder")
+    parser.add_argument(
+        "--model",
+        default="tiny",
+        help="tiny (random weights), default (shipped), default-arch "
+        "(the default's architecture, random heads) or a bundle folder",
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--engines", nargs="+", default=["local", "local-1t", "ray"], choices=["local", "local-1t", "ray"])
+    parser.add_argument(
+        "--engines", nargs="+", default=["local", "local-1t", "ray"], choices=["local", "local-1t", "ray"]
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per cell (interleaved); the fastest is reported")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", nargs=4, metavar=("ENGINE", "WORKERS", "LIBRARY", "MODEL"), help=argparse.SUPPRESS)
@@ -236,9 +271,12 @@ def main(argv=None) -> int:
         for workers, engine in [(w, e) for w in args.workers for e in args.engines]:
             run = measure(engine, workers, lib, model)
             runs[engine, workers].append(run)
-            print(f"{engine:8} W={workers}: {run['scan_s']:6.1f} s, {run['scan_cpu_s']:.1f} CPU·s"
-                  + (f"  (cluster start {run['cluster_start_s']:.1f} s)" if "cluster_start_s" in run else "")
-                  + f"  whole process tree {run['tree_cpu_s']:.1f} CPU·s  load {run['load_before']}", flush=True)
+            print(
+                f"{engine:8} W={workers}: {run['scan_s']:6.1f} s, {run['scan_cpu_s']:.1f} CPU·s"
+                + (f"  (cluster start {run['cluster_start_s']:.1f} s)" if "cluster_start_s" in run else "")
+                + f"  whole process tree {run['tree_cpu_s']:.1f} CPU·s  load {run['load_before']}",
+                flush=True,
+            )
     cells = []
     for (_engine, workers), cell_runs in runs.items():
         best = dict(min(cell_runs, key=lambda r: r["scan_s"]))
@@ -252,22 +290,34 @@ def main(argv=None) -> int:
             a, b = local["rows"], cell["rows"]
             cell["same_paths"] = sorted(a) == sorted(b)
             cell["cluster_mismatches"] = sum(a[p][0] != b[p][0] for p in a if p in b)
-            cell["max_prob_diff"] = max((abs(x - y) for p in a if p in b for x, y in zip(a[p][1:], b[p][1:])
-                                         if x is not None and y is not None), default=0.0)
+            cell["max_prob_diff"] = max(
+                (
+                    abs(x - y)
+                    for p in a
+                    if p in b
+                    for x, y in zip(a[p][1:], b[p][1:])
+                    if x is not None and y is not None
+                ),
+                default=0.0,
+            )
     for cell in cells:
         cell.pop("rows", None)
 
     print(f"\n{args.tracks} tracks × {args.seconds:g} s, model {args.model}, {os.cpu_count()} cores\n")
-    print("| engine | workers | scan s | tracks/s | vs local | CPU·s/track | scan CPU·s | tree CPU·s | cluster start s "
-          "| rows vs local |")
+    print(
+        "| engine | workers | scan s | tracks/s | vs local | CPU·s/track | scan CPU·s | tree CPU·s | cluster start s "
+        "| rows vs local |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for cell in cells:
         local = next((c for c in cells if c["engine"].startswith("local") and c["workers"] == cell["workers"]), None)
         rel = f"{cell['tracks_per_s'] / local['tracks_per_s']:.2f}×" if local else "–"
-        print(f"| {cell['engine']} | {cell['workers']} | {cell['scan_s']:.1f} | {cell['tracks_per_s']:.2f} | {rel} "
-              f"| {cell['cpu_s_per_track']:.2f} | {cell['scan_cpu_s']:.1f} | {cell['tree_cpu_s']:.1f} "
-              f"| {cell.get('cluster_start_s', 0):.1f} "
-              f"| {same(cell)} |")
+        print(
+            f"| {cell['engine']} | {cell['workers']} | {cell['scan_s']:.1f} | {cell['tracks_per_s']:.2f} | {rel} "
+            f"| {cell['cpu_s_per_track']:.2f} | {cell['scan_cpu_s']:.1f} | {cell['tree_cpu_s']:.1f} "
+            f"| {cell.get('cluster_start_s', 0):.1f} "
+            f"| {same(cell)} |"
+        )
     if args.json:
         import importlib.metadata as md
 
@@ -277,12 +327,21 @@ def main(argv=None) -> int:
                 versions[package] = md.version(package)
             except md.PackageNotFoundError:
                 versions[package] = None
-        args.json.write_text(json.dumps({
-            "tracks": args.tracks, "seconds": args.seconds, "model": args.model, "cells": cells,
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), **versions},
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "tracks": args.tracks,
+                    "seconds": args.seconds,
+                    "model": args.model,
+                    "cells": cells,
+                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), **versions},
+                    "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                    "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

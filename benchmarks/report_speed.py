@@ -73,18 +73,26 @@ def time_page(page: Path, rows: int, runs: int = 3) -> None:
     try:
         browser.wait_ready()
         browser.start(chromium, page.parent / "chromium-profile")
-        print("headless Chromium " + browser.js("return (navigator.userAgent.match(/Chrome\\/([\\d.]+)/) || ['', '?'])[1]"))
+        print(
+            "headless Chromium "
+            + browser.js("return (navigator.userAgent.match(/Chrome\\/([\\d.]+)/) || ['', '?'])[1]")
+        )
         for _ in range(runs):
             start = time.perf_counter()
             browser.open(page.as_uri())
             browser.wait_for("return document.documentElement.dataset.ready === 'true'", 60)
             ready = time.perf_counter() - start
-            filters = [browser.call("POST", browser.session + "/execute/async", {"script": FILTER_MS, "args": [query]})
-                       - debounce_ms for query in ("song 7", "artist 1")]
+            filters = [
+                browser.call("POST", browser.session + "/execute/async", {"script": FILTER_MS, "args": [query]})
+                - debounce_ms
+                for query in ("song 7", "artist 1")
+            ]
             browser.js("document.getElementById('filter').value = ''")
             sort = browser.js(SORT_MS)
-            print(f"  page ready {ready:.2f} s, first filter {filters[0] / 1000:.2f} s, "
-                  f"second filter {filters[1] / 1000:.2f} s, sort by title {sort / 1000:.2f} s")
+            print(
+                f"  page ready {ready:.2f} s, first filter {filters[0] / 1000:.2f} s, "
+                f"second filter {filters[1] / 1000:.2f} s, sort by title {sort / 1000:.2f} s"
+            )
     finally:
         if browser.session:
             browser.stop()

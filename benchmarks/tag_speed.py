@@ -75,8 +75,10 @@ def cli() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for container in CONTAINERS:
             size, tag_ms, untag_ms, journal = time_container(Path(folder), container, args.files, args.seconds)
-            print(f"{container:5} {size:5.1f} MB  tag {tag_ms:4.0f} ms/file  untag {untag_ms:4.0f} ms/file  "
-                  f"journal {journal:5.0f} B/file")
+            print(
+                f"{container:5} {size:5.1f} MB  tag {tag_ms:4.0f} ms/file  untag {untag_ms:4.0f} ms/file  "
+                f"journal {journal:5.0f} B/file"
+            )
 
 
 if __name__ == "__main__":

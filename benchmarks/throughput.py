@@ -74,8 +74,9 @@ FORMATS = {
 # ------------------------------------------------------------------ the library
 
 
-def generate_library(tracks: int, seconds: float, fmt: str = "mp3", jobs: int = 2, unique: int | None = None,
-                     cache: Path = CACHE) -> Path:
+def generate_library(
+    tracks: int, seconds: float, fmt: str = "mp3", jobs: int = 2, unique: int | None = None, cache: Path = CACHE
+) -> Path:
     """A folder of `tracks` generated tracks (+ lyrics sidecars), reused when already complete."""
     if fmt not in FORMATS:
         raise SystemExit(f"unknown --format {fmt!r}; one of {', '.join(FORMATS)}")
@@ -140,14 +141,21 @@ def _write_sndfile(path: Path, y, sr: int, fmt: str) -> None:
     """Ogg Vorbis or 16-bit WAV of a [2, n] signal through libsndfile, written a block at a time."""
     import soundfile as sf
 
-    with sf.SoundFile(path, "w", sr, y.shape[0], format="OGG" if fmt == "ogg" else "WAV",
-                      subtype="VORBIS" if fmt == "ogg" else "PCM_16") as out:
+    with sf.SoundFile(
+        path,
+        "w",
+        sr,
+        y.shape[0],
+        format="OGG" if fmt == "ogg" else "WAV",
+        subtype="VORBIS" if fmt == "ogg" else "PCM_16",
+    ) as out:
         for start in range(0, y.shape[1], SNDFILE_BLOCK):
             out.write(y[:, start : start + SNDFILE_BLOCK].T)
 
 
-def _encode_pyav(path: Path, y, sr: int, muxer: str, codec: str, sample_fmt: str, bit_rate: int | None,
-                 title: str) -> None:
+def _encode_pyav(
+    path: Path, y, sr: int, muxer: str, codec: str, sample_fmt: str, bit_rate: int | None, title: str
+) -> None:
     import av
     import numpy as np
 
@@ -193,7 +201,7 @@ def music_like(seconds: float, seed: int, sr: int = 44100):
         attack = np.minimum(1.0, t / 0.05) * np.exp(-t / (1.5 * bar))
         for k, note in enumerate(chord):
             f = hz(note + 12)
-            voice = sum(np.sin(2 * np.pi * f * h * t + rng.uniform(0, 6.28)) / h ** 1.5 for h in (1, 2, 3))
+            voice = sum(np.sin(2 * np.pi * f * h * t + rng.uniform(0, 6.28)) / h**1.5 for h in (1, 2, 3))
             pan = 0.3 + 0.4 * (k % 2)
             y[0, s0 : s0 + m] += (0.09 * (1 - pan)) * attack * voice
             y[1, s0 : s0 + m] += (0.09 * pan) * attack * voice
@@ -214,10 +222,12 @@ def music_like(seconds: float, seed: int, sr: int = 44100):
     return np.clip(y, -0.99, 0.99).astype(np.float32)
 
 
-WORDS = ("love night heart rain fire dream light road home city alone together tonight forever cold sun "
-         "dance cry run hold fall rise burn break shine remember forget dark sky river ocean wind stone "
-         "you me we they never always again away lost found slow fast wild quiet empty golden broken "
-         "tell see feel know want need take give walk wait stay leave call sing hear touch believe").split()
+WORDS = (
+    "love night heart rain fire dream light road home city alone together tonight forever cold sun "
+    "dance cry run hold fall rise burn break shine remember forget dark sky river ocean wind stone "
+    "you me we they never always again away lost found slow fast wild quiet empty golden broken "
+    "tell see feel know want need take give walk wait stay leave call sing hear touch believe"
+).split()
 
 
 def fake_lyrics(seed: int) -> str:
@@ -250,8 +260,14 @@ STEREO_DELAY_S = 0.012  # the side channel: the clip 12 ms late (a Haas-style wi
 STEREO_WIDTH = 0.4
 
 
-def real_library(dataset: Path, tracks: int, fmt: str = "mp3", cache: Path = CACHE, songs: int = REAL_SONGS,
-                 clips_per_song: int = CLIPS_PER_SONG) -> Path:
+def real_library(
+    dataset: Path,
+    tracks: int,
+    fmt: str = "mp3",
+    cache: Path = CACHE,
+    songs: int = REAL_SONGS,
+    clips_per_song: int = CLIPS_PER_SONG,
+) -> Path:
     """A folder of `tracks` files made from `songs` real songs, reused when already complete.
 
     Each song joins `clips_per_song` real 30-s clips of one mood cluster from `dataset` (the MIREX-like
@@ -315,9 +331,14 @@ def pick_songs(dataset: Path, songs: int = REAL_SONGS, clips_per_song: int = CLI
         others = [n for n in by_cluster[cluster] if n not in used]
         rest = rnd.sample(others, min(len(others), clips_per_song - 1))
         used.update(rest)
-        picked.append({"cluster": cluster, "clips": [lead, *rest],
-                       "lyrics": ("lrc" if k >= LYRICS_SONGS - LRC_SONGS else "txt") if sung else None,
-                       "midi": not sung and k < LYRICS_SONGS + MIDI_SONGS})
+        picked.append(
+            {
+                "cluster": cluster,
+                "clips": [lead, *rest],
+                "lyrics": ("lrc" if k >= LYRICS_SONGS - LRC_SONGS else "txt") if sung else None,
+                "midi": not sung and k < LYRICS_SONGS + MIDI_SONGS,
+            }
+        )
     return picked
 
 
@@ -469,10 +490,14 @@ def ffmpeg_floor(files: list[Path], jobs: int, ffmpeg: str | None = "ffmpeg") ->
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_seconds = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "failed": sum(c != 0 for c in codes),
-            "sample_rate": FLOOR_RATE,
-            "command": " ".join(["ffmpeg", *command[1:]]).replace("{file}", "FILE") + " > /dev/null",
-            "version": _ffmpeg_version(exe)}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "failed": sum(c != 0 for c in codes),
+        "sample_rate": FLOOR_RATE,
+        "command": " ".join(["ffmpeg", *command[1:]]).replace("{file}", "FILE") + " > /dev/null",
+        "version": _ffmpeg_version(exe),
+    }
 
 
 def _ffmpeg_version(exe: str) -> str | None:
@@ -492,9 +517,14 @@ def decode_only(files: list[Path], sr: int, jobs: int) -> dict:
         start = time.perf_counter()
         results = list(pool.map(_decode_file, [str(f) for f in files], [sr] * len(files)))
         seconds = time.perf_counter() - start
-    return {"seconds": seconds, "sample_rate": sr, "audio_seconds": sum(r[0] for r in results),
-            "failed": sum(r[1] is not None for r in results), "cpu_seconds": sum(r[2] for r in results),
-            "errors": sorted({r[1] for r in results if r[1]})[:5]}
+    return {
+        "seconds": seconds,
+        "sample_rate": sr,
+        "audio_seconds": sum(r[0] for r in results),
+        "failed": sum(r[1] is not None for r in results),
+        "cpu_seconds": sum(r[2] for r in results),
+        "errors": sorted({r[1] for r in results if r[1]})[:5],
+    }
 
 
 def _spawn():
@@ -565,7 +595,6 @@ class TreeMemory(threading.Thread):
         self.join()
 
 
-
 def descendants(pid: int) -> list[int]:
     """Every descendant of `pid`, from /proc/PID/task/TID/children (kernel ≥ 3.5), else a /proc walk."""
     out, todo = [], [pid]
@@ -625,18 +654,33 @@ def memory_kb(pid: int, pss: bool = True) -> tuple[int, int]:
         return 0, 0  # gone, or a zombie
 
 
-def run_scan(folder: Path, model: str, jobs: int, profile: bool = False, interval: float = RSS_INTERVAL,
-             precision: str = "auto") -> dict:
+def run_scan(
+    folder: Path, model: str, jobs: int, profile: bool = False, interval: float = RSS_INTERVAL, precision: str = "auto"
+) -> dict:
     """`mer_tag.scan.scan` over `folder` in a fresh Python process, its tree's RSS sampled meanwhile."""
     with tempfile.TemporaryDirectory(prefix="mer-tag-bench-") as tmp:
-        spec = {"folder": str(folder), "out": str(Path(tmp) / "scan.csv"), "model": model, "jobs": jobs,
-                "profile": profile, "precision": precision, "launched": time.time()}
-        code = (f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); import throughput; "
-                "throughput._scan_child(sys.argv[1])")
+        spec = {
+            "folder": str(folder),
+            "out": str(Path(tmp) / "scan.csv"),
+            "model": model,
+            "jobs": jobs,
+            "profile": profile,
+            "precision": precision,
+            "launched": time.time(),
+        }
+        code = (
+            f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); import throughput; "
+            "throughput._scan_child(sys.argv[1])"
+        )
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         start = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-c", code, json.dumps(spec)], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, env=env)
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, json.dumps(spec)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         memory = TreeMemory(child.pid, interval)
         memory.start()
         stdout, stderr = child.communicate()
@@ -645,12 +689,18 @@ def run_scan(folder: Path, model: str, jobs: int, profile: bool = False, interva
     lines = [line for line in stdout.splitlines() if line.startswith(CHILD_MARK)]
     if child.returncode != 0 or not lines:
         raise RuntimeError(f"scan subprocess failed (exit {child.returncode}):\n{stderr[-3000:]}")
-    result = json.loads(lines[-1][len(CHILD_MARK):])
+    result = json.loads(lines[-1][len(CHILD_MARK) :])
     result["process_seconds"] = process_seconds
-    result["memory"].update(peak_tree_rss_mb=memory.peak_total_kb / 1024, peak_main_rss_mb=memory.peak_main_kb / 1024,
-                            peak_tree_pss_mb=memory.peak_pss_kb / 1024 or None,
-                            peak_processes=memory.peak_processes, samples=memory.samples, interval_s=interval,
-                            pss_every=PSS_EVERY, sampler_cpu_s=memory.cpu_s)
+    result["memory"].update(
+        peak_tree_rss_mb=memory.peak_total_kb / 1024,
+        peak_main_rss_mb=memory.peak_main_kb / 1024,
+        peak_tree_pss_mb=memory.peak_pss_kb / 1024 or None,
+        peak_processes=memory.peak_processes,
+        samples=memory.samples,
+        interval_s=interval,
+        pss_every=PSS_EVERY,
+        sampler_cpu_s=memory.cpu_s,
+    )
     return result
 
 
@@ -686,16 +736,28 @@ def _scan_child(spec_json: str) -> None:
 
     start = time.perf_counter()
     _EVENTS["scan_called"] = time.time()
-    summary = scan([spec["folder"]], out=spec["out"], model=spec["model"], jobs=spec["jobs"], force=True,
-                   progress=False, precision=spec["precision"], on_row=on_row)
+    summary = scan(
+        [spec["folder"]],
+        out=spec["out"],
+        model=spec["model"],
+        jobs=spec["jobs"],
+        force=True,
+        progress=False,
+        precision=spec["precision"],
+        on_row=on_row,
+    )
     seconds = time.perf_counter() - start
     if rows:
         _EVENTS.update(first_row=rows[0], last_row=rows[-1])
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     result = {
-        "seconds": seconds, "ok": summary.ok, "failed": summary.failed, "failures": summary.failures[:5],
-        "torch_threads": model_threads(spec["jobs"]), "precision": _resolved(spec["precision"]),
+        "seconds": seconds,
+        "ok": summary.ok,
+        "failed": summary.failed,
+        "failures": summary.failures[:5],
+        "torch_threads": model_threads(spec["jobs"]),
+        "precision": _resolved(spec["precision"]),
         "cpu": {"main_s": me.ru_utime + me.ru_stime, "workers_s": kids.ru_utime + kids.ru_stime},
         "memory": {"max_rss_main_mb": me.ru_maxrss / 1024, "max_rss_worker_mb": kids.ru_maxrss / 1024},
         # seconds from the launch of the scan's process (wall clock): what a user waits for
@@ -757,8 +819,13 @@ def _install_profile() -> dict:
     _timed(predictor.Predictor, "__init__", "startup_engine", _TIMES, _EVENTS)
     _timed(models, "load_frontend", "startup_frontend", _TIMES, _EVENTS)  # inside the engine's start
     _timed(features, "lyrics_windows", "lyrics_tokenize", _TIMES)  # inside lyrics_model
-    for method, key in (("rows", "rows"), ("audio_probs", "audio_model"), ("lyrics_probs", "lyrics_model"),
-                        ("midi_probs", "midi_model"), ("fuse", "fusion")):
+    for method, key in (
+        ("rows", "rows"),
+        ("audio_probs", "audio_model"),
+        ("lyrics_probs", "lyrics_model"),
+        ("midi_probs", "midi_model"),
+        ("fuse", "fusion"),
+    ):
         _timed(predictor.Predictor, method, key, _TIMES)
     _timed(sinks.RowWriter, "write", "write", _TIMES)
     original_rows = predictor.Predictor.rows
@@ -795,7 +862,7 @@ def _timed_prepare(track, *args):
         _timed(getattr(audio, "_MonoResampler", None), "_resample", "resample", _WORKER_TIMES)  # inside decode
         _timed(features, "chunk_features", "features", _WORKER_TIMES)
         for name in ("read_tags", "read_lyrics", "read_midi"):
-            _timed(prepare, name, name[len("read_"):], _WORKER_TIMES)
+            _timed(prepare, name, name[len("read_") :], _WORKER_TIMES)
     _WORKER_TIMES.clear()
     start, cpu = time.perf_counter(), time.process_time()
     item = _ORIGINAL_PREPARE(track, *args) if _ORIGINAL_PREPARE else prepare.prepare(track, *args)
@@ -810,30 +877,47 @@ def _timed_prepare(track, *args):
 def _profile_summary(t: dict, seconds: float, jobs: int) -> dict:
     startup = t["startup_load_model"] + t["startup_engine"]
     rows = t["rows"]
-    worker_other = t["worker_prepare"] - t["worker_decode"] - t["worker_features"] - t["worker_tags"] \
-        - t["worker_lyrics"] - t["worker_midi"]
+    worker_other = (
+        t["worker_prepare"]
+        - t["worker_decode"]
+        - t["worker_features"]
+        - t["worker_tags"]
+        - t["worker_lyrics"]
+        - t["worker_midi"]
+    )
     return {
         "main": {
             "startup_s": startup,  # model load + engine start (of which:)
-            "startup_pool_s": t["startup_pool"], "startup_frontend_s": t["startup_frontend"],
-            "startup_lyrics_encoder_s": t["startup_lyrics_encoder"], "startup_tokenizer_s": t["startup_tokenizer"],
-            "audio_model_s": t["audio_model"], "audio_frontend_s": t["audio_frontend"],  # musicnn or its student, in audio_model
-            "lyrics_model_s": t["lyrics_model"], "lyrics_tokenize_s": t["lyrics_tokenize"],  # in lyrics_model
+            "startup_pool_s": t["startup_pool"],
+            "startup_frontend_s": t["startup_frontend"],
+            "startup_lyrics_encoder_s": t["startup_lyrics_encoder"],
+            "startup_tokenizer_s": t["startup_tokenizer"],
+            "audio_model_s": t["audio_model"],
+            "audio_frontend_s": t["audio_frontend"],  # musicnn or its student, in audio_model
+            "lyrics_model_s": t["lyrics_model"],
+            "lyrics_tokenize_s": t["lyrics_tokenize"],  # in lyrics_model
             "midi_model_s": t["midi_model"],
-            "fusion_s": t["fusion"], "rows_other_s": rows - t["audio_model"] - t["lyrics_model"] - t["midi_model"]
-            - t["fusion"], "write_s": t["write"],
+            "fusion_s": t["fusion"],
+            "rows_other_s": rows - t["audio_model"] - t["lyrics_model"] - t["midi_model"] - t["fusion"],
+            "write_s": t["write"],
             "waiting_s": seconds - startup - rows - t["write"],  # walk, pool start, waiting on workers
         },
         "workers": {  # summed over tracks (they run `jobs` at a time)
-            "prepare_s": t["worker_prepare"], "decode_s": t["worker_decode"],
+            "prepare_s": t["worker_prepare"],
+            "decode_s": t["worker_decode"],
             "resample_s": t["worker_resample"],  # in decode_s
             "features_s": t["worker_features"],
-            "tags_s": t["worker_tags"], "lyrics_s": t["worker_lyrics"], "midi_s": t["worker_midi"],
-            "other_s": worker_other, "cpu_s": t["worker_cpu"],
+            "tags_s": t["worker_tags"],
+            "lyrics_s": t["worker_lyrics"],
+            "midi_s": t["worker_midi"],
+            "other_s": worker_other,
+            "cpu_s": t["worker_cpu"],
             "first_track_s": t["worker_first_prepare"],  # each worker's first track, imports included
             "busy_fraction": t["worker_prepare"] / (max(1, jobs) * seconds) if seconds else None,
         },
-        "tracks": int(t["tracks"]), "chunks": int(t["chunks"]), "rows_calls": int(t["batches"]),
+        "tracks": int(t["tracks"]),
+        "chunks": int(t["chunks"]),
+        "rows_calls": int(t["batches"]),
     }
 
 
@@ -846,9 +930,14 @@ def model_info(model: str) -> dict:
     folder = bundle.resolve(model)
     card = json.loads((folder / bundle.CARD_FILE).read_text(encoding="utf-8"))
     audio = card["features"]["audio"]
-    return {"model": model, "path": str(folder), "ref": f"{card['name']}@{card.get('version', '0')}",
-            "frontend": audio.get("frontend", "logmel"), "sample_rate": int(audio.get("sample_rate", FLOOR_RATE)),
-            "branches": sorted(card.get("models", {}))}
+    return {
+        "model": model,
+        "path": str(folder),
+        "ref": f"{card['name']}@{card.get('version', '0')}",
+        "frontend": audio.get("frontend", "logmel"),
+        "sample_rate": int(audio.get("sample_rate", FLOOR_RATE)),
+        "branches": sorted(card.get("models", {})),
+    }
 
 
 def tiny_model(cache: Path = CACHE) -> str:
@@ -862,9 +951,17 @@ def tiny_model(cache: Path = CACHE) -> str:
     return str(folder)
 
 
-def run_benchmark(folder: Path, jobs: int = 2, model: str = "default", profile: bool = False,
-                  ffmpeg: str | None = "ffmpeg", generated: dict | None = None, command: str | None = None,
-                  decode: bool = True, precision: str = "auto") -> dict:
+def run_benchmark(
+    folder: Path,
+    jobs: int = 2,
+    model: str = "default",
+    profile: bool = False,
+    ffmpeg: str | None = "ffmpeg",
+    generated: dict | None = None,
+    command: str | None = None,
+    decode: bool = True,
+    precision: str = "auto",
+) -> dict:
     """Floor, decode-only and full scan on the audio files under `folder`; every number, as a dict."""
     tracks = tracks_in(folder)
     files = [t.path for t in tracks]
@@ -881,8 +978,11 @@ def run_benchmark(folder: Path, jobs: int = 2, model: str = "default", profile: 
     scan = run_scan(folder, info["path"], jobs, profile, precision=precision)
     busy_scan = machine_busy_seconds()
     # the machine's CPU seconds during each stage; for the scan, what other processes took meanwhile
-    for stage, before, after in ((floor, busy, busy_floor), (decode, busy_floor, busy_decode),
-                                 (scan, busy_decode, busy_scan)):
+    for stage, before, after in (
+        (floor, busy, busy_floor),
+        (decode, busy_floor, busy_decode),
+        (scan, busy_decode, busy_scan),
+    ):
         if stage and before is not None and after is not None:
             stage["machine_cpu_s"] = after - before
     if "machine_cpu_s" in scan:
@@ -893,29 +993,46 @@ def run_benchmark(folder: Path, jobs: int = 2, model: str = "default", profile: 
             stage["tracks_per_s"] = n / stage["seconds"]
             stage["x_realtime"] = audio_s / stage["seconds"]
     scan["cpu"]["utilisation"] = (scan["cpu"]["main_s"] + scan["cpu"]["workers_s"]) / (
-        scan["process_seconds"] * _cores())
+        scan["process_seconds"] * _cores()
+    )
     ratio = scan["seconds"] / floor["seconds"] if floor else None
     peak = scan["memory"]["peak_tree_rss_mb"]
     return {
         "command": command or shlex.join([sys.executable, *sys.argv]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine_info(load),
-        "library": {"folder": str(folder), "tracks": n, "audio_seconds": audio_s, "bytes": size,
-                    "lyrics_sidecars": sum(t.lyrics_path is not None for t in tracks),
-                    "lrc_sidecars": sum(t.lyrics_path is not None and t.lyrics_path.suffix == ".lrc" for t in tracks),
-                    "midi_sidecars": sum(t.midi_path is not None for t in tracks),
-                    "distinct_files": len({os.stat(f).st_ino for f in files}),
-                    "formats": sorted({f.suffix.lower().lstrip(".") for f in files}), "generated": generated},
-        "jobs": jobs, "model": info,
-        "floor": floor, "decode": decode, "scan": scan,
-        "ratios": {"scan_over_floor": ratio,
-                   "decode_over_floor": decode["seconds"] / floor["seconds"] if floor and decode else None,
-                   "scan_over_decode": scan["seconds"] / decode["seconds"] if decode else None,
-                   # CPU seconds, less sensitive to other load than wall time (spinning threads still count)
-                   "scan_cpu_over_floor_cpu": (scan["cpu"]["main_s"] + scan["cpu"]["workers_s"]) / floor["cpu_seconds"]
-                   if floor and floor["cpu_seconds"] else None},
-        "targets": {"scan_over_floor_max": TARGET_RATIO, "peak_rss_mb_max": TARGET_RSS_MB,
-                    "ratio_met": None if ratio is None else ratio <= TARGET_RATIO, "rss_met": peak <= TARGET_RSS_MB},
+        "library": {
+            "folder": str(folder),
+            "tracks": n,
+            "audio_seconds": audio_s,
+            "bytes": size,
+            "lyrics_sidecars": sum(t.lyrics_path is not None for t in tracks),
+            "lrc_sidecars": sum(t.lyrics_path is not None and t.lyrics_path.suffix == ".lrc" for t in tracks),
+            "midi_sidecars": sum(t.midi_path is not None for t in tracks),
+            "distinct_files": len({os.stat(f).st_ino for f in files}),
+            "formats": sorted({f.suffix.lower().lstrip(".") for f in files}),
+            "generated": generated,
+        },
+        "jobs": jobs,
+        "model": info,
+        "floor": floor,
+        "decode": decode,
+        "scan": scan,
+        "ratios": {
+            "scan_over_floor": ratio,
+            "decode_over_floor": decode["seconds"] / floor["seconds"] if floor and decode else None,
+            "scan_over_decode": scan["seconds"] / decode["seconds"] if decode else None,
+            # CPU seconds, less sensitive to other load than wall time (spinning threads still count)
+            "scan_cpu_over_floor_cpu": (scan["cpu"]["main_s"] + scan["cpu"]["workers_s"]) / floor["cpu_seconds"]
+            if floor and floor["cpu_seconds"]
+            else None,
+        },
+        "targets": {
+            "scan_over_floor_max": TARGET_RATIO,
+            "peak_rss_mb_max": TARGET_RSS_MB,
+            "ratio_met": None if ratio is None else ratio <= TARGET_RATIO,
+            "rss_met": peak <= TARGET_RSS_MB,
+        },
     }
 
 
@@ -963,126 +1080,195 @@ def machine_info(load: float) -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 ** 2
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024**2
     except (OSError, ValueError, IndexError):
         pass
     import av
 
-    return {"cores": _cores(), "cpu_count": os.cpu_count(), "cpu_model": cpu,
-            "memory_gb": None if mem is None else round(mem, 1), "load_1min_at_start": round(load, 2),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "env": {k: v for k, v in os.environ.items() if k.startswith(THREAD_ENV)},
-            "versions": {"mer-tag": ver("mer-tag"), "torch": ver("torch"), "av": ver("av"),
-                         "pyav_ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))) or None,
-                         "numpy": ver("numpy"), "librosa": ver("librosa"), "polars": ver("polars")}}
+    return {
+        "cores": _cores(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gb": None if mem is None else round(mem, 1),
+        "load_1min_at_start": round(load, 2),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "env": {k: v for k, v in os.environ.items() if k.startswith(THREAD_ENV)},
+        "versions": {
+            "mer-tag": ver("mer-tag"),
+            "torch": ver("torch"),
+            "av": ver("av"),
+            "pyav_ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))) or None,
+            "numpy": ver("numpy"),
+            "librosa": ver("librosa"),
+            "polars": ver("polars"),
+        },
+    }
 
 
 def format_table(r: dict) -> str:
     """A plain table (Markdown, so docs/performance.md can quote it as is)."""
     lib, n = r["library"], r["library"]["tracks"]
     floor_s = r["floor"]["seconds"] if r["floor"] else None
-    lines = [f"{n} tracks, {lib['audio_seconds'] / 60:.1f} min of audio ({', '.join(lib['formats'])}, "
-             f"{lib['bytes'] / 1e6:.0f} MB, {lib['lyrics_sidecars']} lyrics and {lib.get('midi_sidecars', 0)} MIDI "
-             f"sidecars); jobs={r['jobs']}; "
-             f"model {r['model']['ref']} ({r['model']['frontend']}, {r['model']['sample_rate']} Hz); "
-             f"{r['machine']['cores']} cores, {r['machine']['cpu_model']}",
-             "",
-             "| stage | wall s | CPU s | tracks/s | × realtime | × floor (wall) |",
-             "|---|---:|---:|---:|---:|---:|"]
-    stages = [(f"ffmpeg floor ({FLOOR_RATE} Hz mono s16)", r["floor"]),
-              (f"our decode only (stream_audio, {r['model']['sample_rate']} Hz)", r["decode"]),
-              ("full scan", r["scan"])]
+    lines = [
+        f"{n} tracks, {lib['audio_seconds'] / 60:.1f} min of audio ({', '.join(lib['formats'])}, "
+        f"{lib['bytes'] / 1e6:.0f} MB, {lib['lyrics_sidecars']} lyrics and {lib.get('midi_sidecars', 0)} MIDI "
+        f"sidecars); jobs={r['jobs']}; "
+        f"model {r['model']['ref']} ({r['model']['frontend']}, {r['model']['sample_rate']} Hz); "
+        f"{r['machine']['cores']} cores, {r['machine']['cpu_model']}",
+        "",
+        "| stage | wall s | CPU s | tracks/s | × realtime | × floor (wall) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    stages = [
+        (f"ffmpeg floor ({FLOOR_RATE} Hz mono s16)", r["floor"]),
+        (f"our decode only (stream_audio, {r['model']['sample_rate']} Hz)", r["decode"]),
+        ("full scan", r["scan"]),
+    ]
     for name, stage in stages:
         if stage is None:
             lines.append(f"| {name} | (skipped) | | | | |")
             continue
         vs = f"{stage['seconds'] / floor_s:.2f}" if floor_s else "–"
         cpu_s = stage["cpu_seconds"] if "cpu_seconds" in stage else stage["cpu"]["main_s"] + stage["cpu"]["workers_s"]
-        lines.append(f"| {name} | {stage['seconds']:.2f} | {cpu_s:.1f} | {stage['tracks_per_s']:.2f} | "
-                     f"{stage['x_realtime']:.0f} | {vs} |")
+        lines.append(
+            f"| {name} | {stage['seconds']:.2f} | {cpu_s:.1f} | {stage['tracks_per_s']:.2f} | "
+            f"{stage['x_realtime']:.0f} | {vs} |"
+        )
     scan, cores = r["scan"], r["machine"]["cores"]
     mem, cpu = scan["memory"], scan["cpu"]
-    lines += ["",
-              f"scan: {scan['ok']} ok, {scan['failed']} failed; process {scan['process_seconds']:.2f} s "
-              f"with interpreter start; CPU main {cpu['main_s']:.1f} s + workers {cpu['workers_s']:.1f} s "
-              f"({cpu['utilisation']:.0%} of {cores} cores); torch threads {scan['torch_threads']}, "
-              f"precision {scan.get('precision', 'fp32')}",
-              f"peak RSS: process tree {mem['peak_tree_rss_mb']:.0f} MB (sum, {mem['peak_processes']} processes; "
-              f"PSS, sampled once a second, {mem['peak_tree_pss_mb'] or 0:.0f} MB), "
-              f"main {mem['peak_main_rss_mb']:.0f} MB (kernel max {mem['max_rss_main_mb']:.0f} MB), "
-              f"largest worker {mem['max_rss_worker_mb']:.0f} MB; sampling them cost {mem.get('sampler_cpu_s', 0):.2f} CPU-s"]
+    lines += [
+        "",
+        f"scan: {scan['ok']} ok, {scan['failed']} failed; process {scan['process_seconds']:.2f} s "
+        f"with interpreter start; CPU main {cpu['main_s']:.1f} s + workers {cpu['workers_s']:.1f} s "
+        f"({cpu['utilisation']:.0%} of {cores} cores); torch threads {scan['torch_threads']}, "
+        f"precision {scan.get('precision', 'fp32')}",
+        f"peak RSS: process tree {mem['peak_tree_rss_mb']:.0f} MB (sum, {mem['peak_processes']} processes; "
+        f"PSS, sampled once a second, {mem['peak_tree_pss_mb'] or 0:.0f} MB), "
+        f"main {mem['peak_main_rss_mb']:.0f} MB (kernel max {mem['max_rss_main_mb']:.0f} MB), "
+        f"largest worker {mem['max_rss_worker_mb']:.0f} MB; sampling them cost {mem.get('sampler_cpu_s', 0):.2f} CPU-s",
+    ]
     timeline = scan.get("timeline")
     if timeline:
-        lines.append("timeline (s from the scan process's launch): "
-                     + ", ".join(f"{k} {v:.2f}" for k, v in timeline.items()))
+        lines.append(
+            "timeline (s from the scan process's launch): " + ", ".join(f"{k} {v:.2f}" for k, v in timeline.items())
+        )
     t = r["targets"]
     ratio = r["ratios"]["scan_over_floor"]
-    lines.append(f"targets: scan/floor {'–' if ratio is None else f'{ratio:.2f}'} ≤ {t['scan_over_floor_max']} "
-                 f"{'–' if t['ratio_met'] is None else ('met' if t['ratio_met'] else 'NOT met')}; "
-                 f"peak RSS ≤ {t['peak_rss_mb_max']} MB {'met' if t['rss_met'] else 'NOT met'}")
+    lines.append(
+        f"targets: scan/floor {'–' if ratio is None else f'{ratio:.2f}'} ≤ {t['scan_over_floor_max']} "
+        f"{'–' if t['ratio_met'] is None else ('met' if t['ratio_met'] else 'NOT met')}; "
+        f"peak RSS ≤ {t['peak_rss_mb_max']} MB {'met' if t['rss_met'] else 'NOT met'}"
+    )
     if r["machine"]["load_1min_at_start"] > 0.5 * r["machine"]["cores"]:
         lines.append(f"WARNING: load average {r['machine']['load_1min_at_start']} at start: the machine was busy")
     others = cpu.get("others_s")
     if others is not None and others > 0.1 * scan["process_seconds"] * cores:
-        lines.append(f"WARNING: other processes took {others:.0f} CPU s during the scan "
-                     f"({others / (scan['process_seconds'] * cores):.0%} of the machine): numbers are inflated")
+        lines.append(
+            f"WARNING: other processes took {others:.0f} CPU s during the scan "
+            f"({others / (scan['process_seconds'] * cores):.0%} of the machine): numbers are inflated"
+        )
     p = r["scan"].get("profile")
     if p:
         m, w = p["main"], p["workers"]
-        lines += ["", f"profile (main process, wall s; {p['chunks']} chunks in {p['rows_calls']} engine calls):",
-                  "  " + ", ".join(f"{k[:-2]} {v:.2f}" for k, v in m.items()),
-                  f"profile (decode workers, s summed over {p['tracks']} tracks; busy {w['busy_fraction']:.0%}):",
-                  "  " + ", ".join(f"{k[:-2]} {v:.2f}" for k, v in w.items() if k.endswith("_s"))]
+        lines += [
+            "",
+            f"profile (main process, wall s; {p['chunks']} chunks in {p['rows_calls']} engine calls):",
+            "  " + ", ".join(f"{k[:-2]} {v:.2f}" for k, v in m.items()),
+            f"profile (decode workers, s summed over {p['tracks']} tracks; busy {w['busy_fraction']:.0%}):",
+            "  " + ", ".join(f"{k[:-2]} {v:.2f}" for k, v in w.items() if k.endswith("_s")),
+        ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("folder", nargs="?", type=Path, help="A library to measure (default: generate one).")
     parser.add_argument("--tracks", type=int, default=20, help="Generated tracks (default 20).")
     parser.add_argument("--seconds", type=float, default=240.0, help="Length of each generated track (default 240).")
-    parser.add_argument("--format", default="mp3", choices=sorted([*FORMATS, "mix"]),
-                        help="Format of the library (default mp3); 'mix': MP3, FLAC, AAC, Vorbis, Opus and WAV "
-                             "in turn (--real only).")
-    parser.add_argument("--real", nargs="?", type=Path, const=REAL_DATASET, default=None, metavar="DATASET",
-                        help="A library of real songs made from the dataset's clips, lyrics and MIDI "
-                             f"(default {os.path.relpath(REAL_DATASET, ROOT)}) instead of generated ones.")
-    parser.add_argument("--unique", type=int, default=None,
-                        help="Synthesise only this many tracks and hard-link the rest (default: all unique).")
+    parser.add_argument(
+        "--format",
+        default="mp3",
+        choices=sorted([*FORMATS, "mix"]),
+        help="Format of the library (default mp3); 'mix': MP3, FLAC, AAC, Vorbis, Opus and WAV in turn (--real only).",
+    )
+    parser.add_argument(
+        "--real",
+        nargs="?",
+        type=Path,
+        const=REAL_DATASET,
+        default=None,
+        metavar="DATASET",
+        help="A library of real songs made from the dataset's clips, lyrics and MIDI "
+        f"(default {os.path.relpath(REAL_DATASET, ROOT)}) instead of generated ones.",
+    )
+    parser.add_argument(
+        "--unique",
+        type=int,
+        default=None,
+        help="Synthesise only this many tracks and hard-link the rest (default: all unique).",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="Parallel jobs for all three stages (default 2).")
-    parser.add_argument("--model", default="default",
-                        help="'default', 'tiny' (random weights, for quick checks) or a model folder.")
+    parser.add_argument(
+        "--model", default="default", help="'default', 'tiny' (random weights, for quick checks) or a model folder."
+    )
     parser.add_argument("--json", type=Path, default=CACHE / "throughput.json", help="Where to write the results.")
     parser.add_argument("--profile", action="store_true", help="Also time the scan's stages.")
     parser.add_argument("--no-ffmpeg", action="store_true", help="Skip the floor.")
-    parser.add_argument("--no-decode", action="store_true",
-                        help="Skip our decode-only pass (e.g. a memory-only run).")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="The scan's --precision (default auto: bf16 where the CPU has it natively).")
+    parser.add_argument("--no-decode", action="store_true", help="Skip our decode-only pass (e.g. a memory-only run).")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="The scan's --precision (default auto: bf16 where the CPU has it natively).",
+    )
     parser.add_argument("--cache", type=Path, default=CACHE, help="Where generated libraries are kept.")
     args = parser.parse_args(argv)
-    command = shlex.join(["python", os.path.relpath(__file__, ROOT) if __file__.startswith(str(ROOT)) else __file__,
-                          *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(
+        [
+            "python",
+            os.path.relpath(__file__, ROOT) if __file__.startswith(str(ROOT)) else __file__,
+            *(sys.argv[1:] if argv is None else argv),
+        ]
+    )
     generated = None
     folder = args.folder
     if folder is None and args.real is not None:
         started = time.perf_counter()
         folder = real_library(args.real, args.tracks, args.format, args.cache)
-        generated = {"real": str(args.real), "tracks": args.tracks, "format": args.format,
-                     "songs": json.loads((folder / ".complete").read_text())["songs"],
-                     "generate_s": round(time.perf_counter() - started, 2)}
+        generated = {
+            "real": str(args.real),
+            "tracks": args.tracks,
+            "format": args.format,
+            "songs": json.loads((folder / ".complete").read_text())["songs"],
+            "generate_s": round(time.perf_counter() - started, 2),
+        }
     elif folder is None:
         if args.format == "mix":
             parser.error("--format mix needs --real")
         started = time.perf_counter()
         folder = generate_library(args.tracks, args.seconds, args.format, args.jobs, args.unique, args.cache)
-        generated = {"tracks": args.tracks, "seconds": args.seconds, "format": args.format,
-                     "unique": min(args.tracks, args.unique or args.tracks),
-                     "generate_s": round(time.perf_counter() - started, 2)}
+        generated = {
+            "tracks": args.tracks,
+            "seconds": args.seconds,
+            "format": args.format,
+            "unique": min(args.tracks, args.unique or args.tracks),
+            "generate_s": round(time.perf_counter() - started, 2),
+        }
     model = tiny_model(args.cache) if args.model == "tiny" else args.model
-    result = run_benchmark(folder, args.jobs, model, args.profile, None if args.no_ffmpeg else "ffmpeg", generated,
-                           command, decode=not args.no_decode, precision=args.precision)
+    result = run_benchmark(
+        folder,
+        args.jobs,
+        model,
+        args.profile,
+        None if args.no_ffmpeg else "ffmpeg",
+        generated,
+        command,
+        decode=not args.no_decode,
+        precision=args.precision,
+    )
     print(format_table(result))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -23,8 +23,9 @@ AT_FDCWD = -100  # Linux <fcntl.h>: paths relative to the working folder
 
 
 @contextmanager
-def atomic_file(target: str | os.PathLike, suffix: str = "",
-                staging: str | os.PathLike | None = None) -> Iterator[Path]:
+def atomic_file(
+    target: str | os.PathLike, suffix: str = "", staging: str | os.PathLike | None = None
+) -> Iterator[Path]:
     """Yield a temp path to write the new `target` to; when the block ends, it replaces `target` (fsynced).
 
     `suffix` ends the temp name (np.savez wants '.npz'); `staging` is the folder the temp file is made in

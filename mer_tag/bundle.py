@@ -86,13 +86,17 @@ def load(model: str | Path = "default") -> Bundle:
                 module.attach_encoder()  # a fine-tuned encoder: build it, then take the stored weights
             missing, unexpected = module.load_state_dict(state, strict=False)
         except (OSError, RuntimeError, ValueError) as exc:  # safetensors raises its own SafetensorError too
-            raise BundleError(f"{branch} weights do not fit the card or are unreadable: {str(exc).splitlines()[0]}") from None
+            raise BundleError(
+                f"{branch} weights do not fit the card or are unreadable: {str(exc).splitlines()[0]}"
+            ) from None
         except Exception as exc:
             raise BundleError(f"unreadable {branch} weights: {str(exc).splitlines()[0]}") from None
         # A frozen lyrics encoder is not stored: its weights come from the encoder package.
         missing = [k for k in missing if not k.startswith("encoder.")]
         if missing or unexpected:
-            raise BundleError(f"{branch} weights do not fit the card: missing {missing[:3]}, unexpected {unexpected[:3]}")
+            raise BundleError(
+                f"{branch} weights do not fit the card: missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
         bundle.models[branch] = module.eval()
     if "fusion" not in bundle.models:
         raise BundleError(f"{folder} has no fusion model")
@@ -110,8 +114,10 @@ def _check_frontend(bundle: Bundle, folder: Path) -> None:
         raise BundleError(f"{folder}: {exc}") from None
     trained_on = bundle.card.get("frontend_weights")  # absent in bundles saved before this check
     if trained_on and trained_on != frontend_sha256(bundle.audio_config.frontend):
-        raise BundleError(f"{folder} was trained on other {bundle.audio_config.frontend} weights than this mer-tag "
-                          f"ships (sha256 {trained_on[:12]}…): retrain it with `mer-tag train`")
+        raise BundleError(
+            f"{folder} was trained on other {bundle.audio_config.frontend} weights than this mer-tag "
+            f"ships (sha256 {trained_on[:12]}…): retrain it with `mer-tag train`"
+        )
 
 
 def save(bundle: Bundle, folder: str | Path) -> Path:
@@ -143,4 +149,3 @@ def save(bundle: Bundle, folder: str | Path) -> Path:
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     bundle.card = card
     return folder
-

@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 
 
-def evaluate(data: str | Path, model: str | Path = "default", out: str | Path | None = None, jobs: int = 2,
-             label_map: str | None = None) -> dict:
+def evaluate(
+    data: str | Path,
+    model: str | Path = "default",
+    out: str | Path | None = None,
+    jobs: int = 2,
+    label_map: str | None = None,
+) -> dict:
     """Per-branch (on songs that have the modality) and fused scores of `model` on every song of `data`.
     Without `label_map`, data whose labels the model does not know is relabelled with the map the model was
     trained with (its card's `[labels] map`)."""
@@ -39,8 +44,12 @@ def evaluate(data: str | Path, model: str | Path = "default", out: str | Path | 
         engine.close()
 
     metrics = {}
-    for column, name in (("audio_cluster", "audio"), ("lyrics_cluster", "lyrics"), ("midi_cluster", "midi"),
-                         ("cluster", "fusion")):
+    for column, name in (
+        ("audio_cluster", "audio"),
+        ("lyrics_cluster", "lyrics"),
+        ("midi_cluster", "midi"),
+        ("cluster", "fusion"),
+    ):
         have = [r for r in rows if r[column] is not None]
         if have:
             y = np.array([truth[r["path"]] for r in have])

@@ -31,7 +31,9 @@ MUSICNN_N_FFT = 512  # samples, 32 ms Hann window
 MUSICNN_HOP_LENGTH = 256  # samples, 16 ms between frames
 MUSICNN_N_MELS = 96  # librosa Slaney-style mel bands, 0 to 8 kHz
 MUSICNN_PATCH_SECONDS = 3.0  # s of audio per patch
-MUSICNN_PATCH_FRAMES = 187  # 3 s at 16 kHz / 256 hop: librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
+MUSICNN_PATCH_FRAMES = (
+    187  # 3 s at 16 kHz / 256 hop: librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
+)
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,9 @@ def _hann(n: int) -> np.ndarray:
 def _hz_to_mel(hz):
     """Slaney's mel scale (librosa, htk=False): linear below 1 kHz, logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
-    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0),
-                    hz / (200.0 / 3.0))
+    return np.where(
+        hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), hz / (200.0 / 3.0)
+    )
 
 
 def _mel_to_hz(mel):
@@ -197,8 +200,14 @@ def musicnn_logmel(y16k: np.ndarray) -> np.ndarray:
     y = np.ascontiguousarray(y16k, dtype=np.float32)
     if y.ndim != 1:
         raise ValueError(f"logmel expects a mono 1-D signal, got shape {y.shape}")
-    mel = librosa.feature.melspectrogram(y=y, sr=MUSICNN_SAMPLE_RATE, n_fft=MUSICNN_N_FFT, hop_length=MUSICNN_HOP_LENGTH,
-                                         n_mels=MUSICNN_N_MELS, pad_mode="reflect").T
+    mel = librosa.feature.melspectrogram(
+        y=y,
+        sr=MUSICNN_SAMPLE_RATE,
+        n_fft=MUSICNN_N_FFT,
+        hop_length=MUSICNN_HOP_LENGTH,
+        n_mels=MUSICNN_N_MELS,
+        pad_mode="reflect",
+    ).T
     mel = mel.astype(np.float16).astype(np.float32)
     return np.log10(np.float32(10000.0) * mel + np.float32(1.0)).astype(np.float32)
 

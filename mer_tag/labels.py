@@ -23,7 +23,7 @@ class LabelSet:
         """Class index of `label`, accepting the name, 'Cluster N', 'N' or an adjective."""
         key = label.strip().lower()
         for i, name in enumerate(self.names):  # a name's first word is its code: 'Q1' for 'Q1 positive/energetic'
-            if key in (name.lower(), (name.lower().split() or [''])[0], f"cluster {i + 1}", str(i + 1)):
+            if key in (name.lower(), (name.lower().split() or [""])[0], f"cluster {i + 1}", str(i + 1)):
                 return i
         for i, words in enumerate(self.adjectives):
             if key in (w.lower() for w in words):
@@ -58,8 +58,12 @@ MIREX = LabelSet(
 QUADRANTS = LabelSet(
     "quadrants",
     ("Q1 positive/energetic", "Q2 negative/energetic", "Q3 negative/calm", "Q4 positive/calm"),
-    (("happy", "excited", "pleased"), ("angry", "tense", "anxious"), ("sad", "depressed", "bored"),
-     ("calm", "relaxed", "serene")),
+    (
+        ("happy", "excited", "pleased"),
+        ("angry", "tense", "anxious"),
+        ("sad", "depressed", "bored"),
+        ("calm", "relaxed", "serene"),
+    ),
 )
 
 VALENCE2 = LabelSet("valence2", ("Positive", "Negative"))
@@ -89,10 +93,12 @@ class LabelMap:
 
 # Named maps (`--label-map valence`, or `[labels] map = "valence"` in a preset).
 LABEL_MAPS = {
-    "valence": LabelMap("valence", (("Q1", "Positive"), ("Q4", "Positive"), ("Q2", "Negative"), ("Q3", "Negative")),
-                        VALENCE2),
-    "arousal": LabelMap("arousal", (("Q1", "Energetic"), ("Q2", "Energetic"), ("Q3", "Calm"), ("Q4", "Calm")),
-                        AROUSAL2),
+    "valence": LabelMap(
+        "valence", (("Q1", "Positive"), ("Q4", "Positive"), ("Q2", "Negative"), ("Q3", "Negative")), VALENCE2
+    ),
+    "arousal": LabelMap(
+        "arousal", (("Q1", "Energetic"), ("Q2", "Energetic"), ("Q3", "Calm"), ("Q4", "Calm")), AROUSAL2
+    ),
 }
 
 
@@ -105,16 +111,17 @@ def label_map(spec: str | dict) -> LabelMap:
     if isinstance(spec, str):
         pairs = [part.split("=", 1) for part in spec.split(",") if part.strip()]
         if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
-            raise ValueError(f"label map {spec!r}: give a name ({', '.join(LABEL_MAPS)}) or SOURCE=TARGET pairs "
-                             "separated by commas")
+            raise ValueError(
+                f"label map {spec!r}: give a name ({', '.join(LABEL_MAPS)}) or SOURCE=TARGET pairs separated by commas"
+            )
         spec = {src.strip(): dst.strip() for src, dst in pairs}
     if not isinstance(spec, dict) or not spec:
         raise ValueError(f"label map {spec!r}: expected a name or a table of source = target labels")
     targets = list(dict.fromkeys(str(v) for v in spec.values()))
     target = next((s for s in BUILTIN.values() if set(s.names) == set(targets)), None)
     name = ",".join(f"{k}={v}" for k, v in spec.items())
-    pairs = tuple((str(k), str(v)) for k, v in spec.items())
-    return LabelMap(name, pairs, target or LabelSet("custom", tuple(targets)))
+    mapping = tuple((str(k), str(v)) for k, v in spec.items())
+    return LabelMap(name, mapping, target or LabelSet("custom", tuple(targets)))
 
 
 def custom(names: list[str]) -> LabelSet:

@@ -46,8 +46,11 @@ class Track:
     midi_path: Path | None = None
 
 
-def walk(paths: Iterable[str | os.PathLike], lyrics_dir: str | os.PathLike | None = None,
-         midi_dir: str | os.PathLike | None = None) -> Iterator[Track]:
+def walk(
+    paths: Iterable[str | os.PathLike],
+    lyrics_dir: str | os.PathLike | None = None,
+    midi_dir: str | os.PathLike | None = None,
+) -> Iterator[Track]:
     """Tracks for every audio file in `paths` (files or folders); see the module docstring for the rules.
 
     Paths are made absolute, not resolved. Raises FileNotFoundError, before yielding anything, for a
@@ -141,8 +144,11 @@ class _Sidecars:
             self._candidates[folder] = self._candidate_folders(Path(folder), Path(root))
         lyrics_folders, midi_folders = self._candidates[folder]
         stem = os.path.splitext(name)[0]
-        return Track(Path(path), self._find(stem, lyrics_folders, LYRICS_EXTENSIONS),
-                     self._find(stem, midi_folders, MIDI_EXTENSIONS))
+        return Track(
+            Path(path),
+            self._find(stem, lyrics_folders, LYRICS_EXTENSIONS),
+            self._find(stem, midi_folders, MIDI_EXTENSIONS),
+        )
 
     def _candidate_folders(self, folder: Path, root: Path) -> tuple[list[str], list[str]]:
         """Where this folder's tracks may find lyrics and MIDI, in order of precedence."""

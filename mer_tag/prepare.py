@@ -186,8 +186,9 @@ def start_pool(jobs: int) -> ProcessPoolExecutor:
     inherits its thread pools and locks); they import their stack while this process goes on."""
     import multiprocessing
 
-    pool = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=init_worker)
+    pool = ProcessPoolExecutor(
+        max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
+    )
     for _ in range(max(1, jobs)):
         pool.submit(int)  # a no-op: the executor spawns a worker per task until it has `jobs`
     return pool

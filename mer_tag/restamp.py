@@ -124,12 +124,15 @@ def _parquet_file(path: Path, changes: dict[str, tuple[Stamp, Stamp]]) -> int:
     paths = list(changes)
 
     def lookup(which: int, field: int, dtype):
-        return pl.col("path").replace_strict(paths, [changes[p][which][field] for p in paths], default=None,
-                                             return_dtype=dtype)
+        return pl.col("path").replace_strict(
+            paths, [changes[p][which][field] for p in paths], default=None, return_dtype=dtype
+        )
 
     size_type, mtime_type = frame.schema["size"], frame.schema["mtime"]
-    hit = ((pl.col("size").cast(pl.Int64, strict=False) == lookup(0, 0, pl.Int64))
-           & (pl.col("mtime").cast(pl.Float64, strict=False) == lookup(0, 1, pl.Float64))).fill_null(False)
+    hit = (
+        (pl.col("size").cast(pl.Int64, strict=False) == lookup(0, 0, pl.Int64))
+        & (pl.col("mtime").cast(pl.Float64, strict=False) == lookup(0, 1, pl.Float64))
+    ).fill_null(False)
     done = int(frame.select(hit.sum()).item())
     if done:
         frame = frame.with_columns(

@@ -38,11 +38,23 @@ class ScanPlan:
     set_aside: bool = False  # --force: the earlier results move to `<out>.bak` before the first new row
 
 
-def scan(paths: Sequence[str | Path], out: str | Path = "moods.csv", model: str | Path = "default", jobs: int = 2,
-         force: bool = False, timeline: bool = False, chunk_hop: float | None = None,
-         lyrics_dir: str | Path | None = None, midi_dir: str | Path | None = None, progress: bool = True,
-         on_row=None, engine: str = "local", address: str | None = None, precision: str = "auto",
-         retry_failed: bool = False) -> ScanSummary:
+def scan(
+    paths: Sequence[str | Path],
+    out: str | Path = "moods.csv",
+    model: str | Path = "default",
+    jobs: int = 2,
+    force: bool = False,
+    timeline: bool = False,
+    chunk_hop: float | None = None,
+    lyrics_dir: str | Path | None = None,
+    midi_dir: str | Path | None = None,
+    progress: bool = True,
+    on_row=None,
+    engine: str = "local",
+    address: str | None = None,
+    precision: str = "auto",
+    retry_failed: bool = False,
+) -> ScanSummary:
     """Predict a mood for every audio file under `paths`, writing one row per file to `out`.
 
     `engine`: 'local' (this machine) or 'ray' (a Ray cluster at `address`; mer_tag.engines.ray).
@@ -58,8 +70,9 @@ def scan(paths: Sequence[str | Path], out: str | Path = "moods.csv", model: str 
 
     started = time.monotonic()  # one clock for the bar and the summary
     check_out(out)
-    runner = engines.create(engine, model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop,
-                            address=address)  # reads the card only; unknown names fail here, before any work
+    runner = engines.create(
+        engine, model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop, address=address
+    )  # reads the card only; unknown names fail here, before any work
     card = bundle_io.read_card(model)  # its name@version tells which earlier rows still stand
     feedback = ScanFeedback(progress, started, rows_on_stdout=str(out) == "-")
     try:
@@ -91,8 +104,9 @@ def _plan_line(plan: ScanPlan) -> str:
     return line
 
 
-def _plan(paths, out, model_ref: str, force: bool, lyrics_dir, midi_dir, retry_failed: bool = False,
-          found=None) -> ScanPlan:
+def _plan(
+    paths, out, model_ref: str, force: bool, lyrics_dir, midi_dir, retry_failed: bool = False, found=None
+) -> ScanPlan:
     """The walk and the resume decision: a track is skipped when this model already did it (ok, or failed
     unless `retry_failed`) and the file is unchanged since (size and modification time); with `force`,
     nothing is skipped. A broken file that has not changed would only fail again, and redoing it means
@@ -133,8 +147,13 @@ def _write_rows(plan, out, labels, timeline, rows, feedback, on_row, parquet_par
     def open_writer():
         if plan.set_aside:
             _set_aside(Path(out))
-        return sinks.open_writer(out, sinks.columns(len(labels), timeline), keep=plan.keep,
-                                 redo={str(t.path) for t in plan.todo}, parts=parquet_parts)
+        return sinks.open_writer(
+            out,
+            sinks.columns(len(labels), timeline),
+            keep=plan.keep,
+            redo={str(t.path) for t in plan.todo},
+            parts=parquet_parts,
+        )
 
     summary = ScanSummary(skipped=len(plan.tracks) - len(plan.todo), still_failing=plan.still_failing)
     writer = None
@@ -179,15 +198,20 @@ def _previous_rows(out: Path):
         rows = read_results(out)
     except Exception as exc:  # polars, pyarrow and json each have their own errors for a file of another kind
         reason = "no path column" if type(exc).__name__ == "ColumnNotFoundError" else _first_line(exc)
-        raise ResultsError(f"{out} is not a mer-tag results file ({reason}); it is left as it is: choose "
-                           f"another --out or move it away") from None
+        raise ResultsError(
+            f"{out} is not a mer-tag results file ({reason}); it is left as it is: choose another --out or move it away"
+        ) from None
     missing = [c for c in ("path", "status") if c not in rows.columns]
     if rows.height and missing:
-        raise ResultsError(f"{out} is not a mer-tag results file (no {' or '.join(missing)} column); it is left "
-                           "as it is: choose another --out or move it away")
+        raise ResultsError(
+            f"{out} is not a mer-tag results file (no {' or '.join(missing)} column); it is left "
+            "as it is: choose another --out or move it away"
+        )
     if not rows.height and out.is_file() and _holds_other_data(out):
-        raise ResultsError(f"{out} is not a mer-tag results file (no rows with a path); it is left as it is: "
-                           "choose another --out or move it away")
+        raise ResultsError(
+            f"{out} is not a mer-tag results file (no rows with a path); it is left as it is: "
+            "choose another --out or move it away"
+        )
     return rows
 
 
@@ -237,8 +261,9 @@ def check_out(out: str | Path) -> None:
         with tempfile.TemporaryFile(dir=existing):  # the writer replaces files atomically: it needs the folder
             pass
     except OSError as exc:
-        raise ResultsError(f"cannot write {out}: no new file can be made in {existing} "
-                           f"({exc.strerror or exc})") from None
+        raise ResultsError(
+            f"cannot write {out}: no new file can be made in {existing} ({exc.strerror or exc})"
+        ) from None
     if out.is_file() and not os.access(out, os.W_OK):
         raise ResultsError(f"cannot write {out}: permission denied")
 
@@ -274,6 +299,8 @@ def _unchanged_done(previous, model_ref: str, retry_failed: bool) -> dict[str, t
     done = previous if not retry_failed else previous.filter(previous["status"] == "ok")
     if "model" in done.columns:
         done = done.filter(done["model"] == model_ref)
-    return {p: ((int(s), float(m)), str(status))
-            for p, s, m, status in zip(done["path"], done["size"], done["mtime"], done["status"])
-            if s is not None and m is not None}
+    return {
+        p: ((int(s), float(m)), str(status))
+        for p, s, m, status in zip(done["path"], done["size"], done["mtime"], done["status"])
+        if s is not None and m is not None
+    }

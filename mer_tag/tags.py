@@ -97,8 +97,9 @@ def template_text(template: str) -> str:
     if template in named:
         template = named[template]
     elif "{" not in template:
-        raise ValueError(f"unknown template {template!r}: name a preset ({', '.join(named)}) "
-                         "or give a text with {fields}")
+        raise ValueError(
+            f"unknown template {template!r}: name a preset ({', '.join(named)}) or give a text with {{fields}}"
+        )
     try:
         mood_text(template, SAMPLE_ROW)
     except KeyError as exc:
@@ -211,8 +212,11 @@ class _ID3(_Fields):
         return f"TXXX:{name}"
 
     def mood_keys(self):
-        return [key for key, frame in self.tags.items()
-                if frame.FrameID == "TMOO" or (frame.FrameID == "TXXX" and frame.desc.upper() == MOOD)]
+        return [
+            key
+            for key, frame in self.tags.items()
+            if frame.FrameID == "TMOO" or (frame.FrameID == "TXXX" and frame.desc.upper() == MOOD)
+        ]
 
     def get(self, key):
         frame = self.tags.get(key)
@@ -642,9 +646,17 @@ def _verify(before: _Fields, after: _Fields, changes: dict) -> None:
         raise TagError(f"other tags would change ({', '.join(moved)})")
 
 
-def _rewrite(real: Path, st: os.stat_result, before: _Fields, changes: dict, *, keep_mtime: bool,
-             drop_new_tag: bool = False, undo_bytes: bool = False,
-             on_ready: Callable[[_Fields, dict, dict | None], None] = lambda after, audio, undo: None):
+def _rewrite(
+    real: Path,
+    st: os.stat_result,
+    before: _Fields,
+    changes: dict,
+    *,
+    keep_mtime: bool,
+    drop_new_tag: bool = False,
+    undo_bytes: bool = False,
+    on_ready: Callable[[_Fields, dict, dict | None], None] = lambda after, audio, undo: None,
+):
     """Apply `changes` to a copy of `real`, check it, and swap it in. `on_ready(fields, audio checksum,
     undo)` runs just before the swap (the journal); `undo`, with `undo_bytes`, is what rebuilds `real`
     byte for byte from the copy. A failure anywhere leaves `real` untouched."""
@@ -696,6 +708,7 @@ def _restore_bytes(real: Path, st: os.stat_result, undo: dict, tagged, keep_mtim
     def fill(tmp: Path) -> None:
         digest = hashlib.sha256()
         with open(tmp, "wb") as out:
+
             def write(block) -> None:
                 digest.update(block)
                 out.write(block)
@@ -766,8 +779,9 @@ def _read_journal(path: Path) -> list[dict]:
     if foreign and not records:
         beside = sorted(path.parent.glob(f"{glob.escape(path.name)}.tags-*.jsonl"))
         hint = f"; the newest journal beside it is {beside[-1]}" if beside else ""
-        raise ValueError(f"{path} is not a tag journal: untag takes the .jsonl journal a `mer-tag tag` run "
-                         f"names when it ends{hint}")
+        raise ValueError(
+            f"{path} is not a tag journal: untag takes the .jsonl journal a `mer-tag tag` run names when it ends{hint}"
+        )
     return records
 
 
@@ -797,8 +811,18 @@ def _reason(exc: BaseException) -> str:
     return text if isinstance(exc, TagError) else f"{type(exc).__name__}: {text}"
 
 
-def _tag_file(row_path: str, mood: str, extras: dict[str, str], *, overwrite: bool, dry_run: bool,
-              keep_mtime: bool, journal: _Journal | None, results: str, stamps: Restamp) -> FileResult:
+def _tag_file(
+    row_path: str,
+    mood: str,
+    extras: dict[str, str],
+    *,
+    overwrite: bool,
+    dry_run: bool,
+    keep_mtime: bool,
+    journal: _Journal | None,
+    results: str,
+    stamps: Restamp,
+) -> FileResult:
     real = Path(os.path.realpath(row_path))
     st = _stat_for_writing(real)
     before = _fields(_open(real))
@@ -819,18 +843,20 @@ def _tag_file(row_path: str, mood: str, extras: dict[str, str], *, overwrite: bo
     assert journal is not None  # only a dry run goes without one
 
     def log(after: _Fields, audio: dict, undo: dict | None) -> None:
-        journal.write({
-            "path": str(real),
-            "row": row_path,  # the track as the results spell it (`path` is the real file)
-            "results": results,
-            "container": type(before.audio).__name__,
-            "format": before.kind,
-            "had_tag": before.had_tag,
-            "fields": {k: {"old": before.get(k), "new": after.get(k)} for k in changes},
-            "audio": audio,
-            "bytes": undo,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })
+        journal.write(
+            {
+                "path": str(real),
+                "row": row_path,  # the track as the results spell it (`path` is the real file)
+                "results": results,
+                "container": type(before.audio).__name__,
+                "format": before.kind,
+                "had_tag": before.had_tag,
+                "fields": {k: {"old": before.get(k), "new": after.get(k)} for k in changes},
+                "audio": audio,
+                "bytes": undo,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+        )
 
     _rewrite(real, st, before, changes, keep_mtime=keep_mtime, undo_bytes=True, on_ready=log)
     stamps.note(row_path, st, real.stat())
@@ -868,8 +894,10 @@ def read_rows(results_path: str | Path) -> list[dict]:
         missing = [c for c in RESULT_COLUMNS if c not in columns]
         if columns and missing:
             hint = "; it looks like a tag journal (undo one with `mer-tag untag`)" if "fields" in columns else ""
-            raise ValueError(f"{results_path} is not a results file of `mer-tag scan` "
-                             f"(no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}){hint}")
+            raise ValueError(
+                f"{results_path} is not a results file of `mer-tag scan` "
+                f"(no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}){hint}"
+            )
         frame = read_results(results_path) if columns else None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{results_path} can't be read as scan results ({_reason(exc)})") from None
@@ -878,8 +906,10 @@ def read_rows(results_path: str | Path) -> list[dict]:
     except Exception as exc:  # polars' parse errors have no common base class
         raise ValueError(f"{results_path} can't be read as scan results ({_reason(exc)})") from None
     if frame is None or frame.height == 0:
-        raise ValueError(f"{results_path} holds no tracks, so there is nothing to tag "
-                         f"(write it first: mer-tag scan ~/Music -o {results_path})")
+        raise ValueError(
+            f"{results_path} holds no tracks, so there is nothing to tag "
+            f"(write it first: mer-tag scan ~/Music -o {results_path})"
+        )
     return frame.to_dicts()
 
 
@@ -908,9 +938,17 @@ def _columns(results_path: Path, fmt: str) -> list[str]:
     return []
 
 
-def write_tags(results_path: str | Path, template: str = "name", min_confidence: float = 0.0, overwrite: bool = False,
-               dry_run: bool = False, keep_mtime: bool = False, extra_fields: bool = False,
-               journal: str | Path | None = None, progress: Progress | None = None) -> TagSummary:
+def write_tags(
+    results_path: str | Path,
+    template: str = "name",
+    min_confidence: float = 0.0,
+    overwrite: bool = False,
+    dry_run: bool = False,
+    keep_mtime: bool = False,
+    extra_fields: bool = False,
+    journal: str | Path | None = None,
+    progress: Progress | None = None,
+) -> TagSummary:
     """Write each ok track's mood (`template` filled from its result row) into the file.
 
     `template` is a preset name (`presets()`) or a text with {fields}. A mood the file already has is kept
@@ -928,9 +966,18 @@ def write_tags(results_path: str | Path, template: str = "name", min_confidence:
     stamps = Restamp()
     try:
         for done, row in enumerate(rows, 1):
-            result = _tag_row(row, template, min_confidence, extra_fields, overwrite=overwrite, dry_run=dry_run,
-                              keep_mtime=keep_mtime, journal=log, results=os.path.abspath(results_path),
-                              stamps=stamps)
+            result = _tag_row(
+                row,
+                template,
+                min_confidence,
+                extra_fields,
+                overwrite=overwrite,
+                dry_run=dry_run,
+                keep_mtime=keep_mtime,
+                journal=log,
+                results=os.path.abspath(results_path),
+                stamps=stamps,
+            )
             summary.results.append(result)
             if progress:
                 progress(done, len(rows), result)
@@ -953,12 +1000,12 @@ def _restamp(summary: TagSummary, stamps: Restamp, results_path: Path) -> None:
     try:
         summary.restamped[str(results_path)] = stamps.apply(results_path)
     except Exception as exc:  # the files are done; only the next scan's shortcut is lost
-        summary.notes.append(f"{results_path} not updated ({_reason(exc)}): the next scan redoes "
-                             f"the {len(stamps)} tracks written")
+        summary.notes.append(
+            f"{results_path} not updated ({_reason(exc)}): the next scan redoes the {len(stamps)} tracks written"
+        )
 
 
-def _untag_record(record: dict, *, dry_run: bool, keep_mtime: bool, force: bool,
-                  stamps: Restamp | None) -> FileResult:
+def _untag_record(record: dict, *, dry_run: bool, keep_mtime: bool, force: bool, stamps: Restamp | None) -> FileResult:
     from .delta import mapped, sha256
 
     real = Path(record["path"])
@@ -984,8 +1031,9 @@ def _untag_record(record: dict, *, dry_run: bool, keep_mtime: bool, force: bool,
     return result
 
 
-def _untag_fields(real: Path, st: os.stat_result, record: dict, *, dry_run: bool, keep_mtime: bool,
-                  force: bool) -> FileResult:
+def _untag_fields(
+    real: Path, st: os.stat_result, record: dict, *, dry_run: bool, keep_mtime: bool, force: bool
+) -> FileResult:
     """Put the journaled fields back through mutagen: for a file changed since tagging."""
     before = _fields(_open(real))
     if before.kind != record["format"]:
@@ -1009,8 +1057,14 @@ def _note(stamps: Restamp | None, record: dict, before: os.stat_result, real: Pa
         stamps.note(record.get("row", record["path"]), before, real.stat())
 
 
-def untag(journal_path: str | Path, dry_run: bool = False, keep_mtime: bool = False, force: bool = False,
-          results: str | Path | None = None, progress: Progress | None = None) -> TagSummary:
+def untag(
+    journal_path: str | Path,
+    dry_run: bool = False,
+    keep_mtime: bool = False,
+    force: bool = False,
+    results: str | Path | None = None,
+    progress: Progress | None = None,
+) -> TagSummary:
     """Put back every file a `write_tags` journal records, newest change first.
 
     A file untouched since tagging is rebuilt byte for byte from the journal's recipe; one changed since
@@ -1020,15 +1074,21 @@ def untag(journal_path: str | Path, dry_run: bool = False, keep_mtime: bool = Fa
     the results file each record names (or `results`). Raises ValueError when `journal_path` is no journal.
     """
     records = _read_journal(Path(journal_path))
-    summary = TagSummary(journal=Path(journal_path),
-                         cleared=clear_leftovers(_folders(r["path"] for r in records), dry_run=dry_run))
+    summary = TagSummary(
+        journal=Path(journal_path), cleared=clear_leftovers(_folders(r["path"] for r in records), dry_run=dry_run)
+    )
     stamps: dict[str, Restamp] = {}
     try:
         for done, record in enumerate(reversed(records), 1):
             target = str(results) if results else record.get("results")
             try:
-                result = _untag_record(record, dry_run=dry_run, keep_mtime=keep_mtime, force=force,
-                                       stamps=stamps.setdefault(target, Restamp()) if target else None)
+                result = _untag_record(
+                    record,
+                    dry_run=dry_run,
+                    keep_mtime=keep_mtime,
+                    force=force,
+                    stamps=stamps.setdefault(target, Restamp()) if target else None,
+                )
             except Exception as exc:  # one bad file is reported, the rest go on
                 result = FileResult(str(record["path"]), "failed", _reason(exc))
             summary.results.append(result)

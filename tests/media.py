@@ -174,8 +174,16 @@ def write_4q_dataset(root: Path, per_quadrant: int = 2, seconds: float = 3.0, ex
             song = f"MT{q}{k:04d}"
             y = tone(seconds, freq=220.0 * (q + 1) + 30 * k, noise=0.02 + 0.1 * (q % 2), seed=q * 100 + k)
             write_audio(root / "Audio" / f"{song}.{ext}", y)
-            rows.append({"Song": song, "Artist": f"Artist {quadrant} {k}", "Title": f"Song {k}", "Quadrant": quadrant,
-                         "MoodsStr": moods[quadrant], "GenresStr": "Pop/Rock; Electronic" if k % 2 else "Jazz"})
+            rows.append(
+                {
+                    "Song": song,
+                    "Artist": f"Artist {quadrant} {k}",
+                    "Title": f"Song {k}",
+                    "Quadrant": quadrant,
+                    "MoodsStr": moods[quadrant],
+                    "GenresStr": "Pop/Rock; Electronic" if k % 2 else "Jazz",
+                }
+            )
     with (root / "metadata.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

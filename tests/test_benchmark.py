@@ -61,8 +61,19 @@ def test_benchmark_measures_every_stage(throughput, library, tiny, tmp_path):
     result = throughput.main([str(library), "--jobs", "1", "--model", tiny, "--json", str(out), "--profile"])
     data = json.loads(out.read_text())
     assert data == json.loads(json.dumps(result))
-    for key in ("command", "date", "machine", "library", "jobs", "model", "floor", "decode", "scan", "ratios",
-                "targets"):
+    for key in (
+        "command",
+        "date",
+        "machine",
+        "library",
+        "jobs",
+        "model",
+        "floor",
+        "decode",
+        "scan",
+        "ratios",
+        "targets",
+    ):
         assert key in data
     assert data["command"].startswith("python benchmarks/throughput.py ")
     assert data["machine"]["cores"] >= 1 and data["machine"]["versions"]["torch"]
@@ -151,8 +162,9 @@ def test_real_library_from_clips(throughput, clip_dataset, tmp_path):
     folder = throughput.real_library(clip_dataset, 96, "mix", cache=tmp_path, clips_per_song=2)
     tracks = list(walk([folder]))
     assert len(tracks) == 96
-    assert {fmt: sum(t.path.suffix == f".{fmt}" for t in tracks) for fmt in throughput.MIX_FORMATS} == \
-        dict.fromkeys(throughput.MIX_FORMATS, 16)
+    assert {fmt: sum(t.path.suffix == f".{fmt}" for t in tracks) for fmt in throughput.MIX_FORMATS} == dict.fromkeys(
+        throughput.MIX_FORMATS, 16
+    )
     assert len({t.path.stat().st_ino for t in tracks}) == 48  # 8 songs × 6 formats, each file twice
     assert sum(t.lyrics_path is not None for t in tracks) == 72 and sum(t.midi_path is not None for t in tracks) == 24
     assert sum(t.lyrics_path is not None and t.lyrics_path.suffix == ".lrc" for t in tracks) == 24

@@ -78,8 +78,10 @@ def test_midi_statistics_hear_the_mode_in_any_key_and_ignore_padding():
     assert torch.allclose(major, midi_statistics(*_notes(c_major, seq_len=200)), atol=1e-6)  # padding ignored
 
 
-@pytest.mark.parametrize("dims", [{"arch": "midi_stats", "hidden": 8},
-                                  {"arch": "midi_bigru", "embed_dim": 8, "gru_hidden": 8, "stats": True}])
+@pytest.mark.parametrize(
+    "dims",
+    [{"arch": "midi_stats", "hidden": 8}, {"arch": "midi_bigru", "embed_dim": 8, "gru_hidden": 8, "stats": True}],
+)
 def test_midi_models_with_statistics_train_save_and_rebuild(dims):
     from mer_tag import models
 

@@ -8,9 +8,11 @@ from mer_tag.train.splits import grouped_folds, make_split
 
 def test_dataset_info_title_with_semicolon_is_kept_whole(tmp_path):
     info = tmp_path / "dataset info.csv"
-    text = ("Title;Artist;Album;Track;Year;Length;Size;Last Modified;Filename;\r\n"
-            "Love; Hate;Some Band;Album;1;1999;30;352,00 KB;09-09-2010;001.mp3;\r\n"
-            "Plain;Other;Album;2;2001;30;352,00 KB;09-09-2010;002.mp3;\r\n")
+    text = (
+        "Title;Artist;Album;Track;Year;Length;Size;Last Modified;Filename;\r\n"
+        "Love; Hate;Some Band;Album;1;1999;30;352,00 KB;09-09-2010;001.mp3;\r\n"
+        "Plain;Other;Album;2;2001;30;352,00 KB;09-09-2010;002.mp3;\r\n"
+    )
     info.write_bytes(text.encode("utf-16"))
     rows = read_dataset_info(info)
     assert rows["001.mp3"] == {"title": "Love; Hate", "artist": "Some Band"}
@@ -80,7 +82,6 @@ def test_folds_cover_everything_once():
 
 def test_4q_layout_reads_quadrants_artists_moods_and_genres(tmp_path):
     from media import write_4q_dataset
-
     from mer_tag.labels import QUADRANTS
 
     root = write_4q_dataset(tmp_path / "4q", per_quadrant=1, seconds=1.0)
@@ -97,7 +98,6 @@ def test_4q_layout_reads_quadrants_artists_moods_and_genres(tmp_path):
 
 def test_a_label_map_relabels_without_touching_the_dataset(tmp_path):
     from media import write_4q_dataset
-
     from mer_tag.labels import VALENCE2
 
     root = write_4q_dataset(tmp_path / "4q", per_quadrant=1, seconds=1.0)

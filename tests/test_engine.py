@@ -46,8 +46,11 @@ def test_bf16_encoders_give_the_fp32_moods(sung, tmp_path):
     for name, fp32 in rows["fp32"].items():
         bf16 = rows["bf16"][name]
         assert fp32["status"] == bf16["status"] == "ok" and fp32["lyrics_cluster"] is not None
-        assert (fp32["cluster"], fp32["audio_cluster"], fp32["lyrics_cluster"]) == \
-            (bf16["cluster"], bf16["audio_cluster"], bf16["lyrics_cluster"])
+        assert (fp32["cluster"], fp32["audio_cluster"], fp32["lyrics_cluster"]) == (
+            bf16["cluster"],
+            bf16["audio_cluster"],
+            bf16["lyrics_cluster"],
+        )
         for k in range(1, 6):
             assert bf16[f"prob_cluster_{k}"] == pytest.approx(fp32[f"prob_cluster_{k}"], abs=0.02)
 
@@ -122,8 +125,11 @@ def test_the_lyrics_encoder_loaded_on_first_use_gives_the_eager_rows(sung, tmp_p
 
     write_audio(sung / "c.flac", tone(6, 440))  # no lyrics
     model = bundle_io.load("default")
-    tracks = [Track(sung / "c.flac"), Track(sung / "a.flac", lyrics_path=sung / "a.txt"),
-              Track(sung / "b.mp3", lyrics_path=sung / "b.txt")]
+    tracks = [
+        Track(sung / "c.flac"),
+        Track(sung / "a.flac", lyrics_path=sung / "a.txt"),
+        Track(sung / "b.mp3", lyrics_path=sung / "b.txt"),
+    ]
     items = [prepare(track, model.audio_config, model.midi_config) for track in tracks]
     assert [it.lyrics is not None for it in items] == [False, True, True]
 

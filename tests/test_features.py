@@ -24,7 +24,9 @@ def test_constants_derive_from_each_other():
     assert config.chunk_frames == 1292
 
 
-@pytest.mark.parametrize("n, expected", [(50, [0]), (3000, [0]), (3050, [0]), (3100, [0, 3000]), (9000, [0, 3000, 6000])])
+@pytest.mark.parametrize(
+    "n, expected", [(50, [0]), (3000, [0]), (3050, [0]), (3100, [0, 3000]), (9000, [0, 3000, 6000])]
+)
 def test_chunk_starts_keep_a_tail_only_when_it_holds_a_second(n, expected):
     assert chunk_starts(n, SMALL) == expected
 
@@ -61,10 +63,13 @@ def test_logmel_shape_and_that_louder_is_higher():
     assert logmel(quiet * 10, config).mean() == pytest.approx(mel.mean() + 20, abs=0.5)  # 10x amplitude = +20 dB
 
 
-@pytest.mark.parametrize("config", [
-    AudioConfig(),  # the log-mel CRNN presets: 22.05 kHz, 128 bands
-    AudioConfig(frontend="musicnn_student", sample_rate=16000, n_fft=1024, hop_length=512, n_mels=64),  # default
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        AudioConfig(),  # the log-mel CRNN presets: 22.05 kHz, 128 bands
+        AudioConfig(frontend="musicnn_student", sample_rate=16000, n_fft=1024, hop_length=512, n_mels=64),  # default
+    ],
+)
 def test_logmel_is_librosas_melspectrogram_in_db(config):
     import librosa
 
@@ -72,9 +77,13 @@ def test_logmel_is_librosas_melspectrogram_in_db(config):
     rng = np.random.default_rng(1)
     chunk = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
     chunk[: config.sample_rate] = 0  # a silent second: the -100 dB floor
-    want = librosa.power_to_db(librosa.feature.melspectrogram(
-        y=chunk, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.n_mels),
-        ref=1.0, top_db=None)
+    want = librosa.power_to_db(
+        librosa.feature.melspectrogram(
+            y=chunk, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.n_mels
+        ),
+        ref=1.0,
+        top_db=None,
+    )
     np.testing.assert_allclose(logmel(chunk, config), np.maximum(want, -100.0), atol=1e-3)
 
 
@@ -84,8 +93,9 @@ def test_mel_filterbank_is_librosas():
     from mer_tag.features import mel_filterbank
 
     for sr, n_fft, n_mels in ((16000, 1024, 64), (22050, 1024, 128), (22050, 2048, 96)):
-        np.testing.assert_allclose(mel_filterbank(sr, n_fft, n_mels),
-                                   librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels), atol=1e-7)
+        np.testing.assert_allclose(
+            mel_filterbank(sr, n_fft, n_mels), librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels), atol=1e-7
+        )
 
 
 def test_chunk_features_stack_per_chunk():

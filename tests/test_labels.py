@@ -32,4 +32,3 @@ def test_a_map_that_leaves_a_class_out_or_cannot_be_read_is_an_error():
         label_map("Q1:A")
     with pytest.raises(KeyError):
         label_map("Q9=A").table(QUADRANTS)
-

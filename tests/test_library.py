@@ -32,9 +32,20 @@ def by_name(tracks) -> dict[str, Track]:
 def test_nested_folders_sorted_audio_only_hidden_skipped(tmp_path):
     touch(
         tmp_path,
-        "b.mp3", "a.FLAC", "notes.txt", "cover.jpg", "song.Opus", "x.m4a",
-        "sub/z.ogg", "sub/deeper/y.WAV", "sub/deeper/readme.md",
-        ".hidden.mp3", "._a.FLAC", ".git/objects/k.mp3", "sub/.cache/c.mp3", "sub/._z.ogg",
+        "b.mp3",
+        "a.FLAC",
+        "notes.txt",
+        "cover.jpg",
+        "song.Opus",
+        "x.m4a",
+        "sub/z.ogg",
+        "sub/deeper/y.WAV",
+        "sub/deeper/readme.md",
+        ".hidden.mp3",
+        "._a.FLAC",
+        ".git/objects/k.mp3",
+        "sub/.cache/c.mp3",
+        "sub/._z.ogg",
     )
     tracks = list(walk([tmp_path]))
     expected = ["a.FLAC", "b.mp3", "song.Opus", "sub/deeper/y.WAV", "sub/z.ogg", "x.m4a"]
@@ -85,9 +96,18 @@ def test_unicode_and_emoji_names_match_their_sidecars(tmp_path):
 def test_same_folder_sidecars_by_stem_with_any_extension_case(tmp_path):
     touch(
         tmp_path,
-        "Song.flac", "Song.lrc", "Song.TXT", "Song.midi", "Song.MID",  # .txt beats .lrc, .mid beats .midi
-        "Other.mp3", "Other.lrc", "Other.Midi",
-        "Lone.ogg", "lone.txt", "Lone.flac.txt", ".Lone.txt",  # stem must match exactly, hidden ignored
+        "Song.flac",
+        "Song.lrc",
+        "Song.TXT",
+        "Song.midi",
+        "Song.MID",  # .txt beats .lrc, .mid beats .midi
+        "Other.mp3",
+        "Other.lrc",
+        "Other.Midi",
+        "Lone.ogg",
+        "lone.txt",
+        "Lone.flac.txt",
+        ".Lone.txt",  # stem must match exactly, hidden ignored
     )
     tracks = by_name(walk([tmp_path]))
     assert tracks["Song.flac"] == Track(tmp_path / "Song.flac", tmp_path / "Song.TXT", tmp_path / "Song.MID")
@@ -97,8 +117,17 @@ def test_same_folder_sidecars_by_stem_with_any_extension_case(tmp_path):
 
 def test_dataset_layout_is_recognised_from_any_starting_point(tmp_path):
     data = tmp_path / "MIREX-like"
-    touch(data, "Audio/002.mp3", "Audio/003.mp3", "Lyrics/002.txt", "MIDIs/002.mid", "MIDIs/003.mid",
-          "Audio/Cluster 1/004.mp3", "Lyrics/Cluster 1/004.txt", "Lyrics/004.txt")
+    touch(
+        data,
+        "Audio/002.mp3",
+        "Audio/003.mp3",
+        "Lyrics/002.txt",
+        "MIDIs/002.mid",
+        "MIDIs/003.mid",
+        "Audio/Cluster 1/004.mp3",
+        "Lyrics/Cluster 1/004.txt",
+        "Lyrics/004.txt",
+    )
     expected = {
         "002.mp3": (data / "Lyrics/002.txt", data / "MIDIs/002.mid"),
         "003.mp3": (None, data / "MIDIs/003.mid"),
@@ -118,11 +147,14 @@ def test_sidecar_beside_the_audio_wins_over_the_dataset_layout(tmp_path):
 def test_parallel_trees_then_their_top_then_the_folder(tmp_path):
     touch(
         tmp_path,
-        "music/Artist/Album/01 Song.flac", "music/Artist/Album/01 Song.txt",
+        "music/Artist/Album/01 Song.flac",
+        "music/Artist/Album/01 Song.txt",
         "music/Artist/Album/02 Other.mp3",
         "music/Top.ogg",
-        "lyrics/Artist/Album/01 Song.lrc", "lyrics/02 Other.txt",
-        "midi/Artist/Album/01 Song.mid", "midi/Top.midi",
+        "lyrics/Artist/Album/01 Song.lrc",
+        "lyrics/02 Other.txt",
+        "midi/Artist/Album/01 Song.mid",
+        "midi/Top.midi",
     )
     tracks = by_name(walk([tmp_path / "music"], lyrics_dir=tmp_path / "lyrics", midi_dir=tmp_path / "midi"))
     song, other, top = tracks["01 Song.flac"], tracks["02 Other.mp3"], tracks["Top.ogg"]

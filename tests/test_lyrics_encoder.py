@@ -37,8 +37,10 @@ def test_dataset_lyrics_tokenise_as_transformers_does(reference_tokenizer, mirex
     ours = load_tokenizer()
     for path in sorted((mirex_dataset / "Lyrics").glob("*.txt"))[::10]:
         text = clean_lyrics(read_lyrics_file(path))
-        assert ours(text, add_special_tokens=False)["input_ids"] == \
-            reference_tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"], path.name
+        assert (
+            ours(text, add_special_tokens=False)["input_ids"]
+            == reference_tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]
+        ), path.name
 
 
 def test_encoder_matches_transformers_bert():

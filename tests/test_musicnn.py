@@ -101,8 +101,9 @@ def test_different_inputs_give_different_tags(model):
     clicks[:: sr // 4] = 1.0  # 4 clicks per second
     clicks = np.convolve(clicks, np.exp(-np.arange(400) / 40.0) * rng.standard_normal(400), mode="same")
     noise = 0.3 * rng.standard_normal(t.size)
-    tags = np.stack([model.predict(M.patches(M.logmel(y.astype(np.float32))))["tags"].mean(0)
-                     for y in (hum, clicks, noise)])
+    tags = np.stack(
+        [model.predict(M.patches(M.logmel(y.astype(np.float32))))["tags"].mean(0) for y in (hum, clicks, noise)]
+    )
     assert np.isfinite(tags).all()
     for i in range(3):
         for j in range(i + 1, 3):
@@ -129,8 +130,8 @@ def test_patches():
     assert np.array_equal(p[1], mel[187:374])
     assert M.patches(mel, tail="end").shape == (11, 187, 96)
     assert np.array_equal(M.patches(mel, tail="end")[-1], mel[-187:])
-    assert M.patches(mel[:187 * 3 + 100]).shape == (4, 187, 96)  # >= half a patch left: end-aligned
-    assert M.patches(mel[:187 * 3 + 100], tail="drop").shape == (3, 187, 96)
+    assert M.patches(mel[: 187 * 3 + 100]).shape == (4, 187, 96)  # >= half a patch left: end-aligned
+    assert M.patches(mel[: 187 * 3 + 100], tail="drop").shape == (3, 187, 96)
     assert M.patches(mel, hop_frames=94).shape[0] == 18  # 91 frames left < 93: dropped
     short = M.patches(mel[:50])  # repeat-padded, as musicnn's training did
     assert short.shape == (1, 187, 96) and np.array_equal(short[0, 50:100], mel[:50])

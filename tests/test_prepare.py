@@ -62,8 +62,9 @@ def test_training_reads_the_lyrics_and_midi_a_scan_reads(songs):
 
     tracks = [songs["good"], songs["sung"], songs["garbled"]]
     config = LyricsConfig(max_tokens=16, max_windows=2)
-    windows, problems = extract_lyrics(tracks, config, frozen=False, pooling="mean", cache=FeatureCache(None),
-                                       progress=same)
+    windows, problems = extract_lyrics(
+        tracks, config, frozen=False, pooling="mean", cache=FeatureCache(None), progress=same
+    )
     prepared = [prepare(track, AUDIO, MIDI) for track in tracks]
     assert [item.lyrics_source for item in prepared] == ["sidecar", "embedded", "embedded"]
     tokenizer = load_tokenizer()
@@ -93,8 +94,14 @@ def test_a_song_embedding_is_the_same_in_training_and_in_a_scan(songs, tiny_mode
     head = bundle.models["lyrics"]
     predictor = Predictor(bundle, precision="fp32")
     item = prepare(songs["sung"], bundle.audio_config, bundle.midi_config)
-    [embedding], _ = extract_lyrics([songs["sung"]], bundle.lyrics_config, frozen=True, pooling=head.pooling,
-                                    cache=FeatureCache(None), progress=same)
+    [embedding], _ = extract_lyrics(
+        [songs["sung"]],
+        bundle.lyrics_config,
+        frozen=True,
+        pooling=head.pooling,
+        cache=FeatureCache(None),
+        progress=same,
+    )
     with torch.inference_mode():
         trained_on = torch.softmax(head(torch.from_numpy(embedding)[None]), -1)[0].numpy()
     np.testing.assert_array_equal(predictor.lyrics_probs([item.lyrics])[0], trained_on)

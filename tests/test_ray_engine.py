@@ -90,8 +90,11 @@ def assert_same_rows(got: dict, want: dict) -> None:
         other = got[path]
         for column in COLUMNS:
             if column.startswith("prob_") or column == "confidence":
-                assert other[column] == pytest.approx(row[column], abs=FLOAT_TOL, nan_ok=False) \
-                    if row[column] is not None else other[column] is None, (path, column)
+                assert (
+                    other[column] == pytest.approx(row[column], abs=FLOAT_TOL, nan_ok=False)
+                    if row[column] is not None
+                    else other[column] is None
+                ), (path, column)
             else:
                 assert other[column] == row[column], (path, column)
 
@@ -117,10 +120,28 @@ def test_ray_scan_equals_local_and_resumes_from_its_part_files(cluster, library,
     assert out.is_dir() and sorted(read_results(out)["path"]) == sorted(seen)
 
     # The rerun: the CLI, joining the cluster by address, in another process.
-    code = ("import sys; from mer_tag.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.run([sys.executable, "-c", code, "scan", str(library), "--model", str(tiny_model), "-o", str(out),
-                           "--engine", "ray", "--address", cluster.address],
-                          capture_output=True, text=True, cwd=Path(__file__).parent, timeout=120)
+    code = "import sys; from mer_tag.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "scan",
+            str(library),
+            "--model",
+            str(tiny_model),
+            "-o",
+            str(out),
+            "--engine",
+            "ray",
+            "--address",
+            cluster.address,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]  # 1: some tracks failed (the broken ones)
     done_ok = sum(local_rows[p]["status"] == "ok" for p in seen)
     assert f"{12 - done_ok} ok, 3 failed, {done_ok} skipped" in proc.stderr
@@ -137,18 +158,22 @@ def test_ray_scan_equals_local_and_resumes_from_its_part_files(cluster, library,
 
 
 def test_the_driver_never_imports_torch_nor_loads_the_weights(cluster, library, tiny_model, tmp_path):
-    code = ("import sys; from mer_tag.scan import scan; "
-            f"s = scan([{str(library / 'rock')!r}], out={str(tmp_path / 'm.parquet')!r}, model={str(tiny_model)!r}, "
-            f"progress=False, engine='ray', address={cluster.address!r}); "
-            "print(s.ok, s.failed, 'torch' in sys.modules, 'mer_tag.models' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent,
-                          timeout=120)
+    code = (
+        "import sys; from mer_tag.scan import scan; "
+        f"s = scan([{str(library / 'rock')!r}], out={str(tmp_path / 'm.parquet')!r}, model={str(tiny_model)!r}, "
+        f"progress=False, engine='ray', address={cluster.address!r}); "
+        "print(s.ok, s.failed, 'torch' in sys.modules, 'mer_tag.models' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split()[-4:] == ["2", "0", "False", "False"]
 
 
-def test_a_model_that_will_not_load_on_the_actors_is_a_usage_error_and_touches_nothing(cluster, library,
-                                                                                        tiny_model, tmp_path):
+def test_a_model_that_will_not_load_on_the_actors_is_a_usage_error_and_touches_nothing(
+    cluster, library, tiny_model, tmp_path
+):
     import shutil
 
     from mer_tag.bundle import BundleError
@@ -221,10 +246,12 @@ def test_killed_workers_lose_no_track(cluster, library, tiny_model, local_rows, 
 
 def test_default_path_never_imports_ray(library, tmp_path):
     model = make_tiny_bundle(tmp_path / "audio-only", lyrics=False, midi=False)  # no encoder to load: fast
-    code = ("import sys; from mer_tag.cli import main; "
-            f"code = main(['scan', {str(library / 'rock')!r}, '--model', {str(model)!r}, "
-            f"'-o', {str(tmp_path / 'm.csv')!r}, '-j', '0', '-q']); "
-            "assert 'ray' not in sys.modules, 'ray imported'; sys.exit(code)")
+    code = (
+        "import sys; from mer_tag.cli import main; "
+        f"code = main(['scan', {str(library / 'rock')!r}, '--model', {str(model)!r}, "
+        f"'-o', {str(tmp_path / 'm.csv')!r}, '-j', '0', '-q']); "
+        "assert 'ray' not in sys.modules, 'ray imported'; sys.exit(code)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent)
     assert proc.returncode == 0, proc.stderr[-2000:]
 

@@ -47,9 +47,13 @@ def synthetic_results(n: int, *, root: str = "/music", seed: int = 0, k: int = 5
     has_midi = rng.random(n) < 0.05
     names = MIREX.names if k == len(MIREX) else tuple(f"Class {i}" for i in range(1, k + 1))
     rows = {
-        "path": [f"{root}/Artist {a}/Album {b}/{i:06d} Song {i}.flac" for i, (a, b) in enumerate(zip(artist_ids, album_ids))],
+        "path": [
+            f"{root}/Artist {a}/Album {b}/{i:06d} Song {i}.flac" for i, (a, b) in enumerate(zip(artist_ids, album_ids))
+        ],
         "status": np.where(is_error, "error", "ok").tolist(),
-        "error": [("could not decode audio" if i % 2 else "file is empty") if e else None for i, e in enumerate(is_error)],
+        "error": [
+            ("could not decode audio" if i % 2 else "file is empty") if e else None for i, e in enumerate(is_error)
+        ],
         "notes": [None] * n,
         "size": rng.integers(1_000_000, 20_000_000, size=n).tolist(),
         "mtime": np.full(n, 1.7e9).tolist(),
@@ -71,8 +75,17 @@ def synthetic_results(n: int, *, root: str = "/music", seed: int = 0, k: int = 5
         "timeline": [timeline_json(d, rng) if d >= 300 and i % 3 == 0 else None for i, d in enumerate(duration)],
     }
     frame = pl.DataFrame(rows, infer_schema_length=None)
-    prediction_columns = ["duration_s", "cluster", "cluster_name", "confidence", "audio_cluster", "lyrics_cluster",
-                          "midi_cluster", "timeline", *(f"prob_cluster_{i}" for i in range(1, k + 1))]
+    prediction_columns = [
+        "duration_s",
+        "cluster",
+        "cluster_name",
+        "confidence",
+        "audio_cluster",
+        "lyrics_cluster",
+        "midi_cluster",
+        "timeline",
+        *(f"prob_cluster_{i}" for i in range(1, k + 1)),
+    ]
     frame = frame.with_columns(
         pl.when(pl.col("status") == "error").then(None).otherwise(pl.col(c)).alias(c) for c in prediction_columns
     )
@@ -87,35 +100,71 @@ def synthetic_results(n: int, *, root: str = "/music", seed: int = 0, k: int = 5
 
 def timeline_json(duration_s: float, rng: np.random.Generator, chunk_s: float = 30.0) -> str:
     starts = np.arange(0.0, duration_s, chunk_s)
-    return json.dumps([
-        {"start_s": float(s), "end_s": float(min(s + chunk_s, duration_s)), "cluster": int(rng.integers(1, 6)),
-         "confidence": round(float(rng.uniform(0.3, 0.9)), 3)}
-        for s in starts
-    ])
+    return json.dumps(
+        [
+            {
+                "start_s": float(s),
+                "end_s": float(min(s + chunk_s, duration_s)),
+                "cluster": int(rng.integers(1, 6)),
+                "confidence": round(float(rng.uniform(0.3, 0.9)), 3),
+            }
+            for s in starts
+        ]
+    )
 
 
 def small_results() -> pl.DataFrame:
     """Six hand-checked rows: four predictions, one error, one XSS title."""
+
     def row(path, cluster=None, confidence=None, status="ok", **tags):
         probs = {f"prob_cluster_{i}": (confidence if i == cluster else None) for i in range(1, 6)}
-        return {"path": path, "status": status, "error": None if status == "ok" else "decode failed", "size": 1,
-                "mtime": 1.0, "title": tags.get("title"), "artist": tags.get("artist"), "album": tags.get("album"),
-                "duration_s": tags.get("duration_s", 200.0) if status == "ok" else None, "cluster": cluster,
-                "cluster_name": MIREX.names[cluster - 1] if cluster else None, "confidence": confidence,
-                **probs, "lyrics_source": tags.get("lyrics_source", "none"), "midi_path": tags.get("midi_path"),
-                "model": MODEL, "timeline": tags.get("timeline")}
+        return {
+            "path": path,
+            "status": status,
+            "error": None if status == "ok" else "decode failed",
+            "size": 1,
+            "mtime": 1.0,
+            "title": tags.get("title"),
+            "artist": tags.get("artist"),
+            "album": tags.get("album"),
+            "duration_s": tags.get("duration_s", 200.0) if status == "ok" else None,
+            "cluster": cluster,
+            "cluster_name": MIREX.names[cluster - 1] if cluster else None,
+            "confidence": confidence,
+            **probs,
+            "lyrics_source": tags.get("lyrics_source", "none"),
+            "midi_path": tags.get("midi_path"),
+            "model": MODEL,
+            "timeline": tags.get("timeline"),
+        }
 
-    timeline = json.dumps([{"start_s": 0, "end_s": 200, "cluster": 3, "confidence": 0.7},
-                           {"start_s": 200, "end_s": 400, "cluster": 5, "confidence": 0.8}])
-    return pl.DataFrame([
-        row("/lib/A/One/01.flac", 3, 0.9, title="Sad", artist="A", album="One", lyrics_source="sidecar"),
-        row("/lib/A/One/02.flac", 3, 0.6, title="Sadder", artist="A", album="One", lyrics_source="embedded"),
-        row("/lib/B/Two/01.flac", 5, 0.8, title="Loud", artist="B", album="Two", midi_path="/lib/B/Two/01.mid",
-            duration_s=400.0, timeline=timeline),
-        row("/lib/B/Two/02.flac", 2, 0.4, title=XSS_TITLE, artist="B", album="Two"),
-        row("/lib/B/Two/03.flac", status="error", title="Broken", artist="B"),
-        row("/lib/C/03.flac", 3, 0.5, artist=None, album=None),
-    ], infer_schema_length=None)
+    timeline = json.dumps(
+        [
+            {"start_s": 0, "end_s": 200, "cluster": 3, "confidence": 0.7},
+            {"start_s": 200, "end_s": 400, "cluster": 5, "confidence": 0.8},
+        ]
+    )
+    return pl.DataFrame(
+        [
+            row("/lib/A/One/01.flac", 3, 0.9, title="Sad", artist="A", album="One", lyrics_source="sidecar"),
+            row("/lib/A/One/02.flac", 3, 0.6, title="Sadder", artist="A", album="One", lyrics_source="embedded"),
+            row(
+                "/lib/B/Two/01.flac",
+                5,
+                0.8,
+                title="Loud",
+                artist="B",
+                album="Two",
+                midi_path="/lib/B/Two/01.mid",
+                duration_s=400.0,
+                timeline=timeline,
+            ),
+            row("/lib/B/Two/02.flac", 2, 0.4, title=XSS_TITLE, artist="B", album="Two"),
+            row("/lib/B/Two/03.flac", status="error", title="Broken", artist="B"),
+            row("/lib/C/03.flac", 3, 0.5, artist=None, album=None),
+        ],
+        infer_schema_length=None,
+    )
 
 
 # --- summary numbers -------------------------------------------------------------------------------
@@ -126,7 +175,12 @@ def test_summary_counts_moods_groups_and_failures():
     assert [c["name"] for c in summary["classes"]] == list(MIREX.names)
     totals = summary["totals"]
     assert (totals["tracks"], totals["ok"], totals["errors"], totals["predicted"]) == (6, 5, 1, 5)
-    assert (totals["with_lyrics"], totals["lyrics_sidecar"], totals["with_midi"], totals["with_timeline"]) == (2, 1, 1, 1)
+    assert (totals["with_lyrics"], totals["lyrics_sidecar"], totals["with_midi"], totals["with_timeline"]) == (
+        2,
+        1,
+        1,
+        1,
+    )
     assert [d["count"] for d in summary["distribution"]] == [0, 1, 3, 0, 1]
     assert summary["distribution"][2]["mean_confidence"] == pytest.approx((0.9 + 0.6 + 0.5) / 3, abs=1e-4)
     assert summary["library_root"] == "/lib"
@@ -227,7 +281,12 @@ def test_playlists_relative_paths_in_confidence_order(tmp_path):
     assert [line for line in wistful if not line.startswith("#")] == ["A/One/01.flac", "A/One/02.flac", "C/03.flac"]
     assert written.entries["Wistful"] == 3
     assert sorted(p.name for p in library.glob("*.m3u8")) == [
-        "1-Passionate.m3u8", "2-Cheerful.m3u8", "3-Wistful.m3u8", "4-Humorous.m3u8", "5-Aggressive.m3u8"]
+        "1-Passionate.m3u8",
+        "2-Cheerful.m3u8",
+        "3-Wistful.m3u8",
+        "4-Humorous.m3u8",
+        "5-Aggressive.m3u8",
+    ]
     cheerful = (library / "2-Cheerful.m3u8").read_text(encoding="utf-8")
     assert "\n#EXTINF:200,B - </script>" in cheerful  # a title is one line of text, never a path
 
@@ -244,10 +303,15 @@ def test_playlists_go_up_only_to_files_that_exist(tmp_path):
     existing = library / "A" / "song.flac"
     existing.parent.mkdir(parents=True)
     existing.write_bytes(b"")
-    frame = pl.DataFrame({
-        "path": [str(existing), str(library / "A" / "gone.flac"), "/etc/../etc/passwd\nevil.flac", "relative.flac"],
-        "status": ["ok"] * 4, "cluster": [1] * 4, "cluster_name": ["Passionate"] * 4, "confidence": [0.9, 0.8, 0.7, 0.6],
-    })
+    frame = pl.DataFrame(
+        {
+            "path": [str(existing), str(library / "A" / "gone.flac"), "/etc/../etc/passwd\nevil.flac", "relative.flac"],
+            "status": ["ok"] * 4,
+            "cluster": [1] * 4,
+            "cluster_name": ["Passionate"] * 4,
+            "confidence": [0.9, 0.8, 0.7, 0.6],
+        }
+    )
     out = library / "playlists"
     written = write_playlists(frame, out)
     entries = [line for line in (out / "1-Passionate.m3u8").read_text().splitlines() if not line.startswith("#")]
@@ -325,18 +389,35 @@ def test_100k_rows_summarised_and_page_size_bounded():
 # --- output format from the file name ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("out", "given", "expected"), [
-    ("r.html", None, "html"), ("r.htm", None, "html"), ("R.HTML", None, "html"), ("r.md", None, "md"),
-    ("deep/r.json", None, "json"), ("r.json", "json", "json"), (None, None, "html"), (None, "md", "md"),
-    ("-", None, "html"), ("-", "json", "json"),
-])
+@pytest.mark.parametrize(
+    ("out", "given", "expected"),
+    [
+        ("r.html", None, "html"),
+        ("r.htm", None, "html"),
+        ("R.HTML", None, "html"),
+        ("r.md", None, "md"),
+        ("deep/r.json", None, "json"),
+        ("r.json", "json", "json"),
+        (None, None, "html"),
+        (None, "md", "md"),
+        ("-", None, "html"),
+        ("-", "json", "json"),
+    ],
+)
 def test_report_format_comes_from_the_extension(out, given, expected):
     assert report_format(out, given) == expected
 
 
-@pytest.mark.parametrize(("out", "given"), [
-    ("r.pdf", None), ("report", None), ("r.txt", "md"), ("r.json", "md"), ("r.htm", "json"),
-])
+@pytest.mark.parametrize(
+    ("out", "given"),
+    [
+        ("r.pdf", None),
+        ("report", None),
+        ("r.txt", "md"),
+        ("r.json", "md"),
+        ("r.htm", "json"),
+    ],
+)
 def test_report_format_refuses_unknown_or_contradicted_names(out, given):
     with pytest.raises(FormatError):
         report_format(out, given)
@@ -429,9 +510,15 @@ def test_write_report_keeps_an_earlier_report_when_writing_fails(tmp_path, monke
 # --- words, links and the histogram -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("count", "expected"), [
-    (0, "0 tracks"), (1, "1 track"), (2, "2 tracks"), (1234, "1,234 tracks"),
-])
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (0, "0 tracks"),
+        (1, "1 track"),
+        (2, "2 tracks"),
+        (1234, "1,234 tracks"),
+    ],
+)
 def test_plural(count, expected):
     assert plural(count, "track") == expected
     assert plural(count, "match", "matches").endswith("match" if count == 1 else "matches")
@@ -451,10 +538,15 @@ def test_cli_playlists_counts_in_words(tmp_path, capsys):
     library = tmp_path / "lib"
     (library / "A").mkdir(parents=True)
     (library / "A" / "song.flac").write_bytes(b"")
-    frame = pl.DataFrame({
-        "path": [str(library / "A" / "song.flac"), str(tmp_path / "elsewhere.flac")], "status": ["ok"] * 2,
-        "cluster": [1, 2], "cluster_name": ["Passionate", "Cheerful"], "confidence": [0.9, 0.8],
-    })
+    frame = pl.DataFrame(
+        {
+            "path": [str(library / "A" / "song.flac"), str(tmp_path / "elsewhere.flac")],
+            "status": ["ok"] * 2,
+            "cluster": [1, 2],
+            "cluster_name": ["Passionate", "Cheerful"],
+            "confidence": [0.9, 0.8],
+        }
+    )
     results = tmp_path / "scan.csv"
     frame.write_csv(results)
     assert main(["playlists", str(results), "-o", str(library / "pl")]) == 0
@@ -464,16 +556,19 @@ def test_cli_playlists_counts_in_words(tmp_path, capsys):
     assert captured.err.startswith("Skipped 1 track not reachable")
 
 
-@pytest.mark.parametrize(("path", "url"), [
-    ("/music/a b/#1 ?x% é.flac", "file:///music/a%20b/%231%20%3Fx%25%20%C3%A9.flac"),
-    ("/music/AC\\DC/x.flac", "file:///music/AC%5CDC/x.flac"),
-    ("C:\\Music\\Über #1.flac", "file:///C:/Music/%C3%9Cber%20%231.flac"),
-    ("d:/Music/a b.mp3", "file:///d:/Music/a%20b.mp3"),
-    ("\\\\nas\\share\\a b.flac", "file://nas/share/a%20b.flac"),
-    ("/", "file:///"),
-    ("relative/a.flac", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("path", "url"),
+    [
+        ("/music/a b/#1 ?x% é.flac", "file:///music/a%20b/%231%20%3Fx%25%20%C3%A9.flac"),
+        ("/music/AC\\DC/x.flac", "file:///music/AC%5CDC/x.flac"),
+        ("C:\\Music\\Über #1.flac", "file:///C:/Music/%C3%9Cber%20%231.flac"),
+        ("d:/Music/a b.mp3", "file:///d:/Music/a%20b.mp3"),
+        ("\\\\nas\\share\\a b.flac", "file://nas/share/a%20b.flac"),
+        ("/", "file:///"),
+        ("relative/a.flac", None),
+        ("", None),
+    ],
+)
 def test_file_url(path, url):
     assert file_url(path) == url
 
@@ -519,7 +614,7 @@ def test_confidence_histogram_counts_whole_tracks():
     # Confidences on the bin edges (k / 20, and 1.0) must each land in exactly one bin.
     edges = [round(k / 20, 4) for k in range(21)]
     confidence = frame.get_column("confidence").to_list()
-    frame = frame.with_columns(pl.Series("confidence", edges + confidence[len(edges):], dtype=pl.Float64))
+    frame = frame.with_columns(pl.Series("confidence", edges + confidence[len(edges) :], dtype=pl.Float64))
     summary = summarize(frame)
     counts = summary["confidence"]["counts"]
     assert len(counts) == 20 and all(isinstance(n, int) and n >= 0 for row in counts for n in row)

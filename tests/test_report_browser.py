@@ -27,9 +27,17 @@ ARTIFACTS = ROOT / "test-artifacts"
 ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"  # the W3C name for an element reference
 # Quiet, sandbox-free (root in CI) and offline: without the background flags Chromium phones home.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,900",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--window-size=1280,900",
 ]
 
 
@@ -52,7 +60,9 @@ class WebDriver:
 
     def call(self, method: str, path: str, body: dict | None = None):
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return json.load(response)["value"]
@@ -131,8 +141,9 @@ def browser(tmp_path_factory):
         process.wait(timeout=10)
 
 
-LONG_TITLE = ("\u00dcber den Wolken muss die Freiheit wohl grenzenlos sein "
-              "(Live at the Waldb\u00fchne, Berlin, 1989, Remastered)")
+LONG_TITLE = (
+    "\u00dcber den Wolken muss die Freiheit wohl grenzenlos sein (Live at the Waldb\u00fchne, Berlin, 1989, Remastered)"
+)
 ACCENTED_ARTIST = "Beyonc\u00e9"
 
 
@@ -160,8 +171,10 @@ def save_full_page(browser: WebDriver, width: int, target: Path) -> None:
     browser.resize(width, 900)
     browser.resize(width, browser.js("return document.documentElement.scrollHeight"))
     # Charts redraw for the new width after a short pause (resize events are debounced).
-    browser.wait_for("const box = document.getElementById('chart-groups');"
-                     "return box.firstChild.getAttribute('width') == Math.max(280, box.clientWidth)")
+    browser.wait_for(
+        "const box = document.getElementById('chart-groups');"
+        "return box.firstChild.getAttribute('width') == Math.max(280, box.clientWidth)"
+    )
     browser.screenshot(target)
 
 
@@ -238,7 +251,8 @@ def test_report_search_ignores_case_and_accents(browser, report, results):
 def test_report_shows_titles_whole(browser, report):
     browser.open(report.as_uri())
     browser.wait_for("return document.documentElement.dataset.ready === 'true'")
-    fits = browser.js("""
+    fits = browser.js(
+        """
         const links = [...document.querySelectorAll('#top-tracks a.file-link')];
         const link = links.find((a) => a.textContent === arguments[0]);
         if (!link) return 'missing';
@@ -249,11 +263,15 @@ def test_report_shows_titles_whole(browser, report):
                 lines: box.height / parseFloat(style.lineHeight),
                 clipped: style.textOverflow === 'ellipsis' || style.whiteSpace === 'nowrap'
                          || link.scrollWidth > link.clientWidth};
-        """, LONG_TITLE)
+        """,
+        LONG_TITLE,
+    )
     assert fits["inside"] and fits["lines"] > 1.5 and not fits["clipped"]  # wrapped inside its card, not cut
     shown_rows(browser, "uber")
-    cell = browser.js("const td = document.querySelector('#tracks tbody td.title');"
-                      "return {text: td.textContent, clipped: td.scrollWidth > td.clientWidth}")
+    cell = browser.js(
+        "const td = document.querySelector('#tracks tbody td.title');"
+        "return {text: td.textContent, clipped: td.scrollWidth > td.clientWidth}"
+    )
     assert cell == {"text": LONG_TITLE, "clipped": False}
 
 
@@ -265,12 +283,18 @@ def test_report_links_open_the_files_and_counts_read_right(browser, tmp_path):
     for name in names:
         (folder / name).write_text(f"contents of {name}", encoding="utf-8")
     paths = [str(folder / name) for name in names]
-    frame = pl.DataFrame({
-        "path": [*paths, str(tmp_path / "broken.flac")], "status": ["ok", "ok", "error"],
-        "error": [None, None, "could not decode audio"], "title": ["Svefn-g-englar", "\u00c1g\u00e6tis byrjun", None],
-        "cluster": [3, 3, None], "cluster_name": ["Wistful", "Wistful", None], "confidence": [0.9, 0.7, None],
-        **{f"prob_cluster_{k}": [0.9 if k == 3 else 0.025, 0.7 if k == 3 else 0.075, None] for k in range(1, 6)},
-    })
+    frame = pl.DataFrame(
+        {
+            "path": [*paths, str(tmp_path / "broken.flac")],
+            "status": ["ok", "ok", "error"],
+            "error": [None, None, "could not decode audio"],
+            "title": ["Svefn-g-englar", "\u00c1g\u00e6tis byrjun", None],
+            "cluster": [3, 3, None],
+            "cluster_name": ["Wistful", "Wistful", None],
+            "confidence": [0.9, 0.7, None],
+            **{f"prob_cluster_{k}": [0.9 if k == 3 else 0.025, 0.7 if k == 3 else 0.075, None] for k in range(1, 6)},
+        }
+    )
     frame.write_csv(tmp_path / "scan.csv")
     assert main(["report", str(tmp_path / "scan.csv"), "-o", str(tmp_path / "report.html")]) == 0
     browser.open((tmp_path / "report.html").as_uri())
@@ -283,7 +307,8 @@ def test_report_links_open_the_files_and_counts_read_right(browser, tmp_path):
     assert texts(browser, "#failures-hint")[0].startswith("1 file could not be scored.")
     labels = browser.js("return [...document.querySelectorAll('#chart-distribution g')].map((g) => g.ariaLabel)")
     assert labels == [f"{mood}: 0 tracks" for mood in ("Passionate", "Cheerful")] + ["Wistful: 2 tracks"] + [
-        f"{mood}: 0 tracks" for mood in ("Humorous", "Aggressive")]
+        f"{mood}: 0 tracks" for mood in ("Humorous", "Aggressive")
+    ]
     # The tallest bin holds one track: the axis counts 0, 1 with no tick at half a track.
     assert texts(browser, "#chart-confidence text[text-anchor=end]") == ["0", "1"]
     assert texts(browser, "#chart-confidence .axis-title") == ["confidence in the predicted mood", "tracks"]

@@ -57,9 +57,23 @@ def test_every_audio_file_gets_exactly_one_row(library, tiny_model, tmp_path):
     out = tmp_path / "moods.csv"
     summary = scan([library], out=out, model=tiny_model, jobs=0, progress=False)
     rows = rows_by_name(out)
-    assert sorted(rows) == sorted([
-        "Song.flac", "Other.mp3", "Café 🎷.ogg", "Tune.m4a", "Tune.wav", "empty.mp3", "random.mp3", "notes.mp3",
-        "short.wav", "silence.wav", "cut.flac", "BadSidecar.wav", "BadMidi.wav"])
+    assert sorted(rows) == sorted(
+        [
+            "Song.flac",
+            "Other.mp3",
+            "Café 🎷.ogg",
+            "Tune.m4a",
+            "Tune.wav",
+            "empty.mp3",
+            "random.mp3",
+            "notes.mp3",
+            "short.wav",
+            "silence.wav",
+            "cut.flac",
+            "BadSidecar.wav",
+            "BadMidi.wav",
+        ]
+    )
     assert len(out.read_text(encoding="utf-8").splitlines()) == 1 + 13
     assert (summary.ok, summary.failed, summary.skipped) == (7, 6, 0)
 
@@ -149,8 +163,13 @@ def test_a_model_that_will_not_load_leaves_the_results_as_they_were(library, tin
     scan([library / "rock"], out=out, model=tiny_model, jobs=2, progress=False)
     before = out.read_bytes()
     broken = shutil.copytree(tiny_model, tmp_path / "broken")
-    edit_card(broken, lambda card: (card["models"]["audio"].update(gru_hidden=16),  # weights no longer fit
-                                    card.update(version="0.0.2")))  # another model: every track to redo
+    edit_card(
+        broken,
+        lambda card: (
+            card["models"]["audio"].update(gru_hidden=16),  # weights no longer fit
+            card.update(version="0.0.2"),
+        ),
+    )  # another model: every track to redo
     for force in (False, True):
         with pytest.raises(BundleError, match="do not fit"):
             scan([library / "rock"], out=out, model=broken, jobs=2, progress=False, force=force)
@@ -197,8 +216,22 @@ def test_cli_exit_codes_and_stdout(library, tiny_model, tmp_path, capsys):
     assert main(["scan", str(library / "rock"), "--model", str(tiny_model), "-o", "-", "-j", "0", "-q"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert sorted(Path(r["path"]).name for r in lines) == ["Other.mp3", "Song.flac"]
-    assert main(["scan", str(library / "broken"), "--model", str(tiny_model), "-o", str(tmp_path / "x.csv"),
-                 "-j", "0", "-q"]) == 1
+    assert (
+        main(
+            [
+                "scan",
+                str(library / "broken"),
+                "--model",
+                str(tiny_model),
+                "-o",
+                str(tmp_path / "x.csv"),
+                "-j",
+                "0",
+                "-q",
+            ]
+        )
+        == 1
+    )
     assert main(["scan", str(tmp_path / "nowhere"), "--model", str(tiny_model)]) == 2
     assert main(["scan", str(library), "--model", str(tmp_path / "no-model"), "-o", str(tmp_path / "y.csv")]) == 2
     assert main(["scan", str(library), "-o", str(tmp_path / "moods.xlsx")]) == 2
@@ -210,11 +243,13 @@ def test_a_resumed_scan_with_nothing_to_do_starts_no_workers_and_no_torch(librar
     scan([library / "rock"], out=out, model=tiny_model, jobs=0, progress=False)
     before = read_results(out)
     assert before.height >= 2 and (before["status"] == "ok").all()
-    code = ("import sys; import mer_tag.prepare; from mer_tag.scan import scan\n"
-            "def no_workers(*args, **kwargs): sys.exit('decode workers started')\n"
-            "mer_tag.prepare.start_pool = no_workers\n"
-            f"s = scan([{str(library / 'rock')!r}], out={str(out)!r}, model={str(tiny_model)!r}, jobs=2, progress=False)\n"
-            "print(s.skipped, s.ok, s.failed, 'torch' in sys.modules)")
+    code = (
+        "import sys; import mer_tag.prepare; from mer_tag.scan import scan\n"
+        "def no_workers(*args, **kwargs): sys.exit('decode workers started')\n"
+        "mer_tag.prepare.start_pool = no_workers\n"
+        f"s = scan([{str(library / 'rock')!r}], out={str(out)!r}, model={str(tiny_model)!r}, jobs=2, progress=False)\n"
+        "print(s.skipped, s.ok, s.failed, 'torch' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == [str(before.height), "0", "0", "False"]
@@ -226,8 +261,10 @@ def test_a_killed_scan_keeps_its_rows_and_resumes_without_duplicates(tmp_path, t
     for i in range(40):
         write_audio(lib / f"t{i:02d}.wav", tone(3, 200 + 10 * i))
     out = tmp_path / "moods.csv"
-    code = ("import sys; from mer_tag.cli import main; "
-            f"sys.exit(main(['scan', {str(lib)!r}, '--model', {str(tiny_model)!r}, '-o', {str(out)!r}, '-j', '0', '-q']))")
+    code = (
+        "import sys; from mer_tag.cli import main; "
+        f"sys.exit(main(['scan', {str(lib)!r}, '--model', {str(tiny_model)!r}, '-o', {str(out)!r}, '-j', '0', '-q']))"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent)
     deadline = time.time() + 120
     while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 4):
@@ -252,8 +289,12 @@ def test_scan_lets_idle_openmp_threads_sleep_unless_told_otherwise(library, tiny
         monkeypatch.setenv("OMP_WAIT_POLICY", preset)
     scan([library / "rock"], out=tmp_path / "lib.csv", model=tiny_model, jobs=0, progress=False)
     assert os.environ.get("OMP_WAIT_POLICY") == preset and "MALLOC_MMAP_THRESHOLD_" not in os.environ
-    assert main(["scan", str(library / "rock"), "--model", str(tiny_model), "-o", str(tmp_path / "m.csv"), "-j", "0",
-                 "-q"]) == 0
+    assert (
+        main(
+            ["scan", str(library / "rock"), "--model", str(tiny_model), "-o", str(tmp_path / "m.csv"), "-j", "0", "-q"]
+        )
+        == 0
+    )
     assert os.environ["OMP_WAIT_POLICY"] == (preset or "PASSIVE")
 
 
@@ -263,7 +304,6 @@ def test_a_library_scan_leaves_torch_threads_as_it_found_them(library, tiny_mode
     torch.set_num_threads(3)
     scan([library / "rock"], out=tmp_path / "m.csv", model=tiny_model, jobs=2, progress=False)
     assert torch.get_num_threads() == 3
-
 
 
 def test_torch_starts_after_the_openmp_wait_policy_is_set(library, tiny_model, tmp_path):

@@ -8,7 +8,10 @@ COLUMNS = ["path", "status", "cluster", "confidence"]
 
 
 def rows(n, start=0):
-    return [{"path": f"/m/{i}.mp3", "status": "ok", "cluster": i % 5 + 1, "confidence": 0.5} for i in range(start, start + n)]
+    return [
+        {"path": f"/m/{i}.mp3", "status": "ok", "cluster": i % 5 + 1, "confidence": 0.5}
+        for i in range(start, start + n)
+    ]
 
 
 @pytest.mark.parametrize("name", ["r.csv", "r.jsonl", "r.parquet"])
@@ -31,7 +34,7 @@ def test_rows_are_readable_before_close_and_a_torn_line_is_dropped(tmp_path, nam
     # a kill in the middle of a line: the partial line must not break reading
     target = journal_path(tmp_path / name) if name.endswith("parquet") else tmp_path / name
     with target.open("a") as handle:
-        handle.write('/m/9.mp3,ok,3' if name.endswith("csv") else '{"path": "/m/9.mp3", "sta')
+        handle.write("/m/9.mp3,ok,3" if name.endswith("csv") else '{"path": "/m/9.mp3", "sta')
     got = read_results(tmp_path / name)
     assert got["path"].to_list() == ["/m/0.mp3", "/m/1.mp3"]
 
@@ -57,9 +60,9 @@ def test_kept_rows_are_rewritten_without_the_ones_to_redo(tmp_path):
 def test_unicode_and_commas_survive_csv(tmp_path):
     out = tmp_path / "r.csv"
     writer = RowWriter(out, COLUMNS)
-    writer.write({"path": "/m/Café, \"live\" 🎸.flac", "status": "ok", "cluster": 2, "confidence": 0.9})
+    writer.write({"path": '/m/Café, "live" 🎸.flac', "status": "ok", "cluster": 2, "confidence": 0.9})
     writer.close()
-    assert read_results(out)["path"].item() == "/m/Café, \"live\" 🎸.flac"
+    assert read_results(out)["path"].item() == '/m/Café, "live" 🎸.flac'
 
 
 def test_stdout_gets_json_lines(capsys):

@@ -112,8 +112,10 @@ def test_stereo_is_downmixed_like_ffmpeg(tmp_path):
 def test_format_changes_mid_stream_are_followed(tmp_path):
     import soundfile as sf
 
-    parts = [write_audio(tmp_path / "a.mp3", tone(2.0, sr=44100), sr=44100),  # 44.1 kHz mono
-             write_audio(tmp_path / "b.mp3", tone(2.0, sr=22050), sr=22050)]  # 22.05 kHz mono
+    parts = [
+        write_audio(tmp_path / "a.mp3", tone(2.0, sr=44100), sr=44100),  # 44.1 kHz mono
+        write_audio(tmp_path / "b.mp3", tone(2.0, sr=22050), sr=22050),
+    ]  # 22.05 kHz mono
     sf.write(tmp_path / "c.mp3", np.stack([tone(2.0, sr=44100)] * 2, axis=1), 44100)  # stereo
     joined = tmp_path / "joined.mp3"  # what a naive concatenation of downloads looks like
     joined.write_bytes(b"".join(p.read_bytes() for p in [*parts, tmp_path / "c.mp3"]))
@@ -394,9 +396,14 @@ def test_bad_midi_files_raise_one_line_midi_error(tmp_path):
         file.write(b"MThd")
         file.truncate(11_000_000)
     expected = {
-        "empty.mid": "empty file", "garbage.mid": "not a MIDI file", "text.mid": "not a MIDI file",
-        "cut.mid": "corrupt MIDI (file ends early)", "far.mid": "likely corrupt", "drums.mid": "no notes",
-        "huge.mid": "too large", "missing.mid": "cannot read",
+        "empty.mid": "empty file",
+        "garbage.mid": "not a MIDI file",
+        "text.mid": "not a MIDI file",
+        "cut.mid": "corrupt MIDI (file ends early)",
+        "far.mid": "likely corrupt",
+        "drums.mid": "no notes",
+        "huge.mid": "too large",
+        "missing.mid": "cannot read",
     }
     for name, reason in expected.items():
         with pytest.raises(MidiError) as exc:
@@ -408,8 +415,12 @@ def _write_far_future_midi(path):
     """A tiny file whose one note starts 10^8 ticks in: pretty_midi would build a tick table that big."""
     import mido
 
-    track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=90, time=10**8),
-                            mido.Message("note_off", note=60, velocity=0, time=100)])
+    track = mido.MidiTrack(
+        [
+            mido.Message("note_on", note=60, velocity=90, time=10**8),
+            mido.Message("note_off", note=60, velocity=0, time=100),
+        ]
+    )
     mido.MidiFile(tracks=[track]).save(str(path))
 
 
@@ -417,8 +428,12 @@ def _pretty_midi_notes(path):
     """What read_midi_notes returned before it read files itself: pretty_midi's notes on mido's parse."""
     from mer_tag.sources.midi import _parse
 
-    notes = [(n.pitch, n.start, n.end - n.start, n.velocity)
-             for instrument in _parse(path).instruments if not instrument.is_drum for n in instrument.notes]
+    notes = [
+        (n.pitch, n.start, n.end - n.start, n.velocity)
+        for instrument in _parse(path).instruments
+        if not instrument.is_drum
+        for n in instrument.notes
+    ]
     rows = np.asarray(notes, dtype=np.float32)
     return rows[np.lexsort((rows[:, 0], rows[:, 1]))]
 
@@ -430,24 +445,44 @@ def _tricky_midi(path, resolution=384):
     a sysex, signatures, lyrics, pitch bends and controllers."""
     import mido
 
-    conductor = mido.MidiTrack([
-        mido.MetaMessage("set_tempo", tempo=500000, time=0), mido.MetaMessage("time_signature", time=0),
-        mido.MetaMessage("key_signature", key="Em", time=0), mido.MetaMessage("set_tempo", tempo=400000, time=960),
-        mido.MetaMessage("set_tempo", tempo=400000, time=100), mido.MetaMessage("set_tempo", tempo=612345, time=777),
-        mido.MetaMessage("lyrics", text="la", time=5)])
+    conductor = mido.MidiTrack(
+        [
+            mido.MetaMessage("set_tempo", tempo=500000, time=0),
+            mido.MetaMessage("time_signature", time=0),
+            mido.MetaMessage("key_signature", key="Em", time=0),
+            mido.MetaMessage("set_tempo", tempo=400000, time=960),
+            mido.MetaMessage("set_tempo", tempo=400000, time=100),
+            mido.MetaMessage("set_tempo", tempo=612345, time=777),
+            mido.MetaMessage("lyrics", text="la", time=5),
+        ]
+    )
     m = mido.Message
-    band = mido.MidiTrack([
-        m("program_change", program=5, time=0), m("note_on", note=60, velocity=80, time=0),
-        m("note_on", note=64, velocity=81, time=0), m("control_change", control=7, value=100, time=10),
-        m("note_on", note=60, velocity=70, time=50), m("note_off", note=60, velocity=0, time=200),
-        m("note_on", note=64, velocity=0, time=0), m("note_off", note=62, time=3),  # a spurious note-off
-        m("pitchwheel", pitch=1000, time=7), m("sysex", data=[1, 2, 3], time=1),
-        m("note_on", note=67, velocity=90, time=30), m("note_off", note=67, time=0),
-        m("note_on", note=67, velocity=91, time=0), m("note_off", note=67, time=333),
-        m("program_change", program=40, time=11), m("note_on", note=72, velocity=99, time=0),
-        m("note_on", channel=9, note=36, velocity=120, time=0), m("note_off", channel=9, note=36, time=60),
-        m("note_on", channel=3, note=48, velocity=33, time=0), m("note_off", note=72, time=1500),
-        m("note_off", channel=3, note=48, time=2), m("note_on", note=50, velocity=10, time=40)])  # never closed
+    band = mido.MidiTrack(
+        [
+            m("program_change", program=5, time=0),
+            m("note_on", note=60, velocity=80, time=0),
+            m("note_on", note=64, velocity=81, time=0),
+            m("control_change", control=7, value=100, time=10),
+            m("note_on", note=60, velocity=70, time=50),
+            m("note_off", note=60, velocity=0, time=200),
+            m("note_on", note=64, velocity=0, time=0),
+            m("note_off", note=62, time=3),  # a spurious note-off
+            m("pitchwheel", pitch=1000, time=7),
+            m("sysex", data=[1, 2, 3], time=1),
+            m("note_on", note=67, velocity=90, time=30),
+            m("note_off", note=67, time=0),
+            m("note_on", note=67, velocity=91, time=0),
+            m("note_off", note=67, time=333),
+            m("program_change", program=40, time=11),
+            m("note_on", note=72, velocity=99, time=0),
+            m("note_on", channel=9, note=36, velocity=120, time=0),
+            m("note_off", channel=9, note=36, time=60),
+            m("note_on", channel=3, note=48, velocity=33, time=0),
+            m("note_off", note=72, time=1500),
+            m("note_off", channel=3, note=48, time=2),
+            m("note_on", note=50, velocity=10, time=40),
+        ]
+    )  # never closed
     mido.MidiFile(tracks=[conductor, band], ticks_per_beat=resolution).save(str(path))
     return path
 
@@ -455,8 +490,11 @@ def _tricky_midi(path, resolution=384):
 def test_midi_reader_gives_pretty_midis_notes_to_the_bit(tmp_path):
     from mer_tag.sources import midi
 
-    for path in (_tricky_midi(tmp_path / "tricky.mid"), _tricky_midi(tmp_path / "fine.mid", resolution=96),
-                 write_midi(tmp_path / "simple.mid")):
+    for path in (
+        _tricky_midi(tmp_path / "tricky.mid"),
+        _tricky_midi(tmp_path / "fine.mid", resolution=96),
+        write_midi(tmp_path / "simple.mid"),
+    ):
         assert midi._fast_notes(path.read_bytes())  # read directly, not handed to pretty_midi
         ours = read_midi_notes(path)
         assert ours.tobytes() == _pretty_midi_notes(path).tobytes(), path.name
@@ -475,8 +513,13 @@ def test_midi_files_the_reader_leaves_to_pretty_midi(tmp_path):
     smpte = tmp_path / "smpte.mid"
     smpte.write_bytes(whole[:12] + bytes([0xE7, 0x28]) + whole[14:])  # 25 fps, 40 ticks a frame
     bad_key = tmp_path / "key.mid"
-    track = mido.MidiTrack([mido.MetaMessage("key_signature", key="C"), mido.Message("note_on", note=60, time=0),
-                            mido.Message("note_off", note=60, time=10)])
+    track = mido.MidiTrack(
+        [
+            mido.MetaMessage("key_signature", key="C"),
+            mido.Message("note_on", note=60, time=0),
+            mido.Message("note_off", note=60, time=10),
+        ]
+    )
     mido.MidiFile(tracks=[track]).save(str(bad_key))
     data = bad_key.read_bytes()
     at = data.index(bytes([0xFF, 0x59, 0x02]))

@@ -93,7 +93,11 @@ def test_the_shipped_student_carries_its_feature_settings():
 
     meta = json.loads((WEIGHTS_DIR / "student.json").read_text())
     assert {k: meta["features"][k] for k in ("sample_rate", "n_fft", "hop_length", "n_mels")} == {
-        "sample_rate": 16000, "n_fft": 1024, "hop_length": 512, "n_mels": 64}
+        "sample_rate": 16000,
+        "n_fft": 1024,
+        "hop_length": 512,
+        "n_mels": 64,
+    }
     assert MusicnnStudent.load().dims["n_mels"] == 64
 
 
@@ -150,10 +154,19 @@ def _student_bundle(folder):
     from mer_tag.labels import MIREX
 
     torch.manual_seed(0)
-    parts = {"audio": models.build({"arch": "musicnn_crnn", "embed_dim": 200, "n_classes": 5, "gru_hidden": 8}),
-             "fusion": models.build({"arch": "fusion", "n_classes": 5, "branches": ["audio", "lyrics", "midi"]})}
-    bundle = bundle_io.Bundle(name="student-tiny", labels=MIREX, audio_config=STUDENT_FEATURES,
-                              lyrics_config=LyricsConfig(), midi_config=MidiConfig(), models=parts, card={})
+    parts = {
+        "audio": models.build({"arch": "musicnn_crnn", "embed_dim": 200, "n_classes": 5, "gru_hidden": 8}),
+        "fusion": models.build({"arch": "fusion", "n_classes": 5, "branches": ["audio", "lyrics", "midi"]}),
+    }
+    bundle = bundle_io.Bundle(
+        name="student-tiny",
+        labels=MIREX,
+        audio_config=STUDENT_FEATURES,
+        lyrics_config=LyricsConfig(),
+        midi_config=MidiConfig(),
+        models=parts,
+        card={},
+    )
     return bundle_io.save(bundle, folder)
 
 
@@ -163,8 +176,14 @@ def test_a_model_on_the_student_scans_a_song_through_the_shipped_student(tmp_pat
     from mer_tag.sinks import read_results
 
     song = write_audio(tmp_path / "lib" / "song.flac", tone(40.0))
-    summary = scan([song.parent], out=tmp_path / "moods.csv", model=_student_bundle(tmp_path / "model"), jobs=0,
-                   progress=False, timeline=True)
+    summary = scan(
+        [song.parent],
+        out=tmp_path / "moods.csv",
+        model=_student_bundle(tmp_path / "model"),
+        jobs=0,
+        progress=False,
+        timeline=True,
+    )
     row = read_results(tmp_path / "moods.csv").row(0, named=True)
     assert summary.ok == 1 and row["status"] == "ok" and 1 <= row["cluster"] <= 5
     assert '"start_s": 30.0' in row["timeline"]  # two 30-s chunks, each heard through the student's 3-s windows

@@ -29,8 +29,9 @@ def music(tmp_path) -> Path:
 
 
 def state(folder: Path) -> dict:
-    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.iterdir())}
+    return {
+        p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())
+    }
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
@@ -82,22 +83,27 @@ def test_scan_with_tag_over_an_empty_folder_is_no_error(tiny_model, tmp_path, ca
 
 def _results(folder: Path, music: Path) -> Path:
     results = folder / "moods.csv"
-    rows = "".join(f"{music / n},ok,,{(music / n).stat().st_size},{(music / n).stat().st_mtime!r},3,Wistful,0.61,"
-                   "default@0.2.0\n" for n in TRACKS)
+    rows = "".join(
+        f"{music / n},ok,,{(music / n).stat().st_size},{(music / n).stat().st_mtime!r},3,Wistful,0.61,default@0.2.0\n"
+        for n in TRACKS
+    )
     results.write_text("path,status,error,size,mtime,cluster,cluster_name,confidence,model\n" + rows)
     return results
 
 
-@pytest.mark.parametrize("case, words", [
-    ("other csv", "is not a results file of `mer-tag scan` (no path, status, cluster, cluster_name, confidence"),
-    ("header only", "holds no tracks, so there is nothing to tag"),
-    ("zero bytes", "holds no tracks, so there is nothing to tag"),
-    ("a journal", "it looks like a tag journal"),
-    ("results to untag", "is not a tag journal: untag takes the .jsonl journal"),
-    ("jsonl results to untag", "is not a tag journal: untag takes the .jsonl journal"),
-    ("missing journal", "no journal at"),
-    ("unknown template", "unknown template 'nope'"),
-])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("other csv", "is not a results file of `mer-tag scan` (no path, status, cluster, cluster_name, confidence"),
+        ("header only", "holds no tracks, so there is nothing to tag"),
+        ("zero bytes", "holds no tracks, so there is nothing to tag"),
+        ("a journal", "it looks like a tag journal"),
+        ("results to untag", "is not a tag journal: untag takes the .jsonl journal"),
+        ("jsonl results to untag", "is not a tag journal: untag takes the .jsonl journal"),
+        ("missing journal", "no journal at"),
+        ("unknown template", "unknown template 'nope'"),
+    ],
+)
 def test_usage_errors_are_one_line_exit_2_and_touch_nothing(music, tmp_path, capfd, case, words):
     results = _results(tmp_path, music)
     if case == "a journal":  # a real one, from a run over a copy
@@ -120,8 +126,9 @@ def test_usage_errors_are_one_line_exit_2_and_touch_nothing(music, tmp_path, cap
     }[case]
     listing = sorted(p.name for p in tmp_path.iterdir())
     command = [sys.executable, "-m", "mer_tag", *argv]
-    run = subprocess.run(command, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    run = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    )
     assert run.returncode == 2, run
     assert run.stdout == "" and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
     assert run.stderr.startswith("error: ") and words in run.stderr, run.stderr

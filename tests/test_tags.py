@@ -114,8 +114,18 @@ def master(tmp_path_factory) -> Path:
 def _write_results(folder: Path, clusters: dict[str, int] | None = None) -> Path:
     """A results CSV as docs/output.md describes it, made by hand."""
     results = folder / "moods.csv"
-    columns = ["path", "status", "error", "size", "mtime", "cluster", "cluster_name", "confidence",
-               *[f"prob_cluster_{k}" for k in range(1, 6)], "model"]
+    columns = [
+        "path",
+        "status",
+        "error",
+        "size",
+        "mtime",
+        "cluster",
+        "cluster_name",
+        "confidence",
+        *[f"prob_cluster_{k}" for k in range(1, 6)],
+        "model",
+    ]
     with open(results, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(columns)
@@ -189,8 +199,10 @@ def decoded(path: Path) -> np.ndarray:
 
 
 def file_state(folder: Path) -> dict:
-    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns, p.stat().st_mode)
-            for p in sorted(folder.iterdir())}
+    return {
+        p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns, p.stat().st_mode)
+        for p in sorted(folder.iterdir())
+    }
 
 
 def by_name(summary) -> dict:
@@ -371,6 +383,7 @@ def test_audio_damaged_in_the_copy_is_caught_and_the_file_left_alone(lib, monkey
                 byte = _peek(f, middle)
                 f.seek(middle)
                 f.write(bytes([byte ^ 0xFF]))
+
         return wrapper
 
     for adapter in (tags._ID3, tags._Vorbis, tags._MP4, tags._APE):
@@ -434,8 +447,12 @@ def test_ffmpeg_reads_every_mood(lib):
 def test_ffprobe_reads_every_mood(lib):
     tags.write_tags(lib.results, overwrite=True, journal=lib.journal)
     for name in TRACKS:
-        out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags:stream_tags", "-of", "json",
-                              str(lib.dir / name)], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format_tags:stream_tags", "-of", "json", str(lib.dir / name)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         probed = json.loads(out)
         found = [*probed.get("format", {}).get("tags", {}).values()]
         found += [v for s in probed.get("streams", []) for v in s.get("tags", {}).values()]
@@ -565,13 +582,15 @@ def test_renumbered_ogg_pages_come_back_byte_for_byte(tmp_path):
     original = path.read_bytes()
     results = tmp_path / "moods.csv"
     st = path.stat()
-    results.write_text("path,status,size,mtime,cluster,cluster_name,confidence,model\n"
-                       f"{path},ok,{st.st_size},{st.st_mtime!r},3,Wistful,0.61,default@0.2.0\n")
+    results.write_text(
+        "path,status,size,mtime,cluster,cluster_name,confidence,model\n"
+        f"{path},ok,{st.st_size},{st.st_mtime!r},3,Wistful,0.61,default@0.2.0\n"
+    )
     tags.write_tags(results, extra_fields=True, journal=tmp_path / "j.jsonl")
     tagged = path.read_bytes()
     assert tagged.count(b"OggS") == original.count(b"OggS") + 1  # a page more: every later one renumbered
     audio_start = original.index(b"OggS", original.index(b"\x05vorbis"))
-    moved = sum(a != b for a, b in zip(original[audio_start:], tagged[audio_start + len(tagged) - len(original):]))
+    moved = sum(a != b for a, b in zip(original[audio_start:], tagged[audio_start + len(tagged) - len(original) :]))
     assert moved > 100  # page numbers and checksums throughout the file
     assert len((tmp_path / "j.jsonl").read_bytes()) < len(original) // 10
     assert tags.untag(tmp_path / "j.jsonl").results[0].action == "restored"
@@ -754,7 +773,9 @@ def test_results_that_cannot_be_updated_are_a_note_not_a_failure(lib):
         patch.setattr(os, "replace", replace)
         summary = tags.write_tags(lib.results, journal=lib.journal)
     assert summary.count("tagged") == len(TRACKS) - len(USER_MOODS) and not summary.restamped
-    assert summary.notes == [f"{lib.results} not updated (PermissionError: [Errno 13] Permission denied): "
-                             f"the next scan redoes the {len(TRACKS) - len(USER_MOODS)} tracks written"]
+    assert summary.notes == [
+        f"{lib.results} not updated (PermissionError: [Errno 13] Permission denied): "
+        f"the next scan redoes the {len(TRACKS) - len(USER_MOODS)} tracks written"
+    ]
     assert lib.results.read_bytes() == before
     assert not [p for p in lib.dir.iterdir() if p.name.startswith(".moods")]  # its temp file too

@@ -17,11 +17,16 @@ def test_presets_are_all_there():
     assert (baseline["audio"]["batch_size"], baseline["audio"]["lr"], baseline["audio"]["epochs"]) == (8, 1e-3, 20)
     assert (baseline["lyrics"]["batch_size"], baseline["lyrics"]["lr"], baseline["lyrics"]["epochs"]) == (16, 2e-5, 10)
     assert baseline["lyrics"]["features"]["max_tokens"] == 256
-    assert (baseline["midi"]["features"]["seq_len"], baseline["midi"]["batch_size"], baseline["midi"]["epochs"]) == (500, 32, 30)
+    assert (baseline["midi"]["features"]["seq_len"], baseline["midi"]["batch_size"], baseline["midi"]["epochs"]) == (
+        500,
+        32,
+        30,
+    )
     wijaya = load_preset("wijaya2021-cnn")
     assert wijaya["audio"]["model"]["channels"] == [16, 32, 64, 112]
     features = wijaya["audio"]["features"]
-    # the paper's 128 x 256 image; over our 30-s clips its frames are 2592 samples apart, not 4096 (docs/reproductions.md)
+    # the paper's 128 x 256 image; over our 30-s clips its frames are 2592 samples apart, not 4096
+    # (docs/reproductions.md)
     assert (features["n_mels"], features["hop_length"], features["chunk_seconds"]) == (128, 2592, 30.0)
     assert (wijaya["audio"]["optimizer"], wijaya["audio"]["lr"]) == ("adam", 1e-3)
 
@@ -33,8 +38,17 @@ def test_unknown_preset_is_a_usage_error(mirex_dataset, tmp_path):
 @pytest.fixture(scope="module")
 def smoke_run(mirex_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    result = train(mirex_dataset, preset="default", out=out, cache=out / "cache", jobs=2, limit=20, epochs=1,
-                   progress=False, log=lambda msg: None)
+    result = train(
+        mirex_dataset,
+        preset="default",
+        out=out,
+        cache=out / "cache",
+        jobs=2,
+        limit=20,
+        epochs=1,
+        progress=False,
+        log=lambda msg: None,
+    )
     return result
 
 
@@ -85,8 +99,17 @@ def test_cache_keys_change_with_the_file_and_the_settings(tmp_path):
 
 def test_the_baseline_preset_trains_and_reloads(mirex_dataset, tmp_path):
     """(The Wijaya presets: test_wijaya_presets_train_one_tiny_epoch_then_load_and_predict, on generated songs.)"""
-    result = train(mirex_dataset, preset="mirex-baseline", out=tmp_path, cache=None, jobs=1, limit=24, epochs=1,
-                   progress=False, log=lambda msg: None)  # 24: enough songs with lyrics for that branch to train
+    result = train(
+        mirex_dataset,
+        preset="mirex-baseline",
+        out=tmp_path,
+        cache=None,
+        jobs=1,
+        limit=24,
+        epochs=1,
+        progress=False,
+        log=lambda msg: None,
+    )  # 24: enough songs with lyrics for that branch to train
     model = bundle_io.load(result.model_dir)
     assert model.card["preset"]["name"] == "mirex-baseline"
     lyrics = model.models["lyrics"]
@@ -102,14 +125,34 @@ def test_crossval_scores_grouped_folds_on_the_dev_artists_only(mirex_dataset, tm
     from mer_tag.train.splits import make_split
 
     report = tmp_path / "cv.json"
-    code = main(["crossval", "--data", str(mirex_dataset), "--branch", "midi", "--folds", "2", "--set", "midi.epochs=1",
-                 "--set", "midi.model={'arch': 'midi_stats'}", "--json", str(report), "--cache", str(tmp_path / "c")])
+    code = main(
+        [
+            "crossval",
+            "--data",
+            str(mirex_dataset),
+            "--branch",
+            "midi",
+            "--folds",
+            "2",
+            "--set",
+            "midi.epochs=1",
+            "--set",
+            "midi.model={'arch': 'midi_stats'}",
+            "--json",
+            str(report),
+            "--cache",
+            str(tmp_path / "c"),
+        ]
+    )
     assert code == 0
     result = json.loads(report.read_text())
     midi = result["branches"]["midi"]
     assert len(midi["fold_macro_f1"]) == 2 and all(0 <= s <= 1 for s in midi["fold_macro_f1"] + midi["fold_accuracy"])
     assert midi["mean"] == pytest.approx(np.mean(midi["fold_macro_f1"]))
-    assert "grouped CV macro-F1" in capsys.readouterr().out and result["overrides"][1] == "midi.model={'arch': 'midi_stats'}"
+    assert (
+        "grouped CV macro-F1" in capsys.readouterr().out
+        and result["overrides"][1] == "midi.model={'arch': 'midi_stats'}"
+    )
 
     dataset = load_dataset(mirex_dataset)
     y = np.array([e.label for e in dataset.examples])
@@ -139,9 +182,26 @@ def test_crossval_of_the_whole_recipe_keeps_each_folds_artists_out_of_its_traini
 
     report, probs = tmp_path / "cv.json", tmp_path / "cv.npz"
     quick = ["audio.epochs=1", "lyrics.epochs=1", "midi.epochs=1", "fusion.folds=2"]
-    code = main(["crossval", "--data", str(mirex_dataset), "--branch", "fused", "--folds", "2", "--limit", "40",
-                 "--cache", str(tmp_path / "cache"), "--json", str(report), "--probs", str(probs),
-                 *[a for q in quick for a in ("--set", q)]])
+    code = main(
+        [
+            "crossval",
+            "--data",
+            str(mirex_dataset),
+            "--branch",
+            "fused",
+            "--folds",
+            "2",
+            "--limit",
+            "40",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--json",
+            str(report),
+            "--probs",
+            str(probs),
+            *[a for q in quick for a in ("--set", q)],
+        ]
+    )
     assert code == 0
     branches = json.loads(report.read_text())["branches"]
     assert len(branches["fused:fused"]["fold_macro_f1"]) == 2 and branches["fused:fused"]["songs"] == 40
@@ -174,8 +234,17 @@ def tiny_4q(tmp_path_factory):
 
 @pytest.mark.parametrize("preset", ["wijaya2021-cnn", "wijaya2021-crnn"])
 def test_wijaya_presets_train_one_tiny_epoch_then_load_and_predict(preset, tiny_4q, tmp_path):
-    result = train(tiny_4q, preset=preset, out=tmp_path / "run", cache=None, jobs=1, epochs=1, progress=False,
-                   log=lambda msg: None, label_map="valence")
+    result = train(
+        tiny_4q,
+        preset=preset,
+        out=tmp_path / "run",
+        cache=None,
+        jobs=1,
+        epochs=1,
+        progress=False,
+        log=lambda msg: None,
+        label_map="valence",
+    )
     model = bundle_io.load(result.model_dir)
     assert model.card["preset"]["name"] == preset and model.card["preset"]["labels"]["map"] == "valence"
     assert model.labels.names == ("Positive", "Negative") and set(model.models) == {"audio", "fusion"}
@@ -189,8 +258,9 @@ def test_wijaya_presets_train_one_tiny_epoch_then_load_and_predict(preset, tiny_
 
 def test_the_default_recipe_trains_on_audio_alone_when_songs_have_no_lyrics_or_midi(tiny_4q, tmp_path):
     logged = []
-    result = train(tiny_4q, preset="default", out=tmp_path / "run", cache=None, jobs=1, epochs=1, progress=False,
-                   log=logged.append)
+    result = train(
+        tiny_4q, preset="default", out=tmp_path / "run", cache=None, jobs=1, epochs=1, progress=False, log=logged.append
+    )
     model = bundle_io.load(result.model_dir)
     assert set(model.models) == {"audio", "fusion"} and len(model.labels) == 4
     assert any(line.startswith("lyrics: only 0 training songs have it") for line in logged)
@@ -200,8 +270,17 @@ def test_the_default_recipe_trains_on_audio_alone_when_songs_have_no_lyrics_or_m
 def test_eval_relabels_the_data_with_the_models_own_map(tiny_4q, tmp_path):
     from mer_tag.evaluate import evaluate
 
-    result = train(tiny_4q, preset="wijaya2021-cnn", out=tmp_path / "run", cache=None, jobs=1, epochs=1,
-                   progress=False, log=lambda msg: None, label_map="valence")
+    result = train(
+        tiny_4q,
+        preset="wijaya2021-cnn",
+        out=tmp_path / "run",
+        cache=None,
+        jobs=1,
+        epochs=1,
+        progress=False,
+        log=lambda msg: None,
+        label_map="valence",
+    )
     metrics = evaluate(tiny_4q, model=result.model_dir, jobs=0)  # quadrant labels, a valence model
     assert metrics["fusion"]["n"] == 8 and len(metrics["fusion"]["confusion"]) == 2
     assert sum(metrics["fusion"]["confusion"][0]) == 4  # Q1 + Q4 songs are the positive row
@@ -212,10 +291,22 @@ def test_crossval_scores_every_excerpt_as_well_as_every_song(tiny_4q, tmp_path):
     the song's answer (their mean)."""
     from mer_tag.train.crossval import crossval
 
-    excerpt = ["audio.features.chunk_seconds=1.0", "audio.features.chunk_hop_seconds=1.0",
-               "audio.features.hop_length=128", "audio.epochs=1"]
-    report = crossval(tiny_4q, preset="wijaya2021-cnn", branches=("audio",), overrides=excerpt, folds=2, cache=None,
-                      jobs=1, log=lambda line: None)
+    excerpt = [
+        "audio.features.chunk_seconds=1.0",
+        "audio.features.chunk_hop_seconds=1.0",
+        "audio.features.hop_length=128",
+        "audio.epochs=1",
+    ]
+    report = crossval(
+        tiny_4q,
+        preset="wijaya2021-cnn",
+        branches=("audio",),
+        overrides=excerpt,
+        folds=2,
+        cache=None,
+        jobs=1,
+        log=lambda line: None,
+    )
     audio = report["branches"]["audio"]
     assert audio["songs"] == 6 and report["labels"][0].startswith("Q1")  # 8 less the split's 20 % test artists
     assert len(audio["fold_excerpt_accuracy"]) == len(audio["fold_accuracy"]) == 2

@@ -10,8 +10,9 @@ from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig
 from mer_tag.labels import MIREX
 
 
-def make_tiny_bundle(folder: Path, chunk_seconds: float = 5.0, lyrics: bool = True, midi: bool = True,
-                     seed: int = 0) -> Path:
+def make_tiny_bundle(
+    folder: Path, chunk_seconds: float = 5.0, lyrics: bool = True, midi: bool = True, seed: int = 0
+) -> Path:
     import torch
 
     torch.manual_seed(seed)
@@ -23,10 +24,13 @@ def make_tiny_bundle(folder: Path, chunk_seconds: float = 5.0, lyrics: bool = Tr
         parts["midi"] = models.build({"arch": "midi_bigru", "n_classes": k, "embed_dim": 8, "gru_hidden": 8})
     parts["fusion"] = models.build({"arch": "fusion", "n_classes": k, "branches": ["audio", "lyrics", "midi"]})
     bundle = bundle_io.Bundle(
-        name="tiny", labels=MIREX,
+        name="tiny",
+        labels=MIREX,
         audio_config=AudioConfig(n_mels=32, chunk_seconds=chunk_seconds, chunk_hop_seconds=chunk_seconds),
-        lyrics_config=LyricsConfig(max_tokens=64, max_windows=2), midi_config=MidiConfig(seq_len=50),
-        models=parts, card={"version": "0.0.1"},
+        lyrics_config=LyricsConfig(max_tokens=64, max_windows=2),
+        midi_config=MidiConfig(seq_len=50),
+        models=parts,
+        card={"version": "0.0.1"},
     )
     return bundle_io.save(bundle, folder)
 

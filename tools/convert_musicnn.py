@@ -187,8 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--wheel", type=Path, default=Path("/tmp/mnn/musicnn-0.1.0-py3-none-any.whl"))
     ap.add_argument("--out", type=Path, default=Path("mer_tag/weights/musicnn/msd_musicnn.safetensors"))
-    ap.add_argument("--reference", nargs=2, metavar=("IN_NPY", "OUT_NPZ"), type=Path,
-                    help="run the original TF graph on IN_NPY patches instead of converting")
+    ap.add_argument(
+        "--reference",
+        nargs=2,
+        metavar=("IN_NPY", "OUT_NPZ"),
+        type=Path,
+        help="run the original TF graph on IN_NPY patches instead of converting",
+    )
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:

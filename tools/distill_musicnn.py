@@ -59,8 +59,13 @@ def build_data(paths: list[Path], features, cache: Path, jobs: int) -> dict:
     from mer_tag.models import musicnn
     from mer_tag.prepare import init_worker
 
-    key = {"version": CACHE_VERSION, "paths": [str(p.resolve()) for p in paths], "hop": TEACHER_HOP_FRAMES,
-           "features": asdict(features), "teacher": musicnn.weights_sha256()}
+    key = {
+        "version": CACHE_VERSION,
+        "paths": [str(p.resolve()) for p in paths],
+        "hop": TEACHER_HOP_FRAMES,
+        "features": asdict(features),
+        "teacher": musicnn.weights_sha256(),
+    }
     file = cache / "distill-data.npz"
     if file.exists():
         with np.load(file) as data:
@@ -80,8 +85,12 @@ def build_data(paths: list[Path], features, cache: Path, jobs: int) -> dict:
             ok.append(i)
             if (i + 1) % 50 == 0:
                 print(f"  {i + 1}/{len(paths)} clips, {time.time() - started:.0f} s", flush=True)
-    data = {"key": np.array(json.dumps(key)), "mel": np.stack(mels), "teacher": np.stack(targets),
-            "index": np.array(ok)}
+    data = {
+        "key": np.array(json.dumps(key)),
+        "mel": np.stack(mels),
+        "teacher": np.stack(targets),
+        "index": np.array(ok),
+    }
     with _fs.atomic_file(file, suffix=".npz") as tmp:
         np.savez(tmp, **data)
     return data
@@ -116,8 +125,18 @@ def augment(x, starts: list[float], rng, frame_seconds: float):
     return x, keep, [moved[i] for i in keep]
 
 
-def fit(model, mel: np.ndarray, teacher: np.ndarray, fit_idx, val_idx, epochs: int, batch_size: int, lr: float,
-        patience: int, seed: int):
+def fit(
+    model,
+    mel: np.ndarray,
+    teacher: np.ndarray,
+    fit_idx,
+    val_idx,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    patience: int,
+    seed: int,
+):
     """Adam on MSE of standardised embeddings; the weights of the best validation epoch are kept."""
     import copy
 
@@ -158,8 +177,9 @@ def fit(model, mel: np.ndarray, teacher: np.ndarray, fit_idx, val_idx, epochs: i
             total += loss.item() * len(idx)
         model.eval()
         with torch.no_grad():
-            val = sum(float(loss_of(val_idx[b : b + 64])) * len(val_idx[b : b + 64])
-                      for b in range(0, len(val_idx), 64)) / len(val_idx)
+            val = sum(
+                float(loss_of(val_idx[b : b + 64])) * len(val_idx[b : b + 64]) for b in range(0, len(val_idx), 64)
+            ) / len(val_idx)
         history.append({"epoch": epoch, "train_mse": total / len(order), "val_mse": val})
         print(f"epoch {epoch:3d}  train {total / len(order):.4f}  val {val:.4f}", flush=True)
         if val < best:
@@ -173,11 +193,17 @@ def fit(model, mel: np.ndarray, teacher: np.ndarray, fit_idx, val_idx, epochs: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="a MIREX-like dataset folder")
-    parser.add_argument("--out", default=None, help="folder for student.safetensors + student.json "
-                        "(default: mer_tag/weights/musicnn_student)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="folder for student.safetensors + student.json (default: mer_tag/weights/musicnn_student)",
+    )
     parser.add_argument("--cache", default=".cache/distill")
-    parser.add_argument("--preset", default="default",
-                        help="whose [audio.features] the student hears and whose split's test artists are left out")
+    parser.add_argument(
+        "--preset",
+        default="default",
+        help="whose [audio.features] the student hears and whose split's test artists are left out",
+    )
     parser.add_argument("--epochs", type=int, default=120)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
@@ -213,16 +239,37 @@ def main(argv: list[str] | None = None) -> int:
     kept = dev[data["index"]]
     fit_local, val_local = grouped_holdout(y[kept], groups[kept], 0.15, args.seed)  # whole artists for early stopping
     channels = tuple(int(c) for c in args.channels.split(","))
-    model = MusicnnStudent(n_mels=features.n_mels, channels=channels, kernels=(5,) + (3,) * (len(channels) - 1),
-                           frame_seconds=features.hop_length / features.sample_rate, dropout=args.dropout)
+    model = MusicnnStudent(
+        n_mels=features.n_mels,
+        channels=channels,
+        kernels=(5,) + (3,) * (len(channels) - 1),
+        frame_seconds=features.hop_length / features.sample_rate,
+        dropout=args.dropout,
+    )
     started = time.time()
-    best_epoch, best_val, history = fit(model, data["mel"], data["teacher"], fit_local, val_local, args.epochs,
-                                        args.batch_size, args.lr, args.patience, args.seed)
+    best_epoch, best_val, history = fit(
+        model,
+        data["mel"],
+        data["teacher"],
+        fit_local,
+        val_local,
+        args.epochs,
+        args.batch_size,
+        args.lr,
+        args.patience,
+        args.seed,
+    )
     out = Path(args.out) if args.out else WEIGHTS_DIR
-    meta = {"features": asdict(features), "teacher": "musicnn MSD_musicnn penultimate",
-            "songs": int(len(kept)), "best_epoch": best_epoch, "val_mse": round(best_val, 4),
-            "macs_per_second": round(model.macs_per_second()), "seconds": round(time.time() - started),
-            "command": "python tools/distill_musicnn.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    meta = {
+        "features": asdict(features),
+        "teacher": "musicnn MSD_musicnn penultimate",
+        "songs": int(len(kept)),
+        "best_epoch": best_epoch,
+        "val_mse": round(best_val, 4),
+        "macs_per_second": round(model.macs_per_second()),
+        "seconds": round(time.time() - started),
+        "command": "python tools/distill_musicnn.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
     model.save(out, meta)
     (out / "history.json").write_text(json.dumps(history) + "\n", encoding="utf-8")
     print(f"best epoch {best_epoch}, validation MSE {best_val:.4f} (standardised); student in {out}")

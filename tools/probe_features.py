@@ -16,8 +16,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="the dataset (audio and lyrics probes)")
     parser.add_argument("--fusion-probs", help="fold probabilities from `mer-tag crossval --branch fused --probs`")
-    parser.add_argument("--probe", action="append", choices=AUDIO_PROBES + LYRICS_PROBES,
-                        help="one probe (repeatable; default: all)")
+    parser.add_argument(
+        "--probe", action="append", choices=AUDIO_PROBES + LYRICS_PROBES, help="one probe (repeatable; default: all)"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--cache", default=".cache/features", help="feature cache (the student's log-mel inputs)")

@@ -29,13 +29,17 @@ def cell_overrides(model: str, seconds: int) -> list[str]:
     """The preset as it ships, cut into excerpts of `seconds` (each still a 128 x 256 image)."""
     if model == "default" or seconds == 30:
         return []
-    return [f"audio.features.chunk_seconds={float(seconds)}", f"audio.features.chunk_hop_seconds={float(seconds)}",
-            f"audio.features.hop_length={HOPS[seconds]}"]
+    return [
+        f"audio.features.chunk_seconds={float(seconds)}",
+        f"audio.features.chunk_hop_seconds={float(seconds)}",
+        f"audio.features.hop_length={HOPS[seconds]}",
+    ]
 
 
 def all_cells() -> list[str]:
-    return ([f"default:{t}:30" for t in TASKS] + [f"{m}:{t}:{s}" for m in ("cnn", "crnn") for t in TASKS
-                                                   for s in (30, 10, 15)])
+    return [f"default:{t}:30" for t in TASKS] + [
+        f"{m}:{t}:{s}" for m in ("cnn", "crnn") for t in TASKS for s in (30, 10, 15)
+    ]
 
 
 def run_cell(cell: str, out: Path, folds: int, jobs: int) -> None:
@@ -47,8 +51,16 @@ def run_cell(cell: str, out: Path, folds: int, jobs: int) -> None:
         return
     data, label_map = TASKS[task]
     preset = "default" if model == "default" else f"wijaya2021-{model}"
-    report = crossval(data, preset=preset, branches=("audio",), folds=folds, jobs=jobs, label_map=label_map,
-                      overrides=cell_overrides(model, int(seconds)), log=print)
+    report = crossval(
+        data,
+        preset=preset,
+        branches=("audio",),
+        folds=folds,
+        jobs=jobs,
+        label_map=label_map,
+        overrides=cell_overrides(model, int(seconds)),
+        log=print,
+    )
     write_report(report, target)
 
 
@@ -64,29 +76,54 @@ def spread(values) -> str:
 def table(out: Path) -> str:
     """Markdown: per task and excerpt length, macro-F1 and accuracy of each model (song answers for whole
     clips, each excerpt alone for excerpts), then the paired differences."""
-    lines = ["| task | songs | input | CNN macro-F1 | CNN accuracy | CRNN macro-F1 | CRNN accuracy | default audio "
-             "macro-F1 | default audio accuracy |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | songs | input | CNN macro-F1 | CNN accuracy | CRNN macro-F1 | CRNN accuracy | default audio "
+        "macro-F1 | default audio accuracy |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     diffs = []
     for task in TASKS:
         for seconds in (30, 15, 10):
             cells = {m: load(out, m, task, seconds) for m in MODELS if m != "default" or seconds == 30}
             prefix = "" if seconds == 30 else "excerpt_"
-            row = [task, str(next((c["songs"] for c in cells.values() if c), "")),
-                   "whole 30-s clip" if seconds == 30 else f"{seconds}-s excerpts, each alone"]
+            row = [
+                task,
+                str(next((c["songs"] for c in cells.values() if c), "")),
+                "whole 30-s clip" if seconds == 30 else f"{seconds}-s excerpts, each alone",
+            ]
             for model in MODELS:
                 cell = cells.get(model)
-                row += ([spread(cell[f"fold_{prefix}macro_f1"]), spread(cell[f"fold_{prefix}accuracy"])] if cell
-                        else ["—", "—"])
+                row += (
+                    [spread(cell[f"fold_{prefix}macro_f1"]), spread(cell[f"fold_{prefix}accuracy"])]
+                    if cell
+                    else ["—", "—"]
+                )
             lines.append("| " + " | ".join(row) + " |")
             if cells.get("cnn") and cells.get("crnn"):
                 diffs.append(difference_row(task, "CRNN − CNN", row[2], cells["crnn"], cells["cnn"], prefix, prefix))
             for model in ("cnn", "crnn"):
                 whole = load(out, model, task, 30)
                 if seconds != 30 and whole and cells.get(model):
-                    diffs.append(difference_row(task, f"{model.upper()}: whole clip − {seconds}-s excerpt", "",
-                                                whole, cells[model], "", prefix))
-    return "\n".join(lines + ["", "| task | difference, fold by fold on the same folds | input | macro-F1 | accuracy |",
-                              "|---|---|---|---|---|"] + diffs)
+                    diffs.append(
+                        difference_row(
+                            task,
+                            f"{model.upper()}: whole clip − {seconds}-s excerpt",
+                            "",
+                            whole,
+                            cells[model],
+                            "",
+                            prefix,
+                        )
+                    )
+    return "\n".join(
+        lines
+        + [
+            "",
+            "| task | difference, fold by fold on the same folds | input | macro-F1 | accuracy |",
+            "|---|---|---|---|---|",
+        ]
+        + diffs
+    )
 
 
 def difference_row(task, what, setting, a, b, prefix_a, prefix_b) -> str:
@@ -108,7 +145,7 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(args.jobs)
-        for cell in (args.cells.split(",") if args.cells else all_cells()):
+        for cell in args.cells.split(",") if args.cells else all_cells():
             run_cell(cell, out, args.folds, args.jobs)
     print(table(out))
     return 0

@@ -157,8 +157,9 @@ def _show_version(wanted: bool) -> None:
 
 @app.callback()
 def _top(
-    show_version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_show_version,
-                                               help="Print the version and exit.")] = False,
+    show_version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_show_version, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     pass
 

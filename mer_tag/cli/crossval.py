@@ -3,25 +3,56 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+
+from mer_tag.cli._errors import usage_error
 
 
 def crossval(
     data: Annotated[Path, typer.Option("--data", help="Dataset, in any layout `train` reads.")],
-    branch: Annotated[list[str], typer.Option("--branch", "-b", help="audio, lyrics, midi, or fused (every branch and the fusion: the whole recipe); repeatable.")],
+    branch: Annotated[
+        list[str],
+        typer.Option(
+            "--branch",
+            "-b",
+            help="audio, lyrics, midi, or fused (every branch and the fusion: the whole recipe); repeatable.",
+        ),
+    ],
     preset: Annotated[str, typer.Option(help="Preset name or a .toml path.")] = "default",
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE: replace one preset value (audio.epochs=10); a dict VALUE replaces a section. Repeatable.")] = None,
-    label_map: Annotated[Optional[str], typer.Option("--label-map", help="Relabel the dataset: a named map (valence, arousal) or 'Q1=Positive,Q4=Positive,…'.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="KEY=VALUE: replace one preset value (audio.epochs=10); a dict VALUE replaces a section. Repeatable.",
+        ),
+    ] = None,
+    label_map: Annotated[
+        str | None,
+        typer.Option(
+            "--label-map", help="Relabel the dataset: a named map (valence, arousal) or 'Q1=Positive,Q4=Positive,…'."
+        ),
+    ] = None,
     folds: Annotated[int, typer.Option(help="Artist-grouped folds per seed.")] = 5,
     seeds: Annotated[int, typer.Option(help="Repeat with this many split seeds (0, 1, …).")] = 1,
-    cache: Annotated[Optional[Path], typer.Option(help="Feature cache folder (shared with `train`).")] = Path(".cache/features"),
+    cache: Annotated[Path | None, typer.Option(help="Feature cache folder (shared with `train`).")] = Path(
+        ".cache/features"
+    ),
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Decoding worker processes and torch threads.")] = 2,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the scores (every fold's) here.")] = None,
-    probs: Annotated[Optional[Path], typer.Option(help="With --branch fused: save every fold's probabilities here (.npz).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the scores (every fold's) here.")] = None,
+    probs: Annotated[
+        Path | None, typer.Option(help="With --branch fused: save every fold's probabilities here (.npz).")
+    ] = None,
     limit: Annotated[int, typer.Option(help="A stratified subset of this many songs (smoke runs); 0 = all.")] = 0,
-    ungrouped: Annotated[bool, typer.Option("--ungrouped", help="Folds ignore artists, as published random CVs did: only to measure how much that inflates a score, never to choose settings.")] = False,
+    ungrouped: Annotated[
+        bool,
+        typer.Option(
+            "--ungrouped",
+            help="Folds ignore artists, as published random CVs did: only to measure how much that inflates a "
+            "score, never to choose settings.",
+        ),
+    ] = False,
 ):
     """Score a preset by artist-grouped k-fold CV over its split's train + val songs (its test artists never
     heard): macro-F1 and accuracy per fold, mean and spread.
@@ -43,11 +74,22 @@ def crossval(
 
     torch.set_num_threads(max(1, jobs))  # the command's process: the library leaves threads alone
     try:
-        report = run_crossval(data, preset=preset, branches=tuple(branch), overrides=tuple(set_ or ()), folds=folds,
-                              seeds=seeds, cache=cache, jobs=jobs, ungrouped=ungrouped, limit=limit, probs=probs,
-                              label_map=label_map, log=lambda line: typer.echo(line))
+        report = run_crossval(
+            data,
+            preset=preset,
+            branches=tuple(branch),
+            overrides=tuple(set_ or ()),
+            folds=folds,
+            seeds=seeds,
+            cache=cache,
+            jobs=jobs,
+            ungrouped=ungrouped,
+            limit=limit,
+            probs=probs,
+            label_map=label_map,
+            log=lambda line: typer.echo(line),
+        )
     except (CrossvalError, DatasetError, TrainError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
+        raise usage_error(exc) from None
     if json_out:
         write_report(report, json_out)

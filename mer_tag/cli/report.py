@@ -25,17 +25,23 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", show_default=False,
+            "--out",
+            "-o",
+            show_default=False,
             # "\\[": rich markup would take "[default: ...]" for a style tag and drop it.
             help="File to write, .html/.htm, .md or .json: its extension sets the format. '-' prints to stdout. "
-                 "\\[default: report.html, or report.md / report.json with --format]",
+            "\\[default: report.html, or report.md / report.json with --format]",
         ),
     ] = None,
     format: Annotated[
         ReportFormat | None,
-        typer.Option("--format", "-f", show_default=False,
-                     help="html: one offline page; md: Markdown; json: data. Only needed for stdout or the default "
-                          "file (html); with --out it must match the extension."),
+        typer.Option(
+            "--format",
+            "-f",
+            show_default=False,
+            help="html: one offline page; md: Markdown; json: data. Only needed for stdout or the default "
+            "file (html); with --out it must match the extension.",
+        ),
     ] = None,
     top_n: Annotated[int, typer.Option("--top-n", min=1, help="Tracks listed per mood.")] = 10,
 ) -> None:
@@ -65,7 +71,9 @@ def report(
 
 def playlists(
     results: Annotated[Path, typer.Argument(help=RESULTS_HELP, show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the playlists (created if missing).", show_default=False)],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the playlists (created if missing).", show_default=False)
+    ],
     min_confidence: Annotated[
         float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Leave out tracks predicted less confidently.")
     ] = 0.0,

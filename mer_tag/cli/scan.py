@@ -9,47 +9,97 @@ import typer
 
 
 def scan(
-    paths: Annotated[list[Path], typer.Argument(metavar="PATH", show_default=False,
-                                                help="Music folders or files (folders are searched through).")],
-    out: Annotated[str, typer.Option("--out", "-o", metavar="FILE",
-                                     help="Results file: .csv, .parquet or .jsonl; '-' prints JSON lines instead.")
-                   ] = "moods.csv",
-    model: Annotated[str, typer.Option(metavar="NAME|FOLDER",
-                                       help="'default' (the one shipped) or a folder written by `mer-tag train`.")
-                     ] = "default",
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0,
-                                      help="Processes reading audio files beside the one that listens "
-                                           "(0 = none: slower, less memory).")] = 2,
-    force: Annotated[bool, typer.Option("--force", help="Redo every track; the earlier results are kept as FILE.bak.")
-                     ] = False,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again the tracks that failed before, even "
-                                                                      "if their files have not changed.")] = False,
-    timeline: Annotated[bool, typer.Option("--timeline", help="Also say how the mood moves through each song: a mood "
-                                                              "for every 30 seconds, in a 'timeline' column.")] = False,
-    chunk_hop: Annotated[float | None, typer.Option(
-        metavar="SECONDS", min=0.5, help="With --timeline: seconds from one 30-second stretch to the next (default 30 "
-                                         "for the shipped model; 15 makes them overlap, for twice the work).")] = None,
-    lyrics_dir: Annotated[Path | None, typer.Option(
-        metavar="FOLDER", help="Lyrics kept apart from the music, in the same folder layout (Artist/Song.txt for "
-                               "Artist/Song.mp3).")] = None,
-    midi_dir: Annotated[Path | None, typer.Option(
-        metavar="FOLDER", help="MIDI files kept apart from the music, in the same folder layout.")] = None,
-    tag: Annotated[bool, typer.Option("--tag", help="Also write each mood into its file's tags (see `mer-tag tag`).")
-                   ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors: no progress, no summary.")
-                     ] = False,
-    engine: Annotated[str, typer.Option(
-        metavar="local|ray", help="Where the listening runs: 'local' (this computer) or 'ray' (several computers "
-                                  "joined in a Ray cluster; needs `pip install 'mer-tag\\[ray]'`, see docs/scale.md).")
-                      ] = "local",
-    address: Annotated[str | None, typer.Option(
-        metavar="HOST:PORT", help="With --engine ray: the cluster to use (default: RAY_ADDRESS, else one started on "
-                                  "this computer).")] = None,
-    precision: Annotated[str, typer.Option(
-        metavar="auto|fp32|bf16",
-        help="How finely the parts that turn sound and words into numbers calculate: 'auto' uses the faster 16-bit "
-             "'bf16' where the processor does it natively (about 1.8 × faster, the same moods in practice), else "
-             "the full 32-bit 'fp32'.")] = "auto",
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="PATH", show_default=False, help="Music folders or files (folders are searched through)."
+        ),
+    ],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out", "-o", metavar="FILE", help="Results file: .csv, .parquet or .jsonl; '-' prints JSON lines instead."
+        ),
+    ] = "moods.csv",
+    model: Annotated[
+        str,
+        typer.Option(metavar="NAME|FOLDER", help="'default' (the one shipped) or a folder written by `mer-tag train`."),
+    ] = "default",
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=0,
+            help="Processes reading audio files beside the one that listens (0 = none: slower, less memory).",
+        ),
+    ] = 2,
+    force: Annotated[
+        bool, typer.Option("--force", help="Redo every track; the earlier results are kept as FILE.bak.")
+    ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed", help="Try again the tracks that failed before, even if their files have not changed."
+        ),
+    ] = False,
+    timeline: Annotated[
+        bool,
+        typer.Option(
+            "--timeline",
+            help="Also say how the mood moves through each song: a mood for every 30 seconds, in a 'timeline' column.",
+        ),
+    ] = False,
+    chunk_hop: Annotated[
+        float | None,
+        typer.Option(
+            metavar="SECONDS",
+            min=0.5,
+            help="With --timeline: seconds from one 30-second stretch to the next (default 30 "
+            "for the shipped model; 15 makes them overlap, for twice the work).",
+        ),
+    ] = None,
+    lyrics_dir: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FOLDER",
+            help="Lyrics kept apart from the music, in the same folder layout (Artist/Song.txt for Artist/Song.mp3).",
+        ),
+    ] = None,
+    midi_dir: Annotated[
+        Path | None,
+        typer.Option(metavar="FOLDER", help="MIDI files kept apart from the music, in the same folder layout."),
+    ] = None,
+    tag: Annotated[
+        bool, typer.Option("--tag", help="Also write each mood into its file's tags (see `mer-tag tag`).")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print nothing but errors: no progress, no summary.")
+    ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            metavar="local|ray",
+            help="Where the listening runs: 'local' (this computer) or 'ray' (several computers "
+            "joined in a Ray cluster; needs `pip install 'mer-tag\\[ray]'`, see docs/scale.md).",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOST:PORT",
+            help="With --engine ray: the cluster to use (default: RAY_ADDRESS, else one started on this computer).",
+        ),
+    ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            metavar="auto|fp32|bf16",
+            help="How finely the parts that turn sound and words into numbers calculate: 'auto' uses the faster 16-bit "
+            "'bf16' where the processor does it natively (about 1.8 × faster, the same moods in practice), else "
+            "the full 32-bit 'fp32'.",
+        ),
+    ] = "auto",
 ):
     """Listen to every song under PATH and write its mood to a results file, one row per song.
 
@@ -92,9 +142,22 @@ def scan(
     reuse_freed_memory()  # this process, and the decode workers it spawns
     console = stderr_console()
     try:
-        summary = run_scan(paths, out=out, model=model, jobs=jobs, force=force, retry_failed=retry_failed,
-                           timeline=timeline, chunk_hop=chunk_hop, lyrics_dir=lyrics_dir, midi_dir=midi_dir,
-                           progress=not quiet, engine=engine, address=address, precision=precision)
+        summary = run_scan(
+            paths,
+            out=out,
+            model=model,
+            jobs=jobs,
+            force=force,
+            retry_failed=retry_failed,
+            timeline=timeline,
+            chunk_hop=chunk_hop,
+            lyrics_dir=lyrics_dir,
+            midi_dir=midi_dir,
+            progress=not quiet,
+            engine=engine,
+            address=address,
+            precision=precision,
+        )
     except (BundleError, ResultsError) as exc:
         raise usage_error(exc) from None
     if not quiet:
@@ -142,14 +205,18 @@ def _print_summary(console, summary, out: str) -> None:
     for path, reason in summary.failures[:20]:
         console.print(f"[yellow]failed[/] {escape(path)}: {escape(str(reason))}", highlight=False)
     if len(summary.failures) > 20:
-        console.print(f"… and {len(summary.failures) - 20} more failures (status=error rows in {escape(out)})",
-                      highlight=False)
+        console.print(
+            f"… and {len(summary.failures) - 20} more failures (status=error rows in {escape(out)})", highlight=False
+        )
     counts = [f"{summary.ok} ok", f"{summary.failed} failed", f"{summary.skipped} skipped (already done)"]
     if summary.still_failing:
-        counts.append(f"{summary.still_failing} still failing (unchanged since they failed; --retry-failed "
-                      "tries them again)")
-    console.print(", ".join(counts) + f" in {summary.seconds:.1f} s" + ("" if out == "-" else f" → {escape(out)}"),
-                  highlight=False)
+        counts.append(
+            f"{summary.still_failing} still failing (unchanged since they failed; --retry-failed tries them again)"
+        )
+    console.print(
+        ", ".join(counts) + f" in {summary.seconds:.1f} s" + ("" if out == "-" else f" → {escape(out)}"),
+        highlight=False,
+    )
 
 
 def _tag(console, out: str, quiet: bool) -> int:
@@ -162,6 +229,9 @@ def _tag(console, out: str, quiet: bool) -> int:
         console.print(f"tags: {exc}", highlight=False)
         return 0
     if not quiet:
-        console.print(f"tags: {tagged.count('tagged')} written, {len(tagged.failed)} failed"
-                      + (f"; undo with: mer-tag untag {tagged.journal}" if tagged.journal else ""), highlight=False)
+        console.print(
+            f"tags: {tagged.count('tagged')} written, {len(tagged.failed)} failed"
+            + (f"; undo with: mer-tag untag {tagged.journal}" if tagged.journal else ""),
+            highlight=False,
+        )
     return 1 if tagged.failed else 0

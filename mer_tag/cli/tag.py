@@ -23,24 +23,51 @@ def _list_templates(wanted: bool) -> None:
     for name, text in named.items():
         typer.echo(f"{name:<{name_width}}  {text:<{text_width}}  {mood_text(text, SAMPLE_ROW)}")
     sample = ", ".join(f"{k}={v}" for k, v in SAMPLE_ROW.items())
-    typer.echo(f"\nExamples from a row with {sample}.\nFields: {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}. "
-               "Your own template: mer-tag tag moods.csv -t '{name} ({confidence:.0%})'")
+    typer.echo(
+        f"\nExamples from a row with {sample}.\nFields: {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}. "
+        "Your own template: mer-tag tag moods.csv -t '{name} ({confidence:.0%})'"
+    )
     raise typer.Exit()
 
 
 def tag(
-    results_path: Annotated[Path, typer.Argument(metavar="RESULTS", help="Scan results: .csv, .parquet or .jsonl.", show_default=False)],
-    template: Annotated[str, typer.Option("--template", "-t", help="A preset (see --list-templates: name, cluster, adjectives, name-confidence, ...) "
-                                                                    "or your own template such as '{name} ({confidence:.0%})'.")] = "name",
-    min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Leave tracks below this confidence untagged.")] = 0.0,
+    results_path: Annotated[
+        Path, typer.Argument(metavar="RESULTS", help="Scan results: .csv, .parquet or .jsonl.", show_default=False)
+    ],
+    template: Annotated[
+        str,
+        typer.Option(
+            "--template",
+            "-t",
+            help="A preset (see --list-templates: name, cluster, adjectives, name-confidence, ...) "
+            "or your own template such as '{name} ({confidence:.0%})'.",
+        ),
+    ] = "name",
+    min_confidence: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Leave tracks below this confidence untagged.")
+    ] = 0.0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a mood the file already has.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would change; touch nothing.")] = False,
     keep_mtime: Annotated[bool, typer.Option("--keep-mtime", help="Keep each file's modification time.")] = False,
-    extra_fields: Annotated[bool, typer.Option("--extra-fields", help="Also write MER_TAG_CLUSTER, MER_TAG_CONFIDENCE, MER_TAG_PROB_1..K and MER_TAG_MODEL.")] = False,
-    journal: Annotated[Path | None, typer.Option(help="Where to journal the old values (default: RESULTS.tags-TIME.jsonl).")] = None,
-    list_templates: Annotated[bool, typer.Option(
-        "--list-templates", is_eager=True, callback=_list_templates,
-        help="List the preset templates with an example of each, and exit.")] = False,
+    extra_fields: Annotated[
+        bool,
+        typer.Option(
+            "--extra-fields",
+            help="Also write MER_TAG_CLUSTER, MER_TAG_CONFIDENCE, MER_TAG_PROB_1..K and MER_TAG_MODEL.",
+        ),
+    ] = False,
+    journal: Annotated[
+        Path | None, typer.Option(help="Where to journal the old values (default: RESULTS.tags-TIME.jsonl).")
+    ] = None,
+    list_templates: Annotated[
+        bool,
+        typer.Option(
+            "--list-templates",
+            is_eager=True,
+            callback=_list_templates,
+            help="List the preset templates with an example of each, and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Write each track's mood into its file, where players read it.
 
@@ -68,23 +95,40 @@ def tag(
 
     with _progress("tagging") as report:
         try:
-            summary = write_tags(results_path, template=template, min_confidence=min_confidence, overwrite=overwrite,
-                                 dry_run=dry_run, keep_mtime=keep_mtime, extra_fields=extra_fields, journal=journal,
-                                 progress=report)
+            summary = write_tags(
+                results_path,
+                template=template,
+                min_confidence=min_confidence,
+                overwrite=overwrite,
+                dry_run=dry_run,
+                keep_mtime=keep_mtime,
+                extra_fields=extra_fields,
+                journal=journal,
+                progress=report,
+            )
         except ValueError as exc:
             raise usage_error(exc) from None
     _print_summary(summary, listed="would tag", dry_run=dry_run)
 
 
 def untag(
-    journal_path: Annotated[Path, typer.Argument(
-        metavar="JOURNAL", help="A journal written by `mer-tag tag` (RESULTS.tags-TIME.jsonl).", show_default=False)],
+    journal_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="JOURNAL", help="A journal written by `mer-tag tag` (RESULTS.tags-TIME.jsonl).", show_default=False
+        ),
+    ],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be restored; touch nothing.")] = False,
     keep_mtime: Annotated[bool, typer.Option("--keep-mtime", help="Keep each file's modification time.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Restore fields even where they were edited since tagging.")] = False,
-    results: Annotated[Path | None, typer.Option(
-        help="The results file to give the restored files' new size and mtime (default: the one the journal "
-             "names).")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Restore fields even where they were edited since tagging.")
+    ] = False,
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            help="The results file to give the restored files' new size and mtime (default: the one the journal names)."
+        ),
+    ] = None,
 ) -> None:
     """Put back every file a `mer-tag tag` run changed, byte for byte.
 
@@ -106,8 +150,9 @@ def untag(
 
     with _progress("restoring") as report:
         try:
-            summary = untag_files(journal_path, dry_run=dry_run, keep_mtime=keep_mtime, force=force, results=results,
-                                  progress=report)
+            summary = untag_files(
+                journal_path, dry_run=dry_run, keep_mtime=keep_mtime, force=force, results=results, progress=report
+            )
         except ValueError as exc:
             raise usage_error(exc) from None
     _print_summary(summary, listed="would restore", dry_run=dry_run)
@@ -140,23 +185,38 @@ def _print_summary(summary, listed: str, dry_run: bool) -> None:
             console.print(f"{result.path}: {result.detail}", markup=False, highlight=False, soft_wrap=True)
         elif result.action in ("failed", "fields restored"):
             colour = "red" if result.action == "failed" else "yellow"
-            console.print(f"[{colour}]{result.action}[/] {escape(result.path)}: {escape(result.detail)}",
-                          highlight=False, soft_wrap=True)
+            console.print(
+                f"[{colour}]{result.action}[/] {escape(result.path)}: {escape(result.detail)}",
+                highlight=False,
+                soft_wrap=True,
+            )
     table = Table(show_header=False, box=None)
     for action, count in Counter(r.action for r in summary.results).most_common():
         table.add_row(action, str(count), style="red" if action == "failed" else None)
     console.print(table if table.row_count else "nothing to do")
     if summary.cleared:
         verb = "would remove" if dry_run else "removed"
-        console.print(f"{verb} {len(summary.cleared)} temp file(s) an interrupted mer-tag run left "
-                      f"(.NAME.XXXXXXXX.mer-tag.EXT)", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"{verb} {len(summary.cleared)} temp file(s) an interrupted mer-tag run left (.NAME.XXXXXXXX.mer-tag.EXT)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     for results, rows in summary.restamped.items():
-        console.print(f"{results}: {rows} row(s) given their file's new size and mtime (the next scan skips them)",
-                      markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"{results}: {rows} row(s) given their file's new size and mtime (the next scan skips them)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     for note in summary.notes:
         console.print(f"[yellow]note[/] {escape(note)}", highlight=False, soft_wrap=True)
     if summary.journal and listed == "would tag":
-        console.print(f"journal: {summary.journal}\nundo with: mer-tag untag {summary.journal}",
-                      markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"journal: {summary.journal}\nundo with: mer-tag untag {summary.journal}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if summary.failed:
         raise SystemExit(1)

@@ -11,30 +11,64 @@ from mer_tag.cli._errors import stderr_console, usage_error
 
 
 def train(
-    data: Annotated[Path, typer.Option(
-        "--data", metavar="FOLDER|FILE",
-        help="Songs with a mood each: a folder laid out like the MIREX mood dataset (Audio/, clusters.txt, …), "
-             "one laid out like the 4Q emotion dataset (Audio/, metadata.csv), a CSV file "
-             "'path,label[,lyrics_path,midi_path,artist]', or a folder with one sub-folder per mood.")],
-    preset: Annotated[str, typer.Option(
-        metavar="NAME|FILE", help="A recipe: default, mirex-baseline, wijaya2021-cnn, wijaya2021-crnn, or your own "
-                                  ".toml file (docs/training.md).")] = "default",
-    label_map: Annotated[str | None, typer.Option(
-        "--label-map", metavar="NAME|MAP",
-        help="Learn other labels than the dataset's, without editing it: 'valence' or 'arousal' (from the 4Q "
-             "quadrants), or your own 'Q1=Positive,Q4=Positive,…'. Overrides the preset's [labels] map.")] = None,
-    out: Annotated[Path, typer.Option(
-        "--out", "-o", metavar="FOLDER",
-        help="Where the run goes: the model (model/), its scores, plots and a model card.")] = Path("runs/default"),
-    cache: Annotated[Path | None, typer.Option(
-        metavar="FOLDER", help="Where to keep the sound features computed from each song, so a second run skips "
-                               "that work.")] = Path(".cache/features"),
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            metavar="FOLDER|FILE",
+            help="Songs with a mood each: a folder laid out like the MIREX mood dataset (Audio/, clusters.txt, …), "
+            "one laid out like the 4Q emotion dataset (Audio/, metadata.csv), a CSV file "
+            "'path,label[,lyrics_path,midi_path,artist]', or a folder with one sub-folder per mood.",
+        ),
+    ],
+    preset: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME|FILE",
+            help="A recipe: default, mirex-baseline, wijaya2021-cnn, wijaya2021-crnn, or your own "
+            ".toml file (docs/training.md).",
+        ),
+    ] = "default",
+    label_map: Annotated[
+        str | None,
+        typer.Option(
+            "--label-map",
+            metavar="NAME|MAP",
+            help="Learn other labels than the dataset's, without editing it: 'valence' or 'arousal' (from the 4Q "
+            "quadrants), or your own 'Q1=Positive,Q4=Positive,…'. Overrides the preset's [labels] map.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FOLDER",
+            help="Where the run goes: the model (model/), its scores, plots and a model card.",
+        ),
+    ] = Path("runs/default"),
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FOLDER",
+            help="Where to keep the sound features computed from each song, so a second run skips that work.",
+        ),
+    ] = Path(".cache/features"),
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="CPU cores to use.")] = 2,
-    seed: Annotated[int, typer.Option(help="Starting point of the random choices (which songs test, the training "
-                                           "order): the same seed gives the same model.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Starting point of the random choices (which songs test, the training "
+            "order): the same seed gives the same model."
+        ),
+    ] = 0,
     limit: Annotated[int, typer.Option(min=0, help="Use only this many songs, for a quick try; 0 = all.")] = 0,
-    epochs: Annotated[int, typer.Option(min=0, help="Passes over the songs for every part of the model, for a quick "
-                                                    "try; 0 = the preset's.")] = 0,
+    epochs: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Passes over the songs for every part of the model, for a quick try; 0 = the preset's."
+        ),
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ):
     """Teach a new model from songs whose moods you know, and write it to a folder `scan --model` reads.
@@ -60,26 +94,52 @@ def train(
         raise usage_error(f"no such file or folder: {data}")
     console = stderr_console()
     try:
-        run_train(data, preset=preset, label_map=label_map, out=out, cache=cache, jobs=jobs, seed=seed, limit=limit, epochs=epochs,
-                  progress=not quiet, log=lambda msg: console.print(msg, highlight=False))
+        run_train(
+            data,
+            preset=preset,
+            label_map=label_map,
+            out=out,
+            cache=cache,
+            jobs=jobs,
+            seed=seed,
+            limit=limit,
+            epochs=epochs,
+            progress=not quiet,
+            log=lambda msg: console.print(msg, highlight=False),
+        )
     except (DatasetError, TrainError) as exc:
         raise usage_error(exc) from None
 
 
 def evaluate(
-    data: Annotated[Path, typer.Option("--data", metavar="FOLDER|FILE",
-                                       help="Songs with a mood each, in any layout `train` reads.")],
-    model: Annotated[str, typer.Option(
-        metavar="NAME|FOLDER", help="'default' (the one shipped) or a folder written by `mer-tag train`.")] = "default",
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", metavar="FOLDER",
-        help="Folder for the scores (metrics.json), a report and pictures of which moods get mixed up.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0,
-                                      help="Processes reading audio beside the model (0 = none).")] = 2,
-    label_map: Annotated[str | None, typer.Option(
-        "--label-map", metavar="NAME|MAP",
-        help="Relabel the songs first, as the model was trained (e.g. valence); by default the model's own "
-             "map is used when the dataset's labels are not the model's.")] = None,
+    data: Annotated[
+        Path, typer.Option("--data", metavar="FOLDER|FILE", help="Songs with a mood each, in any layout `train` reads.")
+    ],
+    model: Annotated[
+        str,
+        typer.Option(metavar="NAME|FOLDER", help="'default' (the one shipped) or a folder written by `mer-tag train`."),
+    ] = "default",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FOLDER",
+            help="Folder for the scores (metrics.json), a report and pictures of which moods get mixed up.",
+        ),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=0, help="Processes reading audio beside the model (0 = none).")
+    ] = 2,
+    label_map: Annotated[
+        str | None,
+        typer.Option(
+            "--label-map",
+            metavar="NAME|MAP",
+            help="Relabel the songs first, as the model was trained (e.g. valence); by default the model's own "
+            "map is used when the dataset's labels are not the model's.",
+        ),
+    ] = None,
 ):
     """Score a model on songs whose moods you know: how often it is right, for sound, lyrics, MIDI and all
     together, and which moods it mixes up.

@@ -53,8 +53,16 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def create(engine: str, model: str | Path, jobs: int = 2, timeline: bool = False, precision: str = "auto",
-           chunk_hop: float | None = None, address: str | None = None, options=None) -> Engine:
+def create(
+    engine: str,
+    model: str | Path,
+    jobs: int = 2,
+    timeline: bool = False,
+    precision: str = "auto",
+    chunk_hop: float | None = None,
+    address: str | None = None,
+    options=None,
+) -> Engine:
     """An engine for `model` (a shipped name or a bundle folder), not started. `jobs`: the local engine's
     decode processes, or the CPUs of the local Ray cluster started when no `address` is given; `options`:
     the Ray engine's RayOptions."""
@@ -67,8 +75,9 @@ def create(engine: str, model: str | Path, jobs: int = 2, timeline: bool = False
         return LocalEngine(model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop)
     from mer_tag.engines.ray import RayEngine
 
-    return RayEngine(model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop, address=address,
-                     options=options)
+    return RayEngine(
+        model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop, address=address, options=options
+    )
 
 
 def feature_configs(model: str | Path, chunk_hop: float | None = None):

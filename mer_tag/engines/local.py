@@ -34,8 +34,14 @@ class LocalEngine:
     name = "local"
     parquet_parts = False
 
-    def __init__(self, model: str | Path, jobs: int = 2, timeline: bool = False, precision: str = "auto",
-                 chunk_hop: float | None = None):
+    def __init__(
+        self,
+        model: str | Path,
+        jobs: int = 2,
+        timeline: bool = False,
+        precision: str = "auto",
+        chunk_hop: float | None = None,
+    ):
         from mer_tag.engines import feature_configs
 
         self.model, self.jobs, self.timeline, self.precision = model, jobs, timeline, precision

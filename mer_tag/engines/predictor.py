@@ -82,8 +82,9 @@ class Predictor:
         torch = self.torch
         pitch, cont, length = midi
         with torch.inference_mode():
-            logits = self.bundle.models["midi"](torch.from_numpy(pitch)[None], torch.from_numpy(cont)[None],
-                                                torch.tensor([int(length)]))
+            logits = self.bundle.models["midi"](
+                torch.from_numpy(pitch)[None], torch.from_numpy(cont)[None], torch.tensor([int(length)])
+            )
             return torch.softmax(logits, -1)[0].numpy()
 
     def fuse(self, branch_probs: dict[str, np.ndarray | None]) -> np.ndarray:
@@ -128,11 +129,17 @@ class Predictor:
                 row[f"{branch}_cluster"] = int(np.argmax(branch_probs)) + 1
         if self.timeline and chunk_probs is not None:
             chunk_s = self.bundle.audio_config.chunk_seconds
-            row["timeline"] = json.dumps([
-                {"start_s": round(s, 2), "end_s": round(min(s + chunk_s, item.duration_s), 2),
-                 "cluster": int(p.argmax()) + 1, "confidence": round(float(p.max()), 4)}
-                for s, p in zip(item.chunk_starts, chunk_probs)
-            ])
+            row["timeline"] = json.dumps(
+                [
+                    {
+                        "start_s": round(s, 2),
+                        "end_s": round(min(s + chunk_s, item.duration_s), 2),
+                        "cluster": int(p.argmax()) + 1,
+                        "confidence": round(float(p.max()), 4),
+                    }
+                    for s, p in zip(item.chunk_starts, chunk_probs)
+                ]
+            )
         return row
 
 
@@ -142,13 +149,20 @@ def base_row(item: Prepared, model_ref: str, n_classes: int, timeline: bool) -> 
 
     row = dict.fromkeys(columns(n_classes, timeline))
     row.update(
-        path=str(item.track.path), status="error" if item.error else "ok", error=item.error,
-        notes="; ".join(item.notes) or None, size=item.size, mtime=item.mtime,
-        title=item.tags.get("title"), artist=item.tags.get("artist"), album=item.tags.get("album"),
+        path=str(item.track.path),
+        status="error" if item.error else "ok",
+        error=item.error,
+        notes="; ".join(item.notes) or None,
+        size=item.size,
+        mtime=item.mtime,
+        title=item.tags.get("title"),
+        artist=item.tags.get("artist"),
+        album=item.tags.get("album"),
         duration_s=None if item.duration_s is None else round(item.duration_s, 3),
         lyrics_source=item.lyrics_source if item.error is None else "none",
         lyrics_path=str(item.track.lyrics_path) if item.lyrics_source == "sidecar" else None,
-        midi_path=str(item.track.midi_path) if item.midi is not None else None, model=model_ref,
+        midi_path=str(item.track.midi_path) if item.midi is not None else None,
+        model=model_ref,
     )
     return row
 

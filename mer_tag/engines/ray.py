@@ -63,8 +63,16 @@ class RayEngine:
     name = "ray"
     parquet_parts = True  # a million-track scan must never rewrite what it wrote
 
-    def __init__(self, model: str | Path, jobs: int = 2, timeline: bool = False, precision: str = "auto",
-                 chunk_hop: float | None = None, address: str | None = None, options: RayOptions | None = None):
+    def __init__(
+        self,
+        model: str | Path,
+        jobs: int = 2,
+        timeline: bool = False,
+        precision: str = "auto",
+        chunk_hop: float | None = None,
+        address: str | None = None,
+        options: RayOptions | None = None,
+    ):
         from mer_tag.engines import feature_configs
 
         self.model, self.timeline = model, timeline
@@ -93,10 +101,13 @@ class RayEngine:
         self.ray = ray
         p = plan(ray.cluster_resources(), 0, self.options)
         self._files = ray.put(model_files(self.model))
-        actor = ray.remote(_ModelActor).options(num_cpus=p["model_cpus"], num_gpus=p["model_gpus"] or None,
-                                                max_restarts=-1, max_task_retries=-1)
-        self.actors = [actor.remote([self._files], self.audio_config, self.timeline, p["model_threads"],
-                                    self.options.precision) for _ in range(p["actors"][1])]
+        actor = ray.remote(_ModelActor).options(
+            num_cpus=p["model_cpus"], num_gpus=p["model_gpus"] or None, max_restarts=-1, max_task_retries=-1
+        )
+        self.actors = [
+            actor.remote([self._files], self.audio_config, self.timeline, p["model_threads"], self.options.precision)
+            for _ in range(p["actors"][1])
+        ]
 
     def rows(self, tracks):
         """Yield one row per track (sinks.columns keys), in the order they finish."""
@@ -111,8 +122,9 @@ class RayEngine:
         log.info("ray engine: %s", p)
         size = p["tracks_per_block"]
         blocks = iter([tracks[i : i + size] for i in range(0, len(tracks), size)])
-        prepare = ray.remote(_prepare_block).options(num_cpus=self.options.decode_cpus,
-                                                     max_retries=self.options.max_retries)
+        prepare = ray.remote(_prepare_block).options(
+            num_cpus=self.options.decode_cpus, max_retries=self.options.max_retries
+        )
         slots = max(1, int((p["cpus"] - p["model_cpus"] * len(self.actors)) / self.options.decode_cpus))
         max_in_flight = IN_FLIGHT_PER_SLOT * slots + 2
         decoding, decoded, calls = {}, [], {}  # ref → its tracks; [(ref, tracks)]; call ref → (actor, tracks)
@@ -217,9 +229,16 @@ def plan(cluster: dict, n_tracks: int, options: RayOptions) -> dict:
     # actor (with musicnn as the front-end, default@0.1.0, one thread left a core idle; docs/scale.md).
     model_threads = max(1, int(model_cpus)) if model_cpus else max(1, int(cpus) // actors[1])
     per_block = options.tracks_per_block or max(1, min(32, -(-n_tracks // max(1, int(4 * cpus)))))
-    return {"cpus": cpus, "gpus": gpus, "actors": actors, "model_cpus": model_cpus, "model_gpus": model_gpus,
-            "model_threads": model_threads, "tracks_per_block": per_block,
-            "blocks": max(1, -(-n_tracks // per_block))}
+    return {
+        "cpus": cpus,
+        "gpus": gpus,
+        "actors": actors,
+        "model_cpus": model_cpus,
+        "model_gpus": model_gpus,
+        "model_threads": model_threads,
+        "tracks_per_block": per_block,
+        "blocks": max(1, -(-n_tracks // per_block)),
+    }
 
 
 # ------------------------------------------------------------------ the workers

@@ -17,8 +17,9 @@ from torch import nn
 
 
 class Embeddings(nn.Module):
-    def __init__(self, vocab_size: int, hidden: int, max_positions: int, type_vocab_size: int, eps: float,
-                 dropout: float):
+    def __init__(
+        self, vocab_size: int, hidden: int, max_positions: int, type_vocab_size: int, eps: float, dropout: float
+    ):
         super().__init__()
         self.word_embeddings = nn.Embedding(vocab_size, hidden)
         self.position_embeddings = nn.Embedding(max_positions, hidden)
@@ -36,7 +37,11 @@ class SelfAttention(nn.Module):
     def __init__(self, hidden: int, heads: int, dropout: float):
         super().__init__()
         self.heads, self.dropout = heads, dropout
-        self.query, self.key, self.value = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
+        self.query, self.key, self.value = (
+            nn.Linear(hidden, hidden),
+            nn.Linear(hidden, hidden),
+            nn.Linear(hidden, hidden),
+        )
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         batch, tokens, hidden = x.shape
@@ -44,8 +49,13 @@ class SelfAttention(nn.Module):
         def split(t):  # [B, T, H] → [B, heads, T, H / heads]
             return t.view(batch, tokens, self.heads, hidden // self.heads).transpose(1, 2)
 
-        out = F.scaled_dot_product_attention(split(self.query(x)), split(self.key(x)), split(self.value(x)),
-                                             attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(
+            split(self.query(x)),
+            split(self.key(x)),
+            split(self.value(x)),
+            attn_mask=keep,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
         return out.transpose(1, 2).reshape(batch, tokens, hidden)
 
 
@@ -124,15 +134,29 @@ def _keep_parameters(self) -> None:
 
 
 class BertEncoder(nn.Module):
-    def __init__(self, vocab_size: int, hidden_size: int, num_hidden_layers: int, num_attention_heads: int,
-                 intermediate_size: int, max_position_embeddings: int = 512, type_vocab_size: int = 2,
-                 layer_norm_eps: float = 1e-12, hidden_dropout_prob: float = 0.1, **_unused):
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        num_hidden_layers: int,
+        num_attention_heads: int,
+        intermediate_size: int,
+        max_position_embeddings: int = 512,
+        type_vocab_size: int = 2,
+        layer_norm_eps: float = 1e-12,
+        hidden_dropout_prob: float = 0.1,
+        **_unused,
+    ):
         super().__init__()
-        self.embeddings = Embeddings(vocab_size, hidden_size, max_position_embeddings, type_vocab_size,
-                                     layer_norm_eps, hidden_dropout_prob)
-        self.encoder = _Layers([
-            Layer(hidden_size, num_attention_heads, intermediate_size, layer_norm_eps, hidden_dropout_prob)
-            for _ in range(num_hidden_layers)])
+        self.embeddings = Embeddings(
+            vocab_size, hidden_size, max_position_embeddings, type_vocab_size, layer_norm_eps, hidden_dropout_prob
+        )
+        self.encoder = _Layers(
+            [
+                Layer(hidden_size, num_attention_heads, intermediate_size, layer_norm_eps, hidden_dropout_prob)
+                for _ in range(num_hidden_layers)
+            ]
+        )
 
     @classmethod
     def from_folder(cls, folder: Path) -> BertEncoder:
@@ -156,4 +180,3 @@ class BertEncoder(nn.Module):
         for layer in self.encoder.layer:
             x = layer(x, keep)
         return Output(x)
-

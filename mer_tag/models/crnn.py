@@ -93,8 +93,12 @@ class WijayaCNN(nn.Module):
         self.cnn = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d((4, 8))  # any chunk length gives the same dense input size
         self.dense = nn.Sequential(
-            nn.Flatten(), nn.Linear(c_in * 32, dense), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(dense, dense), nn.ReLU(inplace=True),
+            nn.Flatten(),
+            nn.Linear(c_in * 32, dense),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(dense, dense),
+            nn.ReLU(inplace=True),
         )
         self.head = nn.Linear(dense, n_classes)
 
@@ -137,7 +141,11 @@ class WijayaCRNN(nn.Module):
         self.conv2 = nn.Sequential(nn.Conv2d(30, 36, (2, 3), padding=(0, 1)), nn.ReLU(inplace=True), nn.MaxPool2d(2))
         self.lstm2 = ConvLSTM1d(36, 50)
         self.dense = nn.Sequential(
-            nn.Linear(50, dense), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(dense, dense), nn.ReLU(inplace=True)
+            nn.Linear(50, dense),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(dense, dense),
+            nn.ReLU(inplace=True),
         )
         self.head = nn.Linear(dense, n_classes)
 

@@ -31,8 +31,11 @@ class LateFusion(nn.Module):
         super().__init__()
         self.branches = tuple(branches)
         n_in = len(self.branches) * (n_classes + 1)
-        self.net = nn.Linear(n_in, n_classes) if not hidden else nn.Sequential(
-            nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+        self.net = (
+            nn.Linear(n_in, n_classes)
+            if not hidden
+            else nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+        )
 
     @staticmethod
     def inputs(log_probs: torch.Tensor, present: torch.Tensor) -> torch.Tensor:

@@ -80,15 +80,21 @@ def average_by_song(window_embeddings: torch.Tensor, song: torch.Tensor) -> torc
 
 
 class LyricsClassifier(nn.Module):
-    def __init__(self, n_classes=5, hidden=ENCODER_HIDDEN, pooling="mean", head_hidden=0, dropout=0.1,
-                 train_encoder=False):
+    def __init__(
+        self, n_classes=5, hidden=ENCODER_HIDDEN, pooling="mean", head_hidden=0, dropout=0.1, train_encoder=False
+    ):
         super().__init__()
         self.pooling = pooling
         self.train_encoder = train_encoder
         self.encoder = None  # attached by `attach_encoder`: its weights come from the package, not from us
         if head_hidden:
-            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, head_hidden), nn.GELU(),
-                                      nn.Dropout(dropout), nn.Linear(head_hidden, n_classes))
+            self.head = nn.Sequential(
+                nn.Dropout(dropout),
+                nn.Linear(hidden, head_hidden),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(head_hidden, n_classes),
+            )
         else:
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_classes))
 

@@ -42,13 +42,26 @@ def midi_statistics(pitch: torch.Tensor, cont: torch.Tensor, lengths: torch.Tens
     mode_profile = histogram.gather(1, rotate)
     duration, velocity, ioi = cont.unbind(-1)
     chords = mean((ioi < 0.01).float())  # share of notes struck with the previous one
-    span = (torch.where(mask.bool(), notes, torch.full_like(notes, -1.0)).amax(1)
-            - torch.where(mask.bool(), notes, torch.full_like(notes, 128.0)).amin(1)).clamp_min(0.0)
-    summary = torch.stack([
-        mean(notes) / 127, std(notes) / 127, span / 127,
-        mean(duration), std(duration), mean(velocity), std(velocity), mean(ioi), std(ioi), chords,
-        torch.log1p(lengths.float()) / 7,  # how many events (up to the sequence length)
-    ], dim=1)
+    span = (
+        torch.where(mask.bool(), notes, torch.full_like(notes, -1.0)).amax(1)
+        - torch.where(mask.bool(), notes, torch.full_like(notes, 128.0)).amin(1)
+    ).clamp_min(0.0)
+    summary = torch.stack(
+        [
+            mean(notes) / 127,
+            std(notes) / 127,
+            span / 127,
+            mean(duration),
+            std(duration),
+            mean(velocity),
+            std(velocity),
+            mean(ioi),
+            std(ioi),
+            chords,
+            torch.log1p(lengths.float()) / 7,  # how many events (up to the sequence length)
+        ],
+        dim=1,
+    )
     return torch.cat([mode_profile, summary], dim=1)
 
 
@@ -77,8 +90,9 @@ class MidiBiGRU(nn.Module):
     `stats=True` also hands the head the piece's standardised `midi_statistics`, beside the pooled GRU states.
     """
 
-    def __init__(self, n_classes=5, inputs="events", embed_dim=64, gru_hidden=64, pooling="attention", dropout=0.3,
-                 stats=False):
+    def __init__(
+        self, n_classes=5, inputs="events", embed_dim=64, gru_hidden=64, pooling="attention", dropout=0.3, stats=False
+    ):
         super().__init__()
         self.inputs = inputs
         self.pooling = pooling
@@ -87,7 +101,9 @@ class MidiBiGRU(nn.Module):
         self.gru = nn.GRU(embed_dim, gru_hidden, batch_first=True, bidirectional=True)
         self.pool = AttentionPool(2 * gru_hidden) if pooling == "attention" else None
         self.stats_norm = StatsNorm() if stats else None
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * gru_hidden + (MIDI_STATS if stats else 0), n_classes))
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(2 * gru_hidden + (MIDI_STATS if stats else 0), n_classes)
+        )
 
     def forward(self, pitch: torch.Tensor, cont: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = self.pitch(pitch)
@@ -110,8 +126,9 @@ class MidiStats(nn.Module):
     def __init__(self, n_classes=5, hidden=32, dropout=0.3):
         super().__init__()
         self.stats_norm = StatsNorm()
-        self.head = nn.Sequential(nn.Linear(MIDI_STATS, hidden), nn.GELU(), nn.Dropout(dropout),
-                                  nn.Linear(hidden, n_classes))
+        self.head = nn.Sequential(
+            nn.Linear(MIDI_STATS, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes)
+        )
 
     def forward(self, pitch: torch.Tensor, cont: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.head(self.stats_norm(midi_statistics(pitch, cont, lengths)))

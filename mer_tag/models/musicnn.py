@@ -185,8 +185,11 @@ class Musicnn(nn.Module):
             self._conv_bn_freqmax(self.timbral_74, self.bn_timbral_74, pad7),
             self._conv_bn_freqmax(self.timbral_77, self.bn_timbral_77, pad7),
         ]
-        for conv, bn in ((self.temporal_128, self.bn_temporal_128), (self.temporal_64, self.bn_temporal_64),
-                         (self.temporal_32, self.bn_temporal_32)):
+        for conv, bn in (
+            (self.temporal_128, self.bn_temporal_128),
+            (self.temporal_64, self.bn_temporal_64),
+            (self.temporal_32, self.bn_temporal_32),
+        ):
             k = conv.kernel_size[0]
             same = F.pad(x, (0, 0, (k - 1) // 2, k - 1 - (k - 1) // 2))  # TF 'same': extra frame at the end
             front.append(self._conv_bn_freqmax(conv, bn, same))
@@ -217,8 +220,14 @@ class Musicnn(nn.Module):
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 3 or x.shape[2] != N_MELS:
             raise ValueError(f"predict expects [n, T, {N_MELS}], got {x.shape}")
-        dims = {"tags": len(MSD_TAGS), "logits": len(MSD_TAGS), "penultimate": EMBED_DIM,
-                "mean_pool": POOL_DIM, "max_pool": POOL_DIM, "pooled": 2 * POOL_DIM}
+        dims = {
+            "tags": len(MSD_TAGS),
+            "logits": len(MSD_TAGS),
+            "penultimate": EMBED_DIM,
+            "mean_pool": POOL_DIM,
+            "max_pool": POOL_DIM,
+            "pooled": 2 * POOL_DIM,
+        }
         device = next(self.parameters()).device
         parts: dict[str, list[np.ndarray]] = {k: [] for k in dims}
         for i in range(0, len(x), batch_size):

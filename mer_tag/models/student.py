@@ -29,7 +29,11 @@ DIMS_FILE = "student.json"  # the dimensions and feature settings the weights we
 
 
 def conv_block(c_in: int, c_out: int, kernel: int, pool: bool) -> nn.Sequential:
-    layers = [nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm1d(c_out), nn.ReLU(inplace=True)]
+    layers = [
+        nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
+        nn.BatchNorm1d(c_out),
+        nn.ReLU(inplace=True),
+    ]
     if pool:
         layers.append(nn.MaxPool1d(2, ceil_mode=True))
     return nn.Sequential(*layers)
@@ -44,11 +48,24 @@ class MusicnnStudent(nn.Module):
     embed_mean: torch.Tensor
     embed_std: torch.Tensor
 
-    def __init__(self, n_mels: int = 64, channels=(256, 256, 256, 256), kernels=(5, 3, 3, 3), embed_dim: int = 200,
-                 frame_seconds: float = 512 / 16000, dropout: float = 0.0):
+    def __init__(
+        self,
+        n_mels: int = 64,
+        channels=(256, 256, 256, 256),
+        kernels=(5, 3, 3, 3),
+        embed_dim: int = 200,
+        frame_seconds: float = 512 / 16000,
+        dropout: float = 0.0,
+    ):
         super().__init__()
-        self.dims: dict[str, Any] = {"n_mels": n_mels, "channels": list(channels), "kernels": list(kernels), "embed_dim": embed_dim,
-                     "frame_seconds": frame_seconds, "dropout": dropout}
+        self.dims: dict[str, Any] = {
+            "n_mels": n_mels,
+            "channels": list(channels),
+            "kernels": list(kernels),
+            "embed_dim": embed_dim,
+            "frame_seconds": frame_seconds,
+            "dropout": dropout,
+        }
         self.frame_seconds = frame_seconds
         self.register_buffer("mel_mean", torch.zeros(n_mels))
         self.register_buffer("mel_std", torch.ones(n_mels))
@@ -113,8 +130,10 @@ class MusicnnStudent(nn.Module):
         tensors = load_file(str(folder / WEIGHTS_FILE))
         expected = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
         if expected != tensors.keys():
-            raise ValueError(f"{folder / WEIGHTS_FILE}: missing {sorted(expected - tensors.keys())}, "
-                             f"unexpected {sorted(tensors.keys() - expected)}")
+            raise ValueError(
+                f"{folder / WEIGHTS_FILE}: missing {sorted(expected - tensors.keys())}, "
+                f"unexpected {sorted(tensors.keys() - expected)}"
+            )
         model.load_state_dict(tensors, strict=False)
         return model.eval()
 
@@ -140,8 +159,11 @@ def feature_mismatch(audio_config, folder: str | Path | None = None) -> str | No
     from the settings its dims file records; None when they agree."""
     folder = Path(folder) if folder is not None else WEIGHTS_DIR
     trained = json.loads((folder / DIMS_FILE).read_text(encoding="utf-8")).get("features", {})
-    wrong = [f"{k} {getattr(audio_config, k)} (distilled on {trained[k]})" for k in FEATURE_KEYS
-             if k in trained and getattr(audio_config, k) != trained[k]]
+    wrong = [
+        f"{k} {getattr(audio_config, k)} (distilled on {trained[k]})"
+        for k in FEATURE_KEYS
+        if k in trained and getattr(audio_config, k) != trained[k]
+    ]
     return f"the musicnn student cannot read this log-mel: {', '.join(wrong)}" if wrong else None
 
 

@@ -90,8 +90,11 @@ def load_results(results: str | Path) -> pl.DataFrame:
     if "path" not in frame.columns:
         raise ResultsError(f"not a mer-tag results file (no 'path' column): {results}")
     # A list or a record where the report expects one value cannot be cast: say so here, not in a traceback.
-    nested = [name for name, dtype in frame.schema.items()
-              if (name in COLUMN_TYPES or PROB_COLUMN.match(name)) and dtype.is_nested()]
+    nested = [
+        name
+        for name, dtype in frame.schema.items()
+        if (name in COLUMN_TYPES or PROB_COLUMN.match(name)) and dtype.is_nested()
+    ]
     if nested:
         holds = f"column {nested[0]!r} holds {frame.schema[nested[0]]}"
         raise ResultsError(f"not a mer-tag results file ({holds}): {results}")

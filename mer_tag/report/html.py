@@ -35,7 +35,9 @@ MOOD_COLORS = {
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 
 # Inside <script> the HTML parser ends at "</script" and JS treats U+2028/9 as line ends in old engines.
-SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+SCRIPT_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
 
 # Lyrics source and MIDI packed into one small int per row: bit 0 sidecar, bit 1 embedded, bit 2 MIDI.
 LYRICS_FLAGS = {"sidecar": 1, "embedded": 2}
@@ -125,7 +127,7 @@ def folder_urls(rows: pl.DataFrame, folder_values: list[str]) -> dict:
     urls = {name: file_url(folder) for name, folder in one_folder.iter_rows()}
     ordered = [urls.get(name) for name in folder_values]
     prefix = os.path.commonprefix([url for url in ordered if url])
-    return {"url_prefix": prefix, "folder_urls": [url and url[len(prefix):] for url in ordered]}
+    return {"url_prefix": prefix, "folder_urls": [url and url[len(prefix) :] for url in ordered]}
 
 
 def dictionary_codes(name: str) -> pl.Expr:

@@ -88,7 +88,9 @@ def library_root(results: pl.DataFrame) -> str:
 
 def relative_folder(root: str) -> pl.Expr:
     folder = pl.col("abs_folder")
-    inside = pl.when(pl.lit(bool(root)) & folder.str.starts_with(root)).then(folder.str.slice(len(root))).otherwise(folder)
+    inside = (
+        pl.when(pl.lit(bool(root)) & folder.str.starts_with(root)).then(folder.str.slice(len(root))).otherwise(folder)
+    )
     relative = inside.str.strip_chars("/\\")
     return pl.when(relative == "").then(pl.lit(ROOT_FOLDER)).otherwise(relative).fill_null(ROOT_FOLDER).alias("folder")
 
@@ -138,7 +140,9 @@ def summarize(
         "classes": [{"cluster": i, "name": name} for i, name in enumerate(names, 1)],
         "totals": totals(results, pred),
         "distribution": distribution(pred, k),
-        "by_artist": mood_by(pred.with_columns(pl.col("artist").fill_null(UNKNOWN_ARTIST)), "artist", None, k, group_limit),
+        "by_artist": mood_by(
+            pred.with_columns(pl.col("artist").fill_null(UNKNOWN_ARTIST)), "artist", None, k, group_limit
+        ),
         "by_album": mood_by(
             pred.with_columns(pl.col("album").fill_null(UNKNOWN_ALBUM), pl.col("artist").fill_null(UNKNOWN_ARTIST)),
             "album",
@@ -223,7 +227,9 @@ def mood_by(pred: pl.DataFrame, key: str, detail: str | None, k: int, limit: int
 
 def confidence_histogram(pred: pl.DataFrame, k: int) -> dict:
     """Tracks per confidence bin (width 1/CONFIDENCE_BINS) and class: counts[bin][class - 1]."""
-    confidence_bin = (pl.col("confidence").clip(0, 1) * CONFIDENCE_BINS).floor().cast(pl.Int64).clip(0, CONFIDENCE_BINS - 1)
+    confidence_bin = (
+        (pl.col("confidence").clip(0, 1) * CONFIDENCE_BINS).floor().cast(pl.Int64).clip(0, CONFIDENCE_BINS - 1)
+    )
     cells = pred.filter(pl.col("confidence").is_not_null()).group_by(confidence_bin.alias("bin"), "cluster").len()
     counts = [[0] * k for _ in range(CONFIDENCE_BINS)]
     for bin_index, cluster, n in cells.iter_rows():
@@ -312,7 +318,10 @@ def parse_timeline(text: str) -> list[dict]:
 def failures(results: pl.DataFrame, limit: int) -> dict:
     errors = results.filter(pl.col("status") == "error")
     reasons = (
-        errors.group_by(pl.col("error").fill_null("unknown error")).len().sort(["len", "error"], descending=[True, False]).head(10)
+        errors.group_by(pl.col("error").fill_null("unknown error"))
+        .len()
+        .sort(["len", "error"], descending=[True, False])
+        .head(10)
     )
     return {
         "count": errors.height,

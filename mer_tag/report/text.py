@@ -76,8 +76,11 @@ def overview(totals: dict, confidence_stats: dict) -> str:
         ["Tracks", f"{totals['tracks']:,}"],
         ["Predicted", f"{predicted:,}"],
         ["Failed", f"{totals['errors']:,}"],
-        ["With lyrics", f"{totals['with_lyrics']:,} ({share(totals['with_lyrics'], predicted)}): "
-                        f"sidecar {totals['lyrics_sidecar']:,}, embedded {totals['lyrics_embedded']:,}"],
+        [
+            "With lyrics",
+            f"{totals['with_lyrics']:,} ({share(totals['with_lyrics'], predicted)}): "
+            f"sidecar {totals['lyrics_sidecar']:,}, embedded {totals['lyrics_embedded']:,}",
+        ],
         ["With MIDI", f"{totals['with_midi']:,} ({share(totals['with_midi'], predicted)})"],
         ["With timeline", f"{totals['with_timeline']:,}"],
         ["Mean / median confidence", f"{number(totals['mean_confidence'])} / {number(confidence_stats['median'])}"],
@@ -89,8 +92,13 @@ def overview(totals: dict, confidence_stats: dict) -> str:
 def distribution(rows: list[dict], names: list[str]) -> str:
     total = sum(r["count"] for r in rows)
     body = [
-        [escape(names[r["cluster"] - 1]), f"{r['count']:,}", share(r["count"], total), number(r["mean_confidence"]),
-         bar(r["count"], max(x["count"] for x in rows))]
+        [
+            escape(names[r["cluster"] - 1]),
+            f"{r['count']:,}",
+            share(r["count"], total),
+            number(r["mean_confidence"]),
+            bar(r["count"], max(x["count"] for x in rows)),
+        ]
         for r in rows
     ]
     return "## Mood distribution\n\n" + table(["Mood", "Tracks", "Share", "Mean confidence", ""], body, "lrrrl")
@@ -136,7 +144,9 @@ def timelines(section: dict, names: list[str]) -> str:
         return names[cluster - 1] if 0 < cluster <= len(names) else str(cluster)
 
     for track in section["tracks"]:
-        moods = ", ".join(f"{clock(s['start_s'])} {escape(name(s['cluster']))}" for s in merged_segments(track["segments"]))
+        moods = ", ".join(
+            f"{clock(s['start_s'])} {escape(name(s['cluster']))}" for s in merged_segments(track["segments"])
+        )
         by = f" \u2013 {escape(track['artist'])}" if track["artist"] else ""
         lines.append(f"- **{escape(track['title'])}**{by} ({clock(track['duration_s'] or 0)}): {moods}")
     return "\n".join(lines)
@@ -156,7 +166,9 @@ def top_tracks(moods: list[dict]) -> str:
     for mood in moods:
         lines += ["", f"### {escape(mood['name'])}", ""]
         lines += [
-            f"{rank}. {escape(t['title'])}" + (f" \u2013 {escape(t['artist'])}" if t["artist"] else "") + f" ({number(t['confidence'])})"
+            f"{rank}. {escape(t['title'])}"
+            + (f" \u2013 {escape(t['artist'])}" if t["artist"] else "")
+            + f" ({number(t['confidence'])})"
             for rank, t in enumerate(mood["tracks"], 1)
         ] or ["No tracks."]
     return "\n".join(lines)

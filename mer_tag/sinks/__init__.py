@@ -15,8 +15,16 @@ from mer_tag.sinks.journal import journal_path
 from mer_tag.sinks.parts import PartWriter
 from mer_tag.sinks.rows import RowWriter
 
-__all__ = ["FORMATS", "PartWriter", "RowWriter", "columns", "journal_path", "open_writer", "read_results",
-           "result_format"]
+__all__ = [
+    "FORMATS",
+    "PartWriter",
+    "RowWriter",
+    "columns",
+    "journal_path",
+    "open_writer",
+    "read_results",
+    "result_format",
+]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 

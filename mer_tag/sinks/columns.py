@@ -6,11 +6,27 @@ PROB = "prob_cluster_{k}"  # one column per class, k = 1..K
 
 # (name, type) in output order; `timeline` only with --timeline.
 TABLE = (
-    ("path", "str"), ("status", "str"), ("error", "str"), ("notes", "str"), ("size", "int"), ("mtime", "float"),
-    ("title", "str"), ("artist", "str"), ("album", "str"), ("duration_s", "float"),
-    ("cluster", "int"), ("cluster_name", "str"), ("confidence", "float"), (PROB, "float"),
-    ("audio_cluster", "int"), ("lyrics_cluster", "int"), ("midi_cluster", "int"),
-    ("lyrics_source", "str"), ("lyrics_path", "str"), ("midi_path", "str"), ("model", "str"),
+    ("path", "str"),
+    ("status", "str"),
+    ("error", "str"),
+    ("notes", "str"),
+    ("size", "int"),
+    ("mtime", "float"),
+    ("title", "str"),
+    ("artist", "str"),
+    ("album", "str"),
+    ("duration_s", "float"),
+    ("cluster", "int"),
+    ("cluster_name", "str"),
+    ("confidence", "float"),
+    (PROB, "float"),
+    ("audio_cluster", "int"),
+    ("lyrics_cluster", "int"),
+    ("midi_cluster", "int"),
+    ("lyrics_source", "str"),
+    ("lyrics_path", "str"),
+    ("midi_path", "str"),
+    ("model", "str"),
     ("timeline", "str"),
 )
 TYPES = dict(TABLE)

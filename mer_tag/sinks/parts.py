@@ -21,8 +21,14 @@ class PartWriter:
     single-file Parquet result (the local engine's) becomes the folder's first part.
     """
 
-    def __init__(self, path: str | Path, columns: list[str], redo: set[str] | None = None,
-                 part_rows: int = 1000, part_seconds: float = 60.0):
+    def __init__(
+        self,
+        path: str | Path,
+        columns: list[str],
+        redo: set[str] | None = None,
+        part_rows: int = 1000,
+        part_seconds: float = 60.0,
+    ):
         from mer_tag.sinks.columns import polars_schema
         from mer_tag.sinks.journal import read_rows
 
@@ -40,8 +46,11 @@ class PartWriter:
             self._create_folder()  # from nothing, or from a single Parquet file's rows
         self.seq = max([self._seq(p) for p in self._parts()] + [0])
         redo = set(redo or ())
-        left = list({r["path"]: r for r in read_rows(self.journal) if r.get("path")}.values()) \
-            if self.journal.exists() else []  # a killed run's rows, the latest per path
+        left = (
+            list({r["path"]: r for r in read_rows(self.journal) if r.get("path")}.values())
+            if self.journal.exists()
+            else []
+        )  # a killed run's rows, the latest per path
         drop = redo | {r["path"] for r in left}
         if drop:
             self._drop(drop)

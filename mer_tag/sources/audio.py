@@ -32,8 +32,24 @@ TRUNCATION_MARGIN = 0.05  # ...or this fraction: bitrate-estimated durations (VB
 
 # Only what PyAV's FFmpeg decodes; matched case-insensitively on the last suffix.
 AUDIO_EXTENSIONS = frozenset(
-    {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".alac", ".wav", ".aif", ".aiff",
-     ".aifc", ".wma", ".ape", ".wv"}
+    {
+        ".mp3",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".m4a",
+        ".mp4",
+        ".aac",
+        ".alac",
+        ".wav",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".wma",
+        ".ape",
+        ".wv",
+    }
 )
 
 
@@ -230,9 +246,7 @@ def _reason(exc: Exception) -> str:
     return " ".join(reason.split())[:120].lower()
 
 
-def stream_audio(
-    path: str | os.PathLike, sr: int = SAMPLE_RATE, block_samples: int = BLOCK_SAMPLES
-) -> AudioStream:
+def stream_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, block_samples: int = BLOCK_SAMPLES) -> AudioStream:
     """Decode `path` to mono float32 at `sr` Hz, as an iterator of `block_samples`-long blocks.
 
     Opening raises AudioError (unreadable, empty, not audio); iterating raises it too when no audio
@@ -241,9 +255,7 @@ def stream_audio(
     return AudioStream(path, sr, block_samples)
 
 
-def load_audio(
-    path: str | os.PathLike, sr: int = SAMPLE_RATE, max_seconds: float | None = None
-) -> np.ndarray:
+def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
     """The whole file, or its first `max_seconds`, as one mono float32 array at `sr` Hz.
 
     Raises AudioError like `stream_audio`; a damaged file that decodes in part returns that part and

@@ -47,8 +47,12 @@ def _read_notes(path: str | os.PathLike) -> list[tuple]:
     except (_Unusual, IndexError):  # IndexError: the bytes end mid-event
         pass
     midi = _parse(path)
-    return [(n.pitch, n.start, n.end - n.start, n.velocity)
-            for instrument in midi.instruments if not instrument.is_drum for n in instrument.notes]
+    return [
+        (n.pitch, n.start, n.end - n.start, n.velocity)
+        for instrument in midi.instruments
+        if not instrument.is_drum
+        for n in instrument.notes
+    ]
 
 
 def _checked_bytes(path: str | os.PathLike) -> bytes:

@@ -47,9 +47,19 @@ class Branch:
         config = loop_config(self.section, seed)
         if epochs is not None:  # a refit for out-of-fold predictions: the epoch count found before, no val
             config.epochs, config.patience = epochs, 0
-        history = fit(model, items, np.asarray(targets), self.collate, config, val_items,
-                      None if val_targets is None else np.asarray(val_targets), n_classes, progress, self.name,
-                      forward=self.forward(model))
+        history = fit(
+            model,
+            items,
+            np.asarray(targets),
+            self.collate,
+            config,
+            val_items,
+            None if val_targets is None else np.asarray(val_targets),
+            n_classes,
+            progress,
+            self.name,
+            forward=self.forward(model),
+        )
         return model, history
 
     def forward(self, model):
@@ -198,7 +208,9 @@ def fusion_items(branch_probs: dict[str, list], branches: tuple[str, ...], n_cla
         on = [j for j in range(len(branches)) if present[j]]
         masks = [present]
         if subsets:
-            masks = [np.isin(np.arange(len(branches)), keep) for r in range(1, len(on) + 1) for keep in combinations(on, r)]
+            masks = [
+                np.isin(np.arange(len(branches)), keep) for r in range(1, len(on) + 1) for keep in combinations(on, r)
+            ]
         for mask in masks:
             items.append((log_probs * mask[:, None], mask))
             source.append(i)

@@ -73,8 +73,10 @@ def grouped_fold_scores(y, groups, folds: int, seed: int, n_classes: int, fit_pr
     from mer_tag.train.evaluate import macro_f1
 
     y = np.asarray(y)
-    return [macro_f1(y[held], fit_predict(fit, stop, held, seed + k), n_classes)
-            for k, fit, stop, held in fold_splits(y, groups, folds, seed)]
+    return [
+        macro_f1(y[held], fit_predict(fit, stop, held, seed + k), n_classes)
+        for k, fit, stop, held in fold_splits(y, groups, folds, seed)
+    ]
 
 
 def crossval_branch(branch, items, y, groups, folds: int, seed: int, n_classes: int) -> dict[str, list[float]]:
@@ -82,8 +84,9 @@ def crossval_branch(branch, items, y, groups, folds: int, seed: int, n_classes: 
     audio also of each excerpt alone (`excerpt_*`)."""
     scores: dict[str, list[float]] = {}
     for k, fit, stop, held in fold_splits(y, groups, folds, seed):
-        model, history = branch.train([items[i] for i in fit], y[fit], [items[i] for i in stop], y[stop], n_classes,
-                                      seed + k, None)
+        model, history = branch.train(
+            [items[i] for i in fit], y[fit], [items[i] for i in stop], y[stop], n_classes, seed + k, None
+        )
         scores.setdefault("best_epoch", []).append(history.best_epoch)
         held_items = [items[i] for i in held]
         if hasattr(branch, "predict_excerpts"):
@@ -105,22 +108,24 @@ def _add(scores: dict, prefix: str, truth, predicted, n_classes: int) -> None:
     scores.setdefault(f"{prefix}accuracy", []).append(float(np.mean(truth == predicted)))
 
 
-def crossval_fused(config, features, y, groups, folds: int, seed: int, n_classes: int, probs_out: dict,
-                   log=print) -> dict[str, dict[str, list[float]]]:
+def crossval_fused(
+    config, features, y, groups, folds: int, seed: int, n_classes: int, probs_out: dict, log=print
+) -> dict[str, dict[str, list[float]]]:
     """Per grouped fold, macro-F1 and accuracy of each branch (on the held songs that have it) and of the fused
     answer, every model trained as `train` trains it, with the held artists unseen."""
     from mer_tag.train.branches import fusion_items
     from mer_tag.train.run import MODALITIES, branch_probs, fit_fusion, fit_recipe_branch
 
-    scores = {name: {} for name in (*MODALITIES, "fused")}
+    scores: dict[str, dict] = {name: {} for name in (*MODALITIES, "fused")}
     for k, fit, stop, held in fold_splits(y, groups, folds, seed):
         rest = np.sort(np.concatenate([fit, stop]))
         oof, held_probs = {}, {}
         for name in MODALITIES:
             made = fit_recipe_branch(config, name, features[name], y, groups, fit, stop, seed + k, n_classes)
             oof[name] = made.oof if made else {}
-            held_probs[name] = (branch_probs(made.trainer, made.model, features[name], held) if made
-                                else [None] * len(held))
+            held_probs[name] = (
+                branch_probs(made.trainer, made.model, features[name], held) if made else [None] * len(held)
+            )
             on = [j for j, p in enumerate(held_probs[name]) if p is not None]
             _add_present(scores[name], y[held][on], [held_probs[name][j] for j in on], n_classes)
             _keep_probs(probs_out, f"s{seed}f{k}_{name}", oof[name], dict(zip(held, held_probs[name])))
@@ -171,9 +176,21 @@ def dev_songs(dataset, config: dict, limit: int = 0, ungrouped: bool = False):
     return [dataset.examples[i] for i in dev], y[dev], groups[dev]
 
 
-def crossval(data, preset="default", branches=("fused",), overrides=(), folds: int = 5, seeds: int = 1,
-             cache: str | Path | None = ".cache/features", jobs: int = 2, ungrouped: bool = False, limit: int = 0,
-             probs: str | Path | None = None, label_map: str | None = None, log=print) -> dict:
+def crossval(
+    data,
+    preset="default",
+    branches=("fused",),
+    overrides=(),
+    folds: int = 5,
+    seeds: int = 1,
+    cache: str | Path | None = ".cache/features",
+    jobs: int = 2,
+    ungrouped: bool = False,
+    limit: int = 0,
+    probs: str | Path | None = None,
+    label_map: str | None = None,
+    log=print,
+) -> dict:
     """Cross-validate `branches` of `preset` on `data`; returns the report (`--json` writes it)."""
     from mer_tag.train.datasets import load_dataset
     from mer_tag.train.extract import FeatureCache
@@ -190,17 +207,26 @@ def crossval(data, preset="default", branches=("fused",), overrides=(), folds: i
     dataset = load_dataset(data, config.get("labels", {}).get("map"))
     examples, y, groups = dev_songs(dataset, config, limit, ungrouped)
     names = dataset.labels.names
-    report = {"preset": config.get("name"), "overrides": list(overrides),
-              "label_map": config.get("labels", {}).get("map"), "labels": list(names), "folds": folds, "seeds": seeds,
-              "grouped_by_artist": not ungrouped, "branches": {}}
+    report = {
+        "preset": config.get("name"),
+        "overrides": list(overrides),
+        "label_map": config.get("labels", {}).get("map"),
+        "labels": list(names),
+        "folds": folds,
+        "seeds": seeds,
+        "grouped_by_artist": not ungrouped,
+        "branches": {},
+    }
     feature_cache = FeatureCache(Path(cache) if cache else None)
     kind = "UNGROUPED" if ungrouped else "grouped"
     if "fused" in branches:
-        _fused_report(config, examples, y, groups, feature_cache, jobs, folds, seeds, len(names), probs, report, kind,
-                      log)
+        _fused_report(
+            config, examples, y, groups, feature_cache, jobs, folds, seeds, len(names), probs, report, kind, log
+        )
     for name in (b for b in branches if b != "fused"):
-        _branch_report(config, name, examples, y, groups, feature_cache, jobs, folds, seeds, len(names), report, kind,
-                       log)
+        _branch_report(
+            config, name, examples, y, groups, feature_cache, jobs, folds, seeds, len(names), report, kind, log
+        )
     return report
 
 
@@ -210,12 +236,17 @@ def _branch_report(config, name, examples, y, groups, cache, jobs, folds, seeds,
 
     items, _ = extract_branch(name, config, examples, cache, jobs, _quiet)
     have = [i for i, x in enumerate(items) if x is not None]
-    branch = make_branch(name, dict(config.get(name, {})), n_classes,
-                         config.get("audio", {}).get("features", {}).get("frontend", "logmel"))
+    branch = make_branch(
+        name,
+        dict(config.get(name, {})),
+        n_classes,
+        config.get("audio", {}).get("features", {}).get("frontend", "logmel"),
+    )
     started, scores = time.time(), {}
     for seed in range(seeds):
-        for key, values in crossval_branch(branch, [items[i] for i in have], y[have], groups[have], folds, seed,
-                                           n_classes).items():
+        for key, values in crossval_branch(
+            branch, [items[i] for i in have], y[have], groups[have], folds, seed, n_classes
+        ).items():
             scores.setdefault(key, []).extend(values)
     _record(report, name, len(have), scores, time.time() - started, folds, seeds, kind, log)
 
@@ -228,8 +259,9 @@ def _fused_report(config, examples, y, groups, cache, jobs, folds, seeds, n_clas
     features = {}
     for name in MODALITIES:
         off = name != "audio" and config.get(name, {}).get("enabled", True) is False  # not needed: not extracted
-        features[name] = [None] * len(examples) if off else extract_branch(name, config, examples, cache, jobs,
-                                                                             _quiet)[0]
+        features[name] = (
+            [None] * len(examples) if off else extract_branch(name, config, examples, cache, jobs, _quiet)[0]
+        )
     keep = [i for i, x in enumerate(features["audio"]) if x is not None]  # as `train`: no audio, no song
     features = {name: [items[i] for i in keep] for name, items in features.items()}
     y, groups = y[keep], groups[keep]
@@ -256,13 +288,17 @@ def _record(report: dict, key: str, songs: int, scores: dict, seconds: float, fo
     entry["mean"], entry["std"] = entry.get("macro_f1_mean", float("nan")), entry.get("macro_f1_std", float("nan"))
     report["branches"][key] = entry
     values = scores.get("macro_f1", [])
-    line = (f"{key}: {songs} songs, {folds}-fold × {seeds} {kind} CV macro-F1 {entry['mean']:.3f} ± {entry['std']:.3f}"
-            f"  ({' '.join(f'{s:.2f}' for s in values)}); accuracy {entry.get('accuracy_mean', float('nan')):.3f} ± "
-            f"{entry.get('accuracy_std', float('nan')):.3f}")
+    line = (
+        f"{key}: {songs} songs, {folds}-fold × {seeds} {kind} CV macro-F1 {entry['mean']:.3f} ± {entry['std']:.3f}"
+        f"  ({' '.join(f'{s:.2f}' for s in values)}); accuracy {entry.get('accuracy_mean', float('nan')):.3f} ± "
+        f"{entry.get('accuracy_std', float('nan')):.3f}"
+    )
     if "excerpt_macro_f1" in scores:
-        line += (f"; each excerpt alone: macro-F1 {entry['excerpt_macro_f1_mean']:.3f} ± "
-                 f"{entry['excerpt_macro_f1_std']:.3f}, accuracy {entry['excerpt_accuracy_mean']:.3f} ± "
-                 f"{entry['excerpt_accuracy_std']:.3f}")
+        line += (
+            f"; each excerpt alone: macro-F1 {entry['excerpt_macro_f1_mean']:.3f} ± "
+            f"{entry['excerpt_macro_f1_std']:.3f}, accuracy {entry['excerpt_accuracy_mean']:.3f} ± "
+            f"{entry['excerpt_accuracy_std']:.3f}"
+        )
     log(line)
 
 

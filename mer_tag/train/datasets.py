@@ -95,8 +95,17 @@ def read_mirex_layout(root: Path) -> Dataset:
             problems.append((str(audio), str(exc)))
             continue
         meta = info.get(audio.name, {})
-        examples.append(Example(audio.stem, audio, label, meta.get("artist"), meta.get("title"),
-                                lyrics.get(audio.stem), midis.get(audio.stem)))
+        examples.append(
+            Example(
+                audio.stem,
+                audio,
+                label,
+                meta.get("artist"),
+                meta.get("title"),
+                lyrics.get(audio.stem),
+                midis.get(audio.stem),
+            )
+        )
     return Dataset(root, "mirex", MIREX, examples, problems)
 
 
@@ -140,9 +149,19 @@ def read_4q_layout(root: Path) -> Dataset:
         except KeyError as exc:
             problems.append((str(audio[song]), str(exc.args[0])))
             continue
-        examples.append(Example(song, audio[song], label, row.get("Artist", "").strip() or None,
-                                row.get("Title", "").strip() or None, None, None,
-                                _tag_list(row.get("MoodsStr")), _tag_list(row.get("GenresStr"))))
+        examples.append(
+            Example(
+                song,
+                audio[song],
+                label,
+                row.get("Artist", "").strip() or None,
+                row.get("Title", "").strip() or None,
+                None,
+                None,
+                _tag_list(row.get("MoodsStr")),
+                _tag_list(row.get("GenresStr")),
+            )
+        )
     return Dataset(root, "4q", QUADRANTS, examples, problems)
 
 
@@ -167,11 +186,17 @@ def read_csv_layout(csv_path: Path) -> Dataset:
         if not row.get("label"):
             problems.append((str(path), "no label"))
             continue
-        examples.append(Example(
-            id=row["path"], audio_path=path, label=labels.index(row["label"]),
-            artist=(row.get("artist") or None), title=row.get("title") or None,
-            lyrics_path=_optional_path(base, row.get("lyrics_path")), midi_path=_optional_path(base, row.get("midi_path")),
-        ))
+        examples.append(
+            Example(
+                id=row["path"],
+                audio_path=path,
+                label=labels.index(row["label"]),
+                artist=(row.get("artist") or None),
+                title=row.get("title") or None,
+                lyrics_path=_optional_path(base, row.get("lyrics_path")),
+                midi_path=_optional_path(base, row.get("midi_path")),
+            )
+        )
     return Dataset(csv_path, "csv", labels, examples, problems)
 
 
@@ -182,9 +207,17 @@ def read_folder_layout(root: Path) -> Dataset:
         raise DatasetError(f"{root}: no Audio/ + clusters.txt, no labels.csv, and no label folders")
     labels = _label_set({d.name for d in label_dirs})
     examples = [
-        Example(str(track.path.relative_to(root)), track.path, labels.index(folder.name), None, None,
-                track.lyrics_path, track.midi_path)
-        for folder in label_dirs for track in walk([folder])
+        Example(
+            str(track.path.relative_to(root)),
+            track.path,
+            labels.index(folder.name),
+            None,
+            None,
+            track.lyrics_path,
+            track.midi_path,
+        )
+        for folder in label_dirs
+        for track in walk([folder])
     ]
     return Dataset(root, "folders", labels, examples)
 

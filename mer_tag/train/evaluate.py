@@ -26,8 +26,9 @@ def scores(y_true, probs: np.ndarray, names: tuple[str, ...]) -> dict:
         "n": int(len(y_true)),
         "accuracy": float((y_pred == y_true).mean()),
         "macro_f1": macro_f1(y_true, y_pred, len(names)),
-        "report": classification_report(y_true, y_pred, labels=labels, target_names=list(names),
-                                        output_dict=True, zero_division=0),
+        "report": classification_report(
+            y_true, y_pred, labels=labels, target_names=list(names), output_dict=True, zero_division=0
+        ),
         "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
 
@@ -94,8 +95,10 @@ def classification_text(metrics: dict) -> str:
             lines = [f"{model_name} / {set_name} (n={s['n']})", f"{'':>22} precision    recall  f1-score   support"]
             for label, row in s["report"].items():
                 if isinstance(row, dict):
-                    lines.append(f"{label:>22} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1-score']:9.3f} "
-                                 f"{int(row['support']):9d}")
+                    lines.append(
+                        f"{label:>22} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1-score']:9.3f} "
+                        f"{int(row['support']):9d}"
+                    )
             lines.append(f"{'accuracy':>22} {s['accuracy']:29.3f}")
             blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

@@ -72,7 +72,9 @@ class Features:
     problems: list = field(default_factory=list)  # (path, reason)
 
 
-def extract_audio(paths: list[Path], config: AudioConfig, cache: FeatureCache, jobs: int, progress) -> tuple[list, list]:
+def extract_audio(
+    paths: list[Path], config: AudioConfig, cache: FeatureCache, jobs: int, progress
+) -> tuple[list, list]:
     """Chunk features (or a frozen front-end's window embeddings of them) per file, None for a file a scan
     would reject; (features, problems)."""
     from mer_tag.models import FROZEN_FRONTENDS, check_frontend_features, frontend_sha256
@@ -117,8 +119,9 @@ def _frozen_embedder(frontend: str):
     return embed_features
 
 
-def extract_lyrics(tracks: list[Track], config: LyricsConfig, frozen: bool, pooling: str, cache: FeatureCache,
-                   progress) -> tuple[list, list]:
+def extract_lyrics(
+    tracks: list[Track], config: LyricsConfig, frozen: bool, pooling: str, cache: FeatureCache, progress
+) -> tuple[list, list]:
     """Per song: the frozen encoder's song embedding [hidden] (frozen) or token windows (fine-tuning), from
     the lyrics a scan would find (the sidecar file, else the audio's tags); None for a song without."""
     import torch
@@ -180,11 +183,17 @@ def extract_branch(name: str, config: dict, examples, cache: FeatureCache, jobs:
     section = config.get(name, {})
     settings = section.get("features", {})
     if name == "audio":
-        return extract_audio([e.audio_path for e in examples], config_from_json(AudioConfig, settings), cache, jobs,
-                             progress)
+        return extract_audio(
+            [e.audio_path for e in examples], config_from_json(AudioConfig, settings), cache, jobs, progress
+        )
     tracks = [Track(e.audio_path, e.lyrics_path, e.midi_path) for e in examples]
     if name == "lyrics":
-        return extract_lyrics(tracks, config_from_json(LyricsConfig, settings),
-                              section.get("encoder", "frozen") != "finetune",
-                              section.get("model", {}).get("pooling", "mean"), cache, progress)
+        return extract_lyrics(
+            tracks,
+            config_from_json(LyricsConfig, settings),
+            section.get("encoder", "frozen") != "finetune",
+            section.get("model", {}).get("pooling", "mean"),
+            cache,
+            progress,
+        )
     return extract_midi(tracks, config_from_json(MidiConfig, settings), progress)

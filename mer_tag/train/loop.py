@@ -33,8 +33,19 @@ class History:
     best_epoch: int = 0
 
 
-def fit(model, items: list, targets: np.ndarray, collate, config: LoopConfig, val_items=None, val_targets=None,
-        n_classes: int | None = None, progress=None, desc: str = "train", forward=None) -> History:
+def fit(
+    model,
+    items: list,
+    targets: np.ndarray,
+    collate,
+    config: LoopConfig,
+    val_items=None,
+    val_targets=None,
+    n_classes: int | None = None,
+    progress=None,
+    desc: str = "train",
+    forward=None,
+) -> History:
     """Train `model` in place; with validation data, keep the weights of the best epoch (macro-F1, then loss).
 
     `forward` is what a batch's inputs are fed to (default: the model itself), e.g. a fine-tuned lyrics
@@ -54,11 +65,14 @@ def fit(model, items: list, targets: np.ndarray, collate, config: LoopConfig, va
     opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_class(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(items) / config.batch_size)
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
-                 if config.schedule == "cosine" else None)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
+        if config.schedule == "cosine"
+        else None
+    )
     history, best_score, best_state, stale = History(), None, None, 0
     epochs = range(1, config.epochs + 1)
-    for epoch in (progress(epochs, total=config.epochs, desc=desc) if progress else epochs):
+    for epoch in progress(epochs, total=config.epochs, desc=desc) if progress else epochs:
         model.train()
         order = rng.permutation(len(items))
         total_loss, correct = 0.0, 0

@@ -75,9 +75,15 @@ def audio_views(probe: str, mel) -> list[np.ndarray]:
         if probe == "tag-logits":
             return [Musicnn.load().output(embeddings).numpy()]
         if probe == "offsets":
-            return [student.pool(layers[-1], student.window_bounds(
-                [start + WINDOW_S * i for i in range(10 if start == 0 else 9)], layers[-1].shape[2])).numpy()
-                for start in OFFSETS_S]
+            return [
+                student.pool(
+                    layers[-1],
+                    student.window_bounds(
+                        [start + WINDOW_S * i for i in range(10 if start == 0 else 9)], layers[-1].shape[2]
+                    ),
+                ).numpy()
+                for start in OFFSETS_S
+            ]
         return [embeddings.numpy()]
 
 
@@ -85,8 +91,13 @@ def mean_max(features, bounds, scale: int) -> np.ndarray:
     """[B, C, steps] → [B, windows, 2C]: mean and max over each window's steps."""
     import torch
 
-    return torch.stack([torch.cat([features[:, :, a * scale:b * scale].mean(2), features[:, :, a * scale:b * scale].amax(2)], 1)
-                        for a, b in bounds], 1).numpy()
+    return torch.stack(
+        [
+            torch.cat([features[:, :, a * scale : b * scale].mean(2), features[:, :, a * scale : b * scale].amax(2)], 1)
+            for a, b in bounds
+        ],
+        1,
+    ).numpy()
 
 
 def audio_probe(probe: str, mel, y, groups, config, seeds: int) -> list[float]:
@@ -94,16 +105,18 @@ def audio_probe(probe: str, mel, y, groups, config, seeds: int) -> list[float]:
 
     views = audio_views(probe, mel)
     if probe == "finetune":
-        return grouped_scores(y, groups, seeds,
-                              lambda fit, stop, held, seed: finetune(mel, views[0], y, fit, stop, held, seed, config))
+        return grouped_scores(
+            y, groups, seeds, lambda fit, stop, held, seed: finetune(mel, views[0], y, fit, stop, held, seed, config)
+        )
     section = copy.deepcopy(config["audio"])
     section.setdefault("model", {})["embed_dim"] = views[0].shape[-1]
     branch = make_branch("audio", section, 5, "musicnn_student")
 
     def fit_predict(fit, stop, held, seed):
         train_items = [view[i][None] for view in views for i in fit]  # every view of a song is one more example
-        model, _ = branch.train(train_items, np.tile(y[fit], len(views)), [views[0][i][None] for i in stop], y[stop],
-                                5, seed, None)
+        model, _ = branch.train(
+            train_items, np.tile(y[fit], len(views)), [views[0][i][None] for i in stop], y[stop], 5, seed, None
+        )
         log_probs = [np.log(branch.predict(model, [view[i][None] for i in held])) for view in views]
         return np.mean(log_probs, 0).argmax(1)
 
@@ -121,8 +134,9 @@ def finetune(mel, embeddings, y, fit, stop, held, seed, config, epochs: int = 12
 
     student = MusicnnStudent.load()  # a fresh copy per fold: fine-tuning changes it
     branch = make_branch("audio", copy.deepcopy(config["audio"]), 5, "musicnn_student")
-    head, _ = branch.train([embeddings[i][None] for i in fit], y[fit], [embeddings[i][None] for i in stop], y[stop],
-                           5, seed, None)
+    head, _ = branch.train(
+        [embeddings[i][None] for i in fit], y[fit], [embeddings[i][None] for i in stop], y[stop], 5, seed, None
+    )
 
     def predict(idx):
         student.eval(), head.eval()
@@ -132,8 +146,10 @@ def finetune(mel, embeddings, y, fit, stop, held, seed, config, epochs: int = 12
     torch.manual_seed(seed)
     rng, crop = np.random.default_rng(seed), int(24 / student.frame_seconds)
     weights = torch.tensor(len(fit) / (5 * np.maximum(np.bincount(y[fit], minlength=5), 1)), dtype=torch.float32)
-    optimizer = torch.optim.AdamW([{"params": student.parameters(), "lr": student_lr},
-                                   {"params": head.parameters(), "lr": 3e-4}], weight_decay=1e-2)
+    optimizer = torch.optim.AdamW(
+        [{"params": student.parameters(), "lr": student_lr}, {"params": head.parameters(), "lr": 3e-4}],
+        weight_decay=1e-2,
+    )
     best = (macro_f1(y[stop], predict(stop), 5), copy.deepcopy(student.state_dict()), copy.deepcopy(head.state_dict()))
     for _ in range(epochs):
         student.train(), head.train()
@@ -142,9 +158,10 @@ def finetune(mel, embeddings, y, fit, stop, held, seed, config, epochs: int = 12
                 module.eval()
         order = rng.permutation(fit)
         for b in range(0, len(order), 32):
-            idx, start = order[b:b + 32], rng.integers(0, mel.shape[2] - crop + 1)
-            loss = torch.nn.functional.cross_entropy(head(student(mel[idx][:, :, start:start + crop])),
-                                                     torch.from_numpy(y[idx]), weight=weights)
+            idx, start = order[b : b + 32], rng.integers(0, mel.shape[2] - crop + 1)
+            loss = torch.nn.functional.cross_entropy(
+                head(student(mel[idx][:, :, start : start + crop])), torch.from_numpy(y[idx]), weight=weights
+            )
             optimizer.zero_grad(), loss.backward(), optimizer.step()
         score = macro_f1(y[stop], predict(stop), 5)
         if score > best[0]:
@@ -162,8 +179,9 @@ def student_mels(data: str, config, jobs: int, cache: str | Path = ".cache/featu
 
     dataset, y, groups, dev = dev_songs(data, config)
     logmel = {"audio": {"features": {**config["audio"]["features"], "frontend": "logmel"}}}  # not its embeddings
-    items, _ = extract_branch("audio", logmel, [dataset.examples[i] for i in dev], FeatureCache(Path(cache)), jobs,
-                              lambda it, **kw: it)
+    items, _ = extract_branch(
+        "audio", logmel, [dataset.examples[i] for i in dev], FeatureCache(Path(cache)), jobs, lambda it, **kw: it
+    )
     ok = [j for j, x in enumerate(items) if x is not None]
     mel = np.stack([items[j][0] for j in ok]).astype(np.float32)
     return torch.from_numpy(mel), np.asarray(dev)[ok], y, groups
@@ -185,8 +203,9 @@ def lyrics_states(dataset, songs) -> np.ndarray:
     bert, pools = classifier.encoder, []
     with torch.inference_mode():
         for i in songs:
-            window = lyrics_windows(clean_lyrics(read_lyrics_file(dataset.examples[i].lyrics_path)), tokenizer,
-                                    LyricsConfig())
+            window = lyrics_windows(
+                clean_lyrics(read_lyrics_file(dataset.examples[i].lyrics_path)), tokenizer, LyricsConfig()
+            )
             ids, mask = torch.from_numpy(window["input_ids"][:1]), torch.from_numpy(window["attention_mask"][:1])
             x, keep, weights = bert.embeddings(ids), mask[:, None, None, :].bool(), mask.unsqueeze(-1).float()
             per_layer = [(x * weights).sum(1) / weights.sum(1)]
@@ -200,9 +219,13 @@ def lyrics_states(dataset, songs) -> np.ndarray:
 def lyrics_probe(probe: str, states, texts, y, groups, config, seeds: int) -> list[float]:
     from mer_tag.train.branches import make_branch
 
-    pooled = {"last-layer": states[:, 6], "layer5": states[:, 5], "layers4-6": states[:, 4:].mean(1),
-              "layers5+6": np.concatenate([states[:, 5], states[:, 6]], 1),
-              "l2": states[:, 6] / np.linalg.norm(states[:, 6], axis=1, keepdims=True)}
+    pooled = {
+        "last-layer": states[:, 6],
+        "layer5": states[:, 5],
+        "layers4-6": states[:, 4:].mean(1),
+        "layers5+6": np.concatenate([states[:, 5], states[:, 6]], 1),
+        "l2": states[:, 6] / np.linalg.norm(states[:, 6], axis=1, keepdims=True),
+    }
     features = pooled.get(probe, states[:, 6]).astype(np.float32)
     section = copy.deepcopy(config["lyrics"])
     section["model"] = {**section.get("model", {}), "hidden": features.shape[1]}
@@ -244,23 +267,37 @@ def fusion_probes(path: str) -> dict[str, list[float]]:
     from mer_tag.train.run import MODALITIES, fit_fusion
 
     saved = np.load(path)
-    y, scores = saved["labels"], {}
+    y = saved["labels"]
+    scores: dict = {}
     for fold in sorted({m.group(1) for m in (re.match(r"(s\d+f\d+)_fused_held$", k) for k in saved.files) if m}):
         seed, k = (int(n) for n in re.findall(r"\d+", fold))
-        rows = {part: {b: {int(r[0]): r[1:] for r in saved[f"{fold}_{b}_{part}"]} if f"{fold}_{b}_{part}" in saved
-                       else {} for b in MODALITIES} for part in ("oof", "held")}
+        rows = {
+            part: {
+                b: {int(r[0]): r[1:] for r in saved[f"{fold}_{b}_{part}"]} if f"{fold}_{b}_{part}" in saved else {}
+                for b in MODALITIES
+            }
+            for part in ("oof", "held")
+        }
         train, held = sorted(rows["oof"]["audio"]), sorted(rows["held"]["audio"])
         fusion, model = fit_fusion({}, rows["oof"], train, y, 5, seed + k)
-        held_items = fusion_items({b: [rows["held"][b].get(i) for i in held] for b in MODALITIES}, MODALITIES, 5, False)[0]
-        scores.setdefault("shipped fusion (refit)", []).append(macro_f1(y[held], fusion.predict(model, held_items).argmax(1), 5))
+        held_items = fusion_items(
+            {b: [rows["held"][b].get(i) for i in held] for b in MODALITIES}, MODALITIES, 5, False
+        )[0]
+        scores.setdefault("shipped fusion (refit)", []).append(
+            macro_f1(y[held], fusion.predict(model, held_items).argmax(1), 5)
+        )
         train_x, source = flat_inputs(rows["oof"], train, subsets=True)
         held_x, _ = flat_inputs(rows["held"], held, subsets=False)
         for c in (0.1, 1.0):
-            lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(train_x, y[np.asarray(train)[source]])
+            lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(
+                train_x, y[np.asarray(train)[source]]
+            )
             scores.setdefault(f"logistic regression C={c}", []).append(macro_f1(y[held], lr.predict(held_x), 5))
         grid = [(1.0, wl, wm) for wl in (0.25, 0.5, 0.75, 1.0, 1.5) for wm in (0.0, 0.25, 0.5, 1.0)]
         best = max(grid, key=lambda w: macro_f1(y[train], product(rows["oof"], train, w).argmax(1), 5))
-        scores.setdefault("weighted product", []).append(macro_f1(y[held], product(rows["held"], held, best).argmax(1), 5))
+        scores.setdefault("weighted product", []).append(
+            macro_f1(y[held], product(rows["held"], held, best).argmax(1), 5)
+        )
     return scores
 
 
@@ -299,8 +336,14 @@ def dev_songs(data: str, config):
     return dataset, y, groups, sorted(split["train"] + split["val"])
 
 
-def run_probes(data: str | None, fusion_probs: str | None, probes: list[str] | None, seeds: int, jobs: int,
-               cache: str | Path = ".cache/features") -> None:
+def run_probes(
+    data: str | None,
+    fusion_probs: str | None,
+    probes: list[str] | None,
+    seeds: int,
+    jobs: int,
+    cache: str | Path = ".cache/features",
+) -> None:
     """Print one line per probe: macro-F1 mean ± spread over 5 grouped folds × `seeds`."""
     import torch
 
@@ -325,11 +368,15 @@ def run_probes(data: str | None, fusion_probs: str | None, probes: list[str] | N
         states = lyrics_states(dataset, songs)
         texts = [clean_lyrics(read_lyrics_file(dataset.examples[i].lyrics_path)) for i in songs]
         for probe in (p for p in probes if p in LYRICS_PROBES):
-            report("lyrics", probe, len(songs), lyrics_probe(probe, states, texts, y[songs], groups[songs], config,
-                                                             seeds))
+            report(
+                "lyrics", probe, len(songs), lyrics_probe(probe, states, texts, y[songs], groups[songs], config, seeds)
+            )
 
 
 def report(branch: str, probe: str, songs: int, scores: list[float]) -> None:
     songs_text = f"{songs} songs, " if songs else ""
-    print(f"{branch} {probe}: {songs_text}grouped CV macro-F1 {np.mean(scores):.3f} ± {np.std(scores):.3f} "
-          f"({len(scores)} folds)", flush=True)
+    print(
+        f"{branch} {probe}: {songs_text}grouped CV macro-F1 {np.mean(scores):.3f} ± {np.std(scores):.3f} "
+        f"({len(scores)} folds)",
+        flush=True,
+    )

@@ -54,9 +54,19 @@ class TrainResult:
     seconds: float
 
 
-def train(data: str | Path, preset: str | Path = "default", out: str | Path = "runs/default", cache: str | Path | None = None,
-          jobs: int = 2, seed: int = 0, limit: int = 0, epochs: int = 0, progress: bool = True,
-          log=print, label_map: str | None = None) -> TrainResult:
+def train(
+    data: str | Path,
+    preset: str | Path = "default",
+    out: str | Path = "runs/default",
+    cache: str | Path | None = None,
+    jobs: int = 2,
+    seed: int = 0,
+    limit: int = 0,
+    epochs: int = 0,
+    progress: bool = True,
+    log=print,
+    label_map: str | None = None,
+) -> TrainResult:
     """Train every branch and the fusion on `data`, write the bundle, metrics, plots and model card to `out`.
     `label_map` (e.g. 'valence') relabels the dataset; it overrides a preset's `[labels] map`."""
     import torch
@@ -101,8 +111,10 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
     y = np.array([e.label for e in examples])
     groups = [artist_group(e.artist, e.id) for e in examples]
     split = preset_split(y, groups, config, seed)
-    _fs.write_text(out / "split.json", json.dumps(
-        {name: [examples[i].id for i in idx] for name, idx in split.items()}, indent=1) + "\n")
+    _fs.write_text(
+        out / "split.json",
+        json.dumps({name: [examples[i].id for i in idx] for name, idx in split.items()}, indent=1) + "\n",
+    )
     log("split: " + ", ".join(f"{k} {len(v)}" for k, v in split.items()) + " songs (grouped by artist)")
 
     trainers, branch_models, histories, metrics, oof = {}, {}, {}, {}, {}
@@ -114,41 +126,55 @@ def train(data: str | Path, preset: str | Path = "default", out: str | Path = "r
         if skipped:
             log(f"{name}: {skipped}; branch skipped")
             continue
-        made = fit_recipe_branch(config, name, features[name], y, groups, split["train"], split["val"], seed,
-                                 len(names), epochs, bar)
+        made = fit_recipe_branch(
+            config, name, features[name], y, groups, split["train"], split["val"], seed, len(names), epochs, bar
+        )
         branch, history, oof[name] = made.trainer, made.history, made.oof
         trainers[name], branch_models[name], histories[name] = branch, made.model, history
         scored = [made.single, made.model] if made.model is not made.single else [made.model]  # one, then the mean
         for model in scored:
-            probs = {s: branch.predict(model, [features[name][i] for i in idx]) if idx else np.zeros((0, len(names)))
-                     for s, idx in present.items()}
+            probs = {
+                s: branch.predict(model, [features[name][i] for i in idx]) if idx else np.zeros((0, len(names)))
+                for s, idx in present.items()
+            }
             metrics[name] = {s: _scores(y[present[s]], probs[s], names) for s in ("val", "test")}
             if model is not made.model:
-                log(f"{name}: one model's test macro-F1 {metrics[name]['test'].get('macro_f1', float('nan')):.3f}; "
-                    f"the mean of it and its {len(made.fold_models)} fold models:")
-        log(f"{name}: best epoch {history.best_epoch}, "
+                log(
+                    f"{name}: one model's test macro-F1 {metrics[name]['test'].get('macro_f1', float('nan')):.3f}; "
+                    f"the mean of it and its {len(made.fold_models)} fold models:"
+                )
+        log(
+            f"{name}: best epoch {history.best_epoch}, "
             f"val macro-F1 {metrics[name]['val'].get('macro_f1', float('nan')):.3f}, "
-            f"test macro-F1 {metrics[name]['test'].get('macro_f1', float('nan')):.3f}")
+            f"test macro-F1 {metrics[name]['test'].get('macro_f1', float('nan')):.3f}"
+        )
 
-    fusion_model, fusion_metrics = _train_fusion(config.get("fusion", {}), oof, trainers, branch_models, features,
-                                                  split, y, names, seed)
+    fusion_model, fusion_metrics = _train_fusion(
+        config.get("fusion", {}), oof, trainers, branch_models, features, split, y, names, seed
+    )
     metrics["fusion"] = fusion_metrics
     if config.get("final", {}).get("refit_all", False):
         log("refitting every branch and the fusion on all songs, with the epoch counts chosen above")
-        branch_models, fusion_model = _refit_all(config.get("fusion", {}), trainers, histories, features, y, groups,
-                                                 n_folds, seed, len(names), ensembled)
+        branch_models, fusion_model = _refit_all(
+            config.get("fusion", {}), trainers, histories, features, y, groups, n_folds, seed, len(names), ensembled
+        )
     bundle = bundle_io.Bundle(
-        name=str(config.get("model_name", config["name"])), labels=dataset.labels, audio_config=audio_config,
-        lyrics_config=lyrics_config, midi_config=midi_config,
+        name=str(config.get("model_name", config["name"])),
+        labels=dataset.labels,
+        audio_config=audio_config,
+        lyrics_config=lyrics_config,
+        midi_config=midi_config,
         models={**branch_models, "fusion": fusion_model},
         card=_card(config, dataset, examples, split, metrics, histories, problems, started, data),
     )
     model_dir = bundle_io.save(bundle, out / "model")
     _write_reports(out, bundle, metrics, histories, names, problems)
     seconds = time.time() - started
-    log(f"done in {seconds / 60:.1f} min: "
+    log(
+        f"done in {seconds / 60:.1f} min: "
         f"fused test macro-F1 {metrics['fusion']['test'].get('macro_f1', float('nan')):.3f}; "
-        f"model in {model_dir}")
+        f"model in {model_dir}"
+    )
     return TrainResult(out, model_dir, metrics, seconds)
 
 
@@ -192,8 +218,9 @@ def fit_recipe_branch(config, name, items, y, groups, fit, stop, seed, n_classes
         section["epochs"] = epochs
     frontend = config.get("audio", {}).get("features", {}).get("frontend", "logmel")
     branch = make_branch(name, section, n_classes, frontend)
-    model, history, fold_models, oof = fit_branch(branch, items, y, groups, fit, stop,
-                                                  config.get("fusion", {}).get("folds", 5), seed, n_classes, progress)
+    model, history, fold_models, oof = fit_branch(
+        branch, items, y, groups, fit, stop, config.get("fusion", {}).get("folds", 5), seed, n_classes, progress
+    )
     shipped = model
     if name in set(config.get("final", {}).get("ensemble", [])) and fold_models:
         shipped = combine([model, *fold_models])
@@ -204,8 +231,9 @@ def fit_branch(branch, items, y, groups, fit, stop, n_folds, seed, n_classes, pr
     """One branch as a run makes it: trained on the `fit` songs, early-stopped on `stop`, then refit on grouped
     folds of `fit` for the epochs chosen. Returns (model, history, fold models, song → out-of-fold
     probabilities over fit + stop: what the fusion learns from)."""
-    model, history = branch.train([items[i] for i in fit], y[fit], [items[i] for i in stop], y[stop], n_classes, seed,
-                                  progress)
+    model, history = branch.train(
+        [items[i] for i in fit], y[fit], [items[i] for i in stop], y[stop], n_classes, seed, progress
+    )
     oof, fold_models = cross_fit(branch, items, y, fit, groups, history.best_epoch, n_folds, seed, n_classes)
     oof.update(zip(stop, branch_probs(branch, model, items, stop)))
     return model, history, fold_models, oof
@@ -223,8 +251,9 @@ def cross_fit(branch, items, y, idx, groups, epochs, n_folds, seed, n_classes) -
     models: list = []
     for k, held in enumerate(grouped_folds(y[idx], np.asarray(groups)[idx], n_folds, seed)):
         fit_idx = idx[np.setdiff1d(np.arange(len(idx)), held)]
-        model, _ = branch.train([items[i] for i in fit_idx], y[fit_idx], None, None, n_classes, seed + 100 + k,
-                                None, epochs=max(1, epochs))
+        model, _ = branch.train(
+            [items[i] for i in fit_idx], y[fit_idx], None, None, n_classes, seed + 100 + k, None, epochs=max(1, epochs)
+        )
         out.update(zip(idx[held], branch.predict(model, [items[i] for i in idx[held]])))
         models.append(model)
     return out, models
@@ -241,8 +270,9 @@ def _refit_all(section, trainers, histories, features, y, groups, n_folds, seed,
     for name, branch in trainers.items():
         have = [i for i in everything if features[name][i] is not None]
         epochs = max(1, histories[name].best_epoch)
-        models[name], _ = branch.train([features[name][i] for i in have], y[have], None, None, n_classes, seed,
-                                       None, epochs=epochs)
+        models[name], _ = branch.train(
+            [features[name][i] for i in have], y[have], None, None, n_classes, seed, None, epochs=epochs
+        )
         oof[name], fold_models = cross_fit(branch, features[name], y, have, groups, epochs, n_folds, seed, n_classes)
         if name in ensembled:
             models[name] = combine([models[name], *fold_models])
@@ -267,9 +297,19 @@ def _train_fusion(section, oof, trainers, branch_models, features, split, y, nam
 
 def fit_fusion(section, oof, idx, y, n_classes, seed):
     """The fusion trainer and model, fitted on the out-of-fold probabilities of the songs in `idx`."""
-    fusion = make_branch("fusion", {"epochs": 300, "batch_size": 64, "lr": 1e-2, "weight_decay": 1e-3,
-                                    "optimizer": "adamw", **section,
-                                    "model": {"branches": list(MODALITIES), **section.get("model", {})}}, n_classes)
+    fusion = make_branch(
+        "fusion",
+        {
+            "epochs": 300,
+            "batch_size": 64,
+            "lr": 1e-2,
+            "weight_decay": 1e-3,
+            "optimizer": "adamw",
+            **section,
+            "model": {"branches": list(MODALITIES), **section.get("model", {})},
+        },
+        n_classes,
+    )
     fit_idx = [i for i in idx if i in oof.get("audio", {})]
     fit_probs = {b: [oof.get(b, {}).get(i) for i in fit_idx] for b in MODALITIES}
     items, source = fusion_items(fit_probs, MODALITIES, n_classes, subsets=True)
@@ -324,14 +364,23 @@ def _card(config, dataset, examples, split, metrics, histories, problems, starte
     return {
         "version": __version__,
         "preset": config,
-        "data": {"root": str(Path(data)), "layout": dataset.layout, "songs": len(examples),
-                 "with_lyrics_file": sum(e.lyrics_path is not None for e in examples),
-                 "with_midi_file": sum(e.midi_path is not None for e in examples),
-                 "split_sizes": {k: len(v) for k, v in split.items()}, "problems": len(problems)},
-        "metrics": {m: {s: {k: v for k, v in d.items() if k in ("n", "accuracy", "macro_f1")} for s, d in per.items()}
-                    for m, per in metrics.items()},
+        "data": {
+            "root": str(Path(data)),
+            "layout": dataset.layout,
+            "songs": len(examples),
+            "with_lyrics_file": sum(e.lyrics_path is not None for e in examples),
+            "with_midi_file": sum(e.midi_path is not None for e in examples),
+            "split_sizes": {k: len(v) for k, v in split.items()},
+            "problems": len(problems),
+        },
+        "metrics": {
+            m: {s: {k: v for k, v in d.items() if k in ("n", "accuracy", "macro_f1")} for s, d in per.items()}
+            for m, per in metrics.items()
+        },
         "best_epochs": {b: h.best_epoch for b, h in histories.items()},
-        "refit_all": bool(config.get("final", {}).get("refit_all", False)),  # weights from all songs, metrics from the split
+        "refit_all": bool(
+            config.get("final", {}).get("refit_all", False)
+        ),  # weights from all songs, metrics from the split
         "command": "mer-tag " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if "train" in sys.argv else None,
         "trained_seconds": round(time.time() - started, 1),
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
@@ -345,7 +394,9 @@ def _write_reports(out: Path, bundle, metrics, histories, names, problems) -> No
     for model_name, per_set in metrics.items():
         for set_name, s in per_set.items():
             if s.get("n"):
-                plot_confusion(s["confusion"], names, f"{model_name} ({set_name})", out / f"confusion-{model_name}-{set_name}.png")
+                plot_confusion(
+                    s["confusion"], names, f"{model_name} ({set_name})", out / f"confusion-{model_name}-{set_name}.png"
+                )
     for name, history in histories.items():
         if history.epochs:
             plot_curves(history.epochs, name, out / f"curves-{name}.png")
@@ -353,15 +404,34 @@ def _write_reports(out: Path, bundle, metrics, histories, names, problems) -> No
     _fs.write_text(out / "classification-report.txt", classification_text(metrics))
     card = bundle.card
     lines = [
-        f"# Model card: {bundle.name}", "",
+        f"# Model card: {bundle.name}",
+        "",
         f"Preset `{card['preset']['name']}`; trained on {card['data']['songs']} songs from `{card['data']['root']}` "
-        f"({card['data']['layout']} layout); split {card['data']['split_sizes']} (artist-grouped, seeded).", "",
-        "## Metrics", "", report_table(metrics), "",
-        "## Hyper-parameters", "", "```json", json.dumps(card["preset"], indent=1), "```", "",
+        f"({card['data']['layout']} layout); split {card['data']['split_sizes']} (artist-grouped, seeded).",
+        "",
+        "## Metrics",
+        "",
+        report_table(metrics),
+        "",
+        "## Hyper-parameters",
+        "",
+        "```json",
+        json.dumps(card["preset"], indent=1),
+        "```",
+        "",
         f"Best epochs (validation macro-F1): {card['best_epochs']}."
-        + (" The saved weights were then refit on every song with those epoch counts; the metrics above are"
-           " from the split, where the test artists were never seen." if card.get("refit_all") else ""), "",
-        "## Reproduce", "", f"`{card['command'] or 'mer-tag train --preset ' + card['preset']['name']}`", "",
-        f"Skipped or degraded inputs: {len(problems)} (see problems.txt).", "",
+        + (
+            " The saved weights were then refit on every song with those epoch counts; the metrics above are"
+            " from the split, where the test artists were never seen."
+            if card.get("refit_all")
+            else ""
+        ),
+        "",
+        "## Reproduce",
+        "",
+        f"`{card['command'] or 'mer-tag train --preset ' + card['preset']['name']}`",
+        "",
+        f"Skipped or degraded inputs: {len(problems)} (see problems.txt).",
+        "",
     ]
     _fs.write_text(out / "model-card.md", "\n".join(lines))

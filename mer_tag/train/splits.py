@@ -49,19 +49,30 @@ def grouped_holdout(labels, groups, fraction: float, seed: int) -> tuple[np.ndar
 def make_split(labels, groups, test_fraction: float, val_fraction: float, seed: int) -> dict[str, list[int]]:
     """train / val / test index lists. val (early stopping, fusion) is taken from what test leaves."""
     labels, groups = np.asarray(labels), np.asarray(groups)
-    dev, test = grouped_holdout(labels, groups, test_fraction, seed) if test_fraction > 0 else (
-        np.arange(len(labels)), np.array([], dtype=int))
+    dev, test = (
+        grouped_holdout(labels, groups, test_fraction, seed)
+        if test_fraction > 0
+        else (np.arange(len(labels)), np.array([], dtype=int))
+    )
     inner_train, inner_val = grouped_holdout(labels[dev], groups[dev], val_fraction / (1 - test_fraction), seed + 1)
-    return {"train": sorted(dev[inner_train].tolist()), "val": sorted(dev[inner_val].tolist()),
-            "test": sorted(test.tolist())}
+    return {
+        "train": sorted(dev[inner_train].tolist()),
+        "val": sorted(dev[inner_val].tolist()),
+        "test": sorted(test.tolist()),
+    }
 
 
 def preset_split(labels, groups, config: dict, seed: int = 0) -> dict[str, list[int]]:
     """The split a preset's `[split]` section asks for (`mer-tag train --seed` adds to its seed): train,
     cross-validation and distillation all call this, so they agree on which artists are the test."""
     section = config.get("split", {})
-    return make_split(labels, groups, section.get("test_fraction", 0.2), section.get("val_fraction", 0.1),
-                      seed + section.get("seed", 0))
+    return make_split(
+        labels,
+        groups,
+        section.get("test_fraction", 0.2),
+        section.get("val_fraction", 0.1),
+        seed + section.get("seed", 0),
+    )
 
 
 def _random_groups(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
