@@ -59,11 +59,11 @@ def crossval(
 
     Examples:
 
-      mer-tag crossval --data ../shared/datasets/mirex-mood --branch fused --seeds 3 --probs cv.npz
+      mer-tag crossval --data ~/datasets/mirex-mood --branch fused --seeds 3 --probs cv.npz
 
-      mer-tag crossval --data ../shared/datasets/mirex-mood --branch midi --set midi.epochs=80
+      mer-tag crossval --data ~/datasets/mirex-mood --branch midi --set midi.epochs=80
 
-      mer-tag crossval --data ../shared/datasets/4q-emotion --preset wijaya2021-cnn --branch audio --label-map valence
+      mer-tag crossval --data ~/datasets/4q-emotion --preset wijaya2021-cnn --branch audio --label-map valence
     """
     import torch
 
