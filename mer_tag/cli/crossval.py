@@ -57,13 +57,15 @@ def crossval(
     """Score a preset by artist-grouped k-fold CV over its split's train + val songs (its test artists never
     heard): macro-F1 and accuracy per fold, mean and spread.
 
+    `fused` cross-validates the whole recipe as `mer-tag train` runs it; see docs/training.md.
+
     Examples:
 
-      mer-tag crossval --data ~/datasets/mirex-mood --branch fused --seeds 3 --probs cv.npz
+      mer-tag crossval --data ~/datasets/mirex-mood -b fused --probs cv.npz
 
-      mer-tag crossval --data ~/datasets/mirex-mood --branch midi --set midi.epochs=80
+      mer-tag crossval --data ~/datasets/mirex-mood -b midi --set midi.epochs=80
 
-      mer-tag crossval --data ~/datasets/4q-emotion --preset wijaya2021-cnn --branch audio --label-map valence
+      mer-tag crossval --data ~/datasets/4q-emotion -b audio --label-map valence
     """
     import torch
 
