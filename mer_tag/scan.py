@@ -64,7 +64,6 @@ def scan(
     the rows (checked before anything loads); the process is left as it was found: the CLI, not this
     function, tunes threads and memory.
     """
-    from mer_tag import bundle as bundle_io
     from mer_tag import engines
     from mer_tag.progress import ScanFeedback
 
@@ -73,7 +72,7 @@ def scan(
     runner = engines.create(
         engine, model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop, address=address
     )  # reads the card only; unknown names fail here, before any work
-    card = bundle_io.read_card(model)  # its name@version tells which earlier rows still stand
+    card = runner.card  # its name@version tells which earlier rows still stand
     feedback = ScanFeedback(progress, started, rows_on_stdout=str(out) == "-")
     try:
         feedback.stage("finding tracks…")

@@ -232,12 +232,12 @@ def tiny_4q(tmp_path_factory):
     return write_4q_dataset(tmp_path_factory.mktemp("4q") / "data", per_quadrant=2, seconds=3.0)
 
 
-@pytest.mark.parametrize("preset", ["wijaya2021-cnn", "wijaya2021-crnn"])
-def test_wijaya_presets_train_one_tiny_epoch_then_load_and_predict(preset, tiny_4q, tmp_path):
-    result = train(
-        tiny_4q,
+def train_tiny_valence(data, preset: str, out):
+    """One epoch of `preset` on the tiny 4Q set, relabelled to valence."""
+    return train(
+        data,
         preset=preset,
-        out=tmp_path / "run",
+        out=out,
         cache=None,
         jobs=1,
         epochs=1,
@@ -245,6 +245,11 @@ def test_wijaya_presets_train_one_tiny_epoch_then_load_and_predict(preset, tiny_
         log=lambda msg: None,
         label_map="valence",
     )
+
+
+@pytest.mark.parametrize("preset", ["wijaya2021-cnn", "wijaya2021-crnn"])
+def test_wijaya_presets_train_one_tiny_epoch_then_load_and_predict(preset, tiny_4q, tmp_path):
+    result = train_tiny_valence(tiny_4q, preset, tmp_path / "run")
     model = bundle_io.load(result.model_dir)
     assert model.card["preset"]["name"] == preset and model.card["preset"]["labels"]["map"] == "valence"
     assert model.labels.names == ("Positive", "Negative") and set(model.models) == {"audio", "fusion"}
@@ -270,17 +275,7 @@ def test_the_default_recipe_trains_on_audio_alone_when_songs_have_no_lyrics_or_m
 def test_eval_relabels_the_data_with_the_models_own_map(tiny_4q, tmp_path):
     from mer_tag.evaluate import evaluate
 
-    result = train(
-        tiny_4q,
-        preset="wijaya2021-cnn",
-        out=tmp_path / "run",
-        cache=None,
-        jobs=1,
-        epochs=1,
-        progress=False,
-        log=lambda msg: None,
-        label_map="valence",
-    )
+    result = train_tiny_valence(tiny_4q, "wijaya2021-cnn", tmp_path / "run")
     metrics = evaluate(tiny_4q, model=result.model_dir, jobs=0)  # quadrant labels, a valence model
     assert metrics["fusion"]["n"] == 8 and len(metrics["fusion"]["confusion"]) == 2
     assert sum(metrics["fusion"]["confusion"][0]) == 4  # Q1 + Q4 songs are the positive row

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from mer_tag.bundle import Bundle
 
 ENGINES = ("local", "ray")
 PRECISIONS = ("auto", "fp32", "bf16")  # of the frozen encoders (MiniLM, the musicnn student); heads stay fp32
@@ -23,6 +26,7 @@ PRECISIONS = ("auto", "fp32", "bf16")  # of the frozen encoders (MiniLM, the mus
 
 class Engine(Protocol):
     name: str
+    card: Bundle  # the model's card (bundle.read_card), read once when the engine is made
     parquet_parts: bool  # Parquet results as a folder of part files (sinks.PartWriter) rather than one file
 
     def start(self) -> None: ...
@@ -80,14 +84,11 @@ def create(
     )
 
 
-def feature_configs(model: str | Path, chunk_hop: float | None = None):
-    """(audio, midi) feature settings from the model's card (no weights, no torch), with `chunk_hop`
-    (seconds between chunk starts) applied: what every engine prepares tracks with."""
+def feature_configs(card, chunk_hop: float | None = None):
+    """(audio, midi) feature settings from the model's card (`bundle.read_card`: no weights, no torch), with
+    `chunk_hop` (seconds between chunk starts) applied: what every engine prepares tracks with."""
     import dataclasses
 
-    from mer_tag import bundle as bundle_io
-
-    card = bundle_io.read_card(model)
     audio = card.audio_config
     if chunk_hop:
         audio = dataclasses.replace(audio, chunk_hop_seconds=float(chunk_hop))

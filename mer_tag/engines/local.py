@@ -42,10 +42,12 @@ class LocalEngine:
         precision: str = "auto",
         chunk_hop: float | None = None,
     ):
+        from mer_tag import bundle as bundle_io
         from mer_tag.engines import feature_configs
 
         self.model, self.jobs, self.timeline, self.precision = model, jobs, timeline, precision
-        self.audio_config, self.midi_config = feature_configs(model, chunk_hop)
+        self.card = bundle_io.read_card(model)  # no torch, no weights
+        self.audio_config, self.midi_config = feature_configs(self.card, chunk_hop)
         self.pool: Any = None  # a ProcessPoolExecutor while started with jobs > 0
         self.bundle: Any = None
         self.predictor: Any = None

@@ -73,10 +73,12 @@ class RayEngine:
         address: str | None = None,
         options: RayOptions | None = None,
     ):
+        from mer_tag import bundle as bundle_io
         from mer_tag.engines import feature_configs
 
         self.model, self.timeline = model, timeline
-        self.audio_config, self.midi_config = feature_configs(model, chunk_hop)  # the card: no torch, no weights
+        self.card = bundle_io.read_card(model)  # the driver reads the card only: no torch, no weights
+        self.audio_config, self.midi_config = feature_configs(self.card, chunk_hop)
         self.options = options or RayOptions()
         if address is not None:
             self.options.address = address
