@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 PROB = "prob_cluster_{k}"  # one column per class, k = 1..K
+PROB_QUADRANT = "prob_quadrant_{k}"  # one column per valence–arousal quadrant, k = 1..4
+N_QUADRANTS = 4  # Q1 positive/energetic, Q2 negative/energetic, Q3 negative/calm, Q4 positive/calm
 
 # (name, type) in output order; `timeline` only with --timeline.
 TABLE = (
@@ -20,6 +22,14 @@ TABLE = (
     ("cluster_name", "str"),
     ("confidence", "float"),
     (PROB, "float"),
+    ("runner_up", "int"),  # the second most likely cluster, and its probability
+    ("runner_up_name", "str"),
+    ("runner_up_confidence", "float"),
+    ("quadrant", "int"),  # empty when the model has no valence–arousal head
+    ("quadrant_name", "str"),
+    (PROB_QUADRANT, "float"),
+    ("valence", "float"),  # 0–1: P(Q1) + P(Q4), how likely the song is positive
+    ("arousal", "float"),  # 0–1: P(Q1) + P(Q2), how likely the song is energetic
     ("audio_cluster", "int"),
     ("lyrics_cluster", "int"),
     ("midi_cluster", "int"),
@@ -38,6 +48,8 @@ def columns(n_classes: int, timeline: bool) -> list[str]:
     for name, _ in TABLE:
         if name == PROB:
             names += [PROB.format(k=k + 1) for k in range(n_classes)]
+        elif name == PROB_QUADRANT:
+            names += [PROB_QUADRANT.format(k=k + 1) for k in range(N_QUADRANTS)]
         elif name != "timeline" or timeline:
             names.append(name)
     return names
@@ -47,6 +59,8 @@ def column_type(name: str) -> str | None:
     """'str', 'int' or 'float' for a result column; None for a column not in the table."""
     if name.startswith("prob_cluster_"):
         return TYPES[PROB]
+    if name.startswith("prob_quadrant_"):
+        return TYPES[PROB_QUADRANT]
     return TYPES.get(name)
 
 
