@@ -66,6 +66,9 @@ QUADRANTS = LabelSet(
     ),
 )
 
+# What a result row's `quadrant_name` says, in plain words (Q1..Q4).
+QUADRANT_WORDS = ("positive, energetic", "negative, energetic", "negative, calm", "positive, calm")
+
 VALENCE2 = LabelSet("valence2", ("Positive", "Negative"))
 AROUSAL2 = LabelSet("arousal2", ("Energetic", "Calm"))
 VALENCE3 = LabelSet("valence3", ("Positive", "Neutral", "Negative"))

@@ -17,7 +17,8 @@ def crossval(
         typer.Option(
             "--branch",
             "-b",
-            help="audio, lyrics, midi, or fused (every branch and the fusion: the whole recipe); repeatable.",
+            help="audio, lyrics, midi, fused (every branch and the fusion: the whole recipe), or quadrant (the "
+            "valence–arousal head, on quadrant-labelled songs such as the 4Q emotion dataset); repeatable.",
         ),
     ],
     preset: Annotated[str, typer.Option(help="Preset name or a .toml path.")] = "default",
@@ -66,12 +67,15 @@ def crossval(
       mer-tag crossval --data ~/datasets/mirex-mood -b midi --set midi.epochs=80
 
       mer-tag crossval --data ~/datasets/4q-emotion -b audio --label-map valence
+
+      mer-tag crossval --data ~/datasets/4q-emotion -b quadrant --seeds 2
     """
     import torch
 
     from mer_tag.train.crossval import CrossvalError, write_report
     from mer_tag.train.crossval import crossval as run_crossval
     from mer_tag.train.datasets import DatasetError
+    from mer_tag.train.quadrant import QuadrantDataError
     from mer_tag.train.run import TrainError
 
     torch.set_num_threads(max(1, jobs))  # the command's process: the library leaves threads alone
@@ -91,7 +95,7 @@ def crossval(
             label_map=label_map,
             log=lambda line: typer.echo(line),
         )
-    except (CrossvalError, DatasetError, TrainError) as exc:
+    except (CrossvalError, DatasetError, TrainError, QuadrantDataError) as exc:
         raise usage_error(exc) from None
     if json_out:
         write_report(report, json_out)

@@ -21,6 +21,16 @@ def train(
             "'path,label[,lyrics_path,midi_path,artist]', or a folder with one sub-folder per mood.",
         ),
     ],
+    quadrant_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--quadrant-data",
+            metavar="FOLDER|FILE",
+            help="Songs labelled with their valence–arousal quadrant (Q1–Q4), such as the 4Q emotion dataset: adds "
+            "valence, arousal and the quadrant to every scanned track. Needs a preset whose sound goes through "
+            "musicnn or its student (default does).",
+        ),
+    ] = None,
     preset: Annotated[
         str,
         typer.Option(
@@ -80,6 +90,8 @@ def train(
 
       mer-tag train --data ~/datasets/mirex-mood        # → runs/default/model
 
+      mer-tag train --data ~/datasets/mirex-mood --quadrant-data ~/datasets/4q-emotion   # the shipped model
+
       mer-tag train --data ~/datasets/mirex-mood --preset mirex-baseline -o base
 
       mer-tag train --data ~/datasets/4q-emotion --preset wijaya2021-crnn --label-map valence -o valence
@@ -87,17 +99,20 @@ def train(
       mer-tag scan ~/Music --model runs/default/model   # use what you trained
     """
     from mer_tag.train.datasets import DatasetError
+    from mer_tag.train.quadrant import QuadrantDataError
     from mer_tag.train.run import TrainError
     from mer_tag.train.run import train as run_train
 
-    if not data.exists():
-        raise usage_error(f"no such file or folder: {data}")
+    for given in (data, quadrant_data):
+        if given is not None and not given.exists():
+            raise usage_error(f"no such file or folder: {given}")
     console = stderr_console()
     try:
         run_train(
             data,
             preset=preset,
             label_map=label_map,
+            quadrant_data=quadrant_data,
             out=out,
             cache=cache,
             jobs=jobs,
@@ -107,7 +122,7 @@ def train(
             progress=not quiet,
             log=lambda msg: console.print(msg, highlight=False),
         )
-    except (DatasetError, TrainError) as exc:
+    except (DatasetError, TrainError, QuadrantDataError) as exc:
         raise usage_error(exc) from None
 
 

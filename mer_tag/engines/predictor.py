@@ -45,19 +45,21 @@ class Predictor:
             self.tokenizer = load_tokenizer()
         return model
 
-    def audio_probs(self, feats: np.ndarray) -> np.ndarray:
-        """[n_chunks, ...] features → [n_chunks, K] chunk probabilities."""
+    def audio_probs(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """[n_chunks, ...] features → ([n_chunks, K] chunk probabilities, [n_chunks, D] each chunk's mean
+        front-end embedding, or None without a frozen front-end): the embeddings feed the valence–arousal head."""
         torch = self.torch
         model = self.bundle.models["audio"]
-        out = []
+        probs, pooled = [], []
         with torch.inference_mode():
             for start in range(0, len(feats), AUDIO_BATCH):
                 x = torch.from_numpy(feats[start : start + AUDIO_BATCH].astype(np.float32))
                 if self.frontend is not None:
                     with self._encoder_precision():
                         x = self.embed(self.frontend, x).float()
-                out.append(torch.softmax(model(x), -1).numpy())
-        return np.concatenate(out)
+                    pooled.append(x.mean(1).numpy())  # every chunk has the same number of windows
+                probs.append(torch.softmax(model(x), -1).numpy())
+        return np.concatenate(probs), np.concatenate(pooled) if pooled else None
 
     def lyrics_probs(self, texts: list[str]) -> np.ndarray:
         """[songs, K] probabilities of several songs' lyrics: every token window of every song in one
@@ -97,22 +99,38 @@ class Predictor:
             logits = fusion(torch.from_numpy(log_probs)[None], torch.from_numpy(present)[None])
             return torch.softmax(logits, -1)[0].numpy()
 
+    def quadrant_probs(self, pooled: np.ndarray) -> np.ndarray:
+        """[4] quadrant probabilities from a track's mean front-end embedding [D]."""
+        torch = self.torch
+        with torch.inference_mode():
+            logits = self.bundle.models["quadrant"](torch.from_numpy(pooled.astype(np.float32))[None])
+            return torch.softmax(logits, -1)[0].numpy()
+
     def rows(self, items: list[Prepared]) -> list[dict]:
         """One output row per prepared track; the audio chunks and the lyrics of all ok tracks are batched."""
         ok = [it for it in items if it.error is None]
         audio: dict[int, np.ndarray] = {}  # id(item) → its chunks' probabilities
+        pooled: dict[int, np.ndarray] = {}  # id(item) → its mean front-end embedding over the whole song
         lyrics: dict[int, np.ndarray] = {}  # id(item) → its lyrics' probabilities
         chunks = [(id(it), it.audio) for it in ok if it.audio is not None]  # every ok track has audio
         if chunks:
-            all_chunk_probs = self.audio_probs(np.concatenate([feats for _, feats in chunks]))
+            all_chunk_probs, all_chunk_pooled = self.audio_probs(np.concatenate([feats for _, feats in chunks]))
             bounds = np.cumsum([0] + [len(feats) for _, feats in chunks])
             audio = {key: all_chunk_probs[bounds[i] : bounds[i + 1]] for i, (key, _) in enumerate(chunks)}
+            if all_chunk_pooled is not None:
+                pooled = {key: all_chunk_pooled[bounds[i] : bounds[i + 1]].mean(0) for i, (key, _) in enumerate(chunks)}
         sung = [(id(it), it.lyrics) for it in ok if it.lyrics] if "lyrics" in self.bundle.models else []
         if sung:
             lyrics = dict(zip([key for key, _ in sung], self.lyrics_probs([text for _, text in sung])))
-        return [self._row(it, audio.get(id(it)), lyrics.get(id(it))) for it in items]
+        return [self._row(it, audio.get(id(it)), lyrics.get(id(it)), pooled.get(id(it))) for it in items]
 
-    def _row(self, item: Prepared, chunk_probs: np.ndarray | None, lyrics_probs: np.ndarray | None) -> dict:
+    def _row(
+        self,
+        item: Prepared,
+        chunk_probs: np.ndarray | None,
+        lyrics_probs: np.ndarray | None,
+        pooled: np.ndarray | None = None,
+    ) -> dict:
         row = base_row(item, self.bundle.ref, len(self.names), self.timeline)
         if item.error is not None:
             return row
@@ -121,9 +139,12 @@ class Predictor:
         if item.midi is not None and "midi" in self.bundle.models:
             probs["midi"] = self.midi_probs(item.midi)
         fused = self.fuse(probs)
-        best = int(fused.argmax())
+        best, second = (int(k) for k in np.argsort(-fused, kind="stable")[:2])
         row.update(cluster=best + 1, cluster_name=self.names[best], confidence=float(fused[best]))
         row.update({f"prob_cluster_{k + 1}": float(p) for k, p in enumerate(fused)})
+        row.update(runner_up=second + 1, runner_up_name=self.names[second], runner_up_confidence=float(fused[second]))
+        if pooled is not None and "quadrant" in self.bundle.models:
+            row.update(quadrant_columns(self.quadrant_probs(pooled)))
         for branch in ("audio", "lyrics", "midi"):
             if (branch_probs := probs.get(branch)) is not None:
                 row[f"{branch}_cluster"] = int(np.argmax(branch_probs)) + 1
@@ -141,6 +162,22 @@ class Predictor:
                 ]
             )
         return row
+
+
+def quadrant_columns(probs: np.ndarray) -> dict:
+    """The valence–arousal columns of a row from the four quadrant probabilities."""
+    from mer_tag.labels import QUADRANT_WORDS
+    from mer_tag.models.quadrant import valence_arousal
+
+    best = int(probs.argmax())
+    valence, arousal = valence_arousal(probs)
+    return {
+        "quadrant": best + 1,
+        "quadrant_name": QUADRANT_WORDS[best],
+        **{f"prob_quadrant_{k + 1}": float(p) for k, p in enumerate(probs)},
+        "valence": round(valence, 4),
+        "arousal": round(arousal, 4),
+    }
 
 
 def base_row(item: Prepared, model_ref: str, n_classes: int, timeline: bool) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 def build(dims: dict):
     """The nn.Module described by `dims` (its 'arch' key names the class)."""
-    from mer_tag.models import crnn, ensemble, fusion, lyrics, midi
+    from mer_tag.models import crnn, ensemble, fusion, lyrics, midi, quadrant
 
     classes = {
         "crnn": crnn.CRNN,
@@ -22,6 +22,7 @@ def build(dims: dict):
         "midi_stats": midi.MidiStats,
         "fusion": fusion.LateFusion,
         "ensemble": ensemble.Ensemble,
+        "quadrant": quadrant.QuadrantHead,
     }
     arch = dims["arch"]
     if arch not in classes:

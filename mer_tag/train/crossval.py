@@ -14,6 +14,12 @@ every branch early-stopped on the fold's grouped 1/8, refit on inner folds for o
 ensembled as the preset ships it, and the fusion learned on those; it scores each branch and the fused
 answer on the held-out artists. `probs` keeps every fold's probabilities, so another fusion can be tried
 without retraining a branch (mer_tag/train/probe.py).
+
+`quadrant` cross-validates the valence–arousal head (train/quadrant.py) on quadrant-labelled songs (the 4Q
+emotion dataset): quadrant macro-F1 and accuracy, valence and arousal accuracy per fold.
+
+Every fused or quadrant report also gives accuracy against coverage: the accuracy of the 10 %, 25 %, 50 %,
+75 % most confident held-out songs, over all folds of a seed (one value per seed).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-BRANCHES = ("audio", "lyrics", "midi", "fused")
+BRANCHES = ("audio", "lyrics", "midi", "fused", "quadrant")
 STOP_FRACTION = 1 / 8  # of a fold's training artists, held out for early stopping (as `val` in a run)
 
 
@@ -223,7 +229,9 @@ def crossval(
         _fused_report(
             config, examples, y, groups, feature_cache, jobs, folds, seeds, len(names), probs, report, kind, log
         )
-    for name in (b for b in branches if b != "fused"):
+    if "quadrant" in branches:
+        _quadrant_report(data, config, feature_cache, jobs, folds, seeds, limit, ungrouped, report, kind, log)
+    for name in (b for b in branches if b not in ("fused", "quadrant")):
         _branch_report(
             config, name, examples, y, groups, feature_cache, jobs, folds, seeds, len(names), report, kind, log
         )
@@ -270,11 +278,46 @@ def _fused_report(config, examples, y, groups, cache, jobs, folds, seeds, n_clas
         for name, per_metric in crossval_fused(config, features, y, groups, folds, seed, n_classes, probs, log).items():
             for key, values in per_metric.items():
                 scores.setdefault(name, {}).setdefault(key, []).extend(values)
+        for key, value in _seed_coverage(probs, seed, y).items():
+            scores["fused"].setdefault(key, []).append(value)
     for name, per_metric in scores.items():
         songs = len(y) if name in ("fused", "audio") else sum(x is not None for x in features[name])
         _record(report, f"fused:{name}", songs, per_metric, time.time() - started, folds, seeds, kind, log)
     if probs_path:
         np.savez_compressed(probs_path, **probs)
+
+
+def _seed_coverage(probs: dict, seed: int, y) -> dict[str, float]:
+    """Accuracy of the most confident fused answers over every held-out song of one seed's folds."""
+    from mer_tag.train.evaluate import accuracy_by_coverage
+
+    held = np.concatenate([v for k, v in probs.items() if k.startswith(f"s{seed}f") and k.endswith("_fused_held")])
+    index, song_probs = held[:, 0].astype(int), held[:, 1:]
+    return {f"accuracy_of_top_{p['percent']}pct": p["accuracy"] for p in accuracy_by_coverage(y[index], song_probs)}
+
+
+def _quadrant_report(data, config, cache, jobs, folds, seeds, limit, ungrouped, report, kind, log) -> None:
+    """The valence–arousal head cross-validated on the preset split's train + val quadrant songs."""
+    from dataclasses import replace
+
+    from mer_tag.train.quadrant import crossval_quadrant, quadrant_songs
+    from mer_tag.train.splits import preset_split
+
+    songs = quadrant_songs(data, config, cache, jobs, _quiet, limit)
+    split = preset_split(songs.y, songs.groups, config)
+    dev = np.array(sorted(split["train"] + split["val"]), dtype=int)  # the test artists stay unseen
+    songs = replace(
+        songs,
+        pooled=songs.pooled[dev],
+        y=songs.y[dev],
+        groups=np.array([songs.examples[i].id for i in dev]) if ungrouped else songs.groups[dev],
+        examples=[songs.examples[i] for i in dev],
+    )
+    started, scores = time.time(), {}
+    for seed in range(seeds):
+        for key, values in crossval_quadrant(songs, config.get("quadrant", {}), folds, seed).items():
+            scores.setdefault(key, []).extend(values)
+    _record(report, "quadrant", len(songs.y), scores, time.time() - started, folds, seeds, kind, log)
 
 
 def _record(report: dict, key: str, songs: int, scores: dict, seconds: float, folds, seeds, kind, log) -> None:
@@ -293,6 +336,18 @@ def _record(report: dict, key: str, songs: int, scores: dict, seconds: float, fo
         f"  ({' '.join(f'{s:.2f}' for s in values)}); accuracy {entry.get('accuracy_mean', float('nan')):.3f} ± "
         f"{entry.get('accuracy_std', float('nan')):.3f}"
     )
+    if "valence_accuracy" in scores:
+        line += (
+            f"; valence right {entry['valence_accuracy_mean']:.3f} ± {entry['valence_accuracy_std']:.3f}, "
+            f"arousal right {entry['arousal_accuracy_mean']:.3f} ± {entry['arousal_accuracy_std']:.3f}"
+        )
+    coverage = [key for key in scores if key.startswith("accuracy_of_top_")]
+    if coverage:
+        line += "; most confident right: " + ", ".join(
+            f"{key.removeprefix('accuracy_of_top_').removesuffix('pct')} % {entry[key + '_mean']:.3f} ± "
+            f"{entry[key + '_std']:.3f}"
+            for key in coverage
+        )
     if "excerpt_macro_f1" in scores:
         line += (
             f"; each excerpt alone: macro-F1 {entry['excerpt_macro_f1_mean']:.3f} ± "

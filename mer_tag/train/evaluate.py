@@ -22,15 +22,56 @@ def scores(y_true, probs: np.ndarray, names: tuple[str, ...]) -> dict:
         return {"n": 0}
     y_pred = probs.argmax(1)
     labels = list(range(len(names)))
+    top2 = np.argsort(-probs, axis=1, kind="stable")[:, :2]
     return {
         "n": int(len(y_true)),
         "accuracy": float((y_pred == y_true).mean()),
         "macro_f1": macro_f1(y_true, y_pred, len(names)),
+        "top2_accuracy": float((top2 == y_true[:, None]).any(1).mean()),
+        "coverage": accuracy_by_coverage(y_true, probs),
         "report": classification_report(
             y_true, y_pred, labels=labels, target_names=list(names), output_dict=True, zero_division=0
         ),
         "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
+
+
+COVERAGES = (0.1, 0.25, 0.5, 0.75, 1.0)  # shares of songs, most confident first
+
+
+def accuracy_by_coverage(y_true, probs: np.ndarray, coverages=COVERAGES) -> list[dict]:
+    """How often the most confident answers are right: for each share of the songs (those whose top
+    probability is highest), their accuracy, and the lowest top probability among them (the
+    `--min-confidence` that keeps about that share)."""
+    y_true = np.asarray(y_true)
+    confidence = probs.max(1)
+    order = np.argsort(-confidence, kind="stable")
+    right = probs.argmax(1)[order] == y_true[order]
+    points = []
+    for share in coverages:
+        n = max(1, int(round(share * len(y_true))))
+        points.append(
+            {
+                "percent": int(round(share * 100)),
+                "n": n,
+                "accuracy": float(right[:n].mean()),
+                "min_confidence": float(confidence[order][n - 1]),
+            }
+        )
+    return points
+
+
+def coverage_table(points_by_name: dict[str, list[dict]]) -> str:
+    """Markdown: accuracy of the most confident X % of songs, one row per model."""
+    percents = [p["percent"] for p in next(iter(points_by_name.values()))]
+    lines = [
+        "| model | " + " | ".join(f"top {p} %" for p in percents) + " |",
+        "|---|" + "---:|" * len(percents),
+    ]
+    for name, points in points_by_name.items():
+        cells = [f"{p['accuracy']:.2f} (≥ {p['min_confidence']:.2f})" for p in points]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def plot_confusion(confusion: list[list[int]], names: tuple[str, ...], title: str, path: Path) -> None:

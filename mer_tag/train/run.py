@@ -66,9 +66,12 @@ def train(
     progress: bool = True,
     log=print,
     label_map: str | None = None,
+    quadrant_data: str | Path | None = None,
 ) -> TrainResult:
     """Train every branch and the fusion on `data`, write the bundle, metrics, plots and model card to `out`.
-    `label_map` (e.g. 'valence') relabels the dataset; it overrides a preset's `[labels] map`."""
+    `label_map` (e.g. 'valence') relabels the dataset; it overrides a preset's `[labels] map`.
+    `quadrant_data` (songs labelled with their valence–arousal quadrant, the 4Q emotion dataset) adds the
+    valence–arousal head (train/quadrant.py)."""
     import torch
 
     from mer_tag import bundle as bundle_io
@@ -87,6 +90,10 @@ def train(
     bar = _progress_factory(progress)
 
     dataset = load_dataset(data, config.get("labels", {}).get("map"))
+    if quadrant_data is not None:
+        from mer_tag.train.quadrant import quadrant_dataset
+
+        quadrant_dataset(quadrant_data, config)  # a wrong dataset is said now, not after the cluster branches
     examples = stratified_subset(dataset.examples, limit, seed) if limit else dataset.examples
     names = dataset.labels.names
     log(f"{len(examples)} songs from {dataset.root} ({dataset.layout} layout), {len(names)} classes")
@@ -158,6 +165,16 @@ def train(
         branch_models, fusion_model = _refit_all(
             config.get("fusion", {}), trainers, histories, features, y, groups, n_folds, seed, len(names), ensembled
         )
+    card = _card(config, dataset, examples, split, metrics, histories, problems, started, data)
+    if quadrant_data is not None:
+        from mer_tag.train.quadrant import train_quadrant
+
+        branch_models["quadrant"], quadrant_metrics, card["quadrant"], quadrant_problems = train_quadrant(
+            quadrant_data, config, feature_cache, jobs, bar, seed, limit, log
+        )
+        metrics["quadrant"] = quadrant_metrics
+        card["quadrant"]["metrics"] = _card_metrics({"quadrant": quadrant_metrics})["quadrant"]
+        problems += quadrant_problems
     bundle = bundle_io.Bundle(
         name=str(config.get("model_name", config["name"])),
         labels=dataset.labels,
@@ -165,7 +182,7 @@ def train(
         lyrics_config=lyrics_config,
         midi_config=midi_config,
         models={**branch_models, "fusion": fusion_model},
-        card=_card(config, dataset, examples, split, metrics, histories, problems, started, data),
+        card=card,
     )
     model_dir = bundle_io.save(bundle, out / "model")
     _write_reports(out, bundle, metrics, histories, names, problems)
@@ -373,10 +390,7 @@ def _card(config, dataset, examples, split, metrics, histories, problems, starte
             "split_sizes": {k: len(v) for k, v in split.items()},
             "problems": len(problems),
         },
-        "metrics": {
-            m: {s: {k: v for k, v in d.items() if k in ("n", "accuracy", "macro_f1")} for s, d in per.items()}
-            for m, per in metrics.items()
-        },
+        "metrics": _card_metrics(metrics),
         "best_epochs": {b: h.best_epoch for b, h in histories.items()},
         "refit_all": bool(
             config.get("final", {}).get("refit_all", False)
@@ -387,15 +401,68 @@ def _card(config, dataset, examples, split, metrics, histories, problems, starte
     }
 
 
+CARD_SCORES = ("n", "accuracy", "macro_f1", "top2_accuracy", "valence_accuracy", "arousal_accuracy", "coverage")
+
+
+def _card_metrics(metrics: dict) -> dict:
+    """The scores a card keeps (not the per-class reports or confusion matrices), per model and set."""
+    return {
+        m: {s: {k: v for k, v in d.items() if k in CARD_SCORES} for s, d in per.items()} for m, per in metrics.items()
+    }
+
+
+def _coverage_section(metrics: dict) -> list[str]:
+    """How often the most confident test songs are right, fused clusters and quadrants."""
+    from mer_tag.train.evaluate import coverage_table
+
+    points = {m: per["test"]["coverage"] for m, per in metrics.items() if per.get("test", {}).get("coverage")}
+    points = {m: p for m, p in points.items() if m in ("fusion", "quadrant")}
+    if not points:
+        return []
+    return [
+        "## Accuracy against coverage",
+        "",
+        "Test songs (artists never seen), most confident first: the accuracy of the top share, and in brackets "
+        "the lowest confidence among them (the `--min-confidence` that keeps about that share).",
+        "",
+        coverage_table(points),
+        "",
+    ]
+
+
+def _quadrant_section(card: dict) -> list[str]:
+    quadrant = card.get("quadrant")
+    if not quadrant:
+        return []
+    test = quadrant["metrics"]["test"]
+    return [
+        "## Valence–arousal",
+        "",
+        f"A standardised logistic regression on the audio front-end's song-mean embedding, trained on "
+        f"{quadrant['data']['songs']} songs from `{quadrant['data']['root']}` (split "
+        f"{quadrant['data']['split_sizes']}, artist-grouped). Test ({test.get('n', 0)} songs): quadrant "
+        f"macro-F1 {test.get('macro_f1', float('nan')):.3f}, accuracy {test.get('accuracy', float('nan')):.3f}; "
+        f"valence right {test.get('valence_accuracy', float('nan')):.3f}, arousal right "
+        f"{test.get('arousal_accuracy', float('nan')):.3f}.",
+        "",
+    ]
+
+
 def _write_reports(out: Path, bundle, metrics, histories, names, problems) -> None:
     from mer_tag.train.evaluate import classification_text, plot_confusion, plot_curves, report_table
 
     _fs.write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    from mer_tag.labels import QUADRANTS
+
     for model_name, per_set in metrics.items():
+        classes = QUADRANTS.names if model_name == "quadrant" else names
         for set_name, s in per_set.items():
             if s.get("n"):
                 plot_confusion(
-                    s["confusion"], names, f"{model_name} ({set_name})", out / f"confusion-{model_name}-{set_name}.png"
+                    s["confusion"],
+                    classes,
+                    f"{model_name} ({set_name})",
+                    out / f"confusion-{model_name}-{set_name}.png",
                 )
     for name, history in histories.items():
         if history.epochs:
@@ -413,6 +480,8 @@ def _write_reports(out: Path, bundle, metrics, histories, names, problems) -> No
         "",
         report_table(metrics),
         "",
+        *_coverage_section(metrics),
+        *_quadrant_section(card),
         "## Hyper-parameters",
         "",
         "```json",

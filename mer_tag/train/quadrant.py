@@ -1,0 +1,183 @@
+"""The valence–arousal head in `mer-tag train --quadrant-data` and `mer-tag crossval -b quadrant`.
+
+Songs labelled with their quadrant of Russell's plane (the 4Q emotion dataset) go through the same audio
+path as every other song (`extract.extract_branch`, i.e. `prepare` and the frozen front-end); each song's
+window embeddings are averaged over the whole song (`models.quadrant.pool_track`, as a scan does), and a
+standardised logistic regression learns the quadrant (`models.quadrant.QuadrantHead`).
+
+Same protocol as the cluster branches: whole artists held out as test (scored, never used to choose
+anything), the head fit on the others; with `[final] refit_all` the shipped head is then refit on every
+song. Cross-validation holds out whole artists per fold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mer_tag.labels import QUADRANTS
+from mer_tag.models.quadrant import ENERGETIC, POSITIVE, pool_track
+
+# [quadrant] in a preset. C: inverse L2 strength of the logistic regression (the default preset's comment has
+# the cross-validation that chose 0.01).
+DEFAULTS = {"C": 0.01, "class_weights": True, "max_iter": 2000}
+
+
+class QuadrantDataError(Exception):
+    pass
+
+
+@dataclass
+class QuadrantSongs:
+    """The pooled embeddings [n, D], quadrant labels (0–3), artist groups and reading problems of a dataset."""
+
+    pooled: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    examples: list
+    problems: list
+
+
+def quadrant_dataset(data, config: dict):
+    """The quadrant-labelled dataset at `data`, after checking that `config` can learn from it: a
+    QuadrantDataError says why not (cheap: nothing is decoded, so `train` asks before the long work)."""
+    from mer_tag.models import FROZEN_FRONTENDS
+    from mer_tag.train.datasets import load_dataset
+
+    frontend = config.get("audio", {}).get("features", {}).get("frontend", "logmel")
+    if frontend not in FROZEN_FRONTENDS:
+        raise QuadrantDataError(
+            f"the valence–arousal head reads a frozen front-end's embeddings ({', '.join(FROZEN_FRONTENDS)}); "
+            f"this preset's audio front-end is {frontend!r}"
+        )
+    dataset = load_dataset(data)
+    if dataset.labels.names != QUADRANTS.names:
+        raise QuadrantDataError(
+            f"{data}: the valence–arousal head learns from songs labelled with their quadrant (Q1–Q4, as in the "
+            f"4Q emotion dataset); this dataset's labels are {', '.join(dataset.labels.names)}"
+        )
+    return dataset
+
+
+def quadrant_songs(data, config: dict, cache, jobs: int, progress, limit: int = 0, seed: int = 0) -> QuadrantSongs:
+    """Read a quadrant-labelled dataset and pool every usable song's front-end embeddings."""
+    from mer_tag.train.datasets import artist_group
+    from mer_tag.train.extract import extract_branch
+    from mer_tag.train.run import stratified_subset
+
+    dataset = quadrant_dataset(data, config)
+    examples = stratified_subset(dataset.examples, limit, seed) if limit else dataset.examples
+    audio, problems = extract_branch("audio", config, examples, cache, jobs, progress)
+    keep = [i for i, x in enumerate(audio) if x is not None]
+    examples = [examples[i] for i in keep]
+    return QuadrantSongs(
+        pooled=np.stack([pool_track(audio[i]) for i in keep]) if keep else np.zeros((0, 1), np.float32),
+        y=np.array([e.label for e in examples], dtype=int),
+        groups=np.array([artist_group(e.artist, e.id) for e in examples]),
+        examples=examples,
+        problems=problems + list(dataset.problems),
+    )
+
+
+def fit_head(pooled: np.ndarray, y: np.ndarray, section: dict, seed: int = 0):
+    """A QuadrantHead fitted on pooled embeddings: standardise, then an L2 logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mer_tag import models
+
+    settings = {**DEFAULTS, **section}
+    mean, std = pooled.mean(0), pooled.std(0).clip(min=1e-6)
+    classifier = LogisticRegression(
+        C=float(settings["C"]),
+        class_weight="balanced" if settings["class_weights"] else None,
+        max_iter=int(settings["max_iter"]),
+        random_state=seed,
+    )
+    classifier.fit((pooled - mean) / std, y)
+    coef, intercept = _all_classes(classifier, len(QUADRANTS))
+    head = models.build({"arch": "quadrant", "embed_dim": int(pooled.shape[1]), "n_classes": len(QUADRANTS)})
+    head.set_weights(mean, std, coef, intercept)
+    return head.eval()
+
+
+def _all_classes(classifier, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients for every quadrant, even one missing from a small training set (it gets logit -inf's
+    stand-in, a very low bias, so it is never predicted)."""
+    coef = np.zeros((n_classes, classifier.coef_.shape[1]), dtype=np.float32)
+    intercept = np.full(n_classes, -30.0, dtype=np.float32)
+    classes = classifier.classes_.astype(int)
+    if len(classes) == 2:  # sklearn's binary form: one row for the second class against the first
+        coef[classes[1]], intercept[classes[1]] = classifier.coef_[0], classifier.intercept_[0]
+        intercept[classes[0]] = 0.0
+    else:
+        coef[classes], intercept[classes] = classifier.coef_, classifier.intercept_
+    return coef, intercept
+
+
+def head_probs(head, pooled: np.ndarray) -> np.ndarray:
+    """[n, 4] quadrant probabilities."""
+    import torch
+
+    with torch.inference_mode():
+        return torch.softmax(head(torch.from_numpy(pooled.astype(np.float32))), -1).numpy()
+
+
+def quadrant_scores(y: np.ndarray, probs: np.ndarray) -> dict:
+    """Quadrant scores (as every branch's) plus how often valence and arousal alone are right."""
+    from mer_tag.train.evaluate import scores
+
+    result = scores(y, probs, QUADRANTS.names)
+    if len(y):
+        for name, side in (("valence", POSITIVE), ("arousal", ENERGETIC)):
+            truth = np.asarray(side)[y] > 0.5
+            result[f"{name}_accuracy"] = float(((probs @ np.asarray(side) > 0.5) == truth).mean())
+    return result
+
+
+def train_quadrant(data, config: dict, cache, jobs: int, progress, seed: int, limit: int, log):
+    """(shipped head, {'test': scores, 'train': n}, card section, problems) for `mer-tag train`."""
+    from mer_tag.train.splits import preset_split
+
+    section = config.get("quadrant", {})
+    songs = quadrant_songs(data, config, cache, jobs, progress, limit, seed)
+    if len(set(songs.y.tolist())) < 2:
+        raise QuadrantDataError(f"{data}: fewer than two quadrants among the usable songs")
+    split = preset_split(songs.y, songs.groups, config, seed)
+    fit = split["train"] + split["val"]  # no early stopping here: val joins the fit
+    head = fit_head(songs.pooled[fit], songs.y[fit], section, seed)
+    test = split["test"]
+    metrics = {"test": quadrant_scores(songs.y[test], head_probs(head, songs.pooled[test])) if test else {"n": 0}}
+    log(
+        f"valence–arousal: {len(songs.y)} songs from {data}; test quadrant macro-F1 "
+        f"{metrics['test'].get('macro_f1', float('nan')):.3f}, valence accuracy "
+        f"{metrics['test'].get('valence_accuracy', float('nan')):.3f}, arousal accuracy "
+        f"{metrics['test'].get('arousal_accuracy', float('nan')):.3f} ({len(test)} songs, artists unseen)"
+    )
+    if config.get("final", {}).get("refit_all", False):
+        head = fit_head(songs.pooled, songs.y, section, seed)
+    card = {
+        "labels": QUADRANTS.to_json(),
+        "data": {"root": str(data), "songs": len(songs.y), "split_sizes": {k: len(v) for k, v in split.items()}},
+        "settings": {**DEFAULTS, **section},
+    }
+    return head, metrics, card, songs.problems
+
+
+def crossval_quadrant(songs: QuadrantSongs, section: dict, folds: int, seed: int) -> dict[str, list[float]]:
+    """Per-fold scores of the head over artist-grouped folds, and the accuracy of the most confident songs
+    pooled over the folds (one value per seed)."""
+    from mer_tag.train.evaluate import accuracy_by_coverage
+    from mer_tag.train.splits import grouped_folds
+
+    scores: dict[str, list[float]] = {}
+    pooled_probs = np.zeros((len(songs.y), len(QUADRANTS)))
+    for held in grouped_folds(songs.y, songs.groups, folds, seed):
+        fit = np.setdiff1d(np.arange(len(songs.y)), held)
+        probs = head_probs(fit_head(songs.pooled[fit], songs.y[fit], section, seed), songs.pooled[held])
+        pooled_probs[held] = probs
+        for key in ("macro_f1", "accuracy", "top2_accuracy", "valence_accuracy", "arousal_accuracy"):
+            scores.setdefault(key, []).append(quadrant_scores(songs.y[held], probs)[key])
+    for point in accuracy_by_coverage(songs.y, pooled_probs):
+        scores.setdefault(f"accuracy_of_top_{point['percent']}pct", []).append(point["accuracy"])
+    return scores
