@@ -313,7 +313,7 @@ def _quadrant_report(data, config, cache, jobs, folds, seeds, limit, ungrouped, 
         groups=np.array([songs.examples[i].id for i in dev]) if ungrouped else songs.groups[dev],
         examples=[songs.examples[i] for i in dev],
     )
-    started, scores = time.time(), {}
+    started, scores = time.time(), dict[str, list[float]]()
     for seed in range(seeds):
         for key, values in crossval_quadrant(songs, config.get("quadrant", {}), folds, seed).items():
             scores.setdefault(key, []).extend(values)
