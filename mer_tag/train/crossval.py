@@ -293,7 +293,17 @@ def _seed_coverage(probs: dict, seed: int, y) -> dict[str, float]:
 
     held = np.concatenate([v for k, v in probs.items() if k.startswith(f"s{seed}f") and k.endswith("_fused_held")])
     index, song_probs = held[:, 0].astype(int), held[:, 1:]
-    return {f"accuracy_of_top_{p['percent']}pct": p["accuracy"] for p in accuracy_by_coverage(y[index], song_probs)}
+    return coverage_scores(accuracy_by_coverage(y[index], song_probs))
+
+
+def coverage_scores(points: list[dict]) -> dict[str, float]:
+    """Accuracy-against-coverage points as report scores: the accuracy of each most confident share, and the
+    lowest confidence in it (the `--min-confidence` that keeps about that share)."""
+    scores = {}
+    for point in points:
+        scores[f"accuracy_of_top_{point['percent']}pct"] = point["accuracy"]
+        scores[f"min_confidence_of_top_{point['percent']}pct"] = point["min_confidence"]
+    return scores
 
 
 def _quadrant_report(data, config, cache, jobs, folds, seeds, limit, ungrouped, report, kind, log) -> None:
@@ -341,12 +351,12 @@ def _record(report: dict, key: str, songs: int, scores: dict, seconds: float, fo
             f"; valence right {entry['valence_accuracy_mean']:.3f} ± {entry['valence_accuracy_std']:.3f}, "
             f"arousal right {entry['arousal_accuracy_mean']:.3f} ± {entry['arousal_accuracy_std']:.3f}"
         )
-    coverage = [key for key in scores if key.startswith("accuracy_of_top_")]
-    if coverage:
+    percents = [key.removeprefix("accuracy_of_top_").removesuffix("pct") for key in scores if "accuracy_of_top_" in key]
+    if percents:
         line += "; most confident right: " + ", ".join(
-            f"{key.removeprefix('accuracy_of_top_').removesuffix('pct')} % {entry[key + '_mean']:.3f} ± "
-            f"{entry[key + '_std']:.3f}"
-            for key in coverage
+            f"{pct} % {entry[f'accuracy_of_top_{pct}pct_mean']:.3f} ± {entry[f'accuracy_of_top_{pct}pct_std']:.3f} "
+            f"(confidence ≥ {entry[f'min_confidence_of_top_{pct}pct_mean']:.2f})"
+            for pct in percents
         )
     if "excerpt_macro_f1" in scores:
         line += (

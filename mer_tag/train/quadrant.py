@@ -167,6 +167,7 @@ def train_quadrant(data, config: dict, cache, jobs: int, progress, seed: int, li
 def crossval_quadrant(songs: QuadrantSongs, section: dict, folds: int, seed: int) -> dict[str, list[float]]:
     """Per-fold scores of the head over artist-grouped folds, and the accuracy of the most confident songs
     pooled over the folds (one value per seed)."""
+    from mer_tag.train.crossval import coverage_scores
     from mer_tag.train.evaluate import accuracy_by_coverage
     from mer_tag.train.splits import grouped_folds
 
@@ -178,6 +179,6 @@ def crossval_quadrant(songs: QuadrantSongs, section: dict, folds: int, seed: int
         pooled_probs[held] = probs
         for key in ("macro_f1", "accuracy", "top2_accuracy", "valence_accuracy", "arousal_accuracy"):
             scores.setdefault(key, []).append(quadrant_scores(songs.y[held], probs)[key])
-    for point in accuracy_by_coverage(songs.y, pooled_probs):
-        scores.setdefault(f"accuracy_of_top_{point['percent']}pct", []).append(point["accuracy"])
+    for key, value in coverage_scores(accuracy_by_coverage(songs.y, pooled_probs)).items():
+        scores.setdefault(key, []).append(value)
     return scores
