@@ -180,7 +180,19 @@ def test_eval_on_quadrant_data_without_a_head_is_a_one_line_error(tiny_model, ti
 def test_crossval_of_the_head_reports_folds_and_coverage(tiny_4q, tmp_path, capsys):
     report = tmp_path / "cv.json"
     code = main(
-        ["crossval", "--data", str(tiny_4q), "-b", "quadrant", "--folds", "2", "--json", str(report), "--cache", ""]
+        [
+            "crossval",
+            "--data",
+            str(tiny_4q),
+            "-b",
+            "quadrant",
+            "--folds",
+            "2",
+            "--json",
+            str(report),
+            "--cache",
+            str(tmp_path / "cache"),
+        ]
     )
     assert code == 0
     entry = json.loads(report.read_text())["branches"]["quadrant"]
@@ -191,7 +203,20 @@ def test_crossval_of_the_head_reports_folds_and_coverage(tiny_4q, tmp_path, caps
 
 def test_quadrant_data_with_other_labels_is_a_usage_error(tiny_clusters, tmp_path, capsys):
     data = str(tiny_clusters)
-    code = main(["train", "--data", data, "--quadrant-data", data, "-o", str(tmp_path / "r"), "-q", "--cache", ""])
+    code = main(
+        [
+            "train",
+            "--data",
+            data,
+            "--quadrant-data",
+            data,
+            "-o",
+            str(tmp_path / "r"),
+            "-q",
+            "--cache",
+            str(tmp_path / "cache"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "labelled with their quadrant" in err and len(err.strip().splitlines()) == 1
 
@@ -199,7 +224,7 @@ def test_quadrant_data_with_other_labels_is_a_usage_error(tiny_clusters, tmp_pat
 def test_quadrant_data_needs_a_frozen_front_end(tiny_4q, tmp_path, capsys):
     code = main(
         ["train", "--data", str(tiny_4q), "--quadrant-data", str(tiny_4q), "--preset", "wijaya2021-cnn"]
-        + ["-o", str(tmp_path / "r"), "-q", "--epochs", "1", "--cache", ""]
+        + ["-o", str(tmp_path / "r"), "-q", "--epochs", "1", "--cache", str(tmp_path / "cache")]
     )
     err = capsys.readouterr().err
     assert code == 2 and "frozen front-end" in err and len(err.strip().splitlines()) == 1
