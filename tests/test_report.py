@@ -369,6 +369,12 @@ def test_html_carries_every_dot_of_the_plane_compactly():
     assert payload["summary"]["valence_arousal"]["on_plane"] == 4
     assert 'id="plane-panel" hidden' in render_html(frame)  # the page's script shows it when there are dots
 
+    # Quadrants but no valence or arousal (a hand-made file): counted, but there is no plane to draw.
+    no_place = frame.with_columns(pl.lit(None, pl.Float64).alias("valence"))
+    payload = json.loads(embedded_json(render_html(no_place)))
+    assert payload["summary"]["valence_arousal"]["tracks"] == 5 and "valence" not in payload["table"]
+    assert "Mean valence" not in render_markdown(summarize(no_place))
+
 
 def test_html_placeholders_in_tags_stay_text():
     page = render_html(small_results().with_columns(pl.lit("{{SCRIPT}} {{DATA}}").alias("album")))

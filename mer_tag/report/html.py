@@ -49,12 +49,13 @@ def render_html(results: pl.DataFrame, *, summary: dict | None = None, title: st
     results = normalize(results)
     summary = summarize(results) if summary is None else summary
     names = [c["name"] for c in summary["classes"]]
+    plane = summary.get("valence_arousal") or {}
     payload = {
         "title": title,
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "summary": summary,
         "colors": mood_colors(names),
-        "table": table_columns(results, len(names), plane=bool(summary.get("valence_arousal"))),
+        "table": table_columns(results, len(names), plane=bool(plane.get("on_plane"))),
     }
     script = asset("report.js")
     parts = {

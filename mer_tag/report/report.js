@@ -339,7 +339,7 @@
 
   function drawPlane() {
     const va = S.valence_arousal;
-    if (!va || !T.valence) return; // no valence-arousal in these results: the panel stays hidden
+    if (!va || !va.on_plane || !T.valence) return; // no valence-arousal in these results: the panel stays hidden
     document.getElementById("plane-panel").hidden = false; // before measuring: a hidden box is 0 wide
     const box = document.getElementById("plane");
     const width = Math.min(640, Math.max(300, box.clientWidth));
@@ -407,7 +407,7 @@
       if (!cells.has(key)) cells.set(key, []);
       cells.get(key).push(point);
     }
-    const tip = h("div", { class: "plane-tip", role: "status", hidden: "" });
+    const tip = h("div", { class: "plane-tip", hidden: "" });
     const ring = h("div", { class: "plane-ring", hidden: "" });
     box.append(ring, tip);
 
@@ -465,7 +465,7 @@
 
   function drawPlaneSide() {
     const va = S.valence_arousal;
-    if (!va || !T.valence) return;
+    if (!planeDots) return; // no plane drawn
     const n = planeDots.length;
     const without = va.without ? ` ${plural(va.without, "predicted track")} had no valence\u2013arousal from its model and ${va.without === 1 ? "is" : "are"} not shown.` : "";
     document.getElementById("plane-hint").textContent =
