@@ -467,7 +467,8 @@
     const va = S.valence_arousal;
     if (!planeDots) return; // no plane drawn
     const n = planeDots.length;
-    const without = va.without ? ` ${plural(va.without, "predicted track")} had no valence\u2013arousal from its model and ${va.without === 1 ? "is" : "are"} not shown.` : "";
+    const missing = T.count - n; // predicted, but without valence and arousal from its model
+    const without = missing ? ` ${plural(missing, "predicted track")} had no valence\u2013arousal from its model and ${missing === 1 ? "is" : "are"} not shown.` : "";
     document.getElementById("plane-hint").textContent =
       `Each dot is one of ${plural(n, "track")}: left to right, how likely it is positive (valence); bottom to top, how likely it is energetic (arousal); coloured by its mood. Point at a dot for its title, click it to find it in the table.${without}`;
     const rows = va.quadrants.map((q) => h("tr", {},
