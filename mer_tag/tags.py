@@ -35,9 +35,34 @@ from .restamp import Restamp
 
 MOOD = "MOOD"
 MARKER = "MER_TAG_MODEL"  # a mood beside this field was written by mer-tag, so a later run may update it
-TEMPLATE_FIELDS = ("name", "cluster", "adjectives", "confidence", "model")
+TEMPLATE_FIELDS = (
+    "name",
+    "cluster",
+    "adjectives",
+    "confidence",
+    "model",
+    "runner_up_name",
+    "quadrant",
+    "quadrant_name",
+    "valence",
+    "arousal",
+)
+# Fields a row may lack: empty when the model that scanned had no valence–arousal head, absent from results
+# older mer-tag versions wrote. A template that uses one fails for that file alone, saying why.
+VALENCE_AROUSAL_FIELDS = ("quadrant", "quadrant_name", "valence", "arousal")
+OPTIONAL_FIELDS = ("runner_up_name", *VALENCE_AROUSAL_FIELDS)
 PRESETS = Path(__file__).parent / "presets" / "tag-templates.toml"
-SAMPLE_ROW = {"cluster": 3, "cluster_name": "Wistful", "confidence": 0.613, "model": "default@0.2.0"}  # examples
+SAMPLE_ROW = {  # what --list-templates fills the presets from
+    "cluster": 3,
+    "cluster_name": "Wistful",
+    "confidence": 0.613,
+    "model": "default@0.2.0",
+    "runner_up_name": "Passionate",
+    "quadrant": 3,
+    "quadrant_name": "negative, calm",
+    "valence": 0.3012,  # P(Q1) + P(Q4)
+    "arousal": 0.2347,  # P(Q1) + P(Q2)
+}
 RESULT_COLUMNS = ("path", "status", "cluster", "cluster_name", "confidence")  # what tagging reads from a row
 MP4_MEAN = "----:com.apple.iTunes:"
 # A temp copy: `.NAME.XXXXXXXX.mer-tag.EXT`, the 8 characters tempfile.mkstemp's (a-z, 0-9, _).
@@ -111,7 +136,8 @@ def template_text(template: str) -> str:
 
 
 def mood_text(template: str, row: dict) -> str:
-    """The mood one result row gets: `template` filled from the row."""
+    """The mood one result row gets: `template` filled from the row. TagError when the template uses a
+    field the row has no value for (valence–arousal from a model without it, say)."""
     cluster, name = int(row["cluster"]), str(row["cluster_name"])
     return template.format(
         name=name,
@@ -119,7 +145,38 @@ def mood_text(template: str, row: dict) -> str:
         adjectives=_adjectives(cluster, name),
         confidence=float(row["confidence"]),
         model=row.get("model") or "",
+        **_optional_values(template, row),
     ).strip()
+
+
+def _optional_values(template: str, row: dict) -> dict:
+    """The optional fields `template` uses, from `row`; only those, so a row without them still fills the rest."""
+    import string
+
+    used = {re.split(r"[.\[]", field)[0] for _, field, _, _ in string.Formatter().parse(template) if field}
+    values: dict[str, Any] = {}
+    for name in OPTIONAL_FIELDS:
+        if name not in used:
+            continue
+        value = row.get(name)
+        if value is None or (isinstance(value, float) and value != value):  # null, or NaN from a Parquet float
+            if name in VALENCE_AROUSAL_FIELDS:
+                raise TagError(f"no {name} in this track's row: the model that scanned it has no valence–arousal")
+            raise TagError(f"no {name} in this track's row: results from an older mer-tag (rescan to get it)")
+        values[name] = _typed(name, value)
+    return values
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A row's value as the template expects it: CSV and hand-made files may spell numbers as text."""
+    try:
+        if name == "quadrant":
+            return int(float(value))
+        if name in ("valence", "arousal"):
+            return float(value)
+    except (TypeError, ValueError):
+        raise TagError(f"{name} {value!r} in this track's row is not a number") from None
+    return str(value)
 
 
 def _adjectives(cluster: int, name: str) -> Words:
@@ -131,12 +188,21 @@ def _adjectives(cluster: int, name: str) -> Words:
     return Words((name.lower(),))  # a custom label set: its name is the only word we know
 
 
-def _extra_fields(row: dict) -> dict[str, str]:
-    """Our own fields beside the mood: the numbers behind it, and the model (also our MARKER)."""
-    fields = {"MER_TAG_CLUSTER": str(int(row["cluster"])), "MER_TAG_CONFIDENCE": f"{row['confidence']:.4f}"}
+def _extra_fields(row: dict) -> dict[str, str | None]:
+    """Our own fields beside the mood: the numbers behind it, and the model (also our MARKER). Valence,
+    arousal and quadrant the row has none of are None: removed, should an earlier run have written them,
+    so a file never shows one model's mood beside another model's valence."""
+    fields: dict[str, str | None] = {
+        "MER_TAG_CLUSTER": str(int(row["cluster"])),
+        "MER_TAG_CONFIDENCE": f"{row['confidence']:.4f}",
+    }
     for column, value in row.items():
         if column.startswith("prob_cluster_") and value is not None:
             fields[f"MER_TAG_PROB_{column.removeprefix('prob_cluster_')}"] = f"{value:.4f}"
+    for column, spelling in (("valence", "{:.4f}"), ("arousal", "{:.4f}"), ("quadrant", "{:d}")):
+        value = row.get(column)
+        known = value is not None and not (isinstance(value, float) and value != value)
+        fields[f"MER_TAG_{column.upper()}"] = spelling.format(_typed(column, value)) if known else None
     fields[MARKER] = str(row.get("model") or "unknown")
     return fields
 
@@ -814,7 +880,7 @@ def _reason(exc: BaseException) -> str:
 def _tag_file(
     row_path: str,
     mood: str,
-    extras: dict[str, str],
+    extras: dict[str, str | None],
     *,
     overwrite: bool,
     dry_run: bool,
@@ -832,7 +898,8 @@ def _tag_file(
     ours = before.get(before.key(MARKER)) is not None
     if current is not None and current != mood and not (overwrite or ours):
         return FileResult(row_path, "kept", f"has mood {current!r} (--overwrite replaces it)")
-    wanted: dict[str, list[str] | None] = {before.mood_key: [mood], **{before.key(k): [v] for k, v in extras.items()}}
+    wanted: dict[str, list[str] | None] = {before.mood_key: [mood]}
+    wanted |= {before.key(k): None if v is None else [v] for k, v in extras.items()}
     wanted |= {k: None for k in before.mood_keys() if k != before.mood_key}  # one mood per file
     changes = {k: {"text": v} if v else None for k, v in wanted.items() if before.text(k) != v}
     if not changes:

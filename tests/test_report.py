@@ -21,6 +21,7 @@ from mer_tag.report import (
     plural,
     render_html,
     render_markdown,
+    render_report,
     report_format,
     summarize,
     write_playlists,
@@ -33,9 +34,19 @@ XSS_ARTIST = "<svg onload=window.__xss=3>&amp;"
 MODEL = "default@0.1.0"
 
 
-def synthetic_results(n: int, *, root: str = "/music", seed: int = 0, k: int = 5) -> pl.DataFrame:
-    """`n` result rows shaped like a real scan: ~3% errors, some lyrics and MIDI, timelines on long tracks.
-    Row 0 carries an XSS title and artist, as a stranger's tags might."""
+# The quadrant a synthetic track of each MIREX cluster leans to: Passionate and Cheerful positive and
+# energetic, Wistful negative and calm, Humorous positive and calm, Aggressive negative and energetic.
+LEANS_TO = {1: 1, 2: 1, 3: 3, 4: 4, 5: 2}
+QUADRANT_NAMES = ("positive, energetic", "negative, energetic", "negative, calm", "positive, calm")
+
+
+def synthetic_results(
+    n: int, *, root: str = "/music", seed: int = 0, k: int = 5, valence_arousal: bool = True
+) -> pl.DataFrame:
+    """`n` result rows shaped like a real scan: ~3% errors, some lyrics and MIDI, timelines on long tracks,
+    and (unless not `valence_arousal`) the runner-up and valence–arousal columns, from a generator of their
+    own so the other columns stay as they were. Row 0 carries an XSS title and artist, as a stranger's tags
+    might."""
     rng = np.random.default_rng(seed)
     probs = rng.dirichlet(np.full(k, 0.6), size=n)
     cluster = probs.argmax(axis=1) + 1
@@ -74,7 +85,8 @@ def synthetic_results(n: int, *, root: str = "/music", seed: int = 0, k: int = 5
         "model": [MODEL] * n,
         "timeline": [timeline_json(d, rng) if d >= 300 and i % 3 == 0 else None for i, d in enumerate(duration)],
     }
-    frame = pl.DataFrame(rows, infer_schema_length=None)
+    va_rows = synthetic_valence_arousal(probs, names, seed) if valence_arousal else {}
+    frame = pl.DataFrame(rows | va_rows, infer_schema_length=None)
     prediction_columns = [
         "duration_s",
         "cluster",
@@ -85,6 +97,7 @@ def synthetic_results(n: int, *, root: str = "/music", seed: int = 0, k: int = 5
         "midi_cluster",
         "timeline",
         *(f"prob_cluster_{i}" for i in range(1, k + 1)),
+        *va_rows,
     ]
     frame = frame.with_columns(
         pl.when(pl.col("status") == "error").then(None).otherwise(pl.col(c)).alias(c) for c in prediction_columns
@@ -96,6 +109,50 @@ def synthetic_results(n: int, *, root: str = "/music", seed: int = 0, k: int = 5
             pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("ok")).otherwise(pl.col("status")).alias("status"),
         )
     return frame
+
+
+def synthetic_valence_arousal(probs: np.ndarray, names, seed: int) -> dict[str, list]:
+    """Runner-up and quadrant columns as docs/output.md gives them, each track leaning to its mood's quadrant."""
+    rng = np.random.default_rng(seed + 1)
+    n = len(probs)
+    order = probs.argsort(axis=1)
+    runner_up = order[:, -2] + 1
+    leans = np.array([LEANS_TO.get(int(c), int(c) % 4 + 1) for c in order[:, -1] + 1])
+    quadrant_probs = rng.dirichlet(np.full(4, 0.7), size=n) + 0.6 * np.eye(4)[leans - 1]
+    quadrant_probs = (quadrant_probs / quadrant_probs.sum(axis=1, keepdims=True)).round(4)
+    quadrant = quadrant_probs.argmax(axis=1) + 1
+    return {
+        "runner_up": runner_up.tolist(),
+        "runner_up_name": [names[c - 1] for c in runner_up],
+        "runner_up_confidence": probs[np.arange(n), runner_up - 1].round(4).tolist(),
+        "quadrant": quadrant.tolist(),
+        "quadrant_name": [QUADRANT_NAMES[q - 1] for q in quadrant],
+        **{f"prob_quadrant_{q}": quadrant_probs[:, q - 1].tolist() for q in range(1, 5)},
+        "valence": (quadrant_probs[:, 0] + quadrant_probs[:, 3]).round(4).tolist(),
+        "arousal": (quadrant_probs[:, 0] + quadrant_probs[:, 1]).round(4).tolist(),
+    }
+
+
+def with_valence_arousal(frame: pl.DataFrame, quadrants: dict[str, tuple[int, float]]) -> pl.DataFrame:
+    """`frame` with the quadrant columns, from path -> (quadrant, its probability; the other three share the
+    rest); a path not named gets nulls, as a model without valence–arousal leaves them."""
+    columns: dict[str, list] = {name: [] for name in ("quadrant", "quadrant_name", "valence", "arousal")}
+    columns |= {f"prob_quadrant_{q}": [] for q in range(1, 5)}
+    for path in frame.get_column("path"):
+        quadrant, probability = quadrants.get(path, (None, None))
+        probs = (
+            [None] * 4
+            if quadrant is None
+            else [probability if q == quadrant else (1 - probability) / 3 for q in range(1, 5)]
+        )
+        known = quadrant is not None
+        columns["quadrant"].append(quadrant)
+        columns["quadrant_name"].append(QUADRANT_NAMES[quadrant - 1] if known else None)
+        columns["valence"].append(round(probs[0] + probs[3], 4) if known else None)
+        columns["arousal"].append(round(probs[0] + probs[1], 4) if known else None)
+        for q in range(1, 5):
+            columns[f"prob_quadrant_{q}"].append(round(probs[q - 1], 4) if known else None)
+    return frame.with_columns(pl.Series(name, values, strict=False) for name, values in columns.items())
 
 
 def timeline_json(duration_s: float, rng: np.random.Generator, chunk_s: float = 30.0) -> str:
@@ -223,6 +280,48 @@ def test_summary_of_results_without_probabilities():
     assert "<html" in render_html(frame)
 
 
+# Quadrant and its probability for four of small_results' five predictions; /lib/C/03.flac has none (a
+# rescan by a model without valence–arousal), the failed row neither.
+SMALL_QUADRANTS = {
+    "/lib/A/One/01.flac": (3, 0.5),
+    "/lib/A/One/02.flac": (3, 0.7),
+    "/lib/B/Two/01.flac": (2, 0.9),
+    "/lib/B/Two/02.flac": (1, 0.45),
+}
+
+
+def test_summary_counts_quadrants_and_means_valence_and_arousal():
+    frame = with_valence_arousal(small_results(), SMALL_QUADRANTS)
+    section = summarize(frame)["valence_arousal"]
+    assert [q["count"] for q in section["quadrants"]] == [1, 1, 2, 0]
+    assert [q["name"] for q in section["quadrants"]] == list(QUADRANT_NAMES)
+    assert (section["tracks"], section["on_plane"], section["without"]) == (4, 4, 1)
+    placed = frame.filter(pl.col("valence").is_not_null())
+    assert section["mean_valence"] == pytest.approx(placed.get_column("valence").mean(), abs=1e-4)
+    assert section["mean_arousal"] == pytest.approx(placed.get_column("arousal").mean(), abs=1e-4)
+    assert section["quadrants"][2]["share"] == 0.5
+    text = render_markdown(summarize(frame))
+    assert "## Valence and arousal" in text and "| Q3 negative, calm | 2 | 50.0% |" in text
+    assert "over 4 tracks" in text and "1 predicted track had no valence–arousal" in text
+
+
+@pytest.mark.parametrize("how", ["absent", "null", "csv of nulls"])
+def test_results_without_valence_arousal_show_no_plane(tmp_path, how):
+    frame = small_results()
+    if how != "absent":  # a model without the head: the columns are there, every value empty
+        frame = with_valence_arousal(frame, {})
+    if how == "csv of nulls":  # CSV reads an all-empty column back as text
+        frame.write_csv(tmp_path / "scan.csv")
+        frame = load_results(tmp_path / "scan.csv")
+    summary = summarize(frame)
+    assert summary["valence_arousal"] is None
+    assert "alence" not in render_markdown(summary)  # says nothing, rather than zeros
+    assert json.loads(render_report(frame, format="json"))["valence_arousal"] is None
+    payload = json.loads(embedded_json(render_html(frame)))
+    assert "valence" not in payload["table"] and "arousal" not in payload["table"]
+    assert [d["count"] for d in summary["distribution"]] == [0, 1, 3, 0, 1]  # the rest as before
+
+
 # --- escaping ---------------------------------------------------------------------------------------
 
 
@@ -249,6 +348,32 @@ def test_html_table_codes_decode_to_the_tags():
     artists = [table["artist_values"][code] if code >= 0 else None for code in table["artist"]]
     assert artists == frame.filter(pl.col("status") == "ok").get_column("artist").to_list()
     assert table["folder_values"][table["folder"][0]] == "A/One" and table["file"][0] == "01.flac"
+
+
+def test_html_carries_every_dot_of_the_plane_compactly():
+    quadrants = {**SMALL_QUADRANTS, "/lib/C/03.flac": (4, 0.6)}
+    frame = with_valence_arousal(small_results(), quadrants)
+    outside = pl.when(pl.col("path") == "/lib/C/03.flac").then(1.5).otherwise(pl.col("valence"))
+    frame = frame.with_columns(outside.alias("valence"))  # a hand-edited value off the plane
+    payload = json.loads(embedded_json(render_html(frame)))
+    table = payload["table"]
+    ok = frame.filter(pl.col("status") == "ok")
+    assert len(table["valence"]) == len(table["arousal"]) == table["count"] == ok.height
+    for (valence, arousal), x, y in zip(
+        ok.select("valence", "arousal").iter_rows(), table["valence"], table["arousal"]
+    ):
+        if valence > 1:  # not drawn: neither number, so no half-placed dot
+            assert (x, y) == (-1, -1)
+        else:
+            assert (x, y) == (round(valence * 1000), round(arousal * 1000))
+    assert payload["summary"]["valence_arousal"]["on_plane"] == 4
+    assert 'id="plane-panel" hidden' in render_html(frame)  # the page's script shows it when there are dots
+
+    # Quadrants but no valence or arousal (a hand-made file): counted, but there is no plane to draw.
+    no_place = frame.with_columns(pl.lit(None, pl.Float64).alias("valence"))
+    payload = json.loads(embedded_json(render_html(no_place)))
+    assert payload["summary"]["valence_arousal"]["tracks"] == 5 and "valence" not in payload["table"]
+    assert "Mean valence" not in render_markdown(summarize(no_place))
 
 
 def test_html_placeholders_in_tags_stay_text():
@@ -296,6 +421,52 @@ def test_playlists_min_confidence(tmp_path):
     frame = small_results().with_columns(pl.col("path").str.replace("^/lib", str(library)))
     written = write_playlists(frame, library, min_confidence=0.55)
     assert written.entries == {"Passionate": 0, "Cheerful": 0, "Wistful": 2, "Humorous": 0, "Aggressive": 1}
+
+
+def test_playlists_per_quadrant_by_the_quadrants_own_probability(tmp_path):
+    library = tmp_path / "lib"
+    quadrants = {path.replace("/lib", str(library)): q for path, q in SMALL_QUADRANTS.items()}
+    frame = small_results().with_columns(pl.col("path").str.replace("^/lib", str(library)))
+    frame = with_valence_arousal(frame, quadrants)
+
+    written = write_playlists(frame, library)
+
+    assert written.quadrants
+    names = sorted(p.name for p in library.glob("Q*.m3u8"))
+    assert names == [
+        "Q1-positive energetic.m3u8",
+        "Q2-negative energetic.m3u8",
+        "Q3-negative calm.m3u8",
+        "Q4-positive calm.m3u8",
+    ]
+    calm = (library / "Q3-negative calm.m3u8").read_text(encoding="utf-8").splitlines()
+    assert calm[:2] == ["#EXTM3U", "#PLAYLIST:Q3 negative, calm"]
+    assert [line for line in calm if not line.startswith("#")] == ["A/One/02.flac", "A/One/01.flac"]  # 0.7, 0.5
+    assert written.entries["Q3 negative, calm"] == 2 and written.entries["Q4 positive, calm"] == 0
+    assert written.files["Q1 positive, energetic"] == library / "Q1-positive energetic.m3u8"
+    assert written.entries["Wistful"] == 3  # the mood playlists as before, C/03.flac with no quadrant in its mood's
+
+    cut = write_playlists(frame, library, min_confidence=0.6)
+    # 01.flac is Wistful at 0.9 but negative and calm at only 0.5: out of the quadrant's list, in the mood's.
+    assert [
+        line for line in (library / "Q3-negative calm.m3u8").read_text().splitlines() if not line.startswith("#")
+    ] == ["A/One/02.flac"]
+    assert {name: n for name, n in cut.entries.items() if name.startswith("Q")} == {
+        "Q1 positive, energetic": 0,
+        "Q2 negative, energetic": 1,
+        "Q3 negative, calm": 1,
+        "Q4 positive, calm": 0,
+    }
+    assert cut.entries["Wistful"] == 2
+
+
+def test_playlists_without_valence_arousal_write_no_quadrant_playlists(tmp_path):
+    library = tmp_path / "lib"
+    frame = small_results().with_columns(pl.col("path").str.replace("^/lib", str(library)))
+    for results in (frame, with_valence_arousal(frame, {})):  # columns absent, or there and empty
+        written = write_playlists(results, library)
+        assert not written.quadrants and len(written.files) == 5
+        assert not list(library.glob("Q*"))
 
 
 def test_playlists_go_up_only_to_files_that_exist(tmp_path):
@@ -554,6 +725,22 @@ def test_cli_playlists_counts_in_words(tmp_path, capsys):
     counts = [line.split("  ")[0].strip() for line in captured.out.splitlines()]
     assert counts == ["1 track", "0 tracks"]  # two classes in the data: two playlists
     assert captured.err.startswith("Skipped 1 track not reachable")
+    assert "No quadrant playlists: no track here has valence–arousal" in captured.err
+
+
+def test_cli_playlists_says_which_quadrant_playlists_it_wrote(tmp_path, capsys):
+    library = tmp_path / "lib"
+    quadrants = {path.replace("/lib", str(library)): q for path, q in SMALL_QUADRANTS.items()}
+    frame = with_valence_arousal(
+        small_results().with_columns(pl.col("path").str.replace("^/lib", str(library))), quadrants
+    )
+    frame.write_parquet(tmp_path / "scan.parquet")
+    assert main(["playlists", str(tmp_path / "scan.parquet"), "-o", str(library)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 9  # five moods, four quadrants
+    assert lines[7].startswith("2 tracks  Q3 negative, calm ")
+    assert lines[7].endswith(f"  {library / 'Q3-negative calm.m3u8'}")
+    assert (library / "Q3-negative calm.m3u8").exists()
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,9 @@ import polars as pl
 import pytest
 
 from mer_tag.cli import main
+from mer_tag.labels import MIREX
 from mer_tag.report import file_url
-from test_report import XSS_TITLE, synthetic_results
+from test_report import XSS_TITLE, synthetic_results, with_valence_arousal
 
 pytestmark = pytest.mark.browser
 
@@ -317,3 +318,108 @@ def test_report_links_open_the_files_and_counts_read_right(browser, tmp_path):
     for path, url in zip(paths, expected):
         browser.open(url)
         assert browser.wait_for("return document.body && document.body.textContent") == f"contents of {Path(path).name}"
+
+
+PLANE_DOTS = "return document.querySelectorAll('#plane svg circle').length"
+
+
+def test_report_draws_the_library_on_the_valence_arousal_plane(browser, report, results):
+    browser.open(report.as_uri())
+    browser.wait_for("return document.documentElement.dataset.ready === 'true'")
+    placed = results.filter(pl.col("status") == "ok", pl.col("valence").is_not_null(), pl.col("arousal").is_not_null())
+    assert placed.height > 2500
+    assert browser.js("return document.getElementById('plane-panel').hidden") is False
+    assert browser.js(PLANE_DOTS) == placed.height
+    assert texts(browser, "#plane .axis-title") == [
+        "valence: negative \u2192 positive",
+        "arousal: calm \u2192 energetic",
+    ]
+    labels = texts(browser, "#plane text.quadrant-label")
+    assert labels == ["Q1 positive, energetic", "Q2 negative, energetic", "Q3 negative, calm", "Q4 positive, calm"]
+    counts = placed.group_by("quadrant").len().sort("quadrant").get_column("len").to_list()
+    assert texts(browser, "#quadrants tbody td:nth-child(2)") == [f"{n:,}" for n in counts]
+    per_mood = dict(placed.group_by("cluster").len().iter_rows())
+    expected = [f"{name} {per_mood.get(i, 0):,}" for i, name in enumerate(MIREX.names, 1)]
+    assert texts(browser, "#plane-legend li") == expected
+    # Each dot in its mood's colour: as many dots of each colour as the mood has tracks on the plane.
+    fills = browser.js(
+        "const counts = {};"
+        "document.querySelectorAll('#plane svg circle').forEach((c) => {"
+        "  counts[c.getAttribute('fill')] = (counts[c.getAttribute('fill')] || 0) + 1; });"
+        "return [JSON.parse(document.getElementById('report-data').textContent).colors, counts]"
+    )
+    colours, counts = fills
+    assert counts == {colours[i - 1]: n for i, n in per_mood.items()}
+    save_full_page(browser, 1280, ARTIFACTS / "report-plane.png")
+
+
+HOVER = """
+const [x, y] = arguments;
+const svg = document.querySelector('#plane svg');
+const point = new DOMPoint(x, y).matrixTransform(svg.getScreenCTM());
+svg.dispatchEvent(new PointerEvent('pointermove', {clientX: point.x, clientY: point.y, bubbles: true}));
+const tip = document.querySelector('#plane .plane-tip');
+return tip.hidden ? null : [...tip.children].map((line) => line.textContent);
+"""
+
+
+def test_report_plane_names_the_track_under_the_pointer_and_finds_it(browser, tmp_path):
+    """Three tracks far apart on the plane and one without valence-arousal: three dots, each named on hover."""
+    songs = {
+        "/music/Joy/01 Up.flac": ("Up", "Joy", 2, (1, 0.9)),  # Cheerful; valence and arousal 0.93
+        "/music/Rain/02 Grey.flac": ("Grey", "Rain", 3, (3, 0.9)),  # Wistful; both 0.07
+        "/music/Fury/03 Storm.flac": ("Storm", "Fury", 5, (2, 0.9)),  # Aggressive; valence 0.07, arousal 0.93
+        "/music/Old/04 Before.flac": ("Before", "Old", 3, None),  # a model without valence-arousal
+    }
+    frame = pl.DataFrame(
+        {
+            "path": list(songs),
+            "status": ["ok"] * 4,
+            "title": [s[0] for s in songs.values()],
+            "artist": [s[1] for s in songs.values()],
+            "cluster": [s[2] for s in songs.values()],
+            "cluster_name": [MIREX.names[s[2] - 1] for s in songs.values()],
+            "confidence": [0.8] * 4,
+        }
+    )
+    frame = with_valence_arousal(frame, {path: s[3] for path, s in songs.items() if s[3]})
+    frame.write_csv(tmp_path / "scan.csv")
+    assert main(["report", str(tmp_path / "scan.csv"), "-o", str(tmp_path / "report.html")]) == 0
+    browser.open((tmp_path / "report.html").as_uri())
+    browser.wait_for("return document.documentElement.dataset.ready === 'true'")
+    assert browser.js(PLANE_DOTS) == 3
+    assert "1 predicted track had no valence" in texts(browser, "#plane-hint")[0]
+    # The plot's own coordinates: 0-1 maps onto the frame; find each dot from its values.
+    frame_box = browser.js(
+        "const r = document.querySelector('#plane .plane-frame');"
+        "return [+r.getAttribute('x'), +r.getAttribute('y'), +r.getAttribute('width')]"
+    )
+    left, top, side = frame_box
+    for valence, arousal, title, artist, mood in [
+        (0.9333, 0.9333, "Up", "Joy", "Cheerful"),
+        (0.0667, 0.0667, "Grey", "Rain", "Wistful"),
+        (0.0667, 0.9333, "Storm", "Fury", "Aggressive"),
+    ]:
+        x, y = left + side * valence, top + side * (1 - arousal)
+        shown = browser.js(HOVER, x + 2, y - 2)  # near the dot, not on its centre
+        assert shown == [title, artist, f"{mood} \u00b7 valence {valence:.2f} \u00b7 arousal {arousal:.2f}"]
+    assert browser.js(HOVER, left + side / 2, top + side / 2) is None  # no dot in the middle: no tip
+    browser.js(  # a click on Storm's dot (top left: negative, energetic) finds it in the table
+        "const svg = document.querySelector('#plane svg');"
+        "const p = new DOMPoint(arguments[0], arguments[1]).matrixTransform(svg.getScreenCTM());"
+        "svg.dispatchEvent(new MouseEvent('click', {clientX: p.x, clientY: p.y, bubbles: true}))",
+        left + side * 0.0667,
+        top + side * (1 - 0.9333),
+    )
+    browser.wait_for("return document.querySelectorAll('#tracks tbody tr').length === 1")
+    assert texts(browser, "#tracks tbody td:first-child") == ["Storm"]
+
+
+def test_report_without_valence_arousal_has_no_plane(browser, tmp_path):
+    synthetic_results(200, valence_arousal=False).write_parquet(tmp_path / "scan.parquet")
+    assert main(["report", str(tmp_path / "scan.parquet"), "-o", str(tmp_path / "report.html")]) == 0
+    browser.open((tmp_path / "report.html").as_uri())
+    browser.wait_for("return document.documentElement.dataset.ready === 'true'")
+    assert browser.js("return document.getElementById('plane-panel').hidden") is True
+    assert browser.js(PLANE_DOTS) == 0
+    assert browser.js("return document.querySelectorAll('#chart-distribution svg rect.bar').length") == 5

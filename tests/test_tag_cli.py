@@ -174,6 +174,8 @@ def test_list_templates_shows_each_preset_with_an_example(capsys):
         line = next(line for line in out.splitlines() if line.startswith(f"{name} "))
         assert template in line, line
     assert "Cluster 3: Wistful" in out and "Wistful (61%)" in out and "literate, poignant, wistful" in out
+    assert "Wistful, negative, calm" in out and "valence 0.30, arousal 0.23" in out
+    assert "{valence}" in out and "{quadrant_name}" in out and "{runner_up_name}" in out
 
 
 def test_tag_help_points_to_list_templates_and_paths_a_user_has(capsys):

@@ -111,8 +111,34 @@ def master(tmp_path_factory) -> Path:
     return folder
 
 
-def _write_results(folder: Path, clusters: dict[str, int] | None = None) -> Path:
-    """A results CSV as docs/output.md describes it, made by hand."""
+QUADRANT_NAMES = ("positive, energetic", "negative, energetic", "negative, calm", "positive, calm")
+VA_COLUMNS = [
+    "runner_up",
+    "runner_up_name",
+    "runner_up_confidence",
+    "quadrant",
+    "quadrant_name",
+    *[f"prob_quadrant_{q}" for q in range(1, 5)],
+    "valence",
+    "arousal",
+]
+
+
+def _valence_arousal(cluster: int, quadrant: int | None) -> list:
+    """The runner-up and valence–arousal columns of one row; empty (a model without them) for no quadrant."""
+    if quadrant is None:
+        return [""] * len(VA_COLUMNS)
+    runner_up = cluster % 5 + 1
+    probs = [0.55 if q == quadrant else 0.15 for q in range(1, 5)]
+    valence, arousal = round(probs[0] + probs[3], 4), round(probs[0] + probs[1], 4)
+    return [runner_up, NAMES[runner_up - 1], 0.2, quadrant, QUADRANT_NAMES[quadrant - 1], *probs, valence, arousal]
+
+
+def _write_results(
+    folder: Path, clusters: dict[str, int] | None = None, quadrants: dict[str, int] | None = None
+) -> Path:
+    """A results CSV as docs/output.md describes it, made by hand. With `quadrants` (file -> quadrant) it
+    also has the runner-up and valence–arousal columns, empty for a file not named there."""
     results = folder / "moods.csv"
     columns = [
         "path",
@@ -124,6 +150,7 @@ def _write_results(folder: Path, clusters: dict[str, int] | None = None) -> Path
         "cluster_name",
         "confidence",
         *[f"prob_cluster_{k}" for k in range(1, 6)],
+        *(VA_COLUMNS if quadrants is not None else []),
         "model",
     ]
     with open(results, "w", newline="") as f:
@@ -136,8 +163,11 @@ def _write_results(folder: Path, clusters: dict[str, int] | None = None) -> Path
             probs = [confidence if k == cluster else (1 - confidence) / 4 for k in range(1, 6)]
             size, mtime = (path.stat().st_size, path.stat().st_mtime) if path.exists() else (0, 0.0)
             prediction = [cluster, NAMES[cluster - 1], confidence, *probs]
+            if quadrants is not None:
+                prediction += _valence_arousal(cluster, quadrants.get(name))
             out.writerow([path, "ok", "", size, mtime, *prediction, "default@0.1.0"])
-        out.writerow([folder / "failed.mp3", "error", "could not decode", 10, 0.0, *[""] * 8, "default@0.1.0"])
+        empty = [""] * (len(columns) - 6)
+        out.writerow([folder / "failed.mp3", "error", "could not decode", 10, 0.0, *empty, "default@0.1.0"])
     return results
 
 
@@ -472,6 +502,107 @@ def test_templates():
         tags.template_text("no-such-preset")
     custom = tags.mood_text("{adjectives}", {**row, "cluster": 1, "cluster_name": "Positive"})
     assert custom == "positive"  # a label set with no adjectives: its name
+
+
+VA_ROW = {
+    "cluster": 3,
+    "cluster_name": "Wistful",
+    "confidence": 0.613,
+    "model": "default@0.2.0",
+    "runner_up_name": "Passionate",
+    "quadrant": 3,
+    "quadrant_name": "negative, calm",
+    "valence": 0.3012,
+    "arousal": 0.2347,
+}
+
+
+def test_templates_fill_runner_up_and_valence_arousal():
+    render = lambda t, row=VA_ROW: tags.mood_text(tags.template_text(t), row)  # noqa: E731
+    assert render("name-quadrant") == "Wistful, negative, calm"
+    assert render("quadrant") == "negative, calm"
+    assert render("valence-arousal") == "valence 0.30, arousal 0.23"
+    assert render("{name} or {runner_up_name}, Q{quadrant}") == "Wistful or Passionate, Q3"
+    assert render("{valence:.0%} positive, {arousal:.1f}") == "30% positive, 0.2"
+    as_text = {**VA_ROW, "valence": "0.3012", "quadrant": "3"}  # a CSV read without types
+    assert render("{valence:.1f} Q{quadrant:d}", as_text) == "0.3 Q3"
+
+
+@pytest.mark.parametrize(
+    ("template", "missing"),
+    [("valence-arousal", "valence"), ("name-quadrant", "quadrant_name"), ("Q{quadrant}", "quadrant")],
+)
+def test_a_row_without_valence_arousal_fails_a_template_that_needs_it(template, missing):
+    older = {k: VA_ROW[k] for k in ("cluster", "cluster_name", "confidence", "model")}  # results from before
+    assert tags.mood_text(tags.template_text("name-confidence"), older) == "Wistful (61%)"  # the rest still work
+    no_head = {**VA_ROW, "quadrant": None, "quadrant_name": None, "valence": float("nan"), "arousal": None}
+    for row in (older, no_head):
+        with pytest.raises(tags.TagError) as error:
+            tags.mood_text(tags.template_text(template), row)
+        assert str(error.value) == f"no {missing} in this track's row: the model that scanned it has no valence–arousal"
+    with pytest.raises(tags.TagError, match="no runner_up_name in this track's row: results from an older mer-tag"):
+        tags.mood_text("{runner_up_name}", older)
+
+
+def test_tracks_without_valence_arousal_fail_alone_and_the_run_goes_on(lib, capsys):
+    quadrants = {name: i % 4 + 1 for i, name in enumerate(TRACKS) if name != "a.ogg"}
+    _write_results(lib.dir, quadrants=quadrants)
+    before = (lib.dir / "a.ogg").read_bytes()
+    summary = tags.write_tags(lib.results, template="name-quadrant", overwrite=True, journal=lib.journal)
+    results = by_name(summary)
+    assert (results["a.ogg"].action, results["a.ogg"].detail) == (
+        "failed",
+        "no quadrant_name in this track's row: the model that scanned it has no valence–arousal",
+    )
+    assert (lib.dir / "a.ogg").read_bytes() == before
+    assert summary.count("tagged") == len(TRACKS) - 1
+    assert raw_field(lib.dir / "a.flac", "MOOD") == [f"{expected('a.flac')}, {QUADRANT_NAMES[quadrants['a.flac'] - 1]}"]
+
+    _write_results(lib.dir)  # results from before valence–arousal: no such columns at all
+    assert main(["tag", str(lib.results), "-t", "valence-arousal", "--journal", str(lib.journal)]) == 1
+    failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("failed ")]
+    assert len(failed) == len(TRACKS) + 2  # every track, broken.flac and missing.mp3 too: no file was opened
+    assert all(line.endswith("has no valence–arousal") for line in failed)
+
+
+def test_valence_arousal_fields_beside_the_mood_come_off_byte_for_byte(lib):
+    quadrants = {name: i % 4 + 1 for i, name in enumerate(TRACKS)}
+    _write_results(lib.dir, quadrants=quadrants)
+    before = sha256s(lib.dir, TRACKS)
+    tags.write_tags(lib.results, template="valence-arousal", overwrite=True, extra_fields=True, journal=lib.journal)
+    q = quadrants["a.flac"]
+    valence, arousal = _valence_arousal(1, q)[-2:]
+    assert raw_field(lib.dir / "a.flac", "MOOD") == [f"valence {valence:.2f}, arousal {arousal:.2f}"]
+    assert raw_field(lib.dir / "a.flac", "MER_TAG_VALENCE") == [f"{valence:.4f}"]
+    assert raw_field(lib.dir / "a.flac", "MER_TAG_AROUSAL") == [f"{arousal:.4f}"]
+    assert raw_field(lib.dir / "a.flac", "MER_TAG_QUADRANT") == [str(q)]
+    assert raw_field(lib.dir / "v23.mp3", "TXXX:MER_TAG_QUADRANT") == [str(quadrants["v23.mp3"])]
+    assert raw_field(lib.dir / "a.m4a", "----:com.apple.iTunes:MER_TAG_VALENCE") is not None
+
+    summary = tags.untag(lib.journal)
+
+    assert {r.action for r in summary.results} == {"restored"}
+    assert sha256s(lib.dir, TRACKS) == before
+
+
+def test_a_rescan_without_valence_arousal_takes_the_old_numbers_off(lib):
+    """A model's mood must not sit beside another model's valence: our stale fields go, and come back on untag."""
+    _write_results(lib.dir, quadrants={name: 2 for name in TRACKS})
+    before = sha256s(lib.dir, TRACKS)
+    tags.write_tags(lib.results, overwrite=True, extra_fields=True, journal=lib.journal)
+    assert raw_field(lib.dir / "a.flac", "MER_TAG_VALENCE") == ["0.3000"]
+    assert raw_field(lib.dir / "v24.mp3", "TXXX:MER_TAG_AROUSAL") == ["0.7000"]
+    _write_results(lib.dir, clusters={"a.flac": 5})  # a rescan by a model without valence–arousal
+
+    results = by_name(tags.write_tags(lib.results, extra_fields=True, journal=lib.journal))
+
+    assert results["a.flac"].action == "tagged" and results["v24.mp3"].action == "tagged"
+    for name, key in (("a.flac", "MER_TAG_"), ("v24.mp3", "TXXX:MER_TAG_")):
+        assert [raw_field(lib.dir / name, key + f) for f in ("VALENCE", "AROUSAL", "QUADRANT")] == [None] * 3
+    assert raw_field(lib.dir / "a.flac", "MOOD") == ["Aggressive"]
+    summary = tags.untag(lib.journal)
+    assert not summary.failed
+    assert sha256s(lib.dir, TRACKS) == before
 
 
 def test_cli_dry_run_tag_and_untag(lib, capsys):

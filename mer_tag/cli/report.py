@@ -75,10 +75,20 @@ def playlists(
         Path, typer.Option("--out", "-o", help="Folder for the playlists (created if missing).", show_default=False)
     ],
     min_confidence: Annotated[
-        float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Leave out tracks predicted less confidently.")
+        float,
+        typer.Option(
+            "--min-confidence",
+            min=0.0,
+            max=1.0,
+            help="Leave out tracks predicted less confidently (in a quadrant's playlist: less probably in it).",
+        ),
     ] = 0.0,
 ) -> None:
     """Write one M3U8 playlist per mood (`1-Passionate.m3u8` ...), most confident track first.
+
+    When the results have valence and arousal (a model with them scanned the tracks), also one per
+    quadrant of the valence-arousal plane: `Q1-positive energetic.m3u8`, `Q2-negative energetic.m3u8`,
+    `Q3-negative calm.m3u8`, `Q4-positive calm.m3u8`, most probable first.
 
     Entries are paths relative to the playlist folder; one outside it (`../`) is written only if the
     file is really there, so put the folder inside the library you scanned.
@@ -100,8 +110,15 @@ def playlists(
         raise usage_error(f"cannot write playlists to {out}: {exc.strerror or exc}") from None
     counts = {name: plural(n, "track") for name, n in written.entries.items()}
     width = max(map(len, counts.values()), default=0)
+    name_width = max(map(len, counts), default=0)
     for name, path in written.files.items():
-        typer.echo(f"{counts[name]:>{width}}  {name:<12} {path}")
+        typer.echo(f"{counts[name]:>{width}}  {name:<{name_width}}  {path}")
     if written.skipped:
         skipped = plural(len(written.skipped), "track")
         typer.echo(f"Skipped {skipped} not reachable from {out} (e.g. {written.skipped[0]!r})", err=True)
+    if not written.quadrants:
+        typer.echo(
+            "No quadrant playlists: no track here has valence–arousal (the model that scanned them has none, "
+            "or an older mer-tag wrote these results).",
+            err=True,
+        )

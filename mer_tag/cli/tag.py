@@ -22,7 +22,7 @@ def _list_templates(wanted: bool) -> None:
     typer.echo(f"{'preset':<{name_width}}  {'template':<{text_width}}  example")
     for name, text in named.items():
         typer.echo(f"{name:<{name_width}}  {text:<{text_width}}  {mood_text(text, SAMPLE_ROW)}")
-    sample = ", ".join(f"{k}={v}" for k, v in SAMPLE_ROW.items())
+    sample = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in SAMPLE_ROW.items())
     typer.echo(
         f"\nExamples from a row with {sample}.\nFields: {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}. "
         "Your own template: mer-tag tag moods.csv -t '{name} ({confidence:.0%})'"

@@ -49,12 +49,13 @@ def render_html(results: pl.DataFrame, *, summary: dict | None = None, title: st
     results = normalize(results)
     summary = summarize(results) if summary is None else summary
     names = [c["name"] for c in summary["classes"]]
+    plane = summary.get("valence_arousal") or {}
     payload = {
         "title": title,
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "summary": summary,
         "colors": mood_colors(names),
-        "table": table_columns(results, len(names)),
+        "table": table_columns(results, len(names), plane=bool(plane.get("on_plane"))),
     }
     script = asset("report.js")
     parts = {
@@ -96,10 +97,11 @@ def mood_colors(names: list[str]) -> list[str]:
     return [f"hsl({i * 137.508 % 360:.0f} 55% 50%)" for i in range(len(names))]  # golden angle: neighbours differ
 
 
-def table_columns(results: pl.DataFrame, k: int) -> dict:
+def table_columns(results: pl.DataFrame, k: int, *, plane: bool = False) -> dict:
     """Every predicted track, column-wise and compact: artist, album and folder as indexes into sorted
     value lists, confidence in thousandths, duration in seconds. Each track links to its file: the page
-    joins `url_prefix`, its folder's entry in `folder_urls` and its percent-encoded file name."""
+    joins `url_prefix`, its folder's entry in `folder_urls` and its percent-encoded file name. With
+    `plane`, also valence and arousal in thousandths (-1 where unknown): the dots of the plane."""
     rows = predicted(results, k)
     lyrics_bits = pl.col("lyrics_source").replace_strict(LYRICS_FLAGS, default=0, return_dtype=pl.Int64)
     midi_bit = pl.col("midi_path").is_not_null().cast(pl.Int64) * MIDI_FLAG
@@ -111,10 +113,19 @@ def table_columns(results: pl.DataFrame, k: int) -> dict:
         (pl.col("confidence") * 1000).round().cast(pl.Int64).fill_null(-1).alias("confidence"),
         pl.col("duration_s").round().cast(pl.Int64).fill_null(-1).alias("duration"),
         (lyrics_bits + midi_bit).alias("flags"),
+        *(plane_coordinate(name) for name in (("valence", "arousal") if plane else ())),
     )
     values = {f"{name}_values": sorted_values(rows, name) for name in ("artist", "album", "folder")}
     links = folder_urls(rows, values["folder_values"])
     return {"count": compact.height, **compact.to_dict(as_series=False), **values, **links}
+
+
+def plane_coordinate(name: str) -> pl.Expr:
+    """Valence or arousal in thousandths (a 1000-pixel plane would place a dot no better), -1 where either
+    is unknown or outside 0–1, so a track is drawn with both or not at all (summary.plane_values)."""
+    inside = pl.col("valence").is_between(0, 1) & pl.col("arousal").is_between(0, 1)
+    thousandths = (pl.col(name) * 1000).round().cast(pl.Int64)
+    return pl.when(inside).then(thousandths).otherwise(-1).alias(name)
 
 
 def folder_urls(rows: pl.DataFrame, folder_values: list[str]) -> dict:

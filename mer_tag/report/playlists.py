@@ -1,4 +1,5 @@
-"""One M3U8 playlist per mood, most confident track first, with paths relative to the playlist folder.
+"""One M3U8 playlist per mood, most confident track first, with paths relative to the playlist folder; and,
+when the results have valence–arousal, one per quadrant of the valence–arousal plane.
 
 A relative entry that climbs out of the playlist folder (`../...`) is written only when the file it
 names really is there: a results file from another machine, or a crafted one, cannot make a playlist
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mer_tag.report.summary import class_names, normalize, predicted
+from mer_tag.report.summary import QUADRANT_NAMES, class_names, normalize, predicted
 
 LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 UNSAFE_FILE_NAME = re.compile(r"[^\w\- ]+")
@@ -23,37 +24,74 @@ UNSAFE_FILE_NAME = re.compile(r"[^\w\- ]+")
 
 @dataclass
 class PlaylistsWritten:
-    files: dict[str, Path] = field(default_factory=dict)  # mood name -> playlist file
-    entries: dict[str, int] = field(default_factory=dict)  # mood name -> tracks listed
-    skipped: list[str] = field(default_factory=list)  # track paths no playlist could reach
+    files: dict[str, Path] = field(default_factory=dict)  # playlist name -> file: each mood, then each quadrant
+    entries: dict[str, int] = field(default_factory=dict)  # playlist name -> tracks listed
+    skipped: list[str] = field(default_factory=list)  # track paths no playlist could reach (each once)
+    quadrants: bool = False  # whether the results had valence–arousal, so the quadrant playlists were written
 
 
 def write_playlists(results: pl.DataFrame, out: str | Path, *, min_confidence: float = 0.0) -> PlaylistsWritten:
     """Write `<k>-<Mood>.m3u8` into folder `out` for every class, even one with no tracks (so a player's
-    list of mood playlists stays the same from scan to scan)."""
+    list of mood playlists stays the same from scan to scan). When any predicted track has a quadrant,
+    also `Q<q>-<words>.m3u8` for each of the four, ranked and cut by the quadrant's own probability."""
     results = normalize(results)
     names = class_names(results)
     out = Path(os.path.abspath(out))
     out.mkdir(parents=True, exist_ok=True)
-    chosen = predicted(results, len(names)).filter(pl.col("confidence") >= min_confidence)
-    ranked = chosen.sort(["confidence", "path"], descending=[True, False])
+    pred = predicted(results, len(names))
+    ranked = pred.filter(pl.col("confidence") >= min_confidence).sort(["confidence", "path"], descending=[True, False])
     written = PlaylistsWritten()
     for cluster, name in enumerate(names, 1):
         tracks = ranked.filter(pl.col("cluster") == cluster)
-        lines, skipped = playlist_lines(tracks, name, out)
-        target = out / playlist_file_name(cluster, name)
-        temporary = target.with_name(target.name + ".tmp")
-        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
-        temporary.replace(target)  # a player never reads half a playlist
-        written.files[name] = target
-        written.entries[name] = (len(lines) - 2) // 2
-        written.skipped += skipped
+        write_playlist(written, tracks, name, out / playlist_file_name(cluster, name))
+    placed = pred.filter(pl.col("quadrant").is_between(1, len(QUADRANT_NAMES)))
+    written.quadrants = placed.height > 0
+    if written.quadrants:
+        ranked = quadrant_ranked(placed, min_confidence)
+        for quadrant, words in enumerate(QUADRANT_NAMES, 1):
+            tracks = ranked.filter(pl.col("quadrant") == quadrant)
+            write_playlist(written, tracks, f"Q{quadrant} {words}", out / quadrant_file_name(quadrant))
+    written.skipped = list(dict.fromkeys(written.skipped))  # a track is in a mood's and a quadrant's playlist
     return written
+
+
+def write_playlist(written: PlaylistsWritten, tracks: pl.DataFrame, name: str, target: Path) -> None:
+    lines, skipped = playlist_lines(tracks, name, target.parent)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
+    temporary.replace(target)  # a player never reads half a playlist
+    written.files[name] = target
+    written.entries[name] = (len(lines) - 2) // 2
+    written.skipped += skipped
+
+
+def quadrant_ranked(placed: pl.DataFrame, min_confidence: float) -> pl.DataFrame:
+    """Tracks with a quadrant, most probable first by their quadrant's own probability (`prob_quadrant_<q>`);
+    --min-confidence cuts on that probability, so a track with none is listed only without a cut."""
+    columns = [f"prob_quadrant_{q}" for q in range(1, len(QUADRANT_NAMES) + 1)]
+    probability = pl.coalesce(
+        [
+            pl.when(pl.col("quadrant") == q).then(
+                pl.col(column).cast(pl.Float64, strict=False).fill_nan(None) if column in placed.columns else None
+            )
+            for q, column in enumerate(columns, 1)
+        ]
+    )
+    ranked = placed.with_columns(probability.alias("quadrant_probability"))
+    if min_confidence > 0:
+        ranked = ranked.filter(pl.col("quadrant_probability") >= min_confidence)
+    return ranked.sort(["quadrant_probability", "path"], descending=[True, False], nulls_last=True)
 
 
 def playlist_file_name(cluster: int, name: str) -> str:
     """`3-Wistful.m3u8`: the number keeps names unique and in class order; odd characters become `_`."""
     return f"{cluster}-{UNSAFE_FILE_NAME.sub('_', name).strip() or 'mood'}.m3u8"
+
+
+def quadrant_file_name(quadrant: int) -> str:
+    """`Q1-positive energetic.m3u8`: the mood playlists' scheme, `Q` keeping the quadrants apart from the
+    classes and after them in a sorted folder; the words without their comma (the mood names have none)."""
+    return f"Q{quadrant}-{QUADRANT_NAMES[quadrant - 1].replace(',', '')}.m3u8"
 
 
 def playlist_lines(tracks: pl.DataFrame, name: str, out: Path) -> tuple[list[str], list[str]]:

@@ -306,6 +306,186 @@
     });
   }
 
+  // ---- valence-arousal plane --------------------------------------------------------------------
+
+  // Where each quadrant's name goes: Q1 top right, Q2 top left, Q3 bottom left, Q4 bottom right.
+  const QUADRANT_CORNERS = [[1, 1], [0, 1], [0, 0], [1, 0]];
+  const LINE_H = 15; // a line of 12px chart text
+  const PLANE_HIT = 8; // how near (in plot units) the pointer must come to a dot to name it
+  let planeWidth = 0;
+  let planeDots = null; // the tracks with valence and arousal, in drawing order
+
+  // Every track with both numbers, shuffled (a fixed seed, so the picture is the same each time): dots
+  // drawn mood by mood, or in scan order, would let one mood or folder paint over the rest.
+  function dotOrder() {
+    const dots = [];
+    for (let i = 0; i < T.count; i++) if (T.valence[i] >= 0 && T.arousal[i] >= 0) dots.push(i);
+    let seed = 1;
+    for (let j = dots.length - 1; j > 0; j--) {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      const k = seed % (j + 1);
+      [dots[j], dots[k]] = [dots[k], dots[j]];
+    }
+    return dots;
+  }
+
+  // Smaller and fainter dots as the library grows, so a crowd reads as density rather than one blot.
+  function dotStyle(n) {
+    if (n <= 500) return { r: 3.5, opacity: 0.85 };
+    if (n <= 3000) return { r: 2.6, opacity: 0.7 };
+    if (n <= 10000) return { r: 2, opacity: 0.55 };
+    return { r: 1.5, opacity: 0.45 };
+  }
+
+  function drawPlane() {
+    const va = S.valence_arousal;
+    if (!va || !va.on_plane || !T.valence) return; // no valence-arousal in these results: the panel stays hidden
+    document.getElementById("plane-panel").hidden = false; // before measuring: a hidden box is 0 wide
+    const box = document.getElementById("plane");
+    const width = Math.min(640, Math.max(300, box.clientWidth));
+    if (width === planeWidth) return; // 20,000 dots are not redrawn for a resize that changed nothing
+    planeWidth = width;
+    planeDots ||= dotOrder();
+    // The quadrants are named outside the frame, by their corners (confident tracks crowd the corners);
+    // on a narrow screen two names side by side would touch, so each takes two lines.
+    const nameLines = width < 480 ? 2 : 1;
+    const block = (nameLines + 1) * LINE_H; // the name and its count
+    const m = { left: 50, right: 14, top: block + 10, bottom: 44 + block + 4 };
+    const side = width - m.left - m.right;
+    const height = side + m.top + m.bottom;
+    const x = (thousandths) => m.left + (side * thousandths) / 1000;
+    const y = (thousandths) => m.top + side - (side * thousandths) / 1000;
+    const root = newChart(box, width, height);
+    root.setAttribute("aria-label", `${plural(planeDots.length, "track")} by valence and arousal`);
+    root.append(svg("rect", { x: m.left, y: m.top, width: side, height: side, class: "plane-frame" }));
+    for (let tick = 0; tick <= 4; tick++) {
+      const at = tick * 250;
+      const mid = tick === 2 ? " plane-mid" : "";
+      root.append(
+        svg("line", { x1: x(at), x2: x(at), y1: m.top, y2: m.top + side, class: "grid-line" + mid }),
+        svg("line", { x1: m.left, x2: m.left + side, y1: y(at), y2: y(at), class: "grid-line" + mid }),
+        svg("text", { x: x(at), y: m.top + side + 16, "text-anchor": "middle", class: "muted" }, (at / 1000).toFixed(2)),
+        svg("text", { x: m.left - 6, y: y(at) + 4, "text-anchor": "end", class: "muted" }, (at / 1000).toFixed(2)),
+      );
+    }
+    const { r, opacity } = dotStyle(planeDots.length);
+    const dots = svg("g", { class: "plane-dots", "fill-opacity": opacity });
+    const fragment = document.createDocumentFragment();
+    for (const i of planeDots) { // createElementNS by hand: this loop runs once per track
+      const dot = document.createElementNS(SVG_NS, "circle");
+      dot.setAttribute("cx", x(T.valence[i]).toFixed(1));
+      dot.setAttribute("cy", y(T.arousal[i]).toFixed(1));
+      dot.setAttribute("r", r);
+      dot.setAttribute("fill", color(T.cluster[i]));
+      fragment.append(dot);
+    }
+    dots.append(fragment);
+    root.append(dots);
+    va.quadrants.forEach((q, index) => {
+      const [right, top] = QUADRANT_CORNERS[index];
+      const anchor = { x: right ? m.left + side : m.left, "text-anchor": right ? "end" : "start" };
+      const name = `Q${q.quadrant} ${q.name}`;
+      const lines = nameLines === 2 && name.includes(", ") ? [name.slice(0, name.indexOf(", ") + 1), name.slice(name.indexOf(", ") + 2)] : [name];
+      const firstY = top ? 12 : height - block + 8;
+      lines.forEach((line, l) => root.append(svg("text", { ...anchor, y: firstY + l * LINE_H, class: "quadrant-label" }, line)));
+      root.append(svg("text", { ...anchor, y: firstY + lines.length * LINE_H, class: "muted" }, `${plural(q.count, "track")}  ${pct(q.count, va.tracks)}`));
+    });
+    const xTitle = { x: m.left + side / 2, y: m.top + side + 34, "text-anchor": "middle", class: "axis-title" };
+    root.append(svg("text", xTitle, "valence: negative \u2192 positive"));
+    const yTitle = { x: 12, y: m.top + side / 2, "text-anchor": "middle", class: "axis-title" };
+    root.append(svg("text", { ...yTitle, transform: `rotate(-90 ${yTitle.x} ${yTitle.y})` }, "arousal: calm \u2192 energetic"));
+    planePointer(box, root, planeDots.map((i) => [x(T.valence[i]), y(T.arousal[i]), i]));
+  }
+
+  // The page's own tooltip: the dot nearest the pointer, found in a grid of cells PLANE_HIT wide, so a
+  // move looks at a few dots rather than every track; and a click finds the track in the table.
+  function planePointer(box, root, points) {
+    const cells = new Map();
+    const cellOf = (px, py) => Math.floor(px / PLANE_HIT) * 4096 + Math.floor(py / PLANE_HIT);
+    for (const point of points) {
+      const key = cellOf(point[0], point[1]);
+      if (!cells.has(key)) cells.set(key, []);
+      cells.get(key).push(point);
+    }
+    const tip = h("div", { class: "plane-tip", hidden: "" });
+    const ring = h("div", { class: "plane-ring", hidden: "" });
+    box.append(ring, tip);
+
+    function nearest(event) {
+      const at = new DOMPoint(event.clientX, event.clientY).matrixTransform(root.getScreenCTM().inverse());
+      let best = null;
+      let bestDistance = PLANE_HIT * PLANE_HIT;
+      for (let dx = -1; dx <= 1; dx++) {
+        for (let dy = -1; dy <= 1; dy++) {
+          for (const point of cells.get(cellOf(at.x, at.y) + dx * 4096 + dy) || []) {
+            const distance = (point[0] - at.x) ** 2 + (point[1] - at.y) ** 2;
+            if (distance <= bestDistance) { best = point; bestDistance = distance; } // ties: the dot drawn on top
+          }
+        }
+      }
+      return best;
+    }
+
+    function show(point) {
+      const i = point[2];
+      const on = new DOMPoint(point[0], point[1]).matrixTransform(root.getScreenCTM());
+      const frame = box.getBoundingClientRect();
+      const left = on.x - frame.left;
+      const top = on.y - frame.top;
+      const track = table.describe(i);
+      tip.replaceChildren(
+        h("div", { class: "name", text: track.title }),
+        track.artist ? h("div", { text: track.artist }) : null,
+        h("div", { class: "muted", text: `${NAMES[T.cluster[i] - 1]} \u00b7 valence ${(T.valence[i] / 1000).toFixed(2)} \u00b7 arousal ${(T.arousal[i] / 1000).toFixed(2)}` }),
+      );
+      tip.dataset.track = String(i);
+      tip.hidden = ring.hidden = false;
+      ring.style.left = left + "px";
+      ring.style.top = top + "px";
+      // Beside the dot, on the side with more room, so the tip never leaves the panel.
+      tip.style.left = (left < frame.width / 2 ? left + 12 : left - 12 - tip.offsetWidth) + "px";
+      tip.style.top = (top < frame.height / 2 ? top + 12 : top - 12 - tip.offsetHeight) + "px";
+    }
+
+    function hide() {
+      tip.hidden = ring.hidden = true;
+      delete tip.dataset.track;
+    }
+
+    root.addEventListener("pointermove", (event) => {
+      const point = nearest(event);
+      if (point) show(point); else hide(); // no cursor change: every dot would inherit it, 20,000 restyles a move
+    });
+    root.addEventListener("pointerleave", hide);
+    root.addEventListener("click", (event) => {
+      const point = nearest(event);
+      if (point) table.showQuery(table.describe(point[2]).path);
+    });
+  }
+
+  function drawPlaneSide() {
+    const va = S.valence_arousal;
+    if (!planeDots) return; // no plane drawn
+    const n = planeDots.length;
+    const missing = T.count - n; // predicted, but without valence and arousal from its model
+    const without = missing ? ` ${plural(missing, "predicted track")} had no valence\u2013arousal from its model and ${missing === 1 ? "is" : "are"} not shown.` : "";
+    document.getElementById("plane-hint").textContent =
+      `Each dot is one of ${plural(n, "track")}: left to right, how likely it is positive (valence); bottom to top, how likely it is energetic (arousal); coloured by its mood. Point at a dot for its title, click it to find it in the table.${without}`;
+    const rows = va.quadrants.map((q) => h("tr", {},
+      h("td", { text: `Q${q.quadrant} ${q.name}` }), h("td", { class: "num", text: num(q.count) }), h("td", { class: "num", text: pct(q.count, va.tracks) })));
+    document.querySelector("#quadrants tbody").append(...rows);
+    document.getElementById("plane-means").textContent =
+      `Mean valence ${fixed2(va.mean_valence)}, mean arousal ${fixed2(va.mean_arousal)} (0 to 1).`;
+    const perMood = NAMES.map(() => 0);
+    for (const i of planeDots) perMood[T.cluster[i] - 1] += 1;
+    const legend = document.getElementById("plane-legend");
+    NAMES.forEach((name, c) => {
+      const swatch = h("span", { class: "swatch" });
+      swatch.style.background = color(c + 1);
+      legend.append(h("li", {}, swatch, `${name} `, h("span", { class: "muted", text: num(perMood[c]) })));
+    });
+  }
+
   // ---- timelines --------------------------------------------------------------------------------
 
   function timelineRow(track) {
@@ -539,6 +719,7 @@
     }
 
     return {
+      describe(i) { return { title: titleOf(i), artist: valueOf("artist", i), path: pathOf(i) }; },
       init() { drawHead(); wire(); refresh(false); },
       showMood(cluster) { state.mood = cluster; moodBox.value = String(cluster); reveal(); },
       showQuery(text) { state.query = text; filterBox.value = text; state.mood = 0; moodBox.value = "0"; reveal(); },
@@ -569,12 +750,14 @@
     drawConfidence();
     drawCoverage();
     drawGroups();
+    drawPlane();
   }
 
   drawHeader();
   drawCards();
   drawGroupTabs();
   drawCharts();
+  drawPlaneSide();
   drawTimelines();
   drawTopTracks();
   table.init();

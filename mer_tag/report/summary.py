@@ -39,8 +39,13 @@ COLUMN_TYPES = {
     "midi_path": pl.String,
     "model": pl.String,
     "timeline": pl.String,
+    "quadrant": pl.Int64,
+    "valence": pl.Float64,
+    "arousal": pl.Float64,
 }
 PROB_COLUMN = re.compile(r"prob_cluster_(\d+)$")
+# Russell's quadrants in the plain words of the `quadrant_name` column (docs/output.md), Q1..Q4.
+QUADRANT_NAMES = ("positive, energetic", "negative, energetic", "negative, calm", "positive, calm")
 CONFIDENCE_BINS = 20
 UNKNOWN_ARTIST = "Unknown artist"
 UNKNOWN_ALBUM = "Unknown album"
@@ -152,6 +157,7 @@ def summarize(
         ),
         "by_folder": mood_by(pred, "folder", None, k, group_limit),
         "confidence": confidence_histogram(pred, k),
+        "valence_arousal": valence_arousal(pred),
         "top_tracks": top_tracks(pred, names, top_n),
         "timelines": timelines(pred, long_track_s, timeline_limit),
         "errors": failures(results, error_limit),
@@ -202,6 +208,39 @@ def distribution(pred: pl.DataFrame, k: int) -> list[dict]:
         }
         for i in range(1, k + 1)
     ]
+
+
+def plane_values(pred: pl.DataFrame) -> pl.DataFrame:
+    """Predicted rows with valence and arousal both known and inside 0–1: the dots of the plane."""
+    return pred.filter(pl.col("valence").is_between(0, 1), pl.col("arousal").is_between(0, 1))
+
+
+def valence_arousal(pred: pl.DataFrame) -> dict | None:
+    """Tracks per valence–arousal quadrant and the library's mean valence and arousal; None when no
+    predicted track has them (a model without a valence–arousal head, or results from before it)."""
+    with_quadrant = pred.filter(pl.col("quadrant").is_between(1, len(QUADRANT_NAMES)))
+    placed = plane_values(pred)
+    if not with_quadrant.height and not placed.height:
+        return None
+    counts = dict(with_quadrant.group_by("quadrant").len().iter_rows())
+    means = placed.select(pl.col("valence").mean(), pl.col("arousal").mean()).row(0, named=True)
+    total = with_quadrant.height or 1
+    return {
+        "tracks": with_quadrant.height,  # with a quadrant
+        "on_plane": placed.height,  # with valence and arousal
+        "without": pred.height - with_quadrant.height,  # predicted, but with no quadrant
+        "mean_valence": rounded(means["valence"]),
+        "mean_arousal": rounded(means["arousal"]),
+        "quadrants": [
+            {
+                "quadrant": q,
+                "name": name,
+                "count": counts.get(q, 0),
+                "share": rounded(counts.get(q, 0) / total),
+            }
+            for q, name in enumerate(QUADRANT_NAMES, 1)
+        ],
+    }
 
 
 def mood_by(pred: pl.DataFrame, key: str, detail: str | None, k: int, limit: int) -> dict:

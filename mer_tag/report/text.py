@@ -35,6 +35,7 @@ def render_markdown(summary: dict, *, title: str = "Library moods") -> str:
         grouped("album", summary["by_album"], names),
         grouped("folder", summary["by_folder"], names),
         confidence(summary["confidence"]),
+        valence_arousal(summary.get("valence_arousal")),
         timelines(summary["timelines"], names),
         top_tracks(summary["top_tracks"]),
         failures(summary["errors"]),
@@ -128,6 +129,28 @@ def confidence(stats: dict) -> str:
         if n
     ]
     return "## Confidence\n\n" + table(["Confidence", "Tracks", ""], body, "lrl") if body else ""
+
+
+def valence_arousal(section: dict | None) -> str:
+    """Tracks per quadrant and the mean valence and arousal; nothing for results without them."""
+    if not section:
+        return ""
+    body = [
+        [f"Q{q['quadrant']} {escape(q['name'])}", f"{q['count']:,}", share(q["count"], section["tracks"])]
+        + [bar(q["count"], max(x["count"] for x in section["quadrants"]))]
+        for q in section["quadrants"]
+    ]
+    lines = ["## Valence and arousal", "", table(["Quadrant", "Tracks", "Share", ""], body, "lrrl")]
+    if section["on_plane"]:
+        lines += [
+            "",
+            f"Mean valence {number(section['mean_valence'])}, mean arousal {number(section['mean_arousal'])} "
+            f"over {plural(section['on_plane'], 'track')} (0 to 1: valence, how likely a track is positive; "
+            "arousal, how likely it is energetic).",
+        ]
+    if section["without"]:
+        lines += ["", f"{plural(section['without'], 'predicted track')} had no valence–arousal from its model."]
+    return "\n".join(lines)
 
 
 def clock(seconds: float) -> str:
