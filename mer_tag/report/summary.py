@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import polars as pl
 
-from mer_tag.labels import BUILTIN
+from mer_tag.labels import BUILTIN, QUADRANT_WORDS
 
 SCHEMA = "mer-tag-report/1"
 
@@ -45,7 +45,7 @@ COLUMN_TYPES = {
 }
 PROB_COLUMN = re.compile(r"prob_cluster_(\d+)$")
 # Russell's quadrants in the plain words of the `quadrant_name` column (docs/output.md), Q1..Q4.
-QUADRANT_NAMES = ("positive, energetic", "negative, energetic", "negative, calm", "positive, calm")
+QUADRANT_NAMES = QUADRANT_WORDS  # the result rows' `quadrant_name`, Q1..Q4
 CONFIDENCE_BINS = 20
 UNKNOWN_ARTIST = "Unknown artist"
 UNKNOWN_ALBUM = "Unknown album"
