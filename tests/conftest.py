@@ -29,6 +29,14 @@ def fourq_dataset() -> Path:
     return DATASET_4Q
 
 
+@pytest.fixture(scope="session")
+def tiny_4q(tmp_path_factory):
+    """Eight generated 3-s songs in the 4Q layout (two a quadrant, one artist each): no lyrics, no MIDI."""
+    from media import write_4q_dataset
+
+    return write_4q_dataset(tmp_path_factory.mktemp("4q") / "data", per_quadrant=2, seconds=3.0)
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """The random-weight bundle of tests/tiny_model.py: fast, for the machinery, never for numbers."""

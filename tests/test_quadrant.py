@@ -74,14 +74,6 @@ def test_quadrant_scores_count_valence_and_arousal_on_their_own():
 
 
 @pytest.fixture(scope="module")
-def tiny_4q(tmp_path_factory):
-    """Eight generated 3-s songs in the 4Q layout (two a quadrant, one artist each)."""
-    from media import write_4q_dataset
-
-    return write_4q_dataset(tmp_path_factory.mktemp("4q") / "data", per_quadrant=2, seconds=3.0)
-
-
-@pytest.fixture(scope="module")
 def tiny_clusters(tmp_path_factory):
     """Ten generated 3-s songs, two per MIREX cluster, one folder per cluster (the folder layout)."""
     from media import tone, write_audio

@@ -504,17 +504,7 @@ def test_templates():
     assert custom == "positive"  # a label set with no adjectives: its name
 
 
-VA_ROW = {
-    "cluster": 3,
-    "cluster_name": "Wistful",
-    "confidence": 0.613,
-    "model": "default@0.2.0",
-    "runner_up_name": "Passionate",
-    "quadrant": 3,
-    "quadrant_name": "negative, calm",
-    "valence": 0.3012,
-    "arousal": 0.2347,
-}
+VA_ROW = dict(tags.SAMPLE_ROW)  # a row with every valence–arousal field
 
 
 def test_templates_fill_runner_up_and_valence_arousal():

@@ -224,14 +224,6 @@ def test_crossval_of_the_whole_recipe_keeps_each_folds_artists_out_of_its_traini
 # ------------------------------------------------------------------ 4Q layout, label maps, the Wijaya presets
 
 
-@pytest.fixture(scope="module")
-def tiny_4q(tmp_path_factory):
-    """Eight generated 3-s songs in the 4Q layout (two a quadrant, one artist each): no lyrics, no MIDI."""
-    from media import write_4q_dataset
-
-    return write_4q_dataset(tmp_path_factory.mktemp("4q") / "data", per_quadrant=2, seconds=3.0)
-
-
 def train_tiny_valence(data, preset: str, out):
     """One epoch of `preset` on the tiny 4Q set, relabelled to valence."""
     return train(
