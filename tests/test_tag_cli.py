@@ -15,7 +15,7 @@ from media import tone, write_audio
 from mer_tag.cli import main
 from mer_tag.scan import scan
 from mer_tag.sinks import read_results
-from mer_tag.tags import presets
+from mer_tag.tags import presets, read_mood
 
 TRACKS = ("v24.mp3", "b.flac", "c.ogg", "d.opus", "e.m4a", "f.wav")
 
@@ -39,7 +39,7 @@ def test_a_rescan_after_tag_and_after_untag_redoes_nothing(music, tiny_model, tm
     out = tmp_path / f"moods.{fmt}"
     before = {name: hashlib.sha256((music / name).read_bytes()).hexdigest() for name in TRACKS}
     assert main(["scan", str(music), "--model", str(tiny_model), "-o", str(out), "-j", "0", "-q"]) == 0
-    assert main(["tag", str(out)]) == 0
+    assert main(["tag", str(out), "--min-confidence", "0"]) == 0  # random weights: every track unsure
     printed = capsys.readouterr().out
     assert f"{out}: {len(TRACKS)} row(s) given their file's new size and mtime" in printed
     assert all(hashlib.sha256((music / n).read_bytes()).hexdigest() != before[n] for n in TRACKS)
@@ -59,7 +59,7 @@ def test_a_rescan_still_redoes_a_track_whose_audio_changed(music, tiny_model, tm
     out = tmp_path / "moods.csv"
     scan([music], out=out, model=tiny_model, jobs=0, progress=False)
     write_audio(music / "b.flac", tone(2.5, 999))  # re-encoded after the scan: its row is stale
-    assert main(["tag", str(out)]) == 0
+    assert main(["tag", str(out), "--min-confidence", "0"]) == 0
     again = scan([music], out=out, model=tiny_model, jobs=0, progress=False)
     assert (again.ok, again.skipped) == (1, len(TRACKS) - 1)
 
@@ -142,6 +142,19 @@ def _as_jsonl(results: Path) -> Path:
     jsonl = results.with_suffix(".jsonl")
     jsonl.write_text("".join(json.dumps(row) + "\n" for row in read_results(results).to_dicts()))
     return jsonl
+
+
+def test_tag_leaves_tracks_below_half_confidence_untagged_by_default(music, tmp_path, capsys):
+    results = _results(tmp_path, music)  # every track at 0.61
+    text = results.read_text().splitlines()
+    text[1] = text[1].replace(",0.61,", ",0.49,")
+    results.write_text("\n".join(text) + "\n")
+    assert main(["tag", str(results)]) == 0
+    untagged = Path(text[1].split(",")[0])
+    printed = capsys.readouterr()
+    assert " skipped  1" in printed.out
+    assert read_mood(untagged) is None
+    assert all(read_mood(music / n) == "Wistful" for n in TRACKS if music / n != untagged)
 
 
 def _write(path: Path, text: str) -> Path:

@@ -71,7 +71,12 @@ def scan(
         typer.Option(metavar="FOLDER", help="MIDI files kept apart from the music, in the same folder layout."),
     ] = None,
     tag: Annotated[
-        bool, typer.Option("--tag", help="Also write each mood into its file's tags (see `mer-tag tag`).")
+        bool,
+        typer.Option(
+            "--tag",
+            help="Also write each mood into its file's tags, as `mer-tag tag` does by default (tracks below 0.5 "
+            "confidence left untagged).",
+        ),
     ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print nothing but errors: no progress, no summary.")
@@ -221,10 +226,10 @@ def _print_summary(console, summary, out: str) -> None:
 
 def _tag(console, out: str, quiet: bool) -> int:
     """--tag: write the moods into the files; the exit status this adds (1 when a file could not be tagged)."""
-    from mer_tag.tags import write_tags
+    from mer_tag.tags import SURE_ENOUGH, write_tags
 
     try:
-        tagged = write_tags(out)
+        tagged = write_tags(out, min_confidence=SURE_ENOUGH)
     except ValueError as exc:  # no rows to tag (an empty folder scanned): the scan's own status stands
         console.print(f"tags: {exc}", highlight=False)
         return 0

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from mer_tag.cli._errors import usage_error
+from mer_tag.tags import SURE_ENOUGH
 
 
 def _list_templates(wanted: bool) -> None:
@@ -44,8 +45,15 @@ def tag(
         ),
     ] = "name",
     min_confidence: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Leave tracks below this confidence untagged.")
-    ] = 0.0,
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Leave tracks below this confidence untagged. The default 0.5 tags about half of a library, the "
+            "half the model is surest of: on artists it never heard, those were right 62–65 % of the time, "
+            "against 53 % for all tracks (docs/model-card.md). 0 tags every track.",
+        ),
+    ] = SURE_ENOUGH,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a mood the file already has.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would change; touch nothing.")] = False,
     keep_mtime: Annotated[bool, typer.Option("--keep-mtime", help="Keep each file's modification time.")] = False,
