@@ -29,7 +29,7 @@ def evaluate(
     if not label_map and trained_map and not _names_known(dataset.labels.names, bundle.labels):
         dataset = relabel(dataset, trained_map)  # e.g. a valence model on quadrant-labelled songs
     if _scores_quadrants(bundle, dataset.labels.names):
-        return _evaluate_quadrants(dataset, model, out, jobs, bundle.ref)
+        return _evaluate_quadrants(dataset, model, out, jobs, bundle)
     names = bundle.labels.names
     try:
         to_model = [bundle.labels.index(name) for name in dataset.labels.names]  # dataset class → model class
@@ -88,15 +88,15 @@ def _scores_quadrants(bundle, dataset_names) -> bool:
     return tuple(dataset_names) == QUADRANTS.names and bundle.labels.names != QUADRANTS.names
 
 
-def _evaluate_quadrants(dataset, model, out, jobs: int, model_ref: str) -> dict:
+def _evaluate_quadrants(dataset, model, out, jobs: int, bundle) -> dict:
     """The valence–arousal head's scores on quadrant-labelled songs (quadrant, valence, arousal)."""
     from mer_tag.labels import QUADRANTS
     from mer_tag.train.datasets import DatasetError
     from mer_tag.train.quadrant import quadrant_scores
 
-    if "quadrant" not in read_models(model):
+    if "quadrant" not in bundle.card.get("models", {}):
         raise DatasetError(
-            f"{dataset.root}: songs labelled with quadrants, and model {model_ref} has no valence–arousal head "
+            f"{dataset.root}: songs labelled with quadrants, and model {bundle.ref} has no valence–arousal head "
             "(train one with --quadrant-data)"
         )
     truth = {str(e.audio_path): e.label for e in dataset.examples}
@@ -105,15 +105,8 @@ def _evaluate_quadrants(dataset, model, out, jobs: int, model_ref: str) -> dict:
     probs = np.array([[r[f"prob_quadrant_{k + 1}"] for k in range(len(QUADRANTS))] for r in rows]).reshape(-1, 4)
     metrics = {"quadrant": quadrant_scores(y, probs)}
     if out:
-        _save(Path(out), metrics, QUADRANTS.names, model_ref)
+        _save(Path(out), metrics, QUADRANTS.names, bundle.ref)
     return metrics
-
-
-def read_models(model) -> set[str]:
-    """The parts a model folder has (its card's `models`), without loading weights."""
-    from mer_tag import bundle as bundle_io
-
-    return set(bundle_io.read_card(model).card.get("models", {}))
 
 
 def _names_known(names, labels) -> bool:

@@ -162,12 +162,17 @@ def _optional_values(template: str, row: dict) -> dict:
         if name not in used:
             continue
         value = row.get(name)
-        if value is None or (isinstance(value, float) and value != value):  # null, or NaN from a Parquet float
+        if _missing(value):
             if name in VALENCE_AROUSAL_FIELDS:
                 raise TagError(f"no {name} in this track's row: the model that scanned it has no valence–arousal")
             raise TagError(f"no {name} in this track's row: results from an older mer-tag (rescan to get it)")
         values[name] = _typed(name, value)
     return values
+
+
+def _missing(value: Any) -> bool:
+    """A row's value that is not there: null, or NaN (a Parquet float column's empty)."""
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _typed(name: str, value: Any) -> Any:
@@ -204,8 +209,7 @@ def _extra_fields(row: dict) -> dict[str, str | None]:
             fields[f"MER_TAG_PROB_{column.removeprefix('prob_cluster_')}"] = f"{value:.4f}"
     for column, spelling in (("valence", "{:.4f}"), ("arousal", "{:.4f}"), ("quadrant", "{:d}")):
         value = row.get(column)
-        known = value is not None and not (isinstance(value, float) and value != value)
-        fields[f"MER_TAG_{column.upper()}"] = spelling.format(_typed(column, value)) if known else None
+        fields[f"MER_TAG_{column.upper()}"] = None if _missing(value) else spelling.format(_typed(column, value))
     fields[MARKER] = str(row.get("model") or "unknown")
     return fields
 

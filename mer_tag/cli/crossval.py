@@ -75,7 +75,6 @@ def crossval(
     from mer_tag.train.crossval import CrossvalError, write_report
     from mer_tag.train.crossval import crossval as run_crossval
     from mer_tag.train.datasets import DatasetError
-    from mer_tag.train.quadrant import QuadrantDataError
     from mer_tag.train.run import TrainError
 
     torch.set_num_threads(max(1, jobs))  # the command's process: the library leaves threads alone
@@ -95,7 +94,7 @@ def crossval(
             label_map=label_map,
             log=lambda line: typer.echo(line),
         )
-    except (CrossvalError, DatasetError, TrainError, QuadrantDataError) as exc:
+    except (CrossvalError, DatasetError, TrainError) as exc:
         raise usage_error(exc) from None
     if json_out:
         write_report(report, json_out)

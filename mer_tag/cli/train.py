@@ -99,7 +99,6 @@ def train(
       mer-tag scan ~/Music --model runs/default/model   # use what you trained
     """
     from mer_tag.train.datasets import DatasetError
-    from mer_tag.train.quadrant import QuadrantDataError
     from mer_tag.train.run import TrainError
     from mer_tag.train.run import train as run_train
 
@@ -122,7 +121,7 @@ def train(
             progress=not quiet,
             log=lambda msg: console.print(msg, highlight=False),
         )
-    except (DatasetError, TrainError, QuadrantDataError) as exc:
+    except (DatasetError, TrainError) as exc:
         raise usage_error(exc) from None
 
 

@@ -3,7 +3,9 @@
 A standardised logistic regression. On the 4Q emotion dataset it matched everything heavier tried on the
 same embeddings (a BiGRU over the windows, an SVM, separate valence and arousal heads) within the spread of
 artist-grouped cross-validation (docs/model-card.md), and it costs one 200 × 4 matrix product per track.
-Valence and arousal are read from its quadrant probabilities, so the three answers never disagree.
+Valence and arousal are read from its quadrant probabilities, so all three come from one opinion (though
+the likeliest quadrant need not lie on the likelier half of both axes: Q1 0.4, Q2 0.3, Q3 0.3 is quadrant 1
+with valence 0.4).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
-from mer_tag.report.summary import QUADRANT_NAMES, class_names, normalize, predicted
+from mer_tag.labels import QUADRANT_WORDS
+from mer_tag.report.summary import class_names, normalize, predicted
 
 LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 UNSAFE_FILE_NAME = re.compile(r"[^\w\- ]+")
@@ -44,11 +45,11 @@ def write_playlists(results: pl.DataFrame, out: str | Path, *, min_confidence: f
     for cluster, name in enumerate(names, 1):
         tracks = ranked.filter(pl.col("cluster") == cluster)
         write_playlist(written, tracks, name, out / playlist_file_name(cluster, name))
-    placed = pred.filter(pl.col("quadrant").is_between(1, len(QUADRANT_NAMES)))
+    placed = pred.filter(pl.col("quadrant").is_between(1, len(QUADRANT_WORDS)))
     written.quadrants = placed.height > 0
     if written.quadrants:
         ranked = quadrant_ranked(placed, min_confidence)
-        for quadrant, words in enumerate(QUADRANT_NAMES, 1):
+        for quadrant, words in enumerate(QUADRANT_WORDS, 1):
             tracks = ranked.filter(pl.col("quadrant") == quadrant)
             write_playlist(written, tracks, f"Q{quadrant} {words}", out / quadrant_file_name(quadrant))
     written.skipped = list(dict.fromkeys(written.skipped))  # a track is in a mood's and a quadrant's playlist
@@ -68,7 +69,7 @@ def write_playlist(written: PlaylistsWritten, tracks: pl.DataFrame, name: str, t
 def quadrant_ranked(placed: pl.DataFrame, min_confidence: float) -> pl.DataFrame:
     """Tracks with a quadrant, most probable first by their quadrant's own probability (`prob_quadrant_<q>`);
     --min-confidence cuts on that probability, so a track with none is listed only without a cut."""
-    columns = [f"prob_quadrant_{q}" for q in range(1, len(QUADRANT_NAMES) + 1)]
+    columns = [f"prob_quadrant_{q}" for q in range(1, len(QUADRANT_WORDS) + 1)]
     probability = pl.coalesce(
         [
             pl.when(pl.col("quadrant") == q).then(
@@ -91,7 +92,7 @@ def playlist_file_name(cluster: int, name: str) -> str:
 def quadrant_file_name(quadrant: int) -> str:
     """`Q1-positive energetic.m3u8`: the mood playlists' scheme, `Q` keeping the quadrants apart from the
     classes and after them in a sorted folder; the words without their comma (the mood names have none)."""
-    return f"Q{quadrant}-{QUADRANT_NAMES[quadrant - 1].replace(',', '')}.m3u8"
+    return f"Q{quadrant}-{QUADRANT_WORDS[quadrant - 1].replace(',', '')}.m3u8"
 
 
 def playlist_lines(tracks: pl.DataFrame, name: str, out: Path) -> tuple[list[str], list[str]]:

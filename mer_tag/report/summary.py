@@ -44,8 +44,6 @@ COLUMN_TYPES = {
     "arousal": pl.Float64,
 }
 PROB_COLUMN = re.compile(r"prob_cluster_(\d+)$")
-# Russell's quadrants in the plain words of the `quadrant_name` column (docs/output.md), Q1..Q4.
-QUADRANT_NAMES = QUADRANT_WORDS  # the result rows' `quadrant_name`, Q1..Q4
 CONFIDENCE_BINS = 20
 UNKNOWN_ARTIST = "Unknown artist"
 UNKNOWN_ALBUM = "Unknown album"
@@ -218,7 +216,7 @@ def plane_values(pred: pl.DataFrame) -> pl.DataFrame:
 def valence_arousal(pred: pl.DataFrame) -> dict | None:
     """Tracks per valence–arousal quadrant and the library's mean valence and arousal; None when no
     predicted track has them (a model without a valence–arousal head, or results from before it)."""
-    with_quadrant = pred.filter(pl.col("quadrant").is_between(1, len(QUADRANT_NAMES)))
+    with_quadrant = pred.filter(pl.col("quadrant").is_between(1, len(QUADRANT_WORDS)))
     placed = plane_values(pred)
     if not with_quadrant.height and not placed.height:
         return None
@@ -238,7 +236,7 @@ def valence_arousal(pred: pl.DataFrame) -> dict | None:
                 "count": counts.get(q, 0),
                 "share": rounded(counts.get(q, 0) / total),
             }
-            for q, name in enumerate(QUADRANT_NAMES, 1)
+            for q, name in enumerate(QUADRANT_WORDS, 1)
         ],
     }
 

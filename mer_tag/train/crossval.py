@@ -289,31 +289,21 @@ def _fused_report(config, examples, y, groups, cache, jobs, folds, seeds, n_clas
 
 def _seed_coverage(probs: dict, seed: int, y) -> dict[str, float]:
     """Accuracy of the most confident fused answers over every held-out song of one seed's folds."""
-    from mer_tag.train.evaluate import accuracy_by_coverage
+    from mer_tag.train.evaluate import accuracy_by_coverage, coverage_scores
 
     held = np.concatenate([v for k, v in probs.items() if k.startswith(f"s{seed}f") and k.endswith("_fused_held")])
     index, song_probs = held[:, 0].astype(int), held[:, 1:]
     return coverage_scores(accuracy_by_coverage(y[index], song_probs))
 
 
-def coverage_scores(points: list[dict]) -> dict[str, float]:
-    """Accuracy-against-coverage points as report scores: the accuracy of each most confident share, and the
-    lowest confidence in it (the `--min-confidence` that keeps about that share)."""
-    scores = {}
-    for point in points:
-        scores[f"accuracy_of_top_{point['percent']}pct"] = point["accuracy"]
-        scores[f"min_confidence_of_top_{point['percent']}pct"] = point["min_confidence"]
-    return scores
-
-
 def _quadrant_report(data, config, cache, jobs, folds, seeds, limit, ungrouped, report, kind, log) -> None:
     """The valence–arousal head cross-validated on the preset split's train + val quadrant songs."""
     from dataclasses import replace
 
-    from mer_tag.train.quadrant import crossval_quadrant, quadrant_songs
+    from mer_tag.train.quadrant import crossval_quadrant, quadrant_dataset, quadrant_songs
     from mer_tag.train.splits import preset_split
 
-    songs = quadrant_songs(data, config, cache, jobs, _quiet, limit)
+    songs = quadrant_songs(quadrant_dataset(data, config), config, cache, jobs, _quiet, limit)
     split = preset_split(songs.y, songs.groups, config)
     dev = np.array(sorted(split["train"] + split["val"]), dtype=int)  # the test artists stay unseen
     songs = replace(

@@ -61,6 +61,16 @@ def accuracy_by_coverage(y_true, probs: np.ndarray, coverages=COVERAGES) -> list
     return points
 
 
+def coverage_scores(points: list[dict]) -> dict[str, float]:
+    """Accuracy-against-coverage points as report scores: the accuracy of each most confident share, and the
+    lowest confidence in it (the `--min-confidence` that keeps about that share)."""
+    scores = {}
+    for point in points:
+        scores[f"accuracy_of_top_{point['percent']}pct"] = point["accuracy"]
+        scores[f"min_confidence_of_top_{point['percent']}pct"] = point["min_confidence"]
+    return scores
+
+
 def coverage_table(points_by_name: dict[str, list[dict]]) -> str:
     """Markdown: accuracy of the most confident X % of songs, one row per model."""
     percents = [p["percent"] for p in next(iter(points_by_name.values()))]

@@ -18,14 +18,15 @@ import numpy as np
 
 from mer_tag.labels import QUADRANTS
 from mer_tag.models.quadrant import ENERGETIC, POSITIVE, pool_track
+from mer_tag.train.run import TrainError
 
 # [quadrant] in a preset. C: inverse L2 strength of the logistic regression (the default preset's comment has
 # the cross-validation that chose 0.01).
 DEFAULTS = {"C": 0.01, "class_weights": True, "max_iter": 2000}
 
 
-class QuadrantDataError(Exception):
-    pass
+class QuadrantDataError(TrainError):
+    """Data or a preset the valence–arousal head cannot learn from (a usage error, as every TrainError)."""
 
 
 @dataclass
@@ -60,13 +61,12 @@ def quadrant_dataset(data, config: dict):
     return dataset
 
 
-def quadrant_songs(data, config: dict, cache, jobs: int, progress, limit: int = 0, seed: int = 0) -> QuadrantSongs:
-    """Read a quadrant-labelled dataset and pool every usable song's front-end embeddings."""
+def quadrant_songs(dataset, config: dict, cache, jobs: int, progress, limit: int = 0, seed: int = 0) -> QuadrantSongs:
+    """Pool every usable song's front-end embeddings, for a dataset `quadrant_dataset` gave."""
     from mer_tag.train.datasets import artist_group
     from mer_tag.train.extract import extract_branch
     from mer_tag.train.run import stratified_subset
 
-    dataset = quadrant_dataset(data, config)
     examples = stratified_subset(dataset.examples, limit, seed) if limit else dataset.examples
     audio, problems = extract_branch("audio", config, examples, cache, jobs, progress)
     keep = [i for i, x in enumerate(audio) if x is not None]
@@ -135,12 +135,14 @@ def quadrant_scores(y: np.ndarray, probs: np.ndarray) -> dict:
     return result
 
 
-def train_quadrant(data, config: dict, cache, jobs: int, progress, seed: int, limit: int, log):
-    """(shipped head, {'test': scores, 'train': n}, card section, problems) for `mer-tag train`."""
+def train_quadrant(dataset, config: dict, cache, jobs: int, progress, seed: int, limit: int, log):
+    """(shipped head, {'test': scores}, card section, problems) for `mer-tag train`, from a dataset
+    `quadrant_dataset` gave."""
     from mer_tag.train.splits import preset_split
 
     section = config.get("quadrant", {})
-    songs = quadrant_songs(data, config, cache, jobs, progress, limit, seed)
+    data = dataset.root
+    songs = quadrant_songs(dataset, config, cache, jobs, progress, limit, seed)
     if len(set(songs.y.tolist())) < 2:
         raise QuadrantDataError(f"{data}: fewer than two quadrants among the usable songs")
     split = preset_split(songs.y, songs.groups, config, seed)
@@ -167,8 +169,7 @@ def train_quadrant(data, config: dict, cache, jobs: int, progress, seed: int, li
 def crossval_quadrant(songs: QuadrantSongs, section: dict, folds: int, seed: int) -> dict[str, list[float]]:
     """Per-fold scores of the head over artist-grouped folds, and the accuracy of the most confident songs
     pooled over the folds (one value per seed)."""
-    from mer_tag.train.crossval import coverage_scores
-    from mer_tag.train.evaluate import accuracy_by_coverage
+    from mer_tag.train.evaluate import accuracy_by_coverage, coverage_scores
     from mer_tag.train.splits import grouped_folds
 
     scores: dict[str, list[float]] = {}

@@ -90,10 +90,11 @@ def train(
     bar = _progress_factory(progress)
 
     dataset = load_dataset(data, config.get("labels", {}).get("map"))
+    quadrants = None
     if quadrant_data is not None:
         from mer_tag.train.quadrant import quadrant_dataset
 
-        quadrant_dataset(quadrant_data, config)  # a wrong dataset is said now, not after the cluster branches
+        quadrants = quadrant_dataset(quadrant_data, config)  # a wrong dataset is said now, not after the clusters
     examples = stratified_subset(dataset.examples, limit, seed) if limit else dataset.examples
     names = dataset.labels.names
     log(f"{len(examples)} songs from {dataset.root} ({dataset.layout} layout), {len(names)} classes")
@@ -166,11 +167,11 @@ def train(
             config.get("fusion", {}), trainers, histories, features, y, groups, n_folds, seed, len(names), ensembled
         )
     card = _card(config, dataset, examples, split, metrics, histories, problems, started, data)
-    if quadrant_data is not None:
+    if quadrants is not None:
         from mer_tag.train.quadrant import train_quadrant
 
         branch_models["quadrant"], quadrant_metrics, card["quadrant"], quadrant_problems = train_quadrant(
-            quadrant_data, config, feature_cache, jobs, bar, seed, limit, log
+            quadrants, config, feature_cache, jobs, bar, seed, limit, log
         )
         metrics["quadrant"] = quadrant_metrics
         card["quadrant"]["metrics"] = _card_metrics({"quadrant": quadrant_metrics})["quadrant"]
