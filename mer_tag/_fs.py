@@ -17,20 +17,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mer_tag.errors import MerTagError
+
 RENAME_EXCHANGE = 2  # Linux <linux/fs.h>: renameat2 swaps the two paths
 RENAME_SWAP = 2  # macOS <stdio.h>: renamex_np swaps the two paths
 AT_FDCWD = -100  # Linux <fcntl.h>: paths relative to the working folder
 
 
+class ChangedMeanwhile(MerTagError):
+    """The file to replace changed after it was read (another program wrote it): it is left as it is."""
+
+
 @contextmanager
 def atomic_file(
-    target: str | os.PathLike, suffix: str = "", staging: str | os.PathLike | None = None
+    target: str | os.PathLike,
+    suffix: str = "",
+    staging: str | os.PathLike | None = None,
+    keep: os.stat_result | None = None,
 ) -> Iterator[Path]:
     """Yield a temp path to write the new `target` to; when the block ends, it replaces `target` (fsynced).
 
     `suffix` ends the temp name (np.savez wants '.npz'); `staging` is the folder the temp file is made in
     (default: the target's own, which must be on the same filesystem), for targets in a folder whose every
-    file is read (a Parquet dataset). An exception in the block removes the temp file and keeps `target`.
+    file is read (a Parquet dataset). `keep`, the target's stat when it was read: the new file keeps its
+    permissions, and ChangedMeanwhile is raised instead of replacing a target that changed since (an edit
+    of a file someone else may be writing). An exception in the block removes the temp file and keeps
+    `target`.
     """
     target = Path(target)
     folder = Path(staging) if staging is not None else target.parent
@@ -38,12 +50,13 @@ def atomic_file(
     tmp = folder / f".{target.name}.{os.getpid()}.tmp{suffix}"
     try:
         yield tmp
-        _make_readable(tmp)
-        fsync(tmp)
-        os.replace(tmp, target)
+        if keep is None:
+            _make_readable(tmp)
+        else:
+            os.chmod(tmp, keep.st_mode & 0o7777)
+        commit(tmp, target, keep)
     finally:
         tmp.unlink(missing_ok=True)
-    fsync_folder(target.parent)
 
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
@@ -80,12 +93,24 @@ def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
         _remove(tmp)
 
 
-def commit(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+def commit(tmp: str | os.PathLike, target: str | os.PathLike, keep: os.stat_result | None = None) -> None:
     """A file written in full at `tmp` (beside `target`) replaces `target`: fsync, rename, fsync the folder.
-    For writers that make their own temp file (tags keep the owner and mode of the file they replace)."""
+    With `keep` (the target's stat when it was read), ChangedMeanwhile instead when the target changed since.
+    For writers that make their own temp file too (tags keep the owner of the file they replace)."""
     fsync(tmp)
+    if keep is not None and changed_since(target, keep):
+        raise ChangedMeanwhile(f"{target} changed while mer-tag was writing it; it is left as it is")
     os.replace(tmp, target)
     fsync_folder(Path(target).parent)
+
+
+def changed_since(path: str | os.PathLike, before: os.stat_result) -> bool:
+    """Whether `path` is no longer the file `before` described (another inode, size or mtime), or is gone."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return True
+    return (now.st_ino, now.st_size, now.st_mtime_ns) != (before.st_ino, before.st_size, before.st_mtime_ns)
 
 
 def fsync(path: str | os.PathLike) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mer_tag import _fs
+from mer_tag.errors import MerTagError
 from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig, config_from_json, config_to_json
 from mer_tag.labels import LabelSet
 
@@ -19,7 +20,7 @@ FORMAT_VERSION = 1
 BRANCHES = ("audio", "lyrics", "midi", "fusion")
 
 
-class BundleError(Exception):
+class BundleError(MerTagError):
     """A model folder that cannot be used, with a one-line reason."""
 
 

@@ -62,7 +62,9 @@ def _save(out: Path, metrics: dict, names, model_ref: str) -> None:
     from mer_tag.train.evaluate import plot_confusion
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    from mer_tag import _fs
+
+    _fs.write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     for name, s in metrics.items():
         if s.get("n"):
             plot_confusion(s["confusion"], names, f"{name} ({model_ref})", out / f"confusion-{name}.png")

@@ -7,6 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mer_tag.sinks.results import ResultsError
+
+__all__ = ["ResultsError", "ScanPlan", "ScanSummary", "check_out", "scan"]
+
 
 @dataclass
 class ScanSummary:
@@ -21,10 +25,6 @@ class ScanSummary:
     def failing(self) -> int:
         """Tracks of this scan whose row says error: this run's failures and the earlier ones left alone."""
         return self.failed + self.still_failing
-
-
-class ResultsError(ValueError):
-    """`out` cannot take this scan's rows: it is not a results file, or it cannot be written."""
 
 
 @dataclass
@@ -186,54 +186,12 @@ def _identity(path: Path) -> tuple[int, float] | None:
 
 def _previous_rows(out: Path):
     """Rows of an earlier run (its results and a killed run's journal), or None. ResultsError when `out`
-    holds something else (an unrelated table, a file of another kind): it is left alone, never rewritten."""
-    from mer_tag.sinks import journal_path, read_results
+    holds something else (an unrelated table, a tag journal): it is left alone, never rewritten."""
+    from mer_tag.sinks import journal_path, load_results
 
     if not out.exists() and not journal_path(out).exists():
         return None
-    if out.is_dir() and out.suffix.lower() != ".parquet":
-        raise ResultsError(f"{out} is a folder: give a results file, e.g. {out / 'moods.csv'}")
-    try:
-        rows = read_results(out)
-    except Exception as exc:  # polars, pyarrow and json each have their own errors for a file of another kind
-        reason = "no path column" if type(exc).__name__ == "ColumnNotFoundError" else _first_line(exc)
-        raise ResultsError(
-            f"{out} is not a mer-tag results file ({reason}); it is left as it is: choose another --out or move it away"
-        ) from None
-    missing = [c for c in ("path", "status") if c not in rows.columns]
-    if rows.height and missing:
-        raise ResultsError(
-            f"{out} is not a mer-tag results file (no {' or '.join(missing)} column); it is left "
-            "as it is: choose another --out or move it away"
-        )
-    if not rows.height and out.is_file() and _holds_other_data(out):
-        raise ResultsError(
-            f"{out} is not a mer-tag results file (no rows with a path); it is left as it is: "
-            "choose another --out or move it away"
-        )
-    return rows
-
-
-def _holds_other_data(out: Path) -> bool:
-    """A file that gave no rows but is not empty either: another table's header, lines that are not JSON,
-    a Parquet file of other columns. The writer would replace it. (A torn last line is a killed scan's.)"""
-    import polars as pl
-
-    from mer_tag.sinks import result_format
-    from mer_tag.sinks.journal import complete_lines
-
-    if result_format(out) == "parquet":
-        return "path" not in pl.read_parquet_schema(out)
-    lines = complete_lines(out.read_bytes()).decode("utf-8", "replace").splitlines()
-    lines = [line for line in lines if line.strip()]
-    if result_format(out) == "csv":
-        return bool(lines) and "path" not in lines[0].split(",")
-    return bool(lines)  # JSON lines: a complete line that gave no row was not a row
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return load_results(out, empty_ok=True, remedy="; it is left as it is: choose another --out or move it away")
 
 
 def check_out(out: str | Path) -> None:
@@ -246,10 +204,7 @@ def check_out(out: str | Path) -> None:
 
     if str(out) == "-":
         return
-    try:
-        result_format(out)
-    except ValueError as exc:
-        raise ResultsError(str(exc)) from None
+    result_format(out)  # ResultsError for a name without a results format
     out = Path(out)
     folder = out if out.is_dir() else out.parent  # a Parquet part folder is written inside
     blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)

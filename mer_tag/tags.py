@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from mer_tag import _fs
+from mer_tag.errors import MerTagError
 
-from .restamp import Restamp
+from .sinks.restamp import Restamp
 
 MOOD = "MOOD"
 MARKER = "MER_TAG_MODEL"  # a mood beside this field was written by mer-tag, so a later run may update it
@@ -72,7 +73,7 @@ MP4_MEAN = "----:com.apple.iTunes:"
 TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.mer-tag(?P<ext>\.[^.]*)?", re.DOTALL)
 
 
-class TagError(Exception):
+class TagError(MerTagError):
     """A one-line reason why one file was left as it was."""
 
 
@@ -955,61 +956,12 @@ def _tag_row(row: dict, template: str, min_confidence: float, extra_fields: bool
 
 
 def read_rows(results_path: str | Path) -> list[dict]:
-    """The rows of a results file `mer-tag scan` wrote. ValueError, before anything is touched, for a
-    missing file, one that is not results, or one with no rows (nothing to tag: surely not what was meant)."""
-    from .sinks import journal_path, read_results, result_format
+    """The rows of a results file `mer-tag scan` wrote. ResultsError, before anything is touched, for a
+    missing file, one that is not results (a tag journal, say), or one with no rows (nothing to tag: surely
+    not what was meant)."""
+    from .sinks import load_results
 
-    results_path = Path(results_path)
-    if not results_path.exists() and not journal_path(results_path).exists():
-        raise ValueError(f"no results file at {results_path}")
-    fmt = result_format(results_path)  # an unknown extension: its own message
-    try:
-        columns = _columns(results_path, fmt)
-        missing = [c for c in RESULT_COLUMNS if c not in columns]
-        if columns and missing:
-            hint = "; it looks like a tag journal (undo one with `mer-tag untag`)" if "fields" in columns else ""
-            raise ValueError(
-                f"{results_path} is not a results file of `mer-tag scan` "
-                f"(no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}){hint}"
-            )
-        frame = read_results(results_path) if columns else None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{results_path} can't be read as scan results ({_reason(exc)})") from None
-    except ValueError:
-        raise
-    except Exception as exc:  # polars' parse errors have no common base class
-        raise ValueError(f"{results_path} can't be read as scan results ({_reason(exc)})") from None
-    if frame is None or frame.height == 0:
-        raise ValueError(
-            f"{results_path} holds no tracks, so there is nothing to tag "
-            f"(write it first: mer-tag scan ~/Music -o {results_path})"
-        )
-    return frame.to_dicts()
-
-
-def _columns(results_path: Path, fmt: str) -> list[str]:
-    """The column names a results file starts with, read cheaply; [] for an empty file."""
-    import csv
-
-    from .sinks import journal_path
-
-    if fmt == "parquet" and results_path.exists():
-        import polars as pl
-
-        part = min(results_path.glob("part-*.parquet"), default=None) if results_path.is_dir() else results_path
-        return list(pl.read_parquet_schema(part)) if part else []
-    source = results_path if results_path.exists() else journal_path(results_path)
-    with open(source, encoding="utf-8", newline="") as f:
-        if fmt == "csv":
-            return next(csv.reader(f), [])
-        for line in f:
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    row = None
-                return list(row) if isinstance(row, dict) else ["(not rows)"]
-    return []
+    return load_results(results_path, need=RESULT_COLUMNS, purpose="tag").to_dicts()
 
 
 def write_tags(

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mer_tag.sinks import RowWriter, journal_path, read_results, result_format
+from mer_tag.sinks import ResultsError, RowWriter, journal_path, read_results, result_format
 
 COLUMNS = ["path", "status", "cluster", "confidence"]
 
@@ -73,5 +73,7 @@ def test_stdout_gets_json_lines(capsys):
 
 
 def test_unknown_extension_is_refused():
-    with pytest.raises(ValueError, match="csv"):
+    with pytest.raises(ResultsError, match=r"unknown results format \('.xlsx'\) for moods.xlsx: name it .csv"):
         result_format("moods.xlsx")
+    with pytest.raises(ResultsError, match="no extension"):
+        result_format("somefolder/")

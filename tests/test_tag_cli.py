@@ -94,10 +94,10 @@ def _results(folder: Path, music: Path) -> Path:
 @pytest.mark.parametrize(
     "case, words",
     [
-        ("other csv", "is not a results file of `mer-tag scan` (no path, status, cluster, cluster_name, confidence"),
+        ("other csv", "is not a mer-tag results file (no path, status, cluster, cluster_name, confidence columns)"),
         ("header only", "holds no tracks, so there is nothing to tag"),
         ("zero bytes", "holds no tracks, so there is nothing to tag"),
-        ("a journal", "it looks like a tag journal"),
+        ("a journal", "is a tag journal, not scan results (undo the tagging it records: mer-tag untag"),
         ("results to untag", "is not a tag journal: untag takes the .jsonl journal"),
         ("jsonl results to untag", "is not a tag journal: untag takes the .jsonl journal"),
         ("missing journal", "no journal at"),

@@ -12,6 +12,12 @@ from typing import Annotated
 import typer
 
 from mer_tag.cli._errors import usage_error
+from mer_tag.errors import MerTagError
+
+try:  # typer 0.2x carries its own click
+    from typer._click.exceptions import NoArgsIsHelpError
+except ImportError:  # older typer runs on click itself
+    from click.exceptions import NoArgsIsHelpError  # type: ignore[assignment]
 
 HELP = """Listen to a music library and say what each song feels like.
 
@@ -176,10 +182,15 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI in-process (tests call this) and return the exit code instead of exiting.
 
-    Exit codes: 0 all good, 1 some tracks or files failed, 2 usage errors, 130 interrupted.
+    Exit codes: 0 all good, 1 some tracks or files failed, 2 usage errors, 130 interrupted. A MerTagError that
+    a command lets through (a results file that is not one, a model that will not load, a bad dataset) is a
+    usage error: one `error: …` line, status 2.
     """
     try:
         code = app(args=argv, prog_name="mer-tag", standalone_mode=False)
+    except MerTagError as exc:
+        usage_error(exc)
+        return 2
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except typer.Exit as exc:
@@ -195,7 +206,7 @@ def _click_error(exc) -> int:
     """A bad option or a missing argument: the same one line as every other usage error, with a pointer to
     the command's help (click would print usage, a hint and a blank line first)."""
     ctx = getattr(exc, "ctx", None)
-    if type(exc).__name__ == "NoArgsIsHelpError" and hasattr(exc, "show"):
+    if isinstance(exc, NoArgsIsHelpError):
         exc.show()  # `mer-tag` alone prints the help
         return int(getattr(exc, "exit_code", 2))
     if ctx is None:  # a bare TyperException is only a message

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from mer_tag.cli._errors import usage_error
-
 
 def crossval(
     data: Annotated[Path, typer.Option("--data", help="Dataset, in any layout `train` reads.")],
@@ -72,29 +70,24 @@ def crossval(
     """
     import torch
 
-    from mer_tag.train.crossval import CrossvalError, write_report
     from mer_tag.train.crossval import crossval as run_crossval
-    from mer_tag.train.datasets import DatasetError
-    from mer_tag.train.run import TrainError
+    from mer_tag.train.crossval import write_report
 
     torch.set_num_threads(max(1, jobs))  # the command's process: the library leaves threads alone
-    try:
-        report = run_crossval(
-            data,
-            preset=preset,
-            branches=tuple(branch),
-            overrides=tuple(set_ or ()),
-            folds=folds,
-            seeds=seeds,
-            cache=cache,
-            jobs=jobs,
-            ungrouped=ungrouped,
-            limit=limit,
-            probs=probs,
-            label_map=label_map,
-            log=lambda line: typer.echo(line),
-        )
-    except (CrossvalError, DatasetError, TrainError) as exc:
-        raise usage_error(exc) from None
+    report = run_crossval(  # a MerTagError is one line, exit 2 (mer_tag.cli.main)
+        data,
+        preset=preset,
+        branches=tuple(branch),
+        overrides=tuple(set_ or ()),
+        folds=folds,
+        seeds=seeds,
+        cache=cache,
+        jobs=jobs,
+        ungrouped=ungrouped,
+        limit=limit,
+        probs=probs,
+        label_map=label_map,
+        log=lambda line: typer.echo(line),
+    )
     if json_out:
         write_report(report, json_out)

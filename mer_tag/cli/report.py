@@ -59,12 +59,9 @@ def report(
 
       mer-tag report library.jsonl --out moods.json
     """
-    from mer_tag.report import ReportError, write_report
+    from mer_tag.report import write_report
 
-    try:
-        written = write_report(results, out, format=format.value if format else None, top_n=top_n)
-    except ReportError as exc:
-        raise usage_error(str(exc)) from None
+    written = write_report(results, out, format=format.value if format else None, top_n=top_n)
     if written is not None:
         typer.echo(f"Wrote {written}", err=True)
 
@@ -99,13 +96,11 @@ def playlists(
 
       mer-tag playlists library.csv --out ~/Music/Moods --min-confidence 0.6
     """
-    from mer_tag.report import ReportError, load_results, plural, write_playlists
+    from mer_tag.report import load_results, plural, write_playlists
 
+    frame = load_results(results)  # not results: one line, exit 2 (mer_tag.cli.main)
     try:
-        frame = load_results(results)
         written = write_playlists(frame, out, min_confidence=min_confidence)
-    except ReportError as exc:
-        raise usage_error(str(exc)) from None
     except OSError as exc:  # the folder cannot be created or written
         raise usage_error(f"cannot write playlists to {out}: {exc.strerror or exc}") from None
     counts = {name: plural(n, "track") for name, n in written.entries.items()}

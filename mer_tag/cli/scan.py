@@ -130,10 +130,8 @@ def scan(
     """
     import sys
 
-    from mer_tag.bundle import BundleError
     from mer_tag.cli._errors import stderr_console, usage_error
     from mer_tag.engines import check_precision
-    from mer_tag.scan import ResultsError
     from mer_tag.scan import scan as run_scan
 
     _check_arguments(paths, out, engine, address, tag, lyrics_dir, midi_dir)
@@ -146,25 +144,22 @@ def scan(
     let_idle_threads_sleep()  # this process runs the models (local engine): before torch starts
     reuse_freed_memory()  # this process, and the decode workers it spawns
     console = stderr_console()
-    try:
-        summary = run_scan(
-            paths,
-            out=out,
-            model=model,
-            jobs=jobs,
-            force=force,
-            retry_failed=retry_failed,
-            timeline=timeline,
-            chunk_hop=chunk_hop,
-            lyrics_dir=lyrics_dir,
-            midi_dir=midi_dir,
-            progress=not quiet,
-            engine=engine,
-            address=address,
-            precision=precision,
-        )
-    except (BundleError, ResultsError) as exc:
-        raise usage_error(exc) from None
+    summary = run_scan(  # a results file or a model that will not do: one line, exit 2 (mer_tag.cli.main)
+        paths,
+        out=out,
+        model=model,
+        jobs=jobs,
+        force=force,
+        retry_failed=retry_failed,
+        timeline=timeline,
+        chunk_hop=chunk_hop,
+        lyrics_dir=lyrics_dir,
+        midi_dir=midi_dir,
+        progress=not quiet,
+        engine=engine,
+        address=address,
+        precision=precision,
+    )
     if not quiet:
         _print_summary(console, summary, out)
     code = 1 if summary.failing else 0
@@ -180,7 +175,7 @@ def _check_arguments(paths, out, engine, address, tag, lyrics_dir, midi_dir) -> 
 
     from mer_tag.cli._errors import usage_error
     from mer_tag.engines import ENGINES
-    from mer_tag.scan import ResultsError, check_out
+    from mer_tag.scan import check_out
 
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -196,10 +191,7 @@ def _check_arguments(paths, out, engine, address, tag, lyrics_dir, midi_dir) -> 
         raise usage_error("--address needs --engine ray")
     if tag and out == "-":
         raise usage_error("--tag needs a results file (--out), not stdout")
-    try:
-        check_out(out)
-    except ResultsError as exc:
-        raise usage_error(exc) from None
+    check_out(out)  # ResultsError: one line, exit 2 (mer_tag.cli.main)
 
 
 def _print_summary(console, summary, out: str) -> None:
@@ -226,11 +218,12 @@ def _print_summary(console, summary, out: str) -> None:
 
 def _tag(console, out: str, quiet: bool) -> int:
     """--tag: write the moods into the files; the exit status this adds (1 when a file could not be tagged)."""
+    from mer_tag.errors import MerTagError
     from mer_tag.tags import SURE_ENOUGH, write_tags
 
     try:
         tagged = write_tags(out, min_confidence=SURE_ENOUGH)
-    except ValueError as exc:  # no rows to tag (an empty folder scanned): the scan's own status stands
+    except MerTagError as exc:  # no rows to tag (an empty folder scanned): the scan's own status stands
         console.print(f"tags: {exc}", highlight=False)
         return 0
     if not quiet:

@@ -98,31 +98,26 @@ def train(
 
       mer-tag scan ~/Music --model runs/default/model   # use what you trained
     """
-    from mer_tag.train.datasets import DatasetError
-    from mer_tag.train.run import TrainError
     from mer_tag.train.run import train as run_train
 
     for given in (data, quadrant_data):
         if given is not None and not given.exists():
             raise usage_error(f"no such file or folder: {given}")
     console = stderr_console()
-    try:
-        run_train(
-            data,
-            preset=preset,
-            label_map=label_map,
-            quadrant_data=quadrant_data,
-            out=out,
-            cache=cache,
-            jobs=jobs,
-            seed=seed,
-            limit=limit,
-            epochs=epochs,
-            progress=not quiet,
-            log=lambda msg: console.print(msg, highlight=False),
-        )
-    except (DatasetError, TrainError) as exc:
-        raise usage_error(exc) from None
+    run_train(  # a bad dataset or preset is a MerTagError: one line, exit 2 (mer_tag.cli.main)
+        data,
+        preset=preset,
+        label_map=label_map,
+        quadrant_data=quadrant_data,
+        out=out,
+        cache=cache,
+        jobs=jobs,
+        seed=seed,
+        limit=limit,
+        epochs=epochs,
+        progress=not quiet,
+        log=lambda msg: console.print(msg, highlight=False),
+    )
 
 
 def evaluate(
@@ -166,9 +161,7 @@ def evaluate(
 
       mer-tag eval --data ~/datasets/mirex-mood --model base/model -o base/eval
     """
-    from mer_tag.bundle import BundleError
     from mer_tag.evaluate import evaluate as run_eval
-    from mer_tag.train.datasets import DatasetError
 
     if not data.exists():
         raise usage_error(f"no such file or folder: {data}")
@@ -176,10 +169,7 @@ def evaluate(
 
     let_idle_threads_sleep()  # as `scan`: this process runs the models beside the decode workers
     reuse_freed_memory()
-    try:
-        metrics = run_eval(data, model=model, out=out, jobs=jobs, label_map=label_map)
-    except (DatasetError, BundleError) as exc:
-        raise usage_error(exc) from None
+    metrics = run_eval(data, model=model, out=out, jobs=jobs, label_map=label_map)
     from mer_tag.train.evaluate import report_table
 
     typer.echo(report_table({name: {"all": s} for name, s in metrics.items()}))

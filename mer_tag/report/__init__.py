@@ -8,11 +8,13 @@ from pathlib import Path
 
 import polars as pl
 
+from mer_tag.errors import MerTagError, first_line
 from mer_tag.report.html import render_html
 from mer_tag.report.playlists import PlaylistsWritten, write_playlists
-from mer_tag.report.summary import COLUMN_TYPES, PROB_COLUMN, file_url, summarize
+from mer_tag.report.summary import file_url, summarize
 from mer_tag.report.text import plural, render_markdown
-from mer_tag.sinks import read_results
+from mer_tag.sinks import ResultsError
+from mer_tag.sinks import load_results as load_checked
 
 __all__ = [
     "EXTENSIONS",
@@ -39,12 +41,9 @@ FORMATS = ("html", "md", "json")
 EXTENSIONS = {".html": "html", ".htm": "html", ".md": "md", ".json": "json"}
 
 
-class ReportError(ValueError):
-    """A usage error the command line shows as one line (exit status 2)."""
-
-
-class ResultsError(ReportError):
-    """The results file is missing, unreadable or has no rows."""
+class ReportError(MerTagError):
+    """A report or playlists that cannot be written as asked (the results file's own problems are
+    sinks.ResultsError)."""
 
 
 class FormatError(ReportError):
@@ -70,35 +69,9 @@ def report_format(out: str | Path | None, format: str | None = None) -> str:
     return by_name
 
 
-def first_line(exc: BaseException) -> str:
-    """polars explains some errors over several lines; a usage error is one."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def load_results(results: str | Path) -> pl.DataFrame:
-    results = Path(results)
-    if not results.exists():  # a file, or the Parquet folder of part files that `scan --engine ray` writes
-        raise ResultsError(f"results file not found: {results}")
-    try:
-        frame = read_results(results)
-    except pl.exceptions.ColumnNotFoundError:  # rows without a path cannot be told apart: reading needs it
-        raise ResultsError(f"not a mer-tag results file (no 'path' column): {results}") from None
-    except (ValueError, TypeError, OSError, pl.exceptions.PolarsError) as exc:
-        raise ResultsError(f"cannot read results file {results}: {first_line(exc)}") from exc
-    if frame.height == 0:
-        raise ResultsError(f"results file has no rows: {results}")
-    if "path" not in frame.columns:
-        raise ResultsError(f"not a mer-tag results file (no 'path' column): {results}")
-    # A list or a record where the report expects one value cannot be cast: say so here, not in a traceback.
-    nested = [
-        name
-        for name, dtype in frame.schema.items()
-        if (name in COLUMN_TYPES or PROB_COLUMN.match(name)) and dtype.is_nested()
-    ]
-    if nested:
-        holds = f"column {nested[0]!r} holds {frame.schema[nested[0]]}"
-        raise ResultsError(f"not a mer-tag results file ({holds}): {results}")
-    return frame
+    """The rows of `results` to report on; ResultsError (one line) when it is not a results file with rows."""
+    return load_checked(results, need=("path",), purpose="report on")
 
 
 def render_report(frame: pl.DataFrame, *, format: str = "html", top_n: int = 10, title: str = "Library moods") -> str:

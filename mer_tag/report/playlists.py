@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from mer_tag import _fs
 from mer_tag.labels import QUADRANT_WORDS
 from mer_tag.report.summary import class_names, normalize, predicted
 
@@ -58,9 +59,7 @@ def write_playlists(results: pl.DataFrame, out: str | Path, *, min_confidence: f
 
 def write_playlist(written: PlaylistsWritten, tracks: pl.DataFrame, name: str, target: Path) -> None:
     lines, skipped = playlist_lines(tracks, name, target.parent)
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
-    temporary.replace(target)  # a player never reads half a playlist
+    _fs.write_text(target, "\n".join(lines) + "\n")  # a player never reads half a playlist
     written.files[name] = target
     written.entries[name] = (len(lines) - 2) // 2
     written.skipped += skipped

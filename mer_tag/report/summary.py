@@ -18,32 +18,34 @@ from urllib.parse import quote
 import polars as pl
 
 from mer_tag.labels import BUILTIN, QUADRANT_WORDS
+from mer_tag.sinks.columns import class_number, polars_schema
 
 SCHEMA = "mer-tag-report/1"
 
-# The columns the report reads, with the types docs/output.md gives them. CSV infers an all-null column
-# as a string, and a file of error rows has no prediction columns at all, so every one is cast or added.
-COLUMN_TYPES = {
-    "path": pl.String,
-    "status": pl.String,
-    "error": pl.String,
-    "notes": pl.String,
-    "title": pl.String,
-    "artist": pl.String,
-    "album": pl.String,
-    "duration_s": pl.Float64,
-    "cluster": pl.Int64,
-    "cluster_name": pl.String,
-    "confidence": pl.Float64,
-    "lyrics_source": pl.String,
-    "midi_path": pl.String,
-    "model": pl.String,
-    "timeline": pl.String,
-    "quadrant": pl.Int64,
-    "valence": pl.Float64,
-    "arousal": pl.Float64,
-}
-PROB_COLUMN = re.compile(r"prob_cluster_(\d+)$")
+# The columns the report reads, typed by the one column table (sinks.columns, docs/output.md). CSV infers an
+# all-null column as a string, and a file of error rows has no prediction columns at all, so every one is cast
+# or added.
+READ_COLUMNS = (
+    "path",
+    "status",
+    "error",
+    "notes",
+    "title",
+    "artist",
+    "album",
+    "duration_s",
+    "cluster",
+    "cluster_name",
+    "confidence",
+    "lyrics_source",
+    "midi_path",
+    "model",
+    "timeline",
+    "quadrant",
+    "valence",
+    "arousal",
+)
+COLUMN_TYPES = polars_schema(READ_COLUMNS)
 CONFIDENCE_BINS = 20
 UNKNOWN_ARTIST = "Unknown artist"
 UNKNOWN_ALBUM = "Unknown album"
@@ -107,7 +109,7 @@ def class_names(results: pl.DataFrame) -> list[str]:
         .agg(pl.col("cluster_name").first())
     )
     known = dict(named.iter_rows())
-    prob_classes = [int(m.group(1)) for name in results.columns if (m := PROB_COLUMN.match(name))]
+    prob_classes = [k for name in results.columns if (k := class_number(name)) is not None]
     max_cluster = results.get_column("cluster").max() or 0
     k = max([0, max_cluster, *prob_classes, *known])
     builtin = next(

@@ -55,6 +55,13 @@ def columns(n_classes: int, timeline: bool) -> list[str]:
     return names
 
 
+def class_number(name: str) -> int | None:
+    """k of a `prob_cluster_k` column; None for any other name."""
+    prefix = PROB.split("{", 1)[0]
+    rest = name[len(prefix) :] if name.startswith(prefix) else ""
+    return int(rest) if rest.isdigit() else None
+
+
 def column_type(name: str) -> str | None:
     """'str', 'int' or 'float' for a result column; None for a column not in the table."""
     if name.startswith("prob_cluster_"):
@@ -64,7 +71,7 @@ def column_type(name: str) -> str | None:
     return TYPES.get(name)
 
 
-def polars_schema(names: list[str]) -> dict:
+def polars_schema(names: list[str] | tuple[str, ...]) -> dict:
     """Polars types for `names`, so every Parquet file has the same schema (a part whose rows are all errors
     must not make `cluster` a null column); a column not in the table is text."""
     import polars as pl

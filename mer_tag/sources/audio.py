@@ -20,6 +20,8 @@ import warnings
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
+from mer_tag.errors import MerTagError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -53,7 +55,7 @@ AUDIO_EXTENSIONS = frozenset(
 )
 
 
-class AudioError(Exception):
+class AudioError(MerTagError):
     """A file that gives no audio; the message is one line a user can read."""
 
 

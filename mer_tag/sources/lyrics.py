@@ -11,6 +11,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from mer_tag.errors import MerTagError
+
 MAX_LYRICS_BYTES = 1_000_000  # a long song is ~5 kB; anything near 1 MB is a wrongly matched file
 MAX_CONTROL_FRACTION = 0.01  # text has almost no control characters; binary data has ~15%
 
@@ -29,7 +31,7 @@ _LYRICS_KEYS = ("LYRICS", "UNSYNCEDLYRICS", "\xa9lyr", "WM/Lyrics")
 _ID3_TXXX_LYRICS = frozenset({"LYRICS", "UNSYNCEDLYRICS"})
 
 
-class LyricsError(Exception):
+class LyricsError(MerTagError):
     """A lyrics file that gives no text; the message is one line a user can read."""
 
 

@@ -14,6 +14,8 @@ import os
 import warnings
 from typing import TYPE_CHECKING
 
+from mer_tag.errors import MerTagError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -21,7 +23,7 @@ MAX_MIDI_BYTES = 10_000_000  # a dense orchestral score is ~1 MB; larger is not 
 NOTE_COLUMNS = ("pitch", "start_s", "duration_s", "velocity")
 
 
-class MidiError(Exception):
+class MidiError(MerTagError):
     """A MIDI file that gives no notes; the message is one line a user can read."""
 
 

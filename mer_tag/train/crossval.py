@@ -31,11 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+from mer_tag.errors import MerTagError
+
 BRANCHES = ("audio", "lyrics", "midi", "fused", "quadrant")
 STOP_FRACTION = 1 / 8  # of a fold's training artists, held out for early stopping (as `val` in a run)
 
 
-class CrossvalError(Exception):
+class CrossvalError(MerTagError):
     pass
 
 
@@ -284,7 +286,10 @@ def _fused_report(config, examples, y, groups, cache, jobs, folds, seeds, n_clas
         songs = len(y) if name in ("fused", "audio") else sum(x is not None for x in features[name])
         _record(report, f"fused:{name}", songs, per_metric, time.time() - started, folds, seeds, kind, log)
     if probs_path:
-        np.savez_compressed(probs_path, **probs)
+        from mer_tag import _fs
+
+        with _fs.atomic_file(probs_path, suffix=".npz") as tmp:  # np.savez adds .npz to a name without it
+            np.savez_compressed(tmp, **probs)
 
 
 def _seed_coverage(probs: dict, seed: int, y) -> dict[str, float]:
@@ -362,4 +367,6 @@ def _quiet(iterable, **_):
 
 
 def write_report(report: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(report, indent=1) + "\n")
+    from mer_tag import _fs
+
+    _fs.write_text(path, json.dumps(report, indent=1) + "\n")

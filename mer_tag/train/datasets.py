@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mer_tag.errors import MerTagError
 from mer_tag.labels import MIREX, QUADRANTS, LabelMap, LabelSet, custom, label_map
 from mer_tag.library import walk
 from mer_tag.sources.audio import AUDIO_EXTENSIONS
@@ -40,7 +41,7 @@ class Dataset:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
 
 
-class DatasetError(Exception):
+class DatasetError(MerTagError):
     pass
 
 

@@ -101,8 +101,7 @@ def plot_confusion(confusion: list[list[int]], names: tuple[str, ...], title: st
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def plot_curves(epochs: list[dict], title: str, path: Path) -> None:
@@ -122,7 +121,17 @@ def plot_curves(epochs: list[dict], title: str, path: Path) -> None:
         ax.set_title(f"{title}: {'loss' if key == 'loss' else 'accuracy'}")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: Path) -> None:
+    """A plot written whole (mer_tag._fs): a reader never finds half a PNG."""
+    import matplotlib.pyplot as plt
+
+    from mer_tag import _fs
+
+    with _fs.atomic_file(path, suffix=Path(path).suffix) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_tag import _fs
+from mer_tag.errors import MerTagError
 from mer_tag.models.ensemble import combine
 from mer_tag.train.branches import fusion_items, make_branch
 
@@ -27,7 +28,7 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 MODALITIES = ("audio", "lyrics", "midi")
 
 
-class TrainError(Exception):
+class TrainError(MerTagError):
     pass
 
 

@@ -20,6 +20,9 @@ import os
 from pathlib import Path
 
 from mer_tag import _fs
+from mer_tag.sinks.results import ResultsError
+
+__all__ = ["Restamp"]
 
 Stamp = tuple[int, float]  # (size in bytes, mtime in seconds): scan's identity of a file
 
@@ -40,14 +43,15 @@ class Restamp:
         return len(self.changes)
 
     def apply(self, results: str | Path) -> int:
-        """Update the rows in `results`; how many were updated. Raises OSError/ValueError (nothing changed)."""
-        from .sinks import journal_path, result_format
+        """Update the rows in `results`; how many were updated. Raises OSError or a MerTagError (ResultsError;
+        _fs.ChangedMeanwhile when a scan wrote the file meanwhile); the file changed not at all then."""
+        from mer_tag.sinks import journal_path, result_format
 
         results = Path(results)
         if not self.changes:
             return 0
         if not results.exists() and not journal_path(results).exists():
-            raise ValueError(f"no results file at {results}")
+            raise ResultsError(f"no results file at {results}")
         fmt = result_format(results)
         if fmt == "csv":
             return _text_file(results, self._csv)
@@ -103,7 +107,7 @@ class Restamp:
 
 def _text_file(path: Path, edit) -> int:
     """Edit the complete lines of a CSV or JSON-lines file; a last line torn by a killed scan stays as it is."""
-    from .sinks.journal import complete_lines
+    from mer_tag.sinks.journal import complete_lines
 
     st = path.stat()
     raw = path.read_bytes()
@@ -144,16 +148,8 @@ def _parquet_file(path: Path, changes: dict[str, tuple[Stamp, Stamp]]) -> int:
 
 
 def _replace(path: Path, st: os.stat_result, write) -> None:
-    """`write(tmp)`, then swap tmp in for `path`, unless `path` changed since it was read (a scan running)."""
-    tmp = path.with_name(f".{path.name}.restamp.tmp")
-    if path.name.startswith("part-") and path.suffix == ".parquet":  # beside the folder: never read as a part
-        tmp = path.parent.with_name(f".{path.parent.name}.{path.name}.restamp.tmp")
-    try:
+    """`write(tmp)`, then tmp replaces `path` with its permissions, unless `path` changed since it was read as
+    `st` (a scan running): _fs.ChangedMeanwhile. A part's temp file waits beside its folder, never read as a part."""
+    is_part = path.name.startswith("part-") and path.suffix == ".parquet"
+    with _fs.atomic_file(path, staging=path.parent.parent if is_part else None, keep=st) as tmp:
         write(tmp)
-        os.chmod(tmp, st.st_mode & 0o7777)
-        now = path.stat()
-        if (now.st_ino, now.st_size, now.st_mtime_ns) != (st.st_ino, st.st_size, st.st_mtime_ns):
-            raise ValueError(f"{path} changed while mer-tag was updating it (a scan running?)")
-        _fs.commit(tmp, path)  # fsync, rename, fsync the folder
-    finally:
-        tmp.unlink(missing_ok=True)
