@@ -17,7 +17,6 @@ from mer_tag.labels import LabelSet
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 CARD_FILE = "card.json"
 FORMAT_VERSION = 1
-BRANCHES = ("audio", "lyrics", "midi", "fusion")
 
 
 class BundleError(MerTagError):

@@ -76,7 +76,7 @@ def _scan_rows(dataset, model, jobs: int) -> list[dict]:
     from mer_tag.library import Track
 
     tracks = [Track(e.audio_path, e.lyrics_path, e.midi_path) for e in dataset.examples]
-    engine = engines.create("local", model, jobs=jobs)
+    engine = engines.create("local", engines.EngineSettings(model, jobs=jobs))
     try:
         engine.start()
         return [r for r in engine.rows(tracks) if r["status"] == "ok"]

@@ -18,7 +18,6 @@ HOP_LENGTH = 512  # samples, 23 ms between frames
 N_MELS = 128
 CHUNK_SECONDS = 30.0
 CHUNK_SAMPLES = int(CHUNK_SECONDS * SAMPLE_RATE)  # 661500 samples in a 30-second chunk
-CHUNK_FRAMES = CHUNK_SAMPLES // HOP_LENGTH + 1  # 1292 frames in a 30-second chunk
 MIN_SECONDS = 1.0  # shorter audio carries too little to judge a mood
 
 LYRICS_MAX_TOKENS = 256  # tokens per encoder window, [CLS] and [SEP] included
@@ -269,8 +268,6 @@ def lyrics_windows(text: str, tokenizer, config: LyricsConfig) -> dict[str, np.n
 
 
 # ---------------------------------------------------------------- MIDI
-
-MIDI_EVENT_FEATURES = 4  # pitch, log duration, velocity, log inter-onset interval
 
 
 def midi_sequence(notes: np.ndarray, config: MidiConfig) -> tuple[np.ndarray, np.ndarray, int]:

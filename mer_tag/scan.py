@@ -69,9 +69,8 @@ def scan(
 
     started = time.monotonic()  # one clock for the bar and the summary
     check_out(out)
-    runner = engines.create(
-        engine, model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop, address=address
-    )  # reads the card only; unknown names fail here, before any work
+    settings = engines.EngineSettings(model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop)
+    runner = engines.create(engine, settings, ray=_ray_options(engine, address))  # reads the card only: no torch
     card = runner.card  # its name@version tells which earlier rows still stand
     feedback = ScanFeedback(progress, started, rows_on_stdout=str(out) == "-")
     try:
@@ -90,6 +89,17 @@ def scan(
         runner.close()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _ray_options(engine: str, address: str | None):
+    """The Ray engine's options for `address`; None for the local engine (which refuses an address)."""
+    if engine != "ray":
+        if address is not None:
+            raise ValueError("an address is for the ray engine")
+        return None
+    from mer_tag.engines.ray import RayOptions
+
+    return RayOptions(address=address)
 
 
 def _plan_line(plan: ScanPlan) -> str:

@@ -97,3 +97,14 @@ def test_every_command_reports_a_missing_input_the_same_way(command, tmp_path):
     assert run.returncode == 2, run
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(missing) in lines[0], run.stderr
+
+
+def test_the_command_line_loads_no_heavy_library_until_a_command_runs():
+    """`mer-tag --help` answers at once: importing the CLI (every command's module) loads typer and mer-tag's
+    own light modules, never the stacks a command needs (torch, numpy, polars, rich, the decoders)."""
+    heavy = ("torch", "numpy", "polars", "rich", "av", "mutagen", "librosa", "scipy", "sklearn", "transformers")
+    code = f"import sys, mer_tag.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

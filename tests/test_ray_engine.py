@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from media import tone, write_audio, write_lyrics, write_midi
+from mer_tag.engines import EngineSettings
 from mer_tag.engines.ray import RayOptions, plan
 from mer_tag.scan import scan
 from mer_tag.sinks import PartWriter, columns, read_results
@@ -231,7 +232,8 @@ def test_killed_workers_lose_no_track(cluster, library, tiny_model, local_rows, 
     monkeypatch.setattr(ray_engine, "_prepare_block", prepare)
     monkeypatch.setattr(ray_engine, "_ModelActor", actor)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this module
-    engine = ray_engine.RayEngine(tiny_model, options=RayOptions(batch_tracks=2, tracks_per_block=1))
+    settings = EngineSettings(tiny_model)
+    engine = ray_engine.RayEngine(settings, options=RayOptions(batch_tracks=2, tracks_per_block=1))
     try:
         tracks = list(walk([library]))
         engine.start()

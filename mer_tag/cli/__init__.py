@@ -1,7 +1,8 @@
 """The `mer-tag` command line: one small module per subcommand, each a thin layer over a library function.
 
-Only typer is imported here; every command imports torch, librosa and friends inside its own body, so
-`mer-tag --help` answers at once.
+Importing this loads typer and mer-tag's own light modules, never a heavy stack: every command imports torch,
+numpy, polars, rich and the decoders inside its own body, so `mer-tag --help` answers at once
+(tests/test_cli.py holds it).
 """
 
 from __future__ import annotations
@@ -13,11 +14,6 @@ import typer
 
 from mer_tag.cli._errors import usage_error
 from mer_tag.errors import MerTagError
-
-try:  # typer 0.2x carries its own click
-    from typer._click.exceptions import NoArgsIsHelpError
-except ImportError:  # older typer runs on click itself
-    from click.exceptions import NoArgsIsHelpError  # type: ignore[assignment]
 
 HELP = """Listen to a music library and say what each song feels like.
 
@@ -186,8 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     a command lets through (a results file that is not one, a model that will not load, a bad dataset) is a
     usage error: one `error: …` line, status 2.
     """
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:  # `mer-tag` alone: the help, and the status of a command that did nothing
+        app(args=["--help"], prog_name="mer-tag", standalone_mode=False)
+        return 2
     try:
-        code = app(args=argv, prog_name="mer-tag", standalone_mode=False)
+        code = app(args=args, prog_name="mer-tag", standalone_mode=False)
     except MerTagError as exc:
         usage_error(exc)
         return 2
@@ -206,9 +208,6 @@ def _click_error(exc) -> int:
     """A bad option or a missing argument: the same one line as every other usage error, with a pointer to
     the command's help (click would print usage, a hint and a blank line first)."""
     ctx = getattr(exc, "ctx", None)
-    if isinstance(exc, NoArgsIsHelpError):
-        exc.show()  # `mer-tag` alone prints the help
-        return int(getattr(exc, "exit_code", 2))
     if ctx is None:  # a bare TyperException is only a message
         usage_error(exc.format_message())
         return int(getattr(exc, "exit_code", 2))

@@ -1,6 +1,6 @@
 """Where prediction runs: peers behind one small interface.
 
-    engine = engines.create("local" | "ray", model, jobs=…, timeline=…, precision=…, chunk_hop=…, address=…)
+    engine = engines.create("local" | "ray", EngineSettings(model, jobs=…, timeline=…, precision=…, chunk_hop=…))
     engine.start()              # its workers (local decode processes; a Ray connection), no model yet
     rows = engine.rows(tracks)  # an iterator: one row (sinks.columns) per track, in the order they finish
     engine.close()              # workers stopped, the process as start() found it; safe to call twice
@@ -14,14 +14,41 @@ this interface and nothing of an engine's parts; nothing here imports ray, torch
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from mer_tag.bundle import Bundle
+    from mer_tag.engines.ray import RayOptions
+    from mer_tag.features import AudioConfig, MidiConfig
 
 ENGINES = ("local", "ray")
 PRECISIONS = ("auto", "fp32", "bf16")  # of the frozen encoders (MiniLM, the musicnn student); heads stay fp32
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What a scan asks of any engine: the model, and how its tracks are read and its rows filled."""
+
+    model: str | Path = "default"  # a shipped name or a bundle folder
+    jobs: int = 2  # local: decode processes (0: decode in this process); ray: CPUs of a cluster it starts
+    timeline: bool = False  # a mood per chunk in each row's `timeline`
+    precision: str = "auto"  # of the frozen encoders: auto, fp32 or bf16 (PRECISIONS)
+    chunk_hop: float | None = None  # seconds between chunk starts; None: the model's own
+
+    def read(self) -> tuple[Bundle, AudioConfig, MidiConfig]:
+        """The model's card (no torch, no weights) and the feature settings tracks are prepared with (the
+        card's, with `chunk_hop` applied): what every engine reads once when it is made."""
+        import dataclasses
+
+        from mer_tag import bundle as bundle_io
+
+        card = bundle_io.read_card(self.model)
+        audio = card.audio_config
+        if self.chunk_hop:
+            audio = dataclasses.replace(audio, chunk_hop_seconds=float(self.chunk_hop))
+        return card, audio, card.midi_config
 
 
 class Engine(Protocol):
@@ -57,39 +84,16 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def create(
-    engine: str,
-    model: str | Path,
-    jobs: int = 2,
-    timeline: bool = False,
-    precision: str = "auto",
-    chunk_hop: float | None = None,
-    address: str | None = None,
-    options=None,
-) -> Engine:
-    """An engine for `model` (a shipped name or a bundle folder), not started. `jobs`: the local engine's
-    decode processes, or the CPUs of the local Ray cluster started when no `address` is given; `options`:
-    the Ray engine's RayOptions."""
-    check_precision(precision)
+def create(engine: str, settings: EngineSettings, ray: RayOptions | None = None) -> Engine:
+    """An engine for `settings.model`, not started; `ray`: how the Ray engine uses its cluster (its address
+    among them). Unknown names and a precision that is none fail here, before any work."""
+    check_precision(settings.precision)
     if check(engine) == "local":
-        if address is not None:
-            raise ValueError("an address is for the ray engine")
+        if ray is not None:
+            raise ValueError("Ray options are for the ray engine")
         from mer_tag.engines.local import LocalEngine
 
-        return LocalEngine(model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop)
+        return LocalEngine(settings)
     from mer_tag.engines.ray import RayEngine
 
-    return RayEngine(
-        model, jobs=jobs, timeline=timeline, precision=precision, chunk_hop=chunk_hop, address=address, options=options
-    )
-
-
-def feature_configs(card, chunk_hop: float | None = None):
-    """(audio, midi) feature settings from the model's card (`bundle.read_card`: no weights, no torch), with
-    `chunk_hop` (seconds between chunk starts) applied: what every engine prepares tracks with."""
-    import dataclasses
-
-    audio = card.audio_config
-    if chunk_hop:
-        audio = dataclasses.replace(audio, chunk_hop_seconds=float(chunk_hop))
-    return audio, card.midi_config
+    return RayEngine(settings, ray)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import itertools
 from concurrent.futures import FIRST_COMPLETED, wait
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mer_tag.engines import EngineSettings
 
 # Tracks submitted and not yet scored, per decode worker (+2). The queue is topped up before each model
 # call, so workers keep decoding while the models run; 100 four-minute tracks took 21.9-22.9 s with 8,
@@ -34,20 +36,9 @@ class LocalEngine:
     name = "local"
     parquet_parts = False
 
-    def __init__(
-        self,
-        model: str | Path,
-        jobs: int = 2,
-        timeline: bool = False,
-        precision: str = "auto",
-        chunk_hop: float | None = None,
-    ):
-        from mer_tag import bundle as bundle_io
-        from mer_tag.engines import feature_configs
-
-        self.model, self.jobs, self.timeline, self.precision = model, jobs, timeline, precision
-        self.card = bundle_io.read_card(model)  # no torch, no weights
-        self.audio_config, self.midi_config = feature_configs(self.card, chunk_hop)
+    def __init__(self, settings: EngineSettings):
+        self.settings, self.jobs = settings, settings.jobs
+        self.card, self.audio_config, self.midi_config = settings.read()  # no torch, no weights
         self.pool: Any = None  # a ProcessPoolExecutor while started with jobs > 0
         self.bundle: Any = None
         self.predictor: Any = None
@@ -69,7 +60,7 @@ class LocalEngine:
 
         self._threads_before = torch.get_num_threads()
         torch.set_num_threads(model_threads(self.jobs))
-        self.bundle = bundle_io.load(self.model)
+        self.bundle = bundle_io.load(self.settings.model)
         self.bundle.audio_config = self.audio_config  # with any chunk hop applied
 
     def rows(self, tracks):
@@ -103,7 +94,7 @@ class LocalEngine:
         if self.predictor is None:
             from mer_tag.engines.predictor import Predictor
 
-            self.predictor = Predictor(self.bundle, self.timeline, self.precision)
+            self.predictor = Predictor(self.bundle, self.settings.timeline, self.settings.precision)
         return self.predictor
 
     def close(self) -> None:

@@ -145,7 +145,9 @@ class Predictor:
         row.update(runner_up=second + 1, runner_up_name=self.names[second], runner_up_confidence=float(fused[second]))
         if pooled is not None and "quadrant" in self.bundle.models:
             row.update(quadrant_columns(self.quadrant_probs(pooled)))
-        for branch in ("audio", "lyrics", "midi"):
+        from mer_tag.models.fusion import BRANCHES
+
+        for branch in BRANCHES:
             if (branch_probs := probs.get(branch)) is not None:
                 row[f"{branch}_cluster"] = int(np.argmax(branch_probs)) + 1
         if self.timeline and chunk_probs is not None:

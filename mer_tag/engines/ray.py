@@ -26,11 +26,15 @@ Nothing at import time needs ray; `import ray` happens inside functions.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mer_tag.engines import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,38 +57,22 @@ class RayOptions:
     tracks_per_block: int | None = None  # tracks per prepare task (None: ~4 tasks per CPU, 1..32)
     batch_tracks: int = 8  # tracks per model call (their chunks share forward passes)
     max_retries: int = 4  # re-runs of a prepare task whose worker died
-    precision: str = "auto"  # of the frozen encoders on each model actor's CPU (predictor.resolve_precision)
 
 
 class RayEngine:
-    """Prepare tasks and model actors on a Ray cluster: the one at `address` (else RAY_ADDRESS, else the one
-    this process already joined), or a local one of `jobs` CPUs started by `start` and stopped by `close`."""
+    """Prepare tasks and model actors on a Ray cluster: the one at `options.address` (else RAY_ADDRESS, else the
+    one this process already joined), or a local one of `settings.jobs` CPUs started by `start` and stopped by
+    `close`."""
 
     name = "ray"
     parquet_parts = True  # a million-track scan must never rewrite what it wrote
 
-    def __init__(
-        self,
-        model: str | Path,
-        jobs: int = 2,
-        timeline: bool = False,
-        precision: str = "auto",
-        chunk_hop: float | None = None,
-        address: str | None = None,
-        options: RayOptions | None = None,
-    ):
-        from mer_tag import bundle as bundle_io
-        from mer_tag.engines import feature_configs
-
-        self.model, self.timeline = model, timeline
-        self.card = bundle_io.read_card(model)  # the driver reads the card only: no torch, no weights
-        self.audio_config, self.midi_config = feature_configs(self.card, chunk_hop)
-        self.options = options or RayOptions()
-        if address is not None:
-            self.options.address = address
-        self.options.precision = precision
-        if self.options.num_cpus is None:
-            self.options.num_cpus = max(1, jobs)  # used only when no cluster is given: a local one of `jobs` CPUs
+    def __init__(self, settings: EngineSettings, options: RayOptions | None = None):
+        self.settings = settings
+        self.card, self.audio_config, self.midi_config = settings.read()  # the driver: no torch, no weights
+        self.options = dataclasses.replace(options or RayOptions())
+        if self.options.num_cpus is None:  # used only when no cluster is given: a local one of `jobs` CPUs
+            self.options.num_cpus = max(1, settings.jobs)
         self.ray: Any = None  # the ray module, once started
         self.actors: list = []
         self._files: Any = None  # the model's files in the object store, held so a restarted actor can load them
@@ -102,12 +90,14 @@ class RayEngine:
         self._started_here = _connect(ray, self.options)
         self.ray = ray
         p = plan(ray.cluster_resources(), 0, self.options)
-        self._files = ray.put(model_files(self.model))
+        self._files = ray.put(model_files(self.settings.model))
         actor = ray.remote(_ModelActor).options(
             num_cpus=p["model_cpus"], num_gpus=p["model_gpus"] or None, max_restarts=-1, max_task_retries=-1
         )
         self.actors = [
-            actor.remote([self._files], self.audio_config, self.timeline, p["model_threads"], self.options.precision)
+            actor.remote(
+                [self._files], self.audio_config, self.settings.timeline, p["model_threads"], self.settings.precision
+            )
             for _ in range(p["actors"][1])
         ]
 
@@ -158,7 +148,7 @@ class RayEngine:
         submit()
         problem = ray.get([a.problem.remote() for a in self.actors])  # the model loads while tracks decode
         if any(problem):
-            raise BundleError(next(filter(None, problem)).replace(MODEL, str(self.model)))
+            raise BundleError(next(filter(None, problem)).replace(MODEL, str(self.settings.model)))
         while decoding or decoded or calls:
             self._pending = [*decoding, *calls]
             done, _ = ray.wait(self._pending, num_returns=1, fetch_local=False)

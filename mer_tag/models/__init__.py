@@ -1,5 +1,7 @@
-"""nn.Modules only: the audio CRNNs and frozen front-ends, the lyrics encoder + head, the MIDI models (an event
-BiGRU, or note statistics into an MLP as the shipped model has), and the fusion.
+"""The networks and what runs them: the audio CRNNs and frozen front-ends, the lyrics encoder + head, the MIDI
+models (an event BiGRU, or note statistics into an MLP as the shipped model has), the fusion and the
+valence–arousal head; beside the nn.Modules, the functions every caller shares to run them (`load_frontend`,
+the front-ends' `embed_*`, the lyrics windows, the fusion's input).
 
 Every model is built from a plain dict of dimensions (`{"arch": name, ...}`) that the bundle stores
 beside its weights, so a checkpoint rebuilds its own model.

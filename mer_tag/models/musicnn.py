@@ -36,8 +36,6 @@ SAMPLE_RATE = features.MUSICNN_SAMPLE_RATE
 N_FFT = features.MUSICNN_N_FFT
 HOP_LENGTH = features.MUSICNN_HOP_LENGTH
 N_MELS = features.MUSICNN_N_MELS
-PATCH_FRAMES = features.MUSICNN_PATCH_FRAMES
-PATCH_SECONDS = features.MUSICNN_PATCH_SECONDS
 logmel = features.musicnn_logmel
 patches = features.musicnn_patches
 

@@ -98,7 +98,7 @@ def load_results(
         rows = read_results(path)
     except OSError as exc:
         raise ResultsError(f"cannot read {path}: {exc.strerror or first_line(exc)}") from None
-    except Exception as exc:  # polars, pyarrow and json each have their own errors for a file of another kind
+    except Exception as exc:  # polars and json each have their own errors for a file of another kind
         raise not_results(first_line(exc)) from None
     if rows.height == 0 and _holds_other_data(path, fmt):
         raise not_results("no rows with a path")

@@ -6,12 +6,11 @@ import os
 
 FIELDS = ("title", "artist", "album")
 
-# mutagen's easy interfaces (EasyID3, EasyMP4, Vorbis comments, APEv2) all answer to FIELDS; these tag
-# families do not, so they get their own keys, in FIELDS order.
-_KEYS_BY_TAG_TYPE = {
-    "ID3": ("TIT2", "TPE1", "TALB"),  # ID3 chunks in WAV and AIFF (MP3 opens as EasyID3)
-    "ASFTags": ("Title", "Author", "WM/AlbumTitle"),  # WMA
-}
+# mutagen's easy interfaces (EasyID3, EasyMP4, Vorbis comments, APEv2) all answer to FIELDS; two tag families
+# do not, so they get their own keys, in FIELDS order: ID3 chunks in WAV and AIFF (an MP3 opens as EasyID3),
+# and WMA's ASF attributes.
+ID3_KEYS = ("TIT2", "TPE1", "TALB")
+ASF_KEYS = ("Title", "Author", "WM/AlbumTitle")
 
 
 def read_tags(path: str | os.PathLike) -> dict[str, str | None]:
@@ -19,14 +18,14 @@ def read_tags(path: str | os.PathLike) -> dict[str, str | None]:
     empty = dict.fromkeys(FIELDS)
     try:
         import mutagen
+        from mutagen.asf import ASFTags
         from mutagen.id3 import ID3
 
         audio = mutagen.File(os.fspath(path), easy=True)
         tags = audio.tags if audio is not None else None
         if tags is None:
             return empty
-        family = "ID3" if isinstance(tags, ID3) else type(tags).__name__
-        keys = _KEYS_BY_TAG_TYPE.get(family, FIELDS)
+        keys = ID3_KEYS if isinstance(tags, ID3) else ASF_KEYS if isinstance(tags, ASFTags) else FIELDS
         return {field: _text(tags, key) for field, key in zip(FIELDS, keys)}
     except Exception:  # mutagen raises many types for damaged files; tags are optional
         return empty

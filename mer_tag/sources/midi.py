@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 MAX_MIDI_BYTES = 10_000_000  # a dense orchestral score is ~1 MB; larger is not a song's MIDI
-NOTE_COLUMNS = ("pitch", "start_s", "duration_s", "velocity")
 
 
 class MidiError(MerTagError):
