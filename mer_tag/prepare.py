@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import traceback
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -160,9 +159,10 @@ def internal_error(exc: Exception) -> str:
 
 
 def init_worker() -> None:
-    """A preparing process: one BLAS/OpenMP thread (the workers already share the cores with each other
-    and the models), freed memory kept for the next track, then the decode stack imported, so a pool
-    started early (`start_pool`) pays for it while its parent is still busy (importing torch).
+    """A preparing process (mer_tag.workers' pool, or a Ray task's): one BLAS/OpenMP thread (the workers
+    already share the cores with each other and the models), freed memory kept for the next track, then the
+    decode stack imported, so a pool started early (`workers.start_pool`) pays for it while its parent is
+    still busy (importing torch).
 
     Workers never import torch: features need numpy and scipy.fft only (the largest worker's peak RSS went
     from 472 to 424 MB on the 20-track benchmark). This tunes only the worker's own process.
@@ -179,16 +179,3 @@ def init_worker() -> None:
     import mer_tag.features  # noqa: F401
     import mer_tag.sources.audio  # noqa: F401
     import mer_tag.sources.metadata  # noqa: F401
-
-
-def start_pool(jobs: int) -> ProcessPoolExecutor:
-    """`jobs` preparing processes, spawned now (never forked: a fork of a process that has loaded torch
-    inherits its thread pools and locks); they import their stack while this process goes on."""
-    import multiprocessing
-
-    pool = ProcessPoolExecutor(
-        max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
-    )
-    for _ in range(max(1, jobs)):
-        pool.submit(int)  # a no-op: the executor spawns a worker per task until it has `jobs`
-    return pool

@@ -12,9 +12,9 @@ from mer_tag._process import KEEP_FREED_BYTES, reuse_freed_memory
 from mer_tag.cli import main
 from mer_tag.engines.local import model_threads
 from mer_tag.engines.predictor import resolve_precision
-from mer_tag.prepare import start_pool as start_decode_pool
 from mer_tag.scan import scan
 from mer_tag.sinks import read_results
+from mer_tag.workers import start_pool as start_decode_pool
 
 
 @pytest.fixture()

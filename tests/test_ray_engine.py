@@ -246,6 +246,45 @@ def test_killed_workers_lose_no_track(cluster, library, tiny_model, local_rows, 
     assert_same_rows({r["path"]: r for r in rows}, local_rows)
 
 
+def _crasher(real_prepare, name: str):
+    """A prepare task body whose worker dies (SIGKILL) every time its block holds the file `name`."""
+
+    def prepare(tracks, *args):
+        if any(t.path.name == name for t in tracks):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_prepare(tracks, *args)
+
+    return prepare
+
+
+def test_a_file_that_kills_its_worker_every_time_is_one_error_row_not_a_failed_block(
+    cluster, library, tiny_model, local_rows, monkeypatch
+):
+    import ray.cloudpickle
+
+    from mer_tag.engines import ray as ray_engine
+    from mer_tag.library import walk
+
+    monkeypatch.setattr(ray_engine, "_prepare_block", _crasher(ray_engine._prepare_block, "Tune.wav"))
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    options = RayOptions(batch_tracks=2, tracks_per_block=4, max_retries=1)
+    engine = ray_engine.RayEngine(EngineSettings(tiny_model), options=options)
+    try:
+        tracks = list(walk([library]))
+        engine.start()
+        rows = {r["path"]: r for r in engine.rows(tracks)}
+    finally:
+        engine.close()
+        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert len(rows) == len(tracks) == 15
+    crashed = next(path for path in rows if Path(path).name == "Tune.wav")
+    assert rows[crashed]["status"] == "error"
+    assert rows[crashed]["error"].startswith("the decoder crashed on this file: its Ray worker died")
+    assert_same_rows(
+        {p: r for p, r in rows.items() if p != crashed}, {p: r for p, r in local_rows.items() if p != crashed}
+    )
+
+
 # ------------------------------------------------------------------ everywhere (no ray needed)
 
 

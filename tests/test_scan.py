@@ -244,9 +244,9 @@ def test_a_resumed_scan_with_nothing_to_do_starts_no_workers_and_no_torch(librar
     before = read_results(out)
     assert before.height >= 2 and (before["status"] == "ok").all()
     code = (
-        "import sys; import mer_tag.prepare; from mer_tag.scan import scan\n"
+        "import sys; import mer_tag.workers; from mer_tag.scan import scan\n"
         "def no_workers(*args, **kwargs): sys.exit('decode workers started')\n"
-        "mer_tag.prepare.start_pool = no_workers\n"
+        "mer_tag.workers.start_pool = no_workers\n"
         f"s = scan([{str(library / 'rock')!r}], out={str(out)!r}, model={str(tiny_model)!r}, jobs=2, progress=False)\n"
         "print(s.skipped, s.ok, s.failed, 'torch' in sys.modules)"
     )

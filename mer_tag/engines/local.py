@@ -8,8 +8,6 @@ in flight: memory stays flat however large the library.
 
 from __future__ import annotations
 
-import itertools
-from concurrent.futures import FIRST_COMPLETED, wait
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,7 +37,7 @@ class LocalEngine:
     def __init__(self, settings: EngineSettings):
         self.settings, self.jobs = settings, settings.jobs
         self.card, self.audio_config, self.midi_config = settings.read()  # no torch, no weights
-        self.pool: Any = None  # a ProcessPoolExecutor while started with jobs > 0
+        self.pool: Any = None  # a workers.DecodePool while started with jobs > 0
         self.bundle: Any = None
         self.predictor: Any = None
         self._threads_before: int | None = None  # torch's thread count before this engine set its own
@@ -48,12 +46,12 @@ class LocalEngine:
         """Spawn the decode workers (they import their stack meanwhile), then load the model: a model that
         cannot load fails here, before any track is read. Torch runs on `model_threads(jobs)` threads
         until `close`."""
-        from mer_tag.prepare import start_pool
+        from mer_tag.workers import DecodePool
 
         if self.bundle is not None:
             return
         if self.jobs > 0:
-            self.pool = start_pool(self.jobs)
+            self.pool = DecodePool(self.jobs)
         import torch
 
         from mer_tag import bundle as bundle_io
@@ -64,7 +62,8 @@ class LocalEngine:
         self.bundle.audio_config = self.audio_config  # with any chunk hop applied
 
     def rows(self, tracks):
-        """Yield one row per track, in the order tracks finish."""
+        """Yield one row per track, in the order tracks finish. A decode worker that dies costs only the track
+        that killed it, as an error row (mer_tag.workers)."""
         from mer_tag.prepare import prepare
 
         self.start()
@@ -73,22 +72,13 @@ class LocalEngine:
             for track in tracks:
                 yield from self._predictor().rows([prepare(track, *args)])
             return
-        tracks = iter(tracks)
         max_in_flight = IN_FLIGHT_PER_JOB * self.jobs + 2
-        pending = set()
-
-        def refill():
-            for track in itertools.islice(tracks, max(0, max_in_flight - len(pending))):
-                pending.add(self.pool.submit(prepare, track, *args))
-
-        refill()
-        while pending:
-            predictor = self._predictor()  # the encoders load while the first tracks already decode
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            refill()  # before the models run, so the workers never wait on them
-            if not pending:
+        # The encoders load while the first tracks already decode.
+        for ready in self.pool.prepared(tracks, *args, max_in_flight, submitted=self._predictor):
+            predictor = self._predictor()
+            if not self.pool.in_flight:
                 predictor.torch.set_num_threads(max(1, self.jobs))  # the last batch: the workers' cores are free
-            yield from predictor.rows([future.result() for future in done])
+            yield from predictor.rows(ready)
 
     def _predictor(self):
         if self.predictor is None:
@@ -101,7 +91,7 @@ class LocalEngine:
         """Stop the workers (a scan stopped early cancels what they had left) and give torch back its threads."""
         self.bundle = self.predictor = None
         if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+            self.pool.close()
             self.pool = None
         if self._threads_before is not None:
             import torch

@@ -42,6 +42,7 @@ INSTALL_HINT = "the Ray engine needs ray: pip install 'mer-tag[ray]' (or: pip in
 CALLS_PER_ACTOR = 2  # one running, one queued: an actor never waits on the driver between calls
 IN_FLIGHT_PER_SLOT = 8  # tracks submitted and not yet scored, per decode slot (+2), as the local engine
 MODEL = "<model>"  # stands for the model's name in an actor's message (the actor sees only a temp folder)
+ALONE_RETRIES = 1  # more tries of a track alone, after its block's task died on each of `max_retries` + 1
 
 
 @dataclass
@@ -104,6 +105,8 @@ class RayEngine:
     def rows(self, tracks):
         """Yield one row per track (sinks.columns keys), in the order they finish."""
         from mer_tag.bundle import BundleError
+        from mer_tag.errors import first_line
+        from mer_tag.prepare import Prepared
 
         tracks = list(tracks)
         if not tracks:
@@ -114,12 +117,15 @@ class RayEngine:
         log.info("ray engine: %s", p)
         size = p["tracks_per_block"]
         blocks = iter([tracks[i : i + size] for i in range(0, len(tracks), size)])
-        prepare = ray.remote(_prepare_block).options(
-            num_cpus=self.options.decode_cpus, max_retries=self.options.max_retries
-        )
+        # Each prepare task returns its track count apart from its tracks: the driver learns from the small one
+        # whether the task's worker died, while the tracks go from the task's node to an actor's unfetched.
+        task = ray.remote(_prepare_block)
+        prepare = task.options(num_cpus=self.options.decode_cpus, max_retries=self.options.max_retries, num_returns=2)
+        alone = task.options(num_cpus=self.options.decode_cpus, max_retries=ALONE_RETRIES, num_returns=2)
         slots = max(1, int((p["cpus"] - p["model_cpus"] * len(self.actors)) / self.options.decode_cpus))
         max_in_flight = IN_FLIGHT_PER_SLOT * slots + 2
-        decoding, decoded, calls = {}, [], {}  # ref → its tracks; [(ref, tracks)]; call ref → (actor, tracks)
+        # count ref → (tracks ref, the tracks, alone?); [(tracks ref, n)]; call ref → (actor, n)
+        decoding, decoded, calls = {}, [], {}
         busy = dict.fromkeys(range(len(self.actors)), 0)
         in_flight = 0
 
@@ -129,8 +135,22 @@ class RayEngine:
                 block = next(blocks, None)
                 if block is None:
                     return
-                decoding[prepare.remote(block, self.audio_config, self.midi_config)] = len(block)
+                count, items = prepare.remote(block, self.audio_config, self.midi_config)
+                decoding[count] = (items, block, False)
                 in_flight += len(block)
+
+        def crashed(block: list, was_alone: bool, exc: Exception) -> None:
+            """A prepare task whose worker died on every try: each of its tracks again, alone; a track that
+            kills its worker alone too becomes an error row, and the scan goes on."""
+            if not was_alone:
+                for track in block:
+                    count, items = alone.remote([track], self.audio_config, self.midi_config)
+                    decoding[count] = (items, [track], True)
+                return
+            log.warning("ray engine: %s killed its decode worker: %s", block[0].path, first_line(exc))
+            tries = ALONE_RETRIES + 1
+            reason = f"the decoder crashed on this file: its Ray worker died on each of {tries} tries alone"
+            decoded.append((ray.put([Prepared(block[0], error=reason)]), 1))
 
         def dispatch():
             while decoded:
@@ -154,7 +174,13 @@ class RayEngine:
             done, _ = ray.wait(self._pending, num_returns=1, fetch_local=False)
             ref = done[0]
             if ref in decoding:
-                decoded.append((ref, decoding.pop(ref)))
+                items, block, was_alone = decoding.pop(ref)
+                try:
+                    ray.get(ref)  # an int, or the error of a task whose worker died on every try
+                except ray.exceptions.RayError as exc:
+                    crashed(block, was_alone, exc)
+                else:
+                    decoded.append((items, len(block)))
             else:
                 actor, n = calls.pop(ref)
                 busy[actor] -= 1
@@ -246,12 +272,17 @@ def model_files(model) -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in names}
 
 
-def _prepare_block(tracks: list, audio_config, midi_config) -> list:
-    """Ray task body: a block of tracks → their Prepared (numpy arrays travel out of band, uncopied)."""
+def _prepare_block(tracks: list, audio_config, midi_config) -> tuple[int, list]:
+    """Ray task body: a block of tracks → (how many, their Prepared); numpy arrays travel out of band, uncopied."""
     from mer_tag.prepare import prepare
+    from mer_tag.workers import crash_if_asked
 
     _init_decode_process()
-    return [prepare(track, audio_config, midi_config) for track in tracks]
+    items = []
+    for track in tracks:
+        crash_if_asked(track)
+        items.append(prepare(track, audio_config, midi_config))
+    return len(items), items
 
 
 _DECODE_PROCESS_READY = False

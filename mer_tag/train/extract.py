@@ -78,7 +78,8 @@ def extract_audio(
     """Chunk features (or a frozen front-end's window embeddings of them) per file, None for a file a scan
     would reject; (features, problems)."""
     from mer_tag.models import FROZEN_FRONTENDS, check_frontend_features, frontend_sha256
-    from mer_tag.prepare import prepare_audio, start_pool
+    from mer_tag.prepare import prepare_audio
+    from mer_tag.workers import start_pool
 
     check_frontend_features(config)  # a preset that would feed the student a log-mel it never learned
     settings = asdict(config)

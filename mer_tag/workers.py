@@ -1,0 +1,259 @@
+"""Decode worker processes: spawned (never forked), ended with the process that started them however it ends,
+and a worker that dies costs a scan only the track that killed it.
+
+A decoder that crashes on a malformed file (FFmpeg segfaulting), or the kernel's OOM killer, kills its worker
+process, and Python's process pool then fails every track in flight (BrokenProcessPool). `DecodePool.prepared`
+starts a fresh pool instead, submits again the tracks that were only waiting, and retries each track a worker
+was decoding at that moment alone, in a process of its own: one that kills that process again becomes an error
+row saying how its decoder died; the others get their rows as if nothing happened.
+
+Every worker watches the process that started it and exits within `PARENT_POLL_SECONDS` once that process is
+gone (killed with SIGKILL included), so no worker, nor the resource tracker they keep alive, outlives a scan.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from mer_tag import prepare as preparing
+from mer_tag.prepare import Prepared, init_worker
+
+PARENT_POLL_SECONDS = 0.5  # how often a worker checks that its parent is alive: it outlives it by at most this
+# For tests only: a decode worker given the file of this name kills itself with SIGKILL, as a decoder that
+# crashes on it would (the in-process path of `--jobs 0` ignores it: it would take the scan down).
+CRASH_ON_ENV = "MER_TAG_TEST_CRASH_ON"
+NOT_STARTED = -1  # a worker's slot in `started` while it decodes nothing
+WORKER_NAME = "mer-tag-decode"  # what `ps` and `top` call a decode worker (Linux: at most 15 bytes)
+RETRY_NAME = "mer-tag-retry"  # and a process decoding one track alone after a worker died
+PR_SET_NAME = 15  # Linux <linux/prctl.h>: set the calling thread's (here: the process's) name
+
+# Set in each worker by `_init_worker`: where it says which task it is decoding (its slot in a shared array).
+_started: Any = None
+_slot = NOT_STARTED
+
+
+def start_pool(jobs: int, started: Any = None, slots: Any = None) -> ProcessPoolExecutor:
+    """`jobs` decode processes, spawned now (never forked: a fork of a process that has loaded torch inherits
+    its thread pools and locks); they import their stack while this process goes on, and each exits when this
+    process is gone. `started`/`slots` (a shared array of `jobs` task ids and a counter, `DecodePool`'s):
+    each worker records the task it is decoding there."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        max_workers=max(1, jobs),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(os.getpid(), started, slots),
+    )
+    for _ in range(max(1, jobs)):
+        pool.submit(int)  # a no-op: the executor spawns a worker per task until it has `jobs`
+    return pool
+
+
+def _init_worker(parent_pid: int, started: Any, slots: Any) -> None:
+    global _started, _slot
+    name_process(WORKER_NAME)
+    watch_parent(parent_pid)
+    init_worker()
+    if started is not None:
+        with slots.get_lock():
+            _slot, slots.value = slots.value, slots.value + 1
+        _started = started
+
+
+def name_process(name: str) -> None:
+    """Give this process a name `ps -e` and `top` show (Linux); elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def watch_parent(parent_pid: int) -> None:
+    """Exit this process once `parent_pid` is no longer its parent (it died, and this one was handed to init)."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mer-tag-parent-watch", daemon=True).start()
+
+
+def _prepare_marked(task: int, prepare, track, audio_config, midi_config) -> Prepared:
+    """`prepare` in a pool worker, saying meanwhile which task it decodes (so a crash can be traced to it)."""
+    if _started is not None and 0 <= _slot < len(_started):
+        _started[_slot] = task
+    crash_if_asked(track)
+    item = prepare(track, audio_config, midi_config)
+    if _started is not None and 0 <= _slot < len(_started):
+        _started[_slot] = NOT_STARTED
+    return item
+
+
+def crash_if_asked(track) -> None:
+    """Tests only (CRASH_ON_ENV): die as a decoder crashing on this track would."""
+    if os.environ.get(CRASH_ON_ENV) and track.path.name == os.environ[CRASH_ON_ENV]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class DecodePool:
+    """`jobs` decode workers that survive their own deaths (see the module docstring); `close` ends them."""
+
+    def __init__(self, jobs: int):
+        self.jobs = max(1, jobs)
+        self.pool: ProcessPoolExecutor | None = None
+        self.started: Any = None
+        self._alone: ThreadPoolExecutor | None = None  # runs the tracks retried alone, one at a time
+        self._alone_futures: set[Future] = set()
+        self.in_flight = 0
+        self._start()
+
+    def _start(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.started = context.Array("q", [NOT_STARTED] * self.jobs, lock=False)
+        self.pool = start_pool(self.jobs, self.started, context.Value("i", 0))
+
+    def prepared(
+        self, tracks: Iterable, audio_config, midi_config, max_in_flight: int, submitted=None
+    ) -> Iterator[list[Prepared]]:
+        """Prepared tracks in batches as they finish, at most `max_in_flight` submitted at a time; the queue
+        is topped up before each batch is handed out, so the workers decode while the caller runs models.
+        `submitted()` runs once the first tracks are submitted (the caller loads its models meanwhile);
+        `self.in_flight` says how many tracks are still out when a batch is handed out."""
+        tasks = enumerate(tracks)
+        pending: dict[Future, tuple[int, Any]] = {}
+        configs = (preparing.prepare, audio_config, midi_config)  # looked up now: a profiler may wrap it
+
+        def refill() -> None:
+            room = max(0, max_in_flight - len(pending))
+            for task, track in itertools.islice(tasks, room):
+                pending[self._submit(task, track, configs)] = (task, track)
+            self.in_flight = len(pending)
+
+        refill()
+        if submitted is not None:
+            submitted()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            ready, broken = [], False
+            for future in done:
+                task, track = pending.pop(future)
+                try:
+                    ready.append(future.result())
+                except BrokenProcessPool:
+                    pending[future] = (task, track)  # still to do: recovered below with the rest
+                    broken = True
+            if broken:
+                self._recover(pending, configs)
+            refill()
+            if ready:
+                yield ready
+
+    def _submit(self, task: int, track, configs) -> Future:
+        assert self.pool is not None
+        try:
+            prepare, audio_config, midi_config = configs
+            return self.pool.submit(_prepare_marked, task, prepare, track, audio_config, midi_config)
+        except BrokenProcessPool:  # it broke since the last look: the future fails, and recovery takes it
+            failed: Future = Future()
+            failed.set_exception(BrokenProcessPool("a decode worker died"))
+            return failed
+
+    def _recover(self, pending: dict[Future, tuple[int, Any]], configs) -> None:
+        """A worker died: the tracks being decoded then are retried alone, the others go to a fresh pool."""
+        decoding = {task for task in self.started if task != NOT_STARTED}
+        lost = {
+            f: t
+            for f, t in pending.items()
+            if f not in self._alone_futures and (not f.done() or f.exception() is not None)
+        }
+        assert self.pool is not None
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self._start()
+        for future, (task, track) in lost.items():
+            del pending[future]
+            if task in decoding:
+                prepare, audio_config, midi_config = configs
+                alone = self._alone_pool().submit(prepare_alone, track, audio_config, midi_config, prepare)
+                self._alone_futures.add(alone)
+                pending[alone] = (task, track)
+            else:
+                pending[self._submit(task, track, configs)] = (task, track)
+
+    def _alone_pool(self) -> ThreadPoolExecutor:
+        if self._alone is None:
+            self._alone = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mer-tag-alone")
+        return self._alone
+
+    def close(self) -> None:
+        """Stop the workers; what they had left is cancelled. Safe to call twice."""
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+        if self._alone is not None:
+            self._alone.shutdown(cancel_futures=True)
+            self._alone = None
+
+
+def prepare_alone(track, audio_config, midi_config, prepare=None) -> Prepared:
+    """`prepare` in a process of its own, spawned for this one track: its Prepared, or, when the process
+    dies first, an error saying how its decoder crashed."""
+    import multiprocessing
+
+    prepare = prepare or preparing.prepare
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_prepare_and_send, args=(send, os.getpid(), prepare, track, audio_config, midi_config), daemon=True
+    )
+    process.start()
+    send.close()  # only the child holds the sending end: its death is an EOF here
+    try:
+        item = receive.recv()
+    except EOFError:
+        process.join()
+        return Prepared(track, error=crash_reason(process.exitcode))
+    finally:
+        receive.close()
+    process.join()
+    return item
+
+
+def _prepare_and_send(send, parent_pid: int, prepare, track, audio_config, midi_config) -> None:
+    name_process(RETRY_NAME)
+    watch_parent(parent_pid)
+    init_worker()
+    crash_if_asked(track)
+    send.send(prepare(track, audio_config, midi_config))
+    send.close()
+
+
+def crash_reason(exitcode: int | None) -> str:
+    """One line on how a decode process died: 'the decoder crashed: its process was killed by SIGSEGV'."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            how = f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"killed by signal {-exitcode}"
+        if exitcode == -signal.SIGKILL:
+            how += " (out of memory, or killed from outside)"
+    else:
+        how = f"ended with exit status {exitcode}"
+    return f"the decoder crashed twice on this file: its process was {how}"
