@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mer_tag.sinks.paths import path_text
 from mer_tag.sinks.results import ResultsError
 
 __all__ = ["ResultsError", "ScanPlan", "ScanSummary", "check_out", "scan"]
@@ -134,7 +135,7 @@ def _plan(
     done = _unchanged_done(previous, model_ref, retry_failed) if previous is not None else {}
     todo, still_failing = [], 0
     for track in tracks:
-        earlier = done.get(str(track.path))
+        earlier = done.get(path_text(track.path))
         if earlier is None or earlier[0] != _identity(track.path):
             todo.append(track)
         elif earlier[1] != "ok":
@@ -143,7 +144,7 @@ def _plan(
     if previous is not None and previous.height:
         import polars as pl
 
-        keep = previous.filter(~pl.col("path").is_in([str(t.path) for t in todo]))
+        keep = previous.filter(~pl.col("path").is_in([path_text(t.path) for t in todo]))
     return ScanPlan(tracks, todo, keep, still_failing=still_failing)
 
 
@@ -160,7 +161,7 @@ def _write_rows(plan, out, labels, timeline, rows, feedback, on_row, parquet_par
             out,
             sinks.columns(len(labels), timeline),
             keep=plan.keep,
-            redo={str(t.path) for t in plan.todo},
+            redo={path_text(t.path) for t in plan.todo},
             parts=parquet_parts,
         )
 

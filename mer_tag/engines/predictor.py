@@ -185,10 +185,11 @@ def quadrant_columns(probs: np.ndarray) -> dict:
 def base_row(item: Prepared, model_ref: str, n_classes: int, timeline: bool) -> dict:
     """A track's row without a prediction: what an error row holds, and where an ok row starts."""
     from mer_tag.sinks.columns import columns
+    from mer_tag.sinks.paths import path_text
 
     row = dict.fromkeys(columns(n_classes, timeline))
     row.update(
-        path=str(item.track.path),
+        path=path_text(item.track.path),  # lossless for a name that is not UTF-8 (sinks/paths.py)
         status="error" if item.error else "ok",
         error=item.error,
         notes="; ".join(item.notes) or None,
@@ -199,8 +200,8 @@ def base_row(item: Prepared, model_ref: str, n_classes: int, timeline: bool) -> 
         album=item.tags.get("album"),
         duration_s=None if item.duration_s is None else round(item.duration_s, 3),
         lyrics_source=item.lyrics_source if item.error is None else "none",
-        lyrics_path=str(item.track.lyrics_path) if item.lyrics_source == "sidecar" else None,
-        midi_path=str(item.track.midi_path) if item.midi is not None else None,
+        lyrics_path=path_text(item.track.lyrics_path) if item.lyrics_source == "sidecar" else None,
+        midi_path=path_text(item.track.midi_path) if item.midi is not None else None,
         model=model_ref,
     )
     return row

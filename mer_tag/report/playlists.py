@@ -19,6 +19,7 @@ import polars as pl
 from mer_tag import _fs
 from mer_tag.labels import QUADRANT_WORDS
 from mer_tag.report.summary import class_names, normalize, predicted
+from mer_tag.sinks.paths import URI_PREFIX, path_of
 
 LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 UNSAFE_FILE_NAME = re.compile(r"[^\w\- ]+")
@@ -107,7 +108,10 @@ def playlist_lines(tracks: pl.DataFrame, name: str, out: Path) -> tuple[list[str
 
 
 def playlist_entry(track_path: str, out: Path) -> str | None:
-    """`track_path` relative to the playlist folder, `/`-separated; None when it cannot be listed safely."""
+    """`track_path` relative to the playlist folder, `/`-separated; None when it cannot be listed safely. A name
+    that is not UTF-8 (a file URI in the results, sinks/paths.py) is listed as that URI, which players open."""
+    if track_path.startswith(URI_PREFIX):
+        return track_path if os.path.isfile(path_of(track_path)) else None
     if LINE_BREAKS.search(track_path) or not os.path.isabs(track_path):
         return None
     target = os.path.normpath(track_path)

@@ -19,6 +19,7 @@ import polars as pl
 
 from mer_tag.labels import BUILTIN, QUADRANT_WORDS
 from mer_tag.sinks.columns import class_number, polars_schema
+from mer_tag.sinks.paths import URI_PREFIX, shown
 
 SCHEMA = "mer-tag-report/1"
 
@@ -65,26 +66,32 @@ def normalize(results: pl.DataFrame) -> pl.DataFrame:
         pl.col(name).cast(dtype, strict=False) if name in results.columns else pl.lit(None, dtype).alias(name)
         for name, dtype in COLUMN_TYPES.items()
     )
+    # A name that is not UTF-8 is spelled as a file URI in the results (sinks/paths.py): its folder and file
+    # name are shown as a person reads them, its links keep the URI.
+    spelled = "path"
+    if typed["path"].str.starts_with(URI_PREFIX).any():
+        typed = typed.with_columns(pl.col("path").map_elements(shown, return_dtype=pl.String).alias("shown_path"))
+        spelled = "shown_path"
     typed = typed.with_columns(pl.col(pl.Float64).fill_nan(None)).with_columns(
         # A row without a status but with a prediction came from a hand-edited file: trust the prediction.
         pl.col("status").fill_null(pl.when(pl.col("cluster").is_null()).then(pl.lit("error")).otherwise(pl.lit("ok"))),
-        parent_folder().alias("abs_folder"),
-        pl.col("path").str.extract(r"([^\\/]*)$").alias("file"),
+        parent_folder(spelled).alias("abs_folder"),
+        pl.col(spelled).str.extract(r"([^\\/]*)$").alias("file"),
     )
-    root = library_root(typed)
-    return typed.with_columns(relative_folder(root)).drop("abs_folder")
+    root = library_root(typed, spelled)
+    return typed.with_columns(relative_folder(root)).drop("abs_folder", "shown_path", strict=False)
 
 
-def parent_folder() -> pl.Expr:
+def parent_folder(column: str = "path") -> pl.Expr:
     """The path up to its last separator, kept so that '/a.flac' has folder '/'; null for a bare name.
     Cutting the file name off the end is 5x faster than capturing the folder (`^(.*[\\/])`) at 100k rows."""
-    folder = pl.col("path").str.replace(r"[^\\/]*$", "")
+    folder = pl.col(column).str.replace(r"[^\\/]*$", "")
     return pl.when(folder != "").then(folder)
 
 
-def library_root(results: pl.DataFrame) -> str:
+def library_root(results: pl.DataFrame, column: str = "path") -> str:
     """The deepest folder holding every track: folder names in the report are shown relative to it."""
-    folders = results.select(parent_folder().unique()).to_series().drop_nulls().to_list()
+    folders = results.select(parent_folder(column).unique()).to_series().drop_nulls().to_list()
     try:
         return os.path.commonpath(folders) if folders else ""
     except ValueError:  # relative and absolute paths mixed, or several Windows drives
@@ -289,6 +296,8 @@ def file_url(path: str | None) -> str | None:
     accents survive. Written out: pathlib's as_uri drops a folder's trailing separator, which the page needs."""
     if not path:
         return None
+    if path.startswith(URI_PREFIX):  # a name that is not UTF-8, already a URI of its bytes (sinks/paths.py)
+        return path
     if path.startswith("/"):
         return "file://" + quote(path)
     if WINDOWS_DRIVE.match(path):  # the drive stays literal: file:///C:/Music/...
