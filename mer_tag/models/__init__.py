@@ -30,9 +30,22 @@ def build(dims: dict):
     if arch not in classes:
         raise ValueError(f"unknown model architecture {arch!r}")
     kwargs = {k: v for k, v in dims.items() if k != "arch"}
+    if arch == "ensemble":  # its members are models of their own
+        kwargs["members"] = [build(member) for member in kwargs["members"]]
     module = classes[arch](**kwargs)
     module.dims = dict(dims)  # saved in the bundle's card, so the checkpoint rebuilds this module
     return module
+
+
+def combine(members: list):
+    """One module predicting like the mean of `members` (an ensemble.Ensemble of copies of their weights; dims
+    kept for the card); a single model is itself."""
+    if len(members) == 1:
+        return members[0]
+    ensemble = build({"arch": "ensemble", "members": [m.dims for m in members]})
+    for target, source in zip(ensemble.members, members):
+        target.load_state_dict(source.state_dict())
+    return ensemble.eval()
 
 
 FROZEN_FRONTENDS = ("musicnn", "musicnn_student")  # pretrained embedders run before a trained audio head

@@ -36,6 +36,7 @@ SAMPLE_RATE = features.MUSICNN_SAMPLE_RATE
 N_FFT = features.MUSICNN_N_FFT
 HOP_LENGTH = features.MUSICNN_HOP_LENGTH
 N_MELS = features.MUSICNN_N_MELS
+PATCH_FRAMES = features.MUSICNN_PATCH_FRAMES
 logmel = features.musicnn_logmel
 patches = features.musicnn_patches
 

@@ -45,7 +45,8 @@ class Restamp:
     def apply(self, results: str | Path) -> int:
         """Update the rows in `results`; how many were updated. Raises OSError or a MerTagError (ResultsError;
         _fs.ChangedMeanwhile when a scan wrote the file meanwhile); the file changed not at all then."""
-        from mer_tag.sinks import journal_path, result_format
+        from mer_tag.sinks.journal import journal_path
+        from mer_tag.sinks.results import result_format
 
         results = Path(results)
         if not self.changes:

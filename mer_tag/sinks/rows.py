@@ -18,7 +18,7 @@ class RowWriter:
     """
 
     def __init__(self, path: str | Path, columns: list[str], keep=None):
-        from mer_tag.sinks import result_format
+        from mer_tag.sinks.results import result_format
 
         self.path = str(path)
         self.columns = columns
@@ -58,7 +58,7 @@ class RowWriter:
 
     def close(self) -> None:
         """Flush; for Parquet, fold the journal into the Parquet file (atomically)."""
-        from mer_tag.sinks import read_results
+        from mer_tag.sinks.results import read_results
 
         if self.stream is None or self.path == "-":
             return

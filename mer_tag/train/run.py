@@ -21,7 +21,7 @@ import numpy as np
 
 from mer_tag import _fs
 from mer_tag.errors import MerTagError
-from mer_tag.models.ensemble import combine
+from mer_tag.models import combine
 from mer_tag.train.branches import fusion_items, make_branch
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
