@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ import pytest
 from media import tone, write_audio, write_pyav_audio
 from mer_tag import tags
 from mer_tag.cli import main
+from mer_tag.tags import fields
 
 NAMES = ("Passionate", "Cheerful", "Wistful", "Humorous", "Aggressive")
 
@@ -325,14 +327,14 @@ def test_permissions_kept_and_mtime_kept_on_request(lib):
 def test_read_only_file_and_unwritable_folder_are_reported_and_the_rest_go_on(lib, monkeypatch):
     os.chmod(lib.dir / "v24.mp3", 0o444)
     before = (lib.dir / "v24.mp3").read_bytes()
-    real_mkstemp = tags.tempfile.mkstemp
+    real_mkstemp = tempfile.mkstemp
 
     def mkstemp(*args, prefix="", **kwargs):
         if prefix.startswith(".a.flac."):
             raise PermissionError(13, "Permission denied")
         return real_mkstemp(*args, prefix=prefix, **kwargs)
 
-    monkeypatch.setattr(tags.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     results = by_name(tags.write_tags(lib.results, journal=lib.journal))
     assert (results["v24.mp3"].action, results["v24.mp3"].detail) == ("failed", "read-only file")
     assert (results["a.flac"].action, results["a.flac"].detail) == ("failed", "folder not writable")
@@ -416,7 +418,7 @@ def test_audio_damaged_in_the_copy_is_caught_and_the_file_left_alone(lib, monkey
 
         return wrapper
 
-    for adapter in (tags._ID3, tags._Vorbis, tags._MP4, tags._APE):
+    for adapter in (fields.ID3Fields, fields.VorbisFields, fields.MP4Fields, fields.APEFields):
         monkeypatch.setattr(adapter, "save", damaging(adapter.save))
     before = file_state(lib.dir)
     results = by_name(tags.write_tags(lib.results, journal=lib.journal))
