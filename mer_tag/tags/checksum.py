@@ -8,6 +8,7 @@ around the audio by a tag edit, so for them the checksum is of the packets FFmpe
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -76,12 +77,23 @@ def _chunk_ranges(f, order: Literal["little", "big"], wanted: tuple[bytes, ...])
     return ranges
 
 
-_PAYLOAD = {  # containers that keep the audio bytes in one place, untouched by a tag edit: hash them
-    "MP3": ("mp3-frames", _mp3_ranges),
-    "FLAC": ("flac-frames", _flac_ranges),
-    "WAVE": ("wav-chunks", lambda f: _chunk_ranges(f, "little", (b"fmt ", b"data"))),
-    "AIFF": ("aiff-chunks", lambda f: _chunk_ranges(f, "big", (b"COMM", b"SSND"))),
-}
+def _payload(audio) -> tuple[str, Callable] | None:
+    """(method, how to find the ranges) for a container that keeps the audio bytes in one place, untouched
+    by a tag edit, so they can be hashed as they lie; None for one a tag edit rewrites around the audio."""
+    from mutagen.aiff import AIFF
+    from mutagen.flac import FLAC
+    from mutagen.mp3 import MP3
+    from mutagen.wave import WAVE
+
+    for container, method, find_ranges in (
+        (MP3, "mp3-frames", _mp3_ranges),
+        (FLAC, "flac-frames", _flac_ranges),
+        (WAVE, "wav-chunks", lambda f: _chunk_ranges(f, "little", (b"fmt ", b"data"))),
+        (AIFF, "aiff-chunks", lambda f: _chunk_ranges(f, "big", (b"COMM", b"SSND"))),
+    ):
+        if isinstance(audio, container):
+            return method, find_ranges
+    return None
 
 
 def _hash_ranges(f, ranges) -> str:
@@ -134,11 +146,13 @@ def _packets_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def audio_checksum(path: str | Path, container: str) -> dict:
-    """{"method", "sha256"} of the audio alone: the raw payload bytes where `container` (mutagen's class
-    name) keeps them in one place, else the demuxed packets."""
-    if container in _PAYLOAD:
-        method, find_ranges = _PAYLOAD[container]
+def audio_checksum(path: str | Path, audio) -> dict:
+    """{"method", "sha256"} of the audio alone in the file at `path`, of the kind mutagen opened as `audio`
+    (the original's, for its copy too): the raw payload bytes where the container keeps them in one place,
+    else the demuxed packets."""
+    payload = _payload(audio)
+    if payload is not None:
+        method, find_ranges = payload
         with open(path, "rb") as f:
             return {"method": method, "sha256": _hash_ranges(f, find_ranges(f))}
     return {"method": "packets", "sha256": _packets_sha256(Path(path))}

@@ -155,8 +155,7 @@ def rewrite(
     byte for byte from the copy. A failure anywhere leaves `real` untouched."""
     import shutil
 
-    container = type(before.audio).__name__
-    audio = audio_checksum(real, container)
+    audio = audio_checksum(real, before.audio)
     with _temp_beside(real, st, lambda tmp: shutil.copyfile(real, tmp)) as tmp:
         copy = open_audio(tmp)
         fields = fields_of(copy)
@@ -166,7 +165,7 @@ def rewrite(
             fields.save()
         after = fields_of(open_audio(tmp))
         _verify(before, after, changes)
-        if audio_checksum(tmp, container) != audio:
+        if audio_checksum(tmp, before.audio) != audio:
             raise TagError("the audio changed in the copy; file left as it was")
         undo = _undo_recipe(real, tmp) if undo_bytes else None
         _swap(real, st, tmp, keep_mtime, lambda: on_ready(after, audio, undo))
