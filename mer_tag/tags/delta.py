@@ -49,7 +49,7 @@ def diff(original, tagged) -> dict:
     """A recipe that rebuilds `original` from `tagged` (both bytes-like, e.g. `mapped` files)."""
     ops, literal = _Ops(), bytearray()
     head = _run(original, 0, tagged, 0, min(len(original), len(tagged)))
-    tail = _run_back(original, len(original), tagged, len(tagged), min(len(original), len(tagged)) - head)
+    tail = _run(original, len(original), tagged, len(tagged), min(len(original), len(tagged)) - head, backward=True)
     ops.copy(0, head)
     _middle(original, head, len(original) - tail, tagged, head, len(tagged) - tail, ops, literal)
     ops.copy(len(tagged) - tail, tail)
@@ -137,7 +137,7 @@ def _middle(o, lo: int, hi: int, t, t_lo: int, t_hi: int, ops: _Ops, literal: by
 
 def _take(o, i: int, hi: int, t, j: int, ops: _Ops, literal: bytearray) -> int:
     """Copy the run of o[i:] found at t[j:], first reaching back over literal bytes it also covers."""
-    back = _run_back(o, i, t, j, min(ops.pending, j))
+    back = _run(o, i, t, j, min(ops.pending, j), backward=True)
     if back:
         del literal[len(literal) - back :]
         ops.pending -= back
@@ -146,39 +146,18 @@ def _take(o, i: int, hi: int, t, j: int, ops: _Ops, literal: bytearray) -> int:
     return i - back + length
 
 
-def _run(a, i: int, b, j: int, limit: int) -> int:
-    """How many bytes a[i:] and b[j:] share from the start (at most `limit`)."""
-    done = 0
-    while done < limit:
-        size = min(CHUNK, limit - done)
-        if a[i + done : i + done + size] == b[j + done : j + done + size]:
-            done += size
-            continue
-        while size > 1:  # the first difference is in this chunk: halve towards it
-            half = size // 2
-            if a[i + done : i + done + half] == b[j + done : j + done + half]:
-                done += half
-                size -= half
-            else:
-                size = half
-        return done
-    return done
-
-
-def _run_back(a, i: int, b, j: int, limit: int) -> int:
-    """How many bytes a[:i] and b[:j] share at their ends (at most `limit`)."""
-    done = 0
-    while done < limit:
-        size = min(CHUNK, limit - done)
-        if a[i - done - size : i - done] == b[j - done - size : j - done]:
-            done += size
-            continue
-        while size > 1:
-            half = size // 2
-            if a[i - done - half : i - done] == b[j - done - half : j - done]:
-                done += half
-                size -= half
-            else:
-                size = half
-        return done
+def _run(a, i: int, b, j: int, limit: int, backward: bool = False) -> int:
+    """How many bytes a[i:] and b[j:] share from the start, or with `backward` a[:i] and b[:j] at their ends
+    (at most `limit`). Whole chunks are compared until one differs; that one is halved towards the difference."""
+    done, size, differs = 0, min(CHUNK, limit), False  # differs: the next `size` bytes hold a difference
+    while size > 0 and not (differs and size == 1):
+        probe = size // 2 if differs else size
+        x, y = (i - done - probe, j - done - probe) if backward else (i + done, j + done)
+        if a[x : x + probe] == b[y : y + probe]:
+            done += probe
+            size = size - probe if differs else min(CHUNK, limit - done)
+        elif differs:
+            size = probe
+        else:
+            differs = True
     return done
