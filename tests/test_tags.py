@@ -428,6 +428,46 @@ def test_audio_damaged_in_the_copy_is_caught_and_the_file_left_alone(lib, monkey
     assert file_state(lib.dir) == before
 
 
+def test_a_file_another_program_writes_meanwhile_is_left_as_that_program_wrote_it(lib, monkeypatch):
+    """Another program writes a.flac while its copy is tagged (early: no journal record), or a.ogg after the
+    journal record, just before the rename (the last check, in _fs.commit): each fails, with the same line."""
+    from mer_tag import _fs
+
+    def writing_meanwhile(save):
+        def wrapper(self):
+            save(self)
+            if Path(self.audio.filename).name.startswith(".a.flac."):
+                with open(lib.dir / "a.flac", "ab") as f:
+                    f.write(b"\0" * 16)  # a tagger that pads the file, say
+
+        return wrapper
+
+    real_fsync = _fs.fsync
+
+    def fsync(path):
+        real_fsync(path)
+        if Path(path).name.startswith(".a.ogg."):
+            later = (lib.dir / "a.ogg").stat().st_mtime_ns + 5_000_000_000
+            os.utime(lib.dir / "a.ogg", ns=(later, later))
+
+    monkeypatch.setattr(fields.VorbisFields, "save", writing_meanwhile(fields.VorbisFields.save))
+    monkeypatch.setattr(_fs, "fsync", fsync)
+    flac, ogg = (lib.dir / "a.flac").read_bytes() + b"\0" * 16, (lib.dir / "a.ogg").read_bytes()
+    results = by_name(tags.write_tags(lib.results, journal=lib.journal))
+    for name in ("a.flac", "a.ogg"):
+        assert (results[name].action, results[name].detail) == ("failed", "the file changed while it was being tagged")
+    assert (lib.dir / "a.flac").read_bytes() == flac and (lib.dir / "a.ogg").read_bytes() == ogg
+    assert results["a.opus"].action == "tagged"
+    assert not [p for p in lib.dir.iterdir() if p.name.startswith(".")]
+    journaled = {Path(json.loads(line)["path"]).name for line in lib.journal.read_text().splitlines()}
+    assert "a.flac" not in journaled and "a.ogg" in journaled and "a.opus" in journaled
+
+    monkeypatch.undo()
+    untagged = by_name(tags.untag(lib.journal))
+    assert untagged["a.ogg"].action == "unchanged" and untagged["a.opus"].action == "restored"
+    assert (lib.dir / "a.flac").read_bytes() == flac and (lib.dir / "a.ogg").read_bytes() == ogg
+
+
 def _peek(f, offset: int) -> int:
     f.seek(offset)
     return f.read(1)[0]

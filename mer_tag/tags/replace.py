@@ -24,6 +24,7 @@ from mer_tag.tags.outcome import TagError
 
 # A temp copy: `.NAME.XXXXXXXX.mer-tag.EXT`, the 8 characters tempfile.mkstemp's (a-z, 0-9, _).
 TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.mer-tag(?P<ext>\.[^.]*)?", re.DOTALL)
+CHANGED_MEANWHILE = "the file changed while it was being tagged"  # the one line for _fs.ChangedMeanwhile
 
 
 def stat_for_writing(real: Path) -> os.stat_result:
@@ -183,14 +184,18 @@ def _undo_recipe(real: Path, tmp: Path) -> dict:
 
 
 def _swap(real: Path, st: os.stat_result, tmp: Path, keep_mtime: bool, on_ready: Callable[[], None]) -> None:
-    """The finished temp copy replaces `real`, unless `real` changed meanwhile; durably."""
+    """The finished temp copy replaces `real` durably (_fs.commit), unless `real` changed since `st` (another
+    program wrote it). That is asked before `on_ready` too, so the journal gets no record of a file already
+    known to stay as it is; _fs.commit asks again just before the rename."""
     if keep_mtime:
         os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
-    now = real.stat()
-    if (now.st_ino, now.st_size, now.st_mtime_ns) != (st.st_ino, st.st_size, st.st_mtime_ns):
-        raise TagError("the file changed while it was being tagged")
+    if _fs.changed_since(real, st):
+        raise TagError(CHANGED_MEANWHILE)
     on_ready()
-    _fs.commit(tmp, real)  # fsync, rename, fsync the folder
+    try:
+        _fs.commit(tmp, real, keep=st)
+    except _fs.ChangedMeanwhile:
+        raise TagError(CHANGED_MEANWHILE) from None
 
 
 def restore_bytes(real: Path, st: os.stat_result, undo: dict, tagged, keep_mtime: bool) -> None:
