@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from mer_tag.tags import delta
+from mer_tag.tags import TagError, delta
 
 
 def _shared(a: bytes, b: bytes) -> int:
@@ -49,3 +49,9 @@ def test_a_recipe_rebuilds_the_original_after_inserts_deletes_and_moves(seed):
     delta.rebuild(recipe, bytes(tagged), rebuilt.extend)
     assert bytes(rebuilt) == original
     assert len(recipe["literal"]) < 20_000  # the moved block and the rest are copies, not literal bytes
+
+
+def test_a_recipe_that_does_not_fit_the_file_is_a_tag_error():
+    recipe = delta.diff(b"original bytes", b"tagged bytes")
+    with pytest.raises(TagError, match="reads past the end of the file"):
+        delta.rebuild(recipe, b"tagged", lambda block: None)  # the file shrank since

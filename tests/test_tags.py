@@ -538,9 +538,9 @@ def test_templates():
     assert render("adjectives") == "literate, poignant, wistful"
     assert render("{name} ({confidence:.0%})") == "Wistful (61%)"
     assert render("{adjectives[0]}") == "literate"
-    with pytest.raises(ValueError, match="unknown field 'nope'"):
+    with pytest.raises(tags.TemplateError, match="unknown field 'nope'"):
         tags.template_text("{nope}")
-    with pytest.raises(ValueError, match="unknown template"):
+    with pytest.raises(tags.TemplateError, match="unknown template"):
         tags.template_text("no-such-preset")
     custom = tags.mood_text("{adjectives}", {**row, "cluster": 1, "cluster_name": "Positive"})
     assert custom == "positive"  # a label set with no adjectives: its name

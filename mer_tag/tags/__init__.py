@@ -10,6 +10,9 @@ One module a job, each importing only those below it in this list:
 - fields.py: a file's tag as text fields, one adapter per tag family (ID3, Vorbis, MP4, APEv2); `read_mood`
 - templates.py: the mood's text from a result row (presets, `mood_text`), and the fields beside it
 - outcome.py: `TagError`, `FileResult`, `TagSummary`
+
+Every error raised on purpose is a MerTagError: `TemplateError` and `JournalError` stop a run before a file
+is touched; `TagError` is one file's reason, reported in its `FileResult` while the run goes on.
 """
 
 from __future__ import annotations
@@ -17,18 +20,29 @@ from __future__ import annotations
 from mer_tag.tags.checksum import audio_checksum
 from mer_tag.tags.drivers import read_rows, untag, write_tags
 from mer_tag.tags.fields import read_mood
+from mer_tag.tags.journal import JournalError
 from mer_tag.tags.outcome import FileResult, Progress, TagError, TagSummary
 from mer_tag.tags.replace import clear_leftovers
-from mer_tag.tags.templates import SAMPLE_ROW, SURE_ENOUGH, TEMPLATE_FIELDS, mood_text, presets, template_text
+from mer_tag.tags.templates import (
+    SAMPLE_ROW,
+    SURE_ENOUGH,
+    TEMPLATE_FIELDS,
+    TemplateError,
+    mood_text,
+    presets,
+    template_text,
+)
 
 __all__ = [
     "SAMPLE_ROW",
     "SURE_ENOUGH",
     "TEMPLATE_FIELDS",
     "FileResult",
+    "JournalError",
     "Progress",
     "TagError",
     "TagSummary",
+    "TemplateError",
     "audio_checksum",
     "clear_leftovers",
     "mood_text",

@@ -20,6 +20,8 @@ import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
+from mer_tag.tags.outcome import TagError
+
 BLOCK = 64  # bytes: the tagged file is indexed in blocks of this size, so a shared run of 2 × 64 bytes is found
 MAX_BLOCKS = 1 << 16  # blocks indexed at most (an int→int dict of about 5 MB); a bigger region indexes coarser
 MIN_RUN = 16  # bytes: a shorter match where the last run left off is not worth an op
@@ -58,7 +60,7 @@ def diff(original, tagged) -> dict:
 
 
 def rebuild(recipe: dict, tagged, write) -> None:
-    """Feed the original's bytes, in order, to `write`."""
+    """Feed the original's bytes, in order, to `write`. TagError for a recipe that does not fit `tagged`."""
     literal = memoryview(zlib.decompress(base64.b64decode(recipe["literal"])))
     pos = 0
     for op in recipe["ops"]:
@@ -68,11 +70,11 @@ def rebuild(recipe: dict, tagged, write) -> None:
             continue
         offset, length = op
         if offset < 0 or offset + length > len(tagged):
-            raise ValueError("the recipe reads past the end of the file")
+            raise TagError("the recipe reads past the end of the file")
         for start in range(offset, offset + length, 1 << 20):
             write(tagged[start : min(start + (1 << 20), offset + length)])
     if pos != len(literal):
-        raise ValueError("the recipe's literal bytes do not add up")
+        raise TagError("the recipe's literal bytes do not add up")
 
 
 def rebuilds(recipe: dict, tagged, original) -> bool:

@@ -116,8 +116,9 @@ def write_tags(
     unless `overwrite` (or mer-tag wrote it, with `extra_fields`). The journal (default: beside the
     results, `<results>.tags-<time>.jsonl`) is what `untag` replays. The run first clears the temp copies
     an interrupted run left beside the tracks; at its end, the rows of the files it wrote get their new
-    size and mtime in `results_path`, so a rescan skips them. Raises ValueError for a bad template or
-    results that are missing, empty or not results (`read_rows`); a file that fails is reported, not raised.
+    size and mtime in `results_path`, so a rescan skips them. Raises TemplateError for a bad template and
+    ResultsError for results that are missing, empty or not results (`read_rows`), before a file is touched;
+    a file that fails is reported, not raised.
     """
     template = template_text(template)
     rows = read_rows(results_path)
@@ -232,7 +233,7 @@ def untag(
     (another tagger saved it, say) gets its journaled fields back through the same copy -> write -> verify
     -> replace, and is reported as `fields restored`; one whose mood no longer holds what mer-tag wrote is
     left alone (reported) unless `force`. The rows of the files restored get their new size and mtime in
-    the results file each record names (or `results`). Raises ValueError when `journal_path` is no journal.
+    the results file each record names (or `results`). Raises JournalError when `journal_path` is no journal.
     """
     records = read_journal(Path(journal_path))
     summary = TagSummary(

@@ -16,7 +16,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
+from mer_tag.errors import MerTagError
 from mer_tag.tags.fields import Fields
+
+
+class JournalError(MerTagError):
+    """What `untag` was given is no journal: missing, or a file none of whose lines is a record (results, say)."""
 
 
 class Journal:
@@ -54,9 +59,9 @@ def _last_byte(path: Path) -> bytes:
 
 def read_journal(path: Path) -> list[dict]:
     """A journal's records. A line torn by a kill is skipped (its file was never replaced); a file none of
-    whose lines is a record is not a journal (ValueError), so `untag moods.csv` is an error, not a no-op."""
+    whose lines is a record is not a journal (JournalError), so `untag moods.csv` is an error, not a no-op."""
     if not path.is_file():
-        raise ValueError(f"no journal at {path}")
+        raise JournalError(f"no journal at {path}")
     records, foreign = [], 0
     for line in path.read_bytes().split(b"\n"):
         if not line.strip():
@@ -74,7 +79,7 @@ def read_journal(path: Path) -> list[dict]:
     if foreign and not records:
         beside = sorted(path.parent.glob(f"{glob.escape(path.name)}.tags-*.jsonl"))
         hint = f"; the newest journal beside it is {beside[-1]}" if beside else ""
-        raise ValueError(
+        raise JournalError(
             f"{path} is not a tag journal: untag takes the .jsonl journal a `mer-tag tag` run names when it ends{hint}"
         )
     return records

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mer_tag.errors import MerTagError
 from mer_tag.tags.outcome import TagError
 
 MARKER = "MER_TAG_MODEL"  # a mood beside this field was written by mer-tag, so a later run may update it
@@ -43,6 +44,11 @@ SAMPLE_ROW = {  # what --list-templates fills the presets from
 }
 
 
+class TemplateError(MerTagError):
+    """A template no row can fill: an unknown preset or field, a bad format spec. The run stops before a file
+    is touched (a row's own missing value is that file's TagError instead)."""
+
+
 class Words(tuple):
     """Adjectives in a template: `{adjectives}` all, `{adjectives:3}` the first three, `{adjectives[0]}` one."""
 
@@ -59,21 +65,21 @@ def presets() -> dict[str, str]:
 
 def template_text(template: str) -> str:
     """The preset called `template`, or `template` itself when it has {fields}; checked by a trial render
-    (ValueError when it fails)."""
+    (TemplateError when it fails)."""
     named = presets()
     if template in named:
         template = named[template]
     elif "{" not in template:
-        raise ValueError(
+        raise TemplateError(
             f"unknown template {template!r}: name a preset ({', '.join(named)}) or give a text with {{fields}}"
         )
     try:
         mood_text(template, SAMPLE_ROW)
     except KeyError as exc:
         fields = ", ".join(TEMPLATE_FIELDS)
-        raise ValueError(f"template {template!r}: unknown field {exc.args[0]!r} (fields: {fields})") from None
+        raise TemplateError(f"template {template!r}: unknown field {exc.args[0]!r} (fields: {fields})") from None
     except (IndexError, ValueError, AttributeError) as exc:
-        raise ValueError(f"template {template!r}: {exc}") from None
+        raise TemplateError(f"template {template!r}: {exc}") from None
     return template
 
 
