@@ -284,6 +284,18 @@ def test_journal_records_old_and_new_values_and_audio_checksum(lib):
     assert records["bare.mp3"]["had_tag"] is False
 
 
+def test_the_keys_tag_writes_are_the_ones_field_key_names_for_each_family(lib):
+    """What a plugin learns from tags.field_key is where the mood and mer-tag's own fields really land."""
+    tags.write_tags(lib.results, extra_fields=True, journal=lib.journal)
+    records = {Path(r["path"]).name: r for r in map(json.loads, lib.journal.read_text().splitlines())}
+    assert {r["format"] for r in records.values()} == set(tags.WRITTEN)  # every family, each file's own
+    for name, record in records.items():
+        assert tags.field_key(record["format"]) == TRACKS[name][0], name
+        assert raw_field(lib.dir / name, tags.field_key(record["format"])) == [expected(name)], name
+        model = tags.field_key(record["format"], "MER_TAG_MODEL")
+        assert model in record["fields"] and raw_field(lib.dir / name, model) == ["default@0.1.0"], name
+
+
 def test_overwrite_replaces_the_users_mood_in_every_spelling(lib):
     summary = tags.write_tags(lib.results, overwrite=True, journal=lib.journal)
     assert by_name(summary)["user.flac"].action == "tagged"

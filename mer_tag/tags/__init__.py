@@ -7,7 +7,8 @@ One module a job, each importing only those below it in this list:
 - journal.py: the records `tag` writes before each replace and `untag` reads back
 - delta.py: the byte recipe in each record that rebuilds the original from the tagged file
 - checksum.py: a checksum of the audio alone (payload bytes or demuxed packets), so no edit touches it
-- fields.py: a file's tag as text fields, one adapter per tag family (ID3, Vorbis, MP4, APEv2); `read_mood`
+- fields.py: a file's tag as text fields, one adapter per tag family (ID3, Vorbis, MP4, APEv2); `read_mood`;
+  `field_key`: the key `tag` writes the mood (or one of its own fields) under in each family
 - templates.py: the mood's text from a result row (presets, `mood_text`), and the fields beside it
 - outcome.py: `TagError`, `FileResult`, `TagSummary`
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from mer_tag.tags.checksum import audio_checksum
 from mer_tag.tags.drivers import read_rows, untag, write_tags
-from mer_tag.tags.fields import read_mood
+from mer_tag.tags.fields import WRITTEN, field_key, read_mood
 from mer_tag.tags.journal import JournalError
 from mer_tag.tags.outcome import FileResult, Progress, TagError, TagSummary
 from mer_tag.tags.replace import clear_leftovers
@@ -37,6 +38,7 @@ __all__ = [
     "SAMPLE_ROW",
     "SURE_ENOUGH",
     "TEMPLATE_FIELDS",
+    "WRITTEN",
     "FileResult",
     "JournalError",
     "Progress",
@@ -45,6 +47,7 @@ __all__ = [
     "TemplateError",
     "audio_checksum",
     "clear_leftovers",
+    "field_key",
     "mood_text",
     "presets",
     "read_mood",

@@ -2,9 +2,11 @@
 
 Where the mood goes follows MusicBrainz Picard, so players that show a "Mood" find it: ID3v2.4 `TMOO`,
 ID3v2.3 `TXXX:MOOD` (v2.3 has no TMOO, and a file keeps its ID3 version), Vorbis comment `MOOD` (FLAC,
-Ogg Vorbis, Opus), MP4 `----:com.apple.iTunes:MOOD`, APEv2 `Mood`; WAV and AIFF through their ID3 chunk.
-mer-tag's own fields (`--extra-fields`) go beside it: ID3 `TXXX:NAME`, MP4 `----:com.apple.iTunes:NAME`,
-Vorbis and APEv2 `NAME`.
+Ogg Vorbis, Opus), MP4 `----:com.apple.iTunes:MOOD`, APEv2 `Mood` (WavPack, Musepack, Monkey's Audio);
+WAV and AIFF through their ID3 chunk, and an MP3 without a tag gets an ID3v2.4 one. mer-tag's own fields
+(`--extra-fields`: MER_TAG_MODEL, MER_TAG_CONFIDENCE, ...) go beside it: ID3 `TXXX:NAME`, MP4
+`----:com.apple.iTunes:NAME`, Vorbis and APEv2 `NAME`. `WRITTEN` and `field_key` say the same for code (a
+plugin that reads or writes what `mer-tag tag` does).
 """
 
 from __future__ import annotations
@@ -18,20 +20,42 @@ from mer_tag.tags.outcome import TagError, reason
 
 MOOD = "MOOD"
 MP4_MEAN = "----:com.apple.iTunes:"
+# What `mer-tag tag` writes in each tag family (a journal record's "format"): (the mood's key, the prefix of
+# each of mer-tag's own fields), keys as mutagen names them (ID3 frame HashKey, Vorbis comment and APEv2
+# item names, MP4 atom). ID3v2.2 is read, never written (mutagen saves only v2.3 and v2.4).
+WRITTEN = {
+    "id3v2.4": ("TMOO", "TXXX:"),
+    "id3v2.3": ("TXXX:MOOD", "TXXX:"),  # TMOO is new in v2.4
+    "vorbis": (MOOD, ""),
+    "mp4": (MP4_MEAN + MOOD, MP4_MEAN),
+    "apev2": ("Mood", ""),
+}
+
+
+def field_key(family: str, name: str = MOOD) -> str:
+    """The key `mer-tag tag` writes `name` under in a tag of `family` (a key of WRITTEN): the mood by default,
+    else one of its own fields, e.g. field_key("mp4", "MER_TAG_MODEL") == "----:com.apple.iTunes:MER_TAG_MODEL".
+    KeyError for a family it does not write."""
+    mood, prefix = WRITTEN[family]
+    return mood if name == MOOD else prefix + name
 
 
 class Fields:
     """A file's tag as named text fields. A value is {"text": [...]} plus what an exact restore needs in
     that format (ID3 text encoding, MP4 data type, the file's own spelling of a key); None is absent."""
 
-    kind = ""
-    mood_key = ""
+    kind = ""  # the tag family: a key of WRITTEN, or id3v2.2
 
     def __init__(self, tags, audio=None, had_tag: bool = True):
         self.tags, self.audio, self.had_tag = tags, audio, had_tag
 
-    def key(self, name: str) -> str:
-        return name
+    def key(self, name: str = MOOD) -> str:
+        """Where `mer-tag tag` writes `name` (the mood, or one of its own fields) in this tag."""
+        return field_key(self.kind, name)
+
+    @property
+    def mood_key(self) -> str:
+        return self.key(MOOD)
 
     # each tag system's own: --------------------------------------------------------------------------
 
@@ -82,10 +106,9 @@ class ID3Fields(Fields):
         self.version = minor if major == 2 else 4  # an ID3v1-only file gets a new v2.4 tag...
         self.had_tag = had_tag and major == 2  # ...which untag removes again
         self.kind = f"id3v2.{self.version}"
-        self.mood_key = "TMOO" if self.version == 4 else "TXXX:MOOD"  # TMOO is new in v2.4
 
-    def key(self, name):
-        return f"TXXX:{name}"
+    def key(self, name=MOOD):
+        return field_key("id3v2.4" if self.version == 4 else "id3v2.3", name)  # a v2.2 tag is read as v2.3
 
     def mood_keys(self):
         return [
@@ -128,7 +151,7 @@ class ID3Fields(Fields):
 
 
 class VorbisFields(Fields):
-    kind, mood_key = "vorbis", MOOD
+    kind = "vorbis"
 
     def mood_keys(self):
         return [MOOD] if self.get(MOOD) else []
@@ -160,10 +183,7 @@ def _mp4_codec(dataformat: int) -> str:
 
 
 class MP4Fields(Fields):
-    kind, mood_key = "mp4", MP4_MEAN + MOOD
-
-    def key(self, name):
-        return MP4_MEAN + name
+    kind = "mp4"
 
     def mood_keys(self):
         return [k for k in self.tags if k.startswith("----:") and k.rsplit(":", 1)[-1].upper() == MOOD]
@@ -193,7 +213,7 @@ class MP4Fields(Fields):
 
 
 class APEFields(Fields):
-    kind, mood_key = "apev2", "Mood"
+    kind = "apev2"
 
     def mood_keys(self):
         return [self.mood_key] if self.get(self.mood_key) else []
@@ -265,7 +285,7 @@ def read_mood(path: str | Path) -> str | None:
 def file_mood(path: Path, fields: Fields) -> str | None:
     from mutagen.apev2 import APEv2, error
 
-    if fields.mood() or fields.kind == "apev2":
+    if fields.mood() or isinstance(fields, APEFields):
         return fields.mood()
     try:  # some MP3s carry an APEv2 tag besides (or instead of) ID3: read, never written
         return APEFields(APEv2(path)).mood()
