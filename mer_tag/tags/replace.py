@@ -28,6 +28,7 @@ CHANGED_MEANWHILE = "the file changed while it was being tagged"  # the one line
 
 
 def stat_for_writing(real: Path) -> os.stat_result:
+    """`real`'s stat, when it is a file mer-tag may replace; else TagError saying why not."""
     try:
         st = real.stat()
     except FileNotFoundError:
