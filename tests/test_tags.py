@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ import pytest
 from media import tone, write_audio, write_pyav_audio
 from mer_tag import tags
 from mer_tag.cli import main
+from mer_tag.tags import fields
 
 NAMES = ("Passionate", "Cheerful", "Wistful", "Humorous", "Aggressive")
 
@@ -282,6 +284,18 @@ def test_journal_records_old_and_new_values_and_audio_checksum(lib):
     assert records["bare.mp3"]["had_tag"] is False
 
 
+def test_the_keys_tag_writes_are_the_ones_field_key_names_for_each_family(lib):
+    """What a plugin learns from tags.field_key is where the mood and mer-tag's own fields really land."""
+    tags.write_tags(lib.results, extra_fields=True, journal=lib.journal)
+    records = {Path(r["path"]).name: r for r in map(json.loads, lib.journal.read_text().splitlines())}
+    assert {r["format"] for r in records.values()} == set(tags.WRITTEN)  # every family, each file's own
+    for name, record in records.items():
+        assert tags.field_key(record["format"]) == TRACKS[name][0], name
+        assert raw_field(lib.dir / name, tags.field_key(record["format"])) == [expected(name)], name
+        model = tags.field_key(record["format"], "MER_TAG_MODEL")
+        assert model in record["fields"] and raw_field(lib.dir / name, model) == ["default@0.1.0"], name
+
+
 def test_overwrite_replaces_the_users_mood_in_every_spelling(lib):
     summary = tags.write_tags(lib.results, overwrite=True, journal=lib.journal)
     assert by_name(summary)["user.flac"].action == "tagged"
@@ -325,14 +339,14 @@ def test_permissions_kept_and_mtime_kept_on_request(lib):
 def test_read_only_file_and_unwritable_folder_are_reported_and_the_rest_go_on(lib, monkeypatch):
     os.chmod(lib.dir / "v24.mp3", 0o444)
     before = (lib.dir / "v24.mp3").read_bytes()
-    real_mkstemp = tags.tempfile.mkstemp
+    real_mkstemp = tempfile.mkstemp
 
     def mkstemp(*args, prefix="", **kwargs):
         if prefix.startswith(".a.flac."):
             raise PermissionError(13, "Permission denied")
         return real_mkstemp(*args, prefix=prefix, **kwargs)
 
-    monkeypatch.setattr(tags.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     results = by_name(tags.write_tags(lib.results, journal=lib.journal))
     assert (results["v24.mp3"].action, results["v24.mp3"].detail) == ("failed", "read-only file")
     assert (results["a.flac"].action, results["a.flac"].detail) == ("failed", "folder not writable")
@@ -416,7 +430,7 @@ def test_audio_damaged_in_the_copy_is_caught_and_the_file_left_alone(lib, monkey
 
         return wrapper
 
-    for adapter in (tags._ID3, tags._Vorbis, tags._MP4, tags._APE):
+    for adapter in (fields.ID3Fields, fields.VorbisFields, fields.MP4Fields, fields.APEFields):
         monkeypatch.setattr(adapter, "save", damaging(adapter.save))
     before = file_state(lib.dir)
     results = by_name(tags.write_tags(lib.results, journal=lib.journal))
@@ -424,6 +438,46 @@ def test_audio_damaged_in_the_copy_is_caught_and_the_file_left_alone(lib, monkey
         assert results[name].action == "failed", name
         assert results[name].detail == "the audio changed in the copy; file left as it was"
     assert file_state(lib.dir) == before
+
+
+def test_a_file_another_program_writes_meanwhile_is_left_as_that_program_wrote_it(lib, monkeypatch):
+    """Another program writes a.flac while its copy is tagged (early: no journal record), or a.ogg after the
+    journal record, just before the rename (the last check, in _fs.commit): each fails, with the same line."""
+    from mer_tag import _fs
+
+    def writing_meanwhile(save):
+        def wrapper(self):
+            save(self)
+            if Path(self.audio.filename).name.startswith(".a.flac."):
+                with open(lib.dir / "a.flac", "ab") as f:
+                    f.write(b"\0" * 16)  # a tagger that pads the file, say
+
+        return wrapper
+
+    real_fsync = _fs.fsync
+
+    def fsync(path):
+        real_fsync(path)
+        if Path(path).name.startswith(".a.ogg."):
+            later = (lib.dir / "a.ogg").stat().st_mtime_ns + 5_000_000_000
+            os.utime(lib.dir / "a.ogg", ns=(later, later))
+
+    monkeypatch.setattr(fields.VorbisFields, "save", writing_meanwhile(fields.VorbisFields.save))
+    monkeypatch.setattr(_fs, "fsync", fsync)
+    flac, ogg = (lib.dir / "a.flac").read_bytes() + b"\0" * 16, (lib.dir / "a.ogg").read_bytes()
+    results = by_name(tags.write_tags(lib.results, journal=lib.journal))
+    for name in ("a.flac", "a.ogg"):
+        assert (results[name].action, results[name].detail) == ("failed", "the file changed while it was being tagged")
+    assert (lib.dir / "a.flac").read_bytes() == flac and (lib.dir / "a.ogg").read_bytes() == ogg
+    assert results["a.opus"].action == "tagged"
+    assert not [p for p in lib.dir.iterdir() if p.name.startswith(".")]
+    journaled = {Path(json.loads(line)["path"]).name for line in lib.journal.read_text().splitlines()}
+    assert "a.flac" not in journaled and "a.ogg" in journaled and "a.opus" in journaled
+
+    monkeypatch.undo()
+    untagged = by_name(tags.untag(lib.journal))
+    assert untagged["a.ogg"].action == "unchanged" and untagged["a.opus"].action == "restored"
+    assert (lib.dir / "a.flac").read_bytes() == flac and (lib.dir / "a.ogg").read_bytes() == ogg
 
 
 def _peek(f, offset: int) -> int:
@@ -496,9 +550,9 @@ def test_templates():
     assert render("adjectives") == "literate, poignant, wistful"
     assert render("{name} ({confidence:.0%})") == "Wistful (61%)"
     assert render("{adjectives[0]}") == "literate"
-    with pytest.raises(ValueError, match="unknown field 'nope'"):
+    with pytest.raises(tags.TemplateError, match="unknown field 'nope'"):
         tags.template_text("{nope}")
-    with pytest.raises(ValueError, match="unknown template"):
+    with pytest.raises(tags.TemplateError, match="unknown template"):
         tags.template_text("no-such-preset")
     custom = tags.mood_text("{adjectives}", {**row, "cluster": 1, "cluster_name": "Positive"})
     assert custom == "positive"  # a label set with no adjectives: its name

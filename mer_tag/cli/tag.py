@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from mer_tag.cli._errors import usage_error
 from mer_tag.tags import SURE_ENOUGH
 
 
@@ -101,21 +100,18 @@ def tag(
     """
     from mer_tag.tags import write_tags
 
-    with _progress("tagging") as report:
-        try:
-            summary = write_tags(
-                results_path,
-                template=template,
-                min_confidence=min_confidence,
-                overwrite=overwrite,
-                dry_run=dry_run,
-                keep_mtime=keep_mtime,
-                extra_fields=extra_fields,
-                journal=journal,
-                progress=report,
-            )
-        except ValueError as exc:
-            raise usage_error(exc) from None
+    with _progress("tagging") as report:  # a TemplateError or ResultsError: mer_tag.cli.main's error line
+        summary = write_tags(
+            results_path,
+            template=template,
+            min_confidence=min_confidence,
+            overwrite=overwrite,
+            dry_run=dry_run,
+            keep_mtime=keep_mtime,
+            extra_fields=extra_fields,
+            journal=journal,
+            progress=report,
+        )
     _print_summary(summary, listed="would tag", dry_run=dry_run)
 
 
@@ -156,13 +152,10 @@ def untag(
     """
     from mer_tag.tags import untag as untag_files
 
-    with _progress("restoring") as report:
-        try:
-            summary = untag_files(
-                journal_path, dry_run=dry_run, keep_mtime=keep_mtime, force=force, results=results, progress=report
-            )
-        except ValueError as exc:
-            raise usage_error(exc) from None
+    with _progress("restoring") as report:  # a JournalError: mer_tag.cli.main's error line
+        summary = untag_files(
+            journal_path, dry_run=dry_run, keep_mtime=keep_mtime, force=force, results=results, progress=report
+        )
     _print_summary(summary, listed="would restore", dry_run=dry_run)
 
 

@@ -20,6 +20,8 @@ import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
+from mer_tag.tags.outcome import TagError
+
 BLOCK = 64  # bytes: the tagged file is indexed in blocks of this size, so a shared run of 2 × 64 bytes is found
 MAX_BLOCKS = 1 << 16  # blocks indexed at most (an int→int dict of about 5 MB); a bigger region indexes coarser
 MIN_RUN = 16  # bytes: a shorter match where the last run left off is not worth an op
@@ -49,7 +51,7 @@ def diff(original, tagged) -> dict:
     """A recipe that rebuilds `original` from `tagged` (both bytes-like, e.g. `mapped` files)."""
     ops, literal = _Ops(), bytearray()
     head = _run(original, 0, tagged, 0, min(len(original), len(tagged)))
-    tail = _run_back(original, len(original), tagged, len(tagged), min(len(original), len(tagged)) - head)
+    tail = _run(original, len(original), tagged, len(tagged), min(len(original), len(tagged)) - head, backward=True)
     ops.copy(0, head)
     _middle(original, head, len(original) - tail, tagged, head, len(tagged) - tail, ops, literal)
     ops.copy(len(tagged) - tail, tail)
@@ -58,7 +60,7 @@ def diff(original, tagged) -> dict:
 
 
 def rebuild(recipe: dict, tagged, write) -> None:
-    """Feed the original's bytes, in order, to `write`."""
+    """Feed the original's bytes, in order, to `write`. TagError for a recipe that does not fit `tagged`."""
     literal = memoryview(zlib.decompress(base64.b64decode(recipe["literal"])))
     pos = 0
     for op in recipe["ops"]:
@@ -68,11 +70,11 @@ def rebuild(recipe: dict, tagged, write) -> None:
             continue
         offset, length = op
         if offset < 0 or offset + length > len(tagged):
-            raise ValueError("the recipe reads past the end of the file")
+            raise TagError("the recipe reads past the end of the file")
         for start in range(offset, offset + length, 1 << 20):
             write(tagged[start : min(start + (1 << 20), offset + length)])
     if pos != len(literal):
-        raise ValueError("the recipe's literal bytes do not add up")
+        raise TagError("the recipe's literal bytes do not add up")
 
 
 def rebuilds(recipe: dict, tagged, original) -> bool:
@@ -137,7 +139,7 @@ def _middle(o, lo: int, hi: int, t, t_lo: int, t_hi: int, ops: _Ops, literal: by
 
 def _take(o, i: int, hi: int, t, j: int, ops: _Ops, literal: bytearray) -> int:
     """Copy the run of o[i:] found at t[j:], first reaching back over literal bytes it also covers."""
-    back = _run_back(o, i, t, j, min(ops.pending, j))
+    back = _run(o, i, t, j, min(ops.pending, j), backward=True)
     if back:
         del literal[len(literal) - back :]
         ops.pending -= back
@@ -146,39 +148,18 @@ def _take(o, i: int, hi: int, t, j: int, ops: _Ops, literal: bytearray) -> int:
     return i - back + length
 
 
-def _run(a, i: int, b, j: int, limit: int) -> int:
-    """How many bytes a[i:] and b[j:] share from the start (at most `limit`)."""
-    done = 0
-    while done < limit:
-        size = min(CHUNK, limit - done)
-        if a[i + done : i + done + size] == b[j + done : j + done + size]:
-            done += size
-            continue
-        while size > 1:  # the first difference is in this chunk: halve towards it
-            half = size // 2
-            if a[i + done : i + done + half] == b[j + done : j + done + half]:
-                done += half
-                size -= half
-            else:
-                size = half
-        return done
-    return done
-
-
-def _run_back(a, i: int, b, j: int, limit: int) -> int:
-    """How many bytes a[:i] and b[:j] share at their ends (at most `limit`)."""
-    done = 0
-    while done < limit:
-        size = min(CHUNK, limit - done)
-        if a[i - done - size : i - done] == b[j - done - size : j - done]:
-            done += size
-            continue
-        while size > 1:
-            half = size // 2
-            if a[i - done - half : i - done] == b[j - done - half : j - done]:
-                done += half
-                size -= half
-            else:
-                size = half
-        return done
+def _run(a, i: int, b, j: int, limit: int, backward: bool = False) -> int:
+    """How many bytes a[i:] and b[j:] share from the start, or with `backward` a[:i] and b[:j] at their ends
+    (at most `limit`). Whole chunks are compared until one differs; that one is halved towards the difference."""
+    done, size, differs = 0, min(CHUNK, limit), False  # differs: the next `size` bytes hold a difference
+    while size > 0 and not (differs and size == 1):
+        probe = size // 2 if differs else size
+        x, y = (i - done - probe, j - done - probe) if backward else (i + done, j + done)
+        if a[x : x + probe] == b[y : y + probe]:
+            done += probe
+            size = size - probe if differs else min(CHUNK, limit - done)
+        elif differs:
+            size = probe
+        else:
+            differs = True
     return done
