@@ -20,4 +20,3 @@ class Ensemble(nn.Module):
 
     def forward(self, *inputs) -> torch.Tensor:
         return torch.stack([torch.log_softmax(m(*inputs), dim=-1) for m in self.members]).mean(0)
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mer_tag.sinks.paths import path_of
 from mer_tag.sinks.restamp import Restamp
 from mer_tag.tags.fields import Fields, fields_of, file_mood, open_audio
 from mer_tag.tags.journal import Journal, default_journal, read_journal, tag_record
@@ -45,7 +46,7 @@ def _tag_file(
     results: str,
     stamps: Restamp,
 ) -> FileResult:
-    real = Path(os.path.realpath(row_path))
+    real = Path(os.path.realpath(path_of(row_path)))  # a name that is not UTF-8 is a file URI in the row
     st = stat_for_writing(real)
     before = fields_of(open_audio(real))
     if before.kind == "id3v2.2":
@@ -123,7 +124,8 @@ def write_tags(
     template = template_text(template)
     rows = read_rows(results_path)
     results_path = Path(results_path)
-    summary = TagSummary(cleared=clear_leftovers(_folders(r.get("path") for r in rows), dry_run=dry_run))
+    folders = _folders(path_of(r["path"]) for r in rows if r.get("path"))
+    summary = TagSummary(cleared=clear_leftovers(folders, dry_run=dry_run))
     log = None if dry_run else Journal(Path(journal) if journal else default_journal(results_path))
     stamps = Restamp()
     try:
