@@ -8,7 +8,8 @@ from mer_tag import bundle as bundle_io
 from mer_tag.cli import main
 from mer_tag.scan import scan
 from mer_tag.sinks import read_results
-from mer_tag.train.run import load_preset, preset_names, train
+from mer_tag.train.recipe import load_preset, preset_names
+from mer_tag.train.run import train
 
 
 def test_presets_are_all_there():

@@ -9,7 +9,7 @@ A branch alone (`audio`, `lyrics`, `midi`) is trained once per fold. For the aud
 `chunk_seconds` piece of a song) is also scored alone, against its song's label: with excerpts shorter than
 the clips, that is the per-excerpt accuracy a paper reports for its "clip" setting.
 
-`fused` runs the whole `train` recipe inside each fold (`run.fit_recipe_branch`, the same outer policy):
+`fused` runs the whole `train` recipe inside each fold (`recipe.fit_recipe_branch`, the same outer policy):
 every branch early-stopped on the fold's grouped 1/8, refit on inner folds for out-of-fold probabilities,
 ensembled as the preset ships it, and the fusion learned on those; it scores each branch and the fused
 answer on the held-out artists. `probs` keeps every fold's probabilities, so another fusion can be tried
@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from mer_tag.errors import MerTagError
+from mer_tag.models.fusion import BRANCHES
 
-BRANCHES = ("audio", "lyrics", "midi", "fused", "quadrant")
+CHOICES = (*BRANCHES, "fused", "quadrant")  # what `--branch` takes: one branch alone, the whole recipe, the head
 STOP_FRACTION = 1 / 8  # of a fold's training artists, held out for early stopping (as `val` in a run)
 
 
@@ -121,14 +122,13 @@ def crossval_fused(
 ) -> dict[str, dict[str, list[float]]]:
     """Per grouped fold, macro-F1 and accuracy of each branch (on the held songs that have it) and of the fused
     answer, every model trained as `train` trains it, with the held artists unseen."""
-    from mer_tag.train.branches import fusion_items
-    from mer_tag.train.run import MODALITIES, branch_probs, fit_fusion, fit_recipe_branch
+    from mer_tag.train.recipe import branch_probs, fit_fusion, fit_recipe_branch, fused_probs
 
-    scores: dict[str, dict] = {name: {} for name in (*MODALITIES, "fused")}
+    scores: dict[str, dict] = {name: {} for name in (*BRANCHES, "fused")}
     for k, fit, stop, held in fold_splits(y, groups, folds, seed):
         rest = np.sort(np.concatenate([fit, stop]))
         oof, held_probs = {}, {}
-        for name in MODALITIES:
+        for name in BRANCHES:
             made = fit_recipe_branch(config, name, features[name], y, groups, fit, stop, seed + k, n_classes)
             oof[name] = made.oof if made else {}
             held_probs[name] = (
@@ -138,7 +138,7 @@ def crossval_fused(
             _add_present(scores[name], y[held][on], [held_probs[name][j] for j in on], n_classes)
             _keep_probs(probs_out, f"s{seed}f{k}_{name}", oof[name], dict(zip(held, held_probs[name])))
         fusion, fusion_model = fit_fusion(config.get("fusion", {}), oof, rest.tolist(), y, n_classes, seed + k)
-        fused = fusion.predict(fusion_model, fusion_items(held_probs, MODALITIES, n_classes, subsets=False)[0])
+        fused = fused_probs(fusion, fusion_model, held_probs, n_classes)
         _add(scores["fused"], "", y[held], fused.argmax(1), n_classes)
         probs_out[f"s{seed}f{k}_fused_held"] = np.column_stack([held, fused])
         log(f"  fold {k} (seed {seed}): " + ", ".join(f"{n} {v['macro_f1'][-1]:.3f}" for n, v in scores.items()))
@@ -169,7 +169,7 @@ def dev_songs(dataset, config: dict, limit: int = 0, ungrouped: bool = False):
     """(examples, labels, groups) of the preset split's train + val songs (its test artists left out);
     `limit` keeps a stratified subset (smoke runs); `ungrouped` makes every song its own group."""
     from mer_tag.train.datasets import artist_group
-    from mer_tag.train.run import stratified_subset
+    from mer_tag.train.recipe import stratified_subset
     from mer_tag.train.splits import preset_split
 
     y = np.array([e.label for e in dataset.examples])
@@ -202,11 +202,11 @@ def crossval(
     """Cross-validate `branches` of `preset` on `data`; returns the report (`--json` writes it)."""
     from mer_tag.train.datasets import load_dataset
     from mer_tag.train.extract import FeatureCache
-    from mer_tag.train.run import load_preset
+    from mer_tag.train.recipe import load_preset
 
-    unknown = [b for b in branches if b not in BRANCHES]
+    unknown = [b for b in branches if b not in CHOICES]
     if unknown or not branches:
-        raise CrossvalError(f"--branch {', '.join(unknown) or '(none)'}: choose from {', '.join(BRANCHES)}")
+        raise CrossvalError(f"--branch {', '.join(unknown) or '(none)'}: choose from {', '.join(CHOICES)}")
     config = load_preset(preset)
     for assignment in overrides:
         override(config, assignment)
@@ -264,10 +264,9 @@ def _branch_report(config, name, examples, y, groups, cache, jobs, folds, seeds,
 def _fused_report(config, examples, y, groups, cache, jobs, folds, seeds, n_classes, probs_path, report, kind, log):
     """The whole recipe cross-validated; scores into `report`, probabilities to `probs_path`."""
     from mer_tag.train.extract import extract_branch
-    from mer_tag.train.run import MODALITIES
 
     features = {}
-    for name in MODALITIES:
+    for name in BRANCHES:
         off = name != "audio" and config.get(name, {}).get("enabled", True) is False  # not needed: not extracted
         features[name] = (
             [None] * len(examples) if off else extract_branch(name, config, examples, cache, jobs, _quiet)[0]

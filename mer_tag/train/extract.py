@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -60,16 +60,6 @@ class FeatureCache:
 
         with _fs.atomic_file(self.folder / kind / f"{key}.npz", suffix=".npz") as tmp:
             np.savez(tmp, **arrays)
-
-
-@dataclass
-class Features:
-    """Per-example features; a None entry means the modality is absent for that example."""
-
-    audio: list = field(default_factory=list)  # [n_chunks, ...] arrays
-    lyrics: list = field(default_factory=list)  # [hidden] song embedding (frozen encoder) or token windows
-    midi: list = field(default_factory=list)  # (pitch [L], cont [L, 3], length)
-    problems: list = field(default_factory=list)  # (path, reason)
 
 
 def extract_audio(
@@ -176,7 +166,7 @@ def extract_midi(tracks: list[Track], config: MidiConfig, progress) -> tuple[lis
 def extract_branch(name: str, config: dict, examples, cache: FeatureCache, jobs: int, progress) -> tuple[list, list]:
     """One branch's features for `examples`, with the settings of the preset `config`; (features, problems).
 
-    The one place a preset section becomes extraction calls: `mer-tag train` and tools/crossval.py share it.
+    The one place a preset section becomes extraction calls: `mer-tag train` and `mer-tag crossval` share it.
     """
     from mer_tag.features import config_from_json
 

@@ -262,9 +262,9 @@ def fusion_probes(path: str) -> dict[str, list[float]]:
 
     from sklearn.linear_model import LogisticRegression
 
-    from mer_tag.train.branches import fusion_items
+    from mer_tag.models.fusion import BRANCHES
     from mer_tag.train.evaluate import macro_f1
-    from mer_tag.train.run import MODALITIES, fit_fusion
+    from mer_tag.train.recipe import fit_fusion, fused_probs
 
     saved = np.load(path)
     y = saved["labels"]
@@ -274,17 +274,15 @@ def fusion_probes(path: str) -> dict[str, list[float]]:
         rows = {
             part: {
                 b: {int(r[0]): r[1:] for r in saved[f"{fold}_{b}_{part}"]} if f"{fold}_{b}_{part}" in saved else {}
-                for b in MODALITIES
+                for b in BRANCHES
             }
             for part in ("oof", "held")
         }
         train, held = sorted(rows["oof"]["audio"]), sorted(rows["held"]["audio"])
         fusion, model = fit_fusion({}, rows["oof"], train, y, 5, seed + k)
-        held_items = fusion_items(
-            {b: [rows["held"][b].get(i) for i in held] for b in MODALITIES}, MODALITIES, 5, False
-        )[0]
+        held_probs = {b: [rows["held"][b].get(i) for i in held] for b in BRANCHES}
         scores.setdefault("shipped fusion (refit)", []).append(
-            macro_f1(y[held], fusion.predict(model, held_items).argmax(1), 5)
+            macro_f1(y[held], fused_probs(fusion, model, held_probs, 5).argmax(1), 5)
         )
         train_x, source = flat_inputs(rows["oof"], train, subsets=True)
         held_x, _ = flat_inputs(rows["held"], held, subsets=False)
@@ -303,19 +301,19 @@ def fusion_probes(path: str) -> dict[str, list[float]]:
 
 def flat_inputs(probs: dict, songs: list, subsets: bool):
     """The fusion's own inputs (masked log-probabilities and the mask) as one row per item."""
+    from mer_tag.models.fusion import BRANCHES
     from mer_tag.train.branches import fusion_items
-    from mer_tag.train.run import MODALITIES
 
-    items, source = fusion_items({b: [probs[b].get(i) for i in songs] for b in MODALITIES}, MODALITIES, 5, subsets)
+    items, source = fusion_items({b: [probs[b].get(i) for i in songs] for b in BRANCHES}, BRANCHES, 5, subsets)
     return np.stack([np.concatenate([log_probs.ravel(), mask.astype(float)]) for log_probs, mask in items]), source
 
 
 def product(probs: dict, songs: list, weights) -> np.ndarray:
     """Σ weight × log-probability over the branches each song has."""
-    from mer_tag.train.run import MODALITIES
+    from mer_tag.models.fusion import BRANCHES
 
     total = np.zeros((len(songs), 5))
-    for branch, weight in zip(MODALITIES, weights):
+    for branch, weight in zip(BRANCHES, weights):
         for j, song in enumerate(songs):
             if song in probs[branch]:
                 total[j] += weight * np.log(np.clip(probs[branch][song], 1e-6, 1))
@@ -348,7 +346,7 @@ def run_probes(
     import torch
 
     from mer_tag.sources.lyrics import clean_lyrics, read_lyrics_file
-    from mer_tag.train.run import load_preset
+    from mer_tag.train.recipe import load_preset
 
     torch.set_num_threads(jobs)
     if fusion_probs:

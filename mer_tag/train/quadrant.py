@@ -18,7 +18,7 @@ import numpy as np
 
 from mer_tag.labels import QUADRANTS
 from mer_tag.models.quadrant import ENERGETIC, POSITIVE, pool_track
-from mer_tag.train.run import TrainError
+from mer_tag.train.recipe import TrainError, stratified_subset
 
 # [quadrant] in a preset. C: inverse L2 strength of the logistic regression (the default preset's comment has
 # the cross-validation that chose 0.01).
@@ -65,7 +65,6 @@ def quadrant_songs(dataset, config: dict, cache, jobs: int, progress, limit: int
     """Pool every usable song's front-end embeddings, for a dataset `quadrant_dataset` gave."""
     from mer_tag.train.datasets import artist_group
     from mer_tag.train.extract import extract_branch
-    from mer_tag.train.run import stratified_subset
 
     examples = stratified_subset(dataset.examples, limit, seed) if limit else dataset.examples
     audio, problems = extract_branch("audio", config, examples, cache, jobs, progress)
