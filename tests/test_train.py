@@ -1,6 +1,8 @@
 """Smoke training on a handful of real songs: every preset runs end to end and its model scans."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +12,15 @@ from mer_tag.scan import scan
 from mer_tag.sinks import read_results
 from mer_tag.train.recipe import load_preset, preset_names
 from mer_tag.train.run import train
+
+
+def research_script(name: str):
+    """research/NAME.py, imported from its file (research/ is scripts run as `python research/NAME.py`)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "research" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_presets_are_all_there():
@@ -179,7 +190,7 @@ def test_crossval_of_the_whole_recipe_keeps_each_folds_artists_out_of_its_traini
     fusion training rows, and every song is held exactly once."""
     import numpy as np
 
-    from mer_tag.train.probe import run_probes
+    run_probes = research_script("probe_features").run_probes
 
     report, probs = tmp_path / "cv.json", tmp_path / "cv.npz"
     quick = ["audio.epochs=1", "lyrics.epochs=1", "midi.epochs=1", "fusion.folds=2"]

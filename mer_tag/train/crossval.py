@@ -13,7 +13,7 @@ the clips, that is the per-excerpt accuracy a paper reports for its "clip" setti
 every branch early-stopped on the fold's grouped 1/8, refit on inner folds for out-of-fold probabilities,
 ensembled as the preset ships it, and the fusion learned on those; it scores each branch and the fused
 answer on the held-out artists. `probs` keeps every fold's probabilities, so another fusion can be tried
-without retraining a branch (mer_tag/train/probe.py).
+without retraining a branch (research/probe_features.py).
 
 `quadrant` cross-validates the valence–arousal head (train/quadrant.py) on quadrant-labelled songs (the 4Q
 emotion dataset): quadrant macro-F1 and accuracy, valence and arousal accuracy per fold.

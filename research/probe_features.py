@@ -1,5 +1,4 @@
-"""Would other features help? Artist-grouped CV of the shipped heads on alternatives to what they read
-(`python tools/probe_features.py`, a thin command line over this module).
+"""Would other features help? Artist-grouped CV of the shipped heads on alternatives to what they read.
 
 Each probe swaps what one branch's head reads, keeps the head and its training as the `default` preset
 has them, and scores it with the same grouped folds as `mer-tag crossval` (mean ± spread over
@@ -24,13 +23,14 @@ saved, refit the shipped fusion on each fold's out-of-fold rows (it must reprodu
 scores) and set beside it logistic regression on the same inputs and a weighted product of the branches'
 probabilities (weights chosen on the fold's training rows).
 
-    python tools/probe_features.py --data ../shared/datasets/mirex-mood --seeds 3
-    python tools/probe_features.py --data ../shared/datasets/mirex-mood --probe offsets --probe tfidf
-    python tools/probe_features.py --fusion-probs cv.npz
+    python research/probe_features.py --data ../shared/datasets/mirex-mood --seeds 3
+    python research/probe_features.py --data ../shared/datasets/mirex-mood --probe offsets --probe tfidf
+    python research/probe_features.py --fusion-probs cv.npz   # from `mer-tag crossval --branch fused --probs`
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 from pathlib import Path
 
@@ -343,12 +343,9 @@ def run_probes(
     cache: str | Path = ".cache/features",
 ) -> None:
     """Print one line per probe: macro-F1 mean ± spread over 5 grouped folds × `seeds`."""
-    import torch
-
     from mer_tag.sources.lyrics import clean_lyrics, read_lyrics_file
     from mer_tag.train.recipe import load_preset
 
-    torch.set_num_threads(jobs)
     if fusion_probs:
         for name, scores in fusion_probes(fusion_probs).items():
             report("fusion", name, 0, scores)
@@ -378,3 +375,27 @@ def report(branch: str, probe: str, songs: int, scores: list[float]) -> None:
         f"({len(scores)} folds)",
         flush=True,
     )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="the dataset (audio and lyrics probes)")
+    parser.add_argument("--fusion-probs", help="fold probabilities from `mer-tag crossval --branch fused --probs`")
+    parser.add_argument(
+        "--probe", action="append", choices=AUDIO_PROBES + LYRICS_PROBES, help="one probe (repeatable; default: all)"
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2, help="decode workers and torch threads")
+    parser.add_argument("--cache", default=".cache/features", help="feature cache (the student's log-mel inputs)")
+    args = parser.parse_args(argv)
+    if not args.data and not args.fusion_probs:
+        parser.error("--data is needed for the audio and lyrics probes")
+    import torch
+
+    torch.set_num_threads(max(1, args.jobs))  # this command's own process
+    run_probes(args.data, args.fusion_probs, args.probe, args.seeds, args.jobs, args.cache)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
