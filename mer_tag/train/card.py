@@ -16,8 +16,9 @@ from mer_tag import _fs
 CARD_SCORES = ("n", "accuracy", "macro_f1", "top2_accuracy", "valence_accuracy", "arousal_accuracy", "coverage")
 
 
-def make_card(config, dataset, examples, split, metrics, histories, problems, started, data) -> dict:
-    """The run's provenance and scores, as the bundle's card.json keeps them."""
+def make_card(config, dataset, examples, split, metrics, histories, problems, started, data, encoder_precision) -> dict:
+    """The run's provenance and scores, as the bundle's card.json keeps them. `encoder_precision`: what the
+    frozen encoders (the audio front-end, MiniLM) ran in when the heads' inputs were made."""
     import torch
 
     from mer_tag import __version__
@@ -25,6 +26,7 @@ def make_card(config, dataset, examples, split, metrics, histories, problems, st
     return {
         "version": __version__,
         "preset": config,
+        "encoder_precision": encoder_precision,
         "data": {
             "root": str(Path(data)),
             "layout": dataset.layout,
@@ -105,7 +107,8 @@ def model_card_markdown(bundle, metrics, problems) -> str:
             " from the split, where the test artists were never seen."
             if card.get("refit_all")
             else ""
-        ),
+        )
+        + f" The frozen encoders ran in {card['encoder_precision']} (`--precision`).",
         "",
         "## Reproduce",
         "",

@@ -52,14 +52,18 @@ def train(
     log=print,
     label_map: str | None = None,
     quadrant_data: str | Path | None = None,
+    precision: str = "fp32",
 ) -> TrainResult:
     """Train every branch and the fusion on `data`, write the bundle, metrics, plots and model card to `out`.
     `label_map` (e.g. 'valence') relabels the dataset; it overrides a preset's `[labels] map`.
     `quadrant_data` (songs labelled with their valence–arousal quadrant, the 4Q emotion dataset) adds the
-    valence–arousal head (train/quadrant.py). torch runs on `jobs` threads inside the call, on as many as
-    before after it."""
+    valence–arousal head (train/quadrant.py). `precision` ('fp32', 'bf16' or 'auto', as `scan --precision`):
+    what the frozen encoders run in while the heads' inputs are made. torch runs on `jobs` threads inside
+    the call, on as many as before after it."""
     from mer_tag._process import torch_threads
+    from mer_tag.models.precision import resolve
 
+    encoder_precision = resolve(precision)  # 'auto' made concrete: the feature cache and the card name what ran
     with torch_threads(jobs):
         return _train(
             data,
@@ -74,10 +78,13 @@ def train(
             log,
             label_map,
             quadrant_data,
+            encoder_precision,
         )
 
 
-def _train(data, preset, out: Path, cache, jobs, seed, limit, epochs, progress, log, label_map, quadrant_data):
+def _train(
+    data, preset, out: Path, cache, jobs, seed, limit, epochs, progress, log, label_map, quadrant_data, precision
+) -> TrainResult:
     from mer_tag import bundle as bundle_io
     from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig, config_from_json
     from mer_tag.train import extract
@@ -108,7 +115,7 @@ def _train(data, preset, out: Path, cache, jobs, seed, limit, epochs, progress, 
     feature_cache = extract.FeatureCache(Path(cache) if cache else None)
 
     def features_of(name: str, songs: list) -> tuple[list, list]:
-        return extract.extract_branch(name, config, songs, feature_cache, jobs, bar)
+        return extract.extract_branch(name, config, songs, feature_cache, jobs, bar, precision)
 
     audio, problems = features_of("audio", examples)
     keep = [i for i, x in enumerate(audio) if x is not None]  # a song without usable audio is left out
@@ -152,12 +159,12 @@ def _train(data, preset, out: Path, cache, jobs, seed, limit, epochs, progress, 
             len(names),
             set(config.get("final", {}).get("ensemble", [])),  # branches shipped as fold + full model means
         )
-    card = make_card(config, dataset, examples, split, metrics, histories, problems, started, data)
+    card = make_card(config, dataset, examples, split, metrics, histories, problems, started, data, precision)
     if quadrants is not None:
         from mer_tag.train.quadrant import train_quadrant
 
         branch_models["quadrant"], quadrant_metrics, card["quadrant"], quadrant_problems = train_quadrant(
-            quadrants, config, feature_cache, jobs, bar, seed, limit, log
+            quadrants, config, feature_cache, jobs, bar, seed, limit, log, precision
         )
         metrics["quadrant"] = quadrant_metrics
         card["quadrant"]["metrics"] = card_metrics({"quadrant": quadrant_metrics})["quadrant"]
