@@ -74,6 +74,7 @@ def test_a_run_leaves_model_metrics_plots_and_card(smoke_run):
     assert card["preset"]["name"] == "default" and card["data"]["songs"] == 20
     assert set(card["models"]) >= {"audio", "lyrics", "fusion"}
     assert 0 <= card["metrics"]["fusion"]["test"]["macro_f1"] <= 1
+    assert card["encoder_precision"] == "fp32"  # the default: the shipped recipe's
 
 
 def test_the_saved_model_loads_and_predicts(smoke_run, mirex_dataset, tmp_path):
@@ -181,8 +182,16 @@ def test_crossval_usage_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["crossval", "--data", str(root), "--branch", "video"]) == 2
     assert main(["crossval", "--data", str(root), "--branch", "audio", "--set", "audio.epochs"]) == 2
     assert main(["crossval", "--data", str(root), "--branch", "audio", "--label-map", "Q1=A"]) == 2
+    assert main(["crossval", "--data", str(root), "--branch", "audio", "--precision", "fp16"]) == 2
     err = capsys.readouterr().err
-    assert err.count("error:") == 3 and "Traceback" not in err
+    assert err.count("error:") == 4 and "Traceback" not in err
+    assert "unknown precision 'fp16': use auto, fp32, bf16" in err
+
+
+def test_train_refuses_an_unknown_precision_before_any_work(tiny_4q, tmp_path, capsys):
+    assert main(["train", "--data", str(tiny_4q), "--precision", "fp16", "-o", str(tmp_path / "run"), "-q"]) == 2
+    assert "error: unknown precision 'fp16': use auto, fp32, bf16" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_crossval_of_the_whole_recipe_keeps_each_folds_artists_out_of_its_training(mirex_dataset, tmp_path, capsys):
@@ -266,14 +275,29 @@ def test_wijaya_presets_train_one_tiny_epoch_then_load_and_predict(preset, tiny_
 
 
 def test_the_default_recipe_trains_on_audio_alone_when_songs_have_no_lyrics_or_midi(tiny_4q, tmp_path):
+    """Also: the card names the encoders' precision, and the call leaves torch's thread count as it found it."""
+    import torch
+
     logged = []
+    torch.set_num_threads(3)
     result = train(
-        tiny_4q, preset="default", out=tmp_path / "run", cache=None, jobs=1, epochs=1, progress=False, log=logged.append
+        tiny_4q,
+        preset="default",
+        out=tmp_path / "run",
+        cache=None,
+        jobs=1,
+        epochs=1,
+        progress=False,
+        log=logged.append,
+        precision="bf16",
     )
+    assert torch.get_num_threads() == 3
     model = bundle_io.load(result.model_dir)
     assert set(model.models) == {"audio", "fusion"} and len(model.labels) == 4
     assert any(line.startswith("lyrics: only 0 training songs have it") for line in logged)
     assert result.metrics["fusion"]["test"]["n"] >= 1
+    assert model.card["encoder_precision"] == "bf16"
+    assert "The frozen encoders ran in bf16" in (tmp_path / "run" / "model-card.md").read_text()
 
 
 def test_eval_relabels_the_data_with_the_models_own_map(tiny_4q, tmp_path):
