@@ -10,6 +10,7 @@ import pytest
 from media import tone, write_audio, write_lyrics, write_midi, write_tags
 from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig, lyrics_windows
 from mer_tag.library import Track
+from mer_tag.models.precision import resolve as resolve_precision
 from mer_tag.prepare import prepare
 from mer_tag.train.extract import FeatureCache, extract_audio, extract_lyrics, extract_midi
 
@@ -105,6 +106,71 @@ def test_a_song_embedding_is_the_same_in_training_and_in_a_scan(songs, tiny_mode
     with torch.inference_mode():
         trained_on = torch.softmax(head(torch.from_numpy(embedding)[None]), -1)[0].numpy()
     np.testing.assert_array_equal(predictor.lyrics_probs([item.lyrics])[0], trained_on)
+
+
+STUDENT = AudioConfig(frontend="musicnn_student", sample_rate=16000, n_fft=1024, hop_length=512, n_mels=64)
+NATIVE_BF16 = resolve_precision("auto") == "bf16"  # elsewhere bf16 is emulated: a scan never picks it there
+
+
+@pytest.fixture(scope="module")
+def encoders_clip(tmp_path_factory) -> Track:
+    """A 40-s clip (two 30-s chunks through the student) with a lyrics file."""
+    folder = tmp_path_factory.mktemp("clip")
+    return Track(write_audio(folder / "clip.flac", tone(40, 330)), write_lyrics(folder / "clip.txt", SUNG))
+
+
+def _fed_to_the_heads(clip: Track, precision: str) -> tuple[np.ndarray, np.ndarray]:
+    """What a scan's predictor feeds the heads for `clip`: the front-end's window embeddings of each chunk
+    [chunks, windows, 200] and the lyrics' song embedding [hidden], both as fp32."""
+    import torch
+
+    from mer_tag import models
+    from mer_tag.bundle import Bundle
+    from mer_tag.engines.predictor import Predictor
+    from mer_tag.labels import MIREX
+
+    torch.manual_seed(0)
+    heads = {
+        "audio": models.build({"arch": "musicnn_crnn", "embed_dim": 200, "n_classes": 5, "gru_hidden": 8}),
+        "lyrics": models.build({"arch": "lyrics", "n_classes": 5}),
+    }
+    bundle = Bundle("encoders", MIREX, STUDENT, LyricsConfig(), MIDI, models=heads)
+    predictor = Predictor(bundle, precision=precision)
+    audio, lyrics = [], []
+    embed_chunks, embed_songs = predictor.embed, heads["lyrics"].embed_songs
+    predictor.embed = lambda model, x: audio.append(embed_chunks(model, x).float()) or audio[-1]
+    heads["lyrics"].embed_songs = lambda *windows: lyrics.append(embed_songs(*windows)) or lyrics[-1]
+    item = prepare(clip, STUDENT, MIDI)
+    predictor.audio_probs(item.audio)
+    predictor.lyrics_probs([item.lyrics])
+    return torch.cat(audio).numpy(), lyrics[0][0].numpy()
+
+
+def _trained_on(clip: Track, precision: str, cache: FeatureCache) -> tuple[np.ndarray, np.ndarray]:
+    """What `train --precision` makes of `clip` for the heads: the front-end's embeddings (float16, as
+    cached) and the lyrics' song embedding."""
+    [audio], _ = extract_audio([clip.path], STUDENT, cache, jobs=1, progress=same, precision=precision)
+    [lyrics], _ = extract_lyrics([clip], LyricsConfig(), True, "mean", cache, same, precision=precision)
+    return audio, lyrics
+
+
+@pytest.mark.parametrize(
+    "precision",
+    ["fp32", pytest.param("bf16", marks=pytest.mark.skipif(not NATIVE_BF16, reason="no native bf16 on this CPU"))],
+)
+def test_training_embeds_a_clip_exactly_as_a_scan_does_in_the_same_precision(encoders_clip, precision, tmp_path):
+    """`train --precision P` gives the heads what `scan --precision P` feeds them, bit for bit: the frozen
+    student's window embeddings of each chunk (kept as float16 in training) and MiniLM's song embedding. The
+    other precision's features already in the cache are not taken for them."""
+    cache = FeatureCache(tmp_path / "cache")
+    other = "bf16" if precision == "fp32" else "fp32"
+    other_audio, other_lyrics = _trained_on(encoders_clip, other, cache)
+    audio, lyrics = _trained_on(encoders_clip, precision, cache)
+    scan_audio, scan_lyrics = _fed_to_the_heads(encoders_clip, precision)
+    assert audio.dtype == np.float16 and audio.shape == scan_audio.shape == (2, 10, 200)
+    np.testing.assert_array_equal(audio, scan_audio.astype(np.float16))
+    np.testing.assert_array_equal(lyrics, scan_lyrics)
+    assert not np.array_equal(audio, other_audio) and not np.array_equal(lyrics, other_lyrics)
 
 
 def test_a_bad_file_never_raises(tmp_path):

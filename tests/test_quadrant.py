@@ -139,7 +139,7 @@ def test_the_scan_answers_as_the_head_did_on_trainings_features(va_run, tiny_4q,
     """Training pools the cached float16 embeddings; a scan pools its own: the same quadrant probabilities."""
     from mer_tag.train.datasets import load_dataset
     from mer_tag.train.extract import FeatureCache, extract_branch
-    from mer_tag.train.run import load_preset
+    from mer_tag.train.recipe import load_preset
 
     result, _ = va_run
     examples = load_dataset(tiny_4q).examples

@@ -1,6 +1,8 @@
 """Smoke training on a handful of real songs: every preset runs end to end and its model scans."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -8,7 +10,17 @@ from mer_tag import bundle as bundle_io
 from mer_tag.cli import main
 from mer_tag.scan import scan
 from mer_tag.sinks import read_results
-from mer_tag.train.run import load_preset, preset_names, train
+from mer_tag.train.recipe import load_preset, preset_names
+from mer_tag.train.run import train
+
+
+def research_script(name: str):
+    """research/NAME.py, imported from its file (research/ is scripts run as `python research/NAME.py`)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "research" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_presets_are_all_there():
@@ -62,6 +74,7 @@ def test_a_run_leaves_model_metrics_plots_and_card(smoke_run):
     assert card["preset"]["name"] == "default" and card["data"]["songs"] == 20
     assert set(card["models"]) >= {"audio", "lyrics", "fusion"}
     assert 0 <= card["metrics"]["fusion"]["test"]["macro_f1"] <= 1
+    assert card["encoder_precision"] == "fp32"  # the default: the shipped recipe's
 
 
 def test_the_saved_model_loads_and_predicts(smoke_run, mirex_dataset, tmp_path):
@@ -169,8 +182,16 @@ def test_crossval_usage_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["crossval", "--data", str(root), "--branch", "video"]) == 2
     assert main(["crossval", "--data", str(root), "--branch", "audio", "--set", "audio.epochs"]) == 2
     assert main(["crossval", "--data", str(root), "--branch", "audio", "--label-map", "Q1=A"]) == 2
+    assert main(["crossval", "--data", str(root), "--branch", "audio", "--precision", "fp16"]) == 2
     err = capsys.readouterr().err
-    assert err.count("error:") == 3 and "Traceback" not in err
+    assert err.count("error:") == 4 and "Traceback" not in err
+    assert "unknown precision 'fp16': use auto, fp32, bf16" in err
+
+
+def test_train_refuses_an_unknown_precision_before_any_work(tiny_4q, tmp_path, capsys):
+    assert main(["train", "--data", str(tiny_4q), "--precision", "fp16", "-o", str(tmp_path / "run"), "-q"]) == 2
+    assert "error: unknown precision 'fp16': use auto, fp32, bf16" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_crossval_of_the_whole_recipe_keeps_each_folds_artists_out_of_its_training(mirex_dataset, tmp_path, capsys):
@@ -178,7 +199,7 @@ def test_crossval_of_the_whole_recipe_keeps_each_folds_artists_out_of_its_traini
     fusion training rows, and every song is held exactly once."""
     import numpy as np
 
-    from mer_tag.train.probe import run_probes
+    run_probes = research_script("probe_features").run_probes
 
     report, probs = tmp_path / "cv.json", tmp_path / "cv.npz"
     quick = ["audio.epochs=1", "lyrics.epochs=1", "midi.epochs=1", "fusion.folds=2"]
@@ -254,14 +275,29 @@ def test_wijaya_presets_train_one_tiny_epoch_then_load_and_predict(preset, tiny_
 
 
 def test_the_default_recipe_trains_on_audio_alone_when_songs_have_no_lyrics_or_midi(tiny_4q, tmp_path):
+    """Also: the card names the encoders' precision, and the call leaves torch's thread count as it found it."""
+    import torch
+
     logged = []
+    torch.set_num_threads(3)
     result = train(
-        tiny_4q, preset="default", out=tmp_path / "run", cache=None, jobs=1, epochs=1, progress=False, log=logged.append
+        tiny_4q,
+        preset="default",
+        out=tmp_path / "run",
+        cache=None,
+        jobs=1,
+        epochs=1,
+        progress=False,
+        log=logged.append,
+        precision="bf16",
     )
+    assert torch.get_num_threads() == 3
     model = bundle_io.load(result.model_dir)
     assert set(model.models) == {"audio", "fusion"} and len(model.labels) == 4
     assert any(line.startswith("lyrics: only 0 training songs have it") for line in logged)
     assert result.metrics["fusion"]["test"]["n"] >= 1
+    assert model.card["encoder_precision"] == "bf16"
+    assert "The frozen encoders ran in bf16" in (tmp_path / "run" / "model-card.md").read_text()
 
 
 def test_eval_relabels_the_data_with_the_models_own_map(tiny_4q, tmp_path):

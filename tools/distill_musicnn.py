@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     from mer_tag.features import AudioConfig, config_from_json
     from mer_tag.models.student import WEIGHTS_DIR, MusicnnStudent
     from mer_tag.train.datasets import artist_group, load_dataset
-    from mer_tag.train.run import load_preset
+    from mer_tag.train.recipe import load_preset
     from mer_tag.train.splits import grouped_holdout, preset_split
 
     torch.set_num_threads(max(1, args.jobs))

@@ -44,6 +44,14 @@ def crossval(
         Path | None, typer.Option(help="With --branch fused: save every fold's probabilities here (.npz).")
     ] = None,
     limit: Annotated[int, typer.Option(help="A stratified subset of this many songs (smoke runs); 0 = all.")] = 0,
+    precision: Annotated[
+        str,
+        typer.Option(
+            metavar="auto|fp32|bf16",
+            help="What the frozen encoders (the sound front-end, the lyrics encoder) calculate in, as `train "
+            "--precision`: fp32, bf16, or auto (bf16 where the processor does it natively).",
+        ),
+    ] = "fp32",
     ungrouped: Annotated[
         bool,
         typer.Option(
@@ -68,6 +76,13 @@ def crossval(
 
       mer-tag crossval --data ~/datasets/4q-emotion -b quadrant --seeds 2
     """
+    from mer_tag.cli._errors import usage_error
+    from mer_tag.models.precision import check as check_precision
+
+    try:
+        check_precision(precision)
+    except ValueError as exc:
+        raise usage_error(exc) from None
     import torch
 
     from mer_tag.train.crossval import crossval as run_crossval
@@ -88,6 +103,7 @@ def crossval(
         probs=probs,
         label_map=label_map,
         log=lambda line: typer.echo(line),
+        precision=precision,
     )
     if json_out:
         write_report(report, json_out)

@@ -131,7 +131,7 @@ def scan(
     import sys
 
     from mer_tag.cli._errors import stderr_console, usage_error
-    from mer_tag.engines import check_precision
+    from mer_tag.models.precision import check as check_precision
     from mer_tag.scan import scan as run_scan
 
     _check_arguments(paths, out, engine, address, tag, lyrics_dir, midi_dir)

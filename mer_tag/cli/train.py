@@ -79,6 +79,16 @@ def train(
             min=0, help="Passes over the songs for every part of the model, for a quick try; 0 = the preset's."
         ),
     ] = 0,
+    precision: Annotated[
+        str,
+        typer.Option(
+            metavar="auto|fp32|bf16",
+            help="How finely the parts that turn sound and words into numbers calculate while the model learns: "
+            "the full 32-bit 'fp32', or the 16-bit 'bf16', which gives a model that learns from exactly what a "
+            "bf16 scan feeds it (`scan` uses bf16 where the processor does it natively); 'auto' is bf16 there, "
+            "else fp32.",
+        ),
+    ] = "fp32",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ):
     """Teach a new model from songs whose moods you know, and write it to a folder `scan --model` reads.
@@ -98,11 +108,16 @@ def train(
 
       mer-tag scan ~/Music --model runs/default/model   # use what you trained
     """
+    from mer_tag.models.precision import check as check_precision
     from mer_tag.train.run import train as run_train
 
     for given in (data, quadrant_data):
         if given is not None and not given.exists():
             raise usage_error(f"no such file or folder: {given}")
+    try:
+        check_precision(precision)
+    except ValueError as exc:
+        raise usage_error(exc) from None
     console = stderr_console()
     run_train(  # a bad dataset or preset is a MerTagError: one line, exit 2 (mer_tag.cli.main)
         data,
@@ -117,6 +132,7 @@ def train(
         epochs=epochs,
         progress=not quiet,
         log=lambda msg: console.print(msg, highlight=False),
+        precision=precision,
     )
 
 

@@ -14,41 +14,16 @@ this interface and nothing of an engine's parts; nothing here imports ray, torch
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from mer_tag.engines.settings import EngineSettings
+from mer_tag.models.precision import check as check_precision
 
 if TYPE_CHECKING:
     from mer_tag.bundle import Bundle
     from mer_tag.engines.ray import RayOptions
-    from mer_tag.features import AudioConfig, MidiConfig
 
 ENGINES = ("local", "ray")
-PRECISIONS = ("auto", "fp32", "bf16")  # of the frozen encoders (MiniLM, the musicnn student); heads stay fp32
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """What a scan asks of any engine: the model, and how its tracks are read and its rows filled."""
-
-    model: str | Path = "default"  # a shipped name or a bundle folder
-    jobs: int = 2  # local: decode processes (0: decode in this process); ray: CPUs of a cluster it starts
-    timeline: bool = False  # a mood per chunk in each row's `timeline`
-    precision: str = "auto"  # of the frozen encoders: auto, fp32 or bf16 (PRECISIONS)
-    chunk_hop: float | None = None  # seconds between chunk starts; None: the model's own
-
-    def read(self) -> tuple[Bundle, AudioConfig, MidiConfig]:
-        """The model's card (no torch, no weights) and the feature settings tracks are prepared with (the
-        card's, with `chunk_hop` applied): what every engine reads once when it is made."""
-        import dataclasses
-
-        from mer_tag import bundle as bundle_io
-
-        card = bundle_io.read_card(self.model)
-        audio = card.audio_config
-        if self.chunk_hop:
-            audio = dataclasses.replace(audio, chunk_hop_seconds=float(self.chunk_hop))
-        return card, audio, card.midi_config
 
 
 class Engine(Protocol):
@@ -77,17 +52,10 @@ def check(engine: str) -> str:
     return engine
 
 
-def check_precision(precision: str) -> str:
-    """The name, or ValueError. Imports nothing: checked before torch may start (OMP_WAIT_POLICY)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
-    return precision
-
-
 def create(engine: str, settings: EngineSettings, ray: RayOptions | None = None) -> Engine:
     """An engine for `settings.model`, not started; `ray`: how the Ray engine uses its cluster (its address
     among them). Unknown names and a precision that is none fail here, before any work."""
-    check_precision(settings.precision)
+    check_precision(settings.precision)  # imports nothing: before torch may start (OMP_WAIT_POLICY)
     if check(engine) == "local":
         if ray is not None:
             raise ValueError("Ray options are for the ray engine")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mer_tag.engines import EngineSettings
+    from mer_tag.engines.settings import EngineSettings
 
 # Tracks submitted and not yet scored, per decode worker (+2). The queue is topped up before each model
 # call, so workers keep decoding while the models run; 100 four-minute tracks took 21.9-22.9 s with 8,

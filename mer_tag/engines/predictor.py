@@ -11,6 +11,8 @@ import json
 
 import numpy as np
 
+from mer_tag.models.precision import encoder_autocast
+from mer_tag.models.precision import resolve as resolve_precision
 from mer_tag.prepare import Prepared
 
 AUDIO_BATCH = 16  # chunks per audio forward pass
@@ -78,7 +80,7 @@ class Predictor:
     def _encoder_precision(self):
         """bf16 autocast around the frozen encoders where the CPU does bf16 natively: 1.8 × faster on
         MiniLM, 1.9 × on the student (docs/performance.md). The trained heads and the fusion stay fp32."""
-        return self.torch.autocast("cpu", dtype=self.torch.bfloat16, enabled=self.precision == "bf16")
+        return encoder_autocast(self.precision)
 
     def midi_probs(self, midi: tuple) -> np.ndarray:
         torch = self.torch
@@ -205,16 +207,3 @@ def base_row(item: Prepared, model_ref: str, n_classes: int, timeline: bool) -> 
         model=model_ref,
     )
     return row
-
-
-def resolve_precision(precision: str) -> str:
-    """'auto' → 'bf16' on CPUs with native bf16 arithmetic (AVX512-BF16, AMX), else 'fp32'. Elsewhere bf16
-    is emulated and slower than fp32, so 'auto' never picks it there. Imports torch for 'auto'."""
-    from mer_tag.engines import check_precision
-
-    if check_precision(precision) != "auto":
-        return precision
-    import torch
-
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bf16" if native else "fp32"

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mer_tag.engines import EngineSettings
+    from mer_tag.engines.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,17 @@ import torch
 from torch import nn
 
 
+def dense_layers(n_in: int, dense: int, dropout: float) -> list[nn.Module]:
+    """The Wijaya et al. networks' two dense layers (ReLU, dropout between), as a Sequential's layers."""
+    return [
+        nn.Linear(n_in, dense),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(dense, dense),
+        nn.ReLU(inplace=True),
+    ]
+
+
 class Standardise(nn.Module):
     """(x - mean) / std per mel band; statistics set once from training data, then saved as buffers."""
 
@@ -92,14 +103,7 @@ class WijayaCNN(nn.Module):
             c_in = c_out
         self.cnn = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d((4, 8))  # any chunk length gives the same dense input size
-        self.dense = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(c_in * 32, dense),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(dense, dense),
-            nn.ReLU(inplace=True),
-        )
+        self.dense = nn.Sequential(nn.Flatten(), *dense_layers(c_in * 32, dense, dropout))
         self.head = nn.Linear(dense, n_classes)
 
     def embed(self, mel: torch.Tensor) -> torch.Tensor:
@@ -140,13 +144,7 @@ class WijayaCRNN(nn.Module):
         self.lstm1 = ConvLSTM1d(16, 30)
         self.conv2 = nn.Sequential(nn.Conv2d(30, 36, (2, 3), padding=(0, 1)), nn.ReLU(inplace=True), nn.MaxPool2d(2))
         self.lstm2 = ConvLSTM1d(36, 50)
-        self.dense = nn.Sequential(
-            nn.Linear(50, dense),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(dense, dense),
-            nn.ReLU(inplace=True),
-        )
+        self.dense = nn.Sequential(*dense_layers(50, dense, dropout))
         self.head = nn.Linear(dense, n_classes)
 
     def embed(self, mel: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """One trainer per branch: how its examples become batches, how its model is built from a preset section,
-and how it predicts song-level probabilities. `run.py` treats all three the same way.
+and how it predicts song-level probabilities. The recipe (recipe.py) treats them all the same way.
 """
 
 from __future__ import annotations

@@ -9,17 +9,20 @@ A branch alone (`audio`, `lyrics`, `midi`) is trained once per fold. For the aud
 `chunk_seconds` piece of a song) is also scored alone, against its song's label: with excerpts shorter than
 the clips, that is the per-excerpt accuracy a paper reports for its "clip" setting.
 
-`fused` runs the whole `train` recipe inside each fold (`run.fit_recipe_branch`, the same outer policy):
+`fused` runs the whole `train` recipe inside each fold (`recipe.fit_recipe_branch`, the same outer policy):
 every branch early-stopped on the fold's grouped 1/8, refit on inner folds for out-of-fold probabilities,
 ensembled as the preset ships it, and the fusion learned on those; it scores each branch and the fused
 answer on the held-out artists. `probs` keeps every fold's probabilities, so another fusion can be tried
-without retraining a branch (mer_tag/train/probe.py).
+without retraining a branch (research/probe_features.py).
 
 `quadrant` cross-validates the valence–arousal head (train/quadrant.py) on quadrant-labelled songs (the 4Q
 emotion dataset): quadrant macro-F1 and accuracy, valence and arousal accuracy per fold.
 
 Every fused or quadrant report also gives accuracy against coverage: the accuracy of the 10 %, 25 %, 50 %,
 75 % most confident held-out songs, over all folds of a seed (one value per seed).
+
+The frozen encoders run in `precision` (fp32 unless asked, as `train`); the library leaves torch's thread
+count alone (`mer-tag crossval` sets it for its own process).
 """
 
 from __future__ import annotations
@@ -27,13 +30,19 @@ from __future__ import annotations
 import ast
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mer_tag.errors import MerTagError
+from mer_tag.models.fusion import BRANCHES
 
-BRANCHES = ("audio", "lyrics", "midi", "fused", "quadrant")
+if TYPE_CHECKING:
+    from mer_tag.train.extract import FeatureCache
+
+CHOICES = (*BRANCHES, "fused", "quadrant")  # what `--branch` takes: one branch alone, the whole recipe, the head
 STOP_FRACTION = 1 / 8  # of a fold's training artists, held out for early stopping (as `val` in a run)
 
 
@@ -121,14 +130,13 @@ def crossval_fused(
 ) -> dict[str, dict[str, list[float]]]:
     """Per grouped fold, macro-F1 and accuracy of each branch (on the held songs that have it) and of the fused
     answer, every model trained as `train` trains it, with the held artists unseen."""
-    from mer_tag.train.branches import fusion_items
-    from mer_tag.train.run import MODALITIES, branch_probs, fit_fusion, fit_recipe_branch
+    from mer_tag.train.recipe import branch_probs, fit_fusion, fit_recipe_branch, fused_probs
 
-    scores: dict[str, dict] = {name: {} for name in (*MODALITIES, "fused")}
+    scores: dict[str, dict] = {name: {} for name in (*BRANCHES, "fused")}
     for k, fit, stop, held in fold_splits(y, groups, folds, seed):
         rest = np.sort(np.concatenate([fit, stop]))
         oof, held_probs = {}, {}
-        for name in MODALITIES:
+        for name in BRANCHES:
             made = fit_recipe_branch(config, name, features[name], y, groups, fit, stop, seed + k, n_classes)
             oof[name] = made.oof if made else {}
             held_probs[name] = (
@@ -138,7 +146,7 @@ def crossval_fused(
             _add_present(scores[name], y[held][on], [held_probs[name][j] for j in on], n_classes)
             _keep_probs(probs_out, f"s{seed}f{k}_{name}", oof[name], dict(zip(held, held_probs[name])))
         fusion, fusion_model = fit_fusion(config.get("fusion", {}), oof, rest.tolist(), y, n_classes, seed + k)
-        fused = fusion.predict(fusion_model, fusion_items(held_probs, MODALITIES, n_classes, subsets=False)[0])
+        fused = fused_probs(fusion, fusion_model, held_probs, n_classes)
         _add(scores["fused"], "", y[held], fused.argmax(1), n_classes)
         probs_out[f"s{seed}f{k}_fused_held"] = np.column_stack([held, fused])
         log(f"  fold {k} (seed {seed}): " + ", ".join(f"{n} {v['macro_f1'][-1]:.3f}" for n, v in scores.items()))
@@ -169,7 +177,7 @@ def dev_songs(dataset, config: dict, limit: int = 0, ungrouped: bool = False):
     """(examples, labels, groups) of the preset split's train + val songs (its test artists left out);
     `limit` keeps a stratified subset (smoke runs); `ungrouped` makes every song its own group."""
     from mer_tag.train.datasets import artist_group
-    from mer_tag.train.run import stratified_subset
+    from mer_tag.train.recipe import stratified_subset
     from mer_tag.train.splits import preset_split
 
     y = np.array([e.label for e in dataset.examples])
@@ -198,15 +206,19 @@ def crossval(
     probs: str | Path | None = None,
     label_map: str | None = None,
     log=print,
+    precision: str = "fp32",
 ) -> dict:
-    """Cross-validate `branches` of `preset` on `data`; returns the report (`--json` writes it)."""
+    """Cross-validate `branches` of `preset` on `data`, the frozen encoders in `precision` ('fp32', 'bf16' or
+    'auto', as `train`); returns the report (`--json` writes it)."""
+    from mer_tag.models.precision import resolve
     from mer_tag.train.datasets import load_dataset
     from mer_tag.train.extract import FeatureCache
-    from mer_tag.train.run import load_preset
+    from mer_tag.train.recipe import load_preset
 
-    unknown = [b for b in branches if b not in BRANCHES]
+    unknown = [b for b in branches if b not in CHOICES]
     if unknown or not branches:
-        raise CrossvalError(f"--branch {', '.join(unknown) or '(none)'}: choose from {', '.join(BRANCHES)}")
+        raise CrossvalError(f"--branch {', '.join(unknown) or '(none)'}: choose from {', '.join(CHOICES)}")
+    precision = resolve(precision)
     config = load_preset(preset)
     for assignment in overrides:
         override(config, assignment)
@@ -223,28 +235,39 @@ def crossval(
         "folds": folds,
         "seeds": seeds,
         "grouped_by_artist": not ungrouped,
+        "encoder_precision": precision,
         "branches": {},
     }
-    feature_cache = FeatureCache(Path(cache) if cache else None)
+    extraction = Extraction(FeatureCache(Path(cache) if cache else None), jobs, precision)
     kind = "UNGROUPED" if ungrouped else "grouped"
     if "fused" in branches:
-        _fused_report(
-            config, examples, y, groups, feature_cache, jobs, folds, seeds, len(names), probs, report, kind, log
-        )
+        _fused_report(config, examples, y, groups, extraction, folds, seeds, len(names), probs, report, kind, log)
     if "quadrant" in branches:
-        _quadrant_report(data, config, feature_cache, jobs, folds, seeds, limit, ungrouped, report, kind, log)
+        _quadrant_report(data, config, extraction, folds, seeds, limit, ungrouped, report, kind, log)
     for name in (b for b in branches if b not in ("fused", "quadrant")):
-        _branch_report(
-            config, name, examples, y, groups, feature_cache, jobs, folds, seeds, len(names), report, kind, log
-        )
+        _branch_report(config, name, examples, y, groups, extraction, folds, seeds, len(names), report, kind, log)
     return report
 
 
-def _branch_report(config, name, examples, y, groups, cache, jobs, folds, seeds, n_classes, report, kind, log):
-    from mer_tag.train.branches import make_branch
-    from mer_tag.train.extract import extract_branch
+@dataclass
+class Extraction:
+    """How a cross-validation makes its features: the cache, the decode workers, the encoders' precision."""
 
-    items, _ = extract_branch(name, config, examples, cache, jobs, _quiet)
+    cache: FeatureCache
+    jobs: int
+    precision: str
+
+    def of(self, name: str, config: dict, examples) -> list:
+        """`name`'s features for `examples` (None where a song lacks the modality)."""
+        from mer_tag.train.extract import extract_branch
+
+        return extract_branch(name, config, examples, self.cache, self.jobs, _quiet, self.precision)[0]
+
+
+def _branch_report(config, name, examples, y, groups, extraction, folds, seeds, n_classes, report, kind, log):
+    from mer_tag.train.branches import make_branch
+
+    items = extraction.of(name, config, examples)
     have = [i for i, x in enumerate(items) if x is not None]
     branch = make_branch(
         name,
@@ -261,17 +284,12 @@ def _branch_report(config, name, examples, y, groups, cache, jobs, folds, seeds,
     _record(report, name, len(have), scores, time.time() - started, folds, seeds, kind, log)
 
 
-def _fused_report(config, examples, y, groups, cache, jobs, folds, seeds, n_classes, probs_path, report, kind, log):
+def _fused_report(config, examples, y, groups, extraction, folds, seeds, n_classes, probs_path, report, kind, log):
     """The whole recipe cross-validated; scores into `report`, probabilities to `probs_path`."""
-    from mer_tag.train.extract import extract_branch
-    from mer_tag.train.run import MODALITIES
-
     features = {}
-    for name in MODALITIES:
+    for name in BRANCHES:
         off = name != "audio" and config.get(name, {}).get("enabled", True) is False  # not needed: not extracted
-        features[name] = (
-            [None] * len(examples) if off else extract_branch(name, config, examples, cache, jobs, _quiet)[0]
-        )
+        features[name] = [None] * len(examples) if off else extraction.of(name, config, examples)
     keep = [i for i, x in enumerate(features["audio"]) if x is not None]  # as `train`: no audio, no song
     features = {name: [items[i] for i in keep] for name, items in features.items()}
     y, groups = y[keep], groups[keep]
@@ -301,14 +319,22 @@ def _seed_coverage(probs: dict, seed: int, y) -> dict[str, float]:
     return coverage_scores(accuracy_by_coverage(y[index], song_probs))
 
 
-def _quadrant_report(data, config, cache, jobs, folds, seeds, limit, ungrouped, report, kind, log) -> None:
+def _quadrant_report(data, config, extraction, folds, seeds, limit, ungrouped, report, kind, log) -> None:
     """The valence–arousal head cross-validated on the preset split's train + val quadrant songs."""
     from dataclasses import replace
 
     from mer_tag.train.quadrant import crossval_quadrant, quadrant_dataset, quadrant_songs
     from mer_tag.train.splits import preset_split
 
-    songs = quadrant_songs(quadrant_dataset(data, config), config, cache, jobs, _quiet, limit)
+    songs = quadrant_songs(
+        quadrant_dataset(data, config),
+        config,
+        extraction.cache,
+        extraction.jobs,
+        _quiet,
+        limit,
+        precision=extraction.precision,
+    )
     split = preset_split(songs.y, songs.groups, config)
     dev = np.array(sorted(split["train"] + split["val"]), dtype=int)  # the test artists stay unseen
     songs = replace(

@@ -4,15 +4,16 @@ Every example goes through mer_tag.prepare, the path every scan engine takes: th
 checks (a truncated, too short or silent file is left out, with its one-line reason in the run's problems),
 the same chunks and features, lyrics from a sidecar file or else the audio's tags, the same MIDI events.
 Audio is prepared in spawned worker processes; the frozen front-ends (musicnn or its student, the lyrics
-encoder) run in this process. A changed file (size or mtime), a changed setting or a changed
-feature-code version gives a new key, so stale features are never reused.
+encoder) run in this process, in the precision a scan would run them in (`models.precision`: fp32 unless
+asked). A changed file (size or mtime), a changed setting or a changed feature-code version gives a new key,
+so stale features are never reused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -62,21 +63,11 @@ class FeatureCache:
             np.savez(tmp, **arrays)
 
 
-@dataclass
-class Features:
-    """Per-example features; a None entry means the modality is absent for that example."""
-
-    audio: list = field(default_factory=list)  # [n_chunks, ...] arrays
-    lyrics: list = field(default_factory=list)  # [hidden] song embedding (frozen encoder) or token windows
-    midi: list = field(default_factory=list)  # (pitch [L], cont [L, 3], length)
-    problems: list = field(default_factory=list)  # (path, reason)
-
-
 def extract_audio(
-    paths: list[Path], config: AudioConfig, cache: FeatureCache, jobs: int, progress
+    paths: list[Path], config: AudioConfig, cache: FeatureCache, jobs: int, progress, precision: str = "fp32"
 ) -> tuple[list, list]:
-    """Chunk features (or a frozen front-end's window embeddings of them) per file, None for a file a scan
-    would reject; (features, problems)."""
+    """Chunk features (or a frozen front-end's window embeddings of them, made in `precision`) per file, None
+    for a file a scan would reject; (features, problems)."""
     from mer_tag.models import FROZEN_FRONTENDS, check_frontend_features, frontend_sha256
     from mer_tag.prepare import prepare_audio
     from mer_tag.workers import start_pool
@@ -85,13 +76,14 @@ def extract_audio(
     settings = asdict(config)
     if config.frontend in FROZEN_FRONTENDS:
         settings["frontend_weights"] = frontend_sha256(config.frontend)
+        settings.update(_precision_key(precision))
     keys = [cache.key("audio", p, settings) for p in paths]
     out: list = [cache.load("audio", k) for k in keys]  # a cache miss's None is filled in below
     todo = [i for i, hit in enumerate(out) if hit is None]
     problems = []
     if todo:
         with start_pool(jobs) as pool:  # spawned: the workers import their stack while the front-end loads
-            embedder = _frozen_embedder(config.frontend) if config.frontend in FROZEN_FRONTENDS else None
+            embedder = _frozen_embedder(config.frontend, precision) if config.frontend in FROZEN_FRONTENDS else None
             results = pool.map(prepare_audio, [paths[i] for i in todo], [config] * len(todo), chunksize=4)
             for i, audio in progress(zip(todo, results), total=len(todo), desc="audio features"):
                 if audio.error:
@@ -106,34 +98,55 @@ def extract_audio(
     return [entry.get("x") for entry in out], problems
 
 
-def _frozen_embedder(frontend: str):
-    """[chunks, ...] features → [chunks, windows, 200] float16 embeddings of a frozen pretrained front-end."""
+def _precision_key(precision: str) -> dict:
+    """What the encoders' precision adds to a cache key: nothing for fp32, so the entries made before there
+    was a choice (all fp32) stay valid; a bf16 embedding is never taken for an fp32 one."""
+    from mer_tag.models.precision import resolve
+
+    resolved = resolve(precision)
+    return {} if resolved == "fp32" else {"encoder_precision": resolved}
+
+
+def _frozen_embedder(frontend: str, precision: str):
+    """[chunks, ...] features → [chunks, windows, 200] float16 embeddings of a frozen pretrained front-end,
+    run as the predictor runs it (`models.precision.encoder_autocast`)."""
     import torch
 
     from mer_tag.models import load_frontend
+    from mer_tag.models.precision import encoder_autocast
 
     model, embed = load_frontend(frontend)
 
     def embed_features(feats: np.ndarray) -> np.ndarray:
-        return embed(model, torch.from_numpy(feats)).numpy().astype(np.float16)
+        with encoder_autocast(precision):
+            embedded = embed(model, torch.from_numpy(feats))
+        return embedded.float().numpy().astype(np.float16)
 
     return embed_features
 
 
 def extract_lyrics(
-    tracks: list[Track], config: LyricsConfig, frozen: bool, pooling: str, cache: FeatureCache, progress
+    tracks: list[Track],
+    config: LyricsConfig,
+    frozen: bool,
+    pooling: str,
+    cache: FeatureCache,
+    progress,
+    precision: str = "fp32",
 ) -> tuple[list, list]:
-    """Per song: the frozen encoder's song embedding [hidden] (frozen) or token windows (fine-tuning), from
-    the lyrics a scan would find (the sidecar file, else the audio's tags); None for a song without."""
+    """Per song: the frozen encoder's song embedding [hidden] (frozen, made in `precision`) or token windows
+    (fine-tuning), from the lyrics a scan would find (the sidecar file, else the audio's tags); None for a
+    song without."""
     import torch
 
     from mer_tag.features import lyrics_windows
     from mer_tag.models.lyrics import LyricsClassifier, load_tokenizer, stack_windows
+    from mer_tag.models.precision import encoder_autocast
     from mer_tag.prepare import read_lyrics
 
     tokenizer = load_tokenizer()
     encoder = None
-    settings = {**asdict(config), "frozen": frozen, "pooling": pooling}
+    settings = {**asdict(config), "frozen": frozen, "pooling": pooling, **_precision_key(precision)}
     out: list = []
     problems: list[tuple[str, str]] = []
     for track in progress(tracks, total=len(tracks), desc="lyrics features"):
@@ -154,7 +167,7 @@ def extract_lyrics(
                 encoder = LyricsClassifier(pooling=pooling)
                 encoder.attach_encoder()
                 encoder.eval()
-            with torch.inference_mode():
+            with torch.inference_mode(), encoder_autocast(precision):
                 hit = {"x": encoder.embed_songs(*stack_windows([windows]))[0].numpy()}
             cache.save("lyrics", key, hit)
         out.append(hit["x"])
@@ -174,10 +187,13 @@ def extract_midi(tracks: list[Track], config: MidiConfig, progress) -> tuple[lis
     return out, problems
 
 
-def extract_branch(name: str, config: dict, examples, cache: FeatureCache, jobs: int, progress) -> tuple[list, list]:
-    """One branch's features for `examples`, with the settings of the preset `config`; (features, problems).
+def extract_branch(
+    name: str, config: dict, examples, cache: FeatureCache, jobs: int, progress, precision: str = "fp32"
+) -> tuple[list, list]:
+    """One branch's features for `examples`, with the settings of the preset `config` and the frozen encoders
+    in `precision`; (features, problems).
 
-    The one place a preset section becomes extraction calls: `mer-tag train` and tools/crossval.py share it.
+    The one place a preset section becomes extraction calls: `mer-tag train` and `mer-tag crossval` share it.
     """
     from mer_tag.features import config_from_json
 
@@ -185,7 +201,7 @@ def extract_branch(name: str, config: dict, examples, cache: FeatureCache, jobs:
     settings = section.get("features", {})
     if name == "audio":
         return extract_audio(
-            [e.audio_path for e in examples], config_from_json(AudioConfig, settings), cache, jobs, progress
+            [e.audio_path for e in examples], config_from_json(AudioConfig, settings), cache, jobs, progress, precision
         )
     tracks = [Track(e.audio_path, e.lyrics_path, e.midi_path) for e in examples]
     if name == "lyrics":
@@ -196,5 +212,6 @@ def extract_branch(name: str, config: dict, examples, cache: FeatureCache, jobs:
             section.get("model", {}).get("pooling", "mean"),
             cache,
             progress,
+            precision,
         )
     return extract_midi(tracks, config_from_json(MidiConfig, settings), progress)

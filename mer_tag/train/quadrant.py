@@ -18,7 +18,7 @@ import numpy as np
 
 from mer_tag.labels import QUADRANTS
 from mer_tag.models.quadrant import ENERGETIC, POSITIVE, pool_track
-from mer_tag.train.run import TrainError
+from mer_tag.train.recipe import TrainError, stratified_subset
 
 # [quadrant] in a preset. C: inverse L2 strength of the logistic regression (the default preset's comment has
 # the cross-validation that chose 0.01).
@@ -61,14 +61,16 @@ def quadrant_dataset(data, config: dict):
     return dataset
 
 
-def quadrant_songs(dataset, config: dict, cache, jobs: int, progress, limit: int = 0, seed: int = 0) -> QuadrantSongs:
-    """Pool every usable song's front-end embeddings, for a dataset `quadrant_dataset` gave."""
+def quadrant_songs(
+    dataset, config: dict, cache, jobs: int, progress, limit: int = 0, seed: int = 0, precision: str = "fp32"
+) -> QuadrantSongs:
+    """Pool every usable song's front-end embeddings (the front-end in `precision`), for a dataset
+    `quadrant_dataset` gave."""
     from mer_tag.train.datasets import artist_group
     from mer_tag.train.extract import extract_branch
-    from mer_tag.train.run import stratified_subset
 
     examples = stratified_subset(dataset.examples, limit, seed) if limit else dataset.examples
-    audio, problems = extract_branch("audio", config, examples, cache, jobs, progress)
+    audio, problems = extract_branch("audio", config, examples, cache, jobs, progress, precision)
     keep = [i for i, x in enumerate(audio) if x is not None]
     examples = [examples[i] for i in keep]
     return QuadrantSongs(
@@ -135,14 +137,16 @@ def quadrant_scores(y: np.ndarray, probs: np.ndarray) -> dict:
     return result
 
 
-def train_quadrant(dataset, config: dict, cache, jobs: int, progress, seed: int, limit: int, log):
+def train_quadrant(
+    dataset, config: dict, cache, jobs: int, progress, seed: int, limit: int, log, precision: str = "fp32"
+):
     """(shipped head, {'test': scores}, card section, problems) for `mer-tag train`, from a dataset
-    `quadrant_dataset` gave."""
+    `quadrant_dataset` gave; the front-end in `precision`."""
     from mer_tag.train.splits import preset_split
 
     section = config.get("quadrant", {})
     data = dataset.root
-    songs = quadrant_songs(dataset, config, cache, jobs, progress, limit, seed)
+    songs = quadrant_songs(dataset, config, cache, jobs, progress, limit, seed, precision)
     if len(set(songs.y.tolist())) < 2:
         raise QuadrantDataError(f"{data}: fewer than two quadrants among the usable songs")
     split = preset_split(songs.y, songs.groups, config, seed)

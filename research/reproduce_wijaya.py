@@ -5,9 +5,9 @@ are kept as JSON in `--out` and not run again, so the table can be built a piece
 the table of docs/reproductions.md (macro-F1 and accuracy, mean ± spread over folds) and the paired
 differences, fold by fold on the same folds: CRNN − CNN, and whole clip − excerpt.
 
-    python tools/reproduce_wijaya.py                         # every cell (hours on two busy cores)
-    python tools/reproduce_wijaya.py --cells cnn:valence:30,cnn:valence:10
-    python tools/reproduce_wijaya.py --table-only            # the table from the cells already run
+    python research/reproduce_wijaya.py                         # every cell (hours on two busy cores)
+    python research/reproduce_wijaya.py --cells cnn:valence:30,cnn:valence:10
+    python research/reproduce_wijaya.py --table-only            # the table from the cells already run
 """
 
 import argparse

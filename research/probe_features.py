@@ -1,5 +1,4 @@
-"""Would other features help? Artist-grouped CV of the shipped heads on alternatives to what they read
-(`python tools/probe_features.py`, a thin command line over this module).
+"""Would other features help? Artist-grouped CV of the shipped heads on alternatives to what they read.
 
 Each probe swaps what one branch's head reads, keeps the head and its training as the `default` preset
 has them, and scores it with the same grouped folds as `mer-tag crossval` (mean ± spread over
@@ -24,13 +23,14 @@ saved, refit the shipped fusion on each fold's out-of-fold rows (it must reprodu
 scores) and set beside it logistic regression on the same inputs and a weighted product of the branches'
 probabilities (weights chosen on the fold's training rows).
 
-    python tools/probe_features.py --data ../shared/datasets/mirex-mood --seeds 3
-    python tools/probe_features.py --data ../shared/datasets/mirex-mood --probe offsets --probe tfidf
-    python tools/probe_features.py --fusion-probs cv.npz
+    python research/probe_features.py --data ../shared/datasets/mirex-mood --seeds 3
+    python research/probe_features.py --data ../shared/datasets/mirex-mood --probe offsets --probe tfidf
+    python research/probe_features.py --fusion-probs cv.npz   # from `mer-tag crossval --branch fused --probs`
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 from pathlib import Path
 
@@ -262,9 +262,9 @@ def fusion_probes(path: str) -> dict[str, list[float]]:
 
     from sklearn.linear_model import LogisticRegression
 
-    from mer_tag.train.branches import fusion_items
+    from mer_tag.models.fusion import BRANCHES
     from mer_tag.train.evaluate import macro_f1
-    from mer_tag.train.run import MODALITIES, fit_fusion
+    from mer_tag.train.recipe import fit_fusion, fused_probs
 
     saved = np.load(path)
     y = saved["labels"]
@@ -274,17 +274,15 @@ def fusion_probes(path: str) -> dict[str, list[float]]:
         rows = {
             part: {
                 b: {int(r[0]): r[1:] for r in saved[f"{fold}_{b}_{part}"]} if f"{fold}_{b}_{part}" in saved else {}
-                for b in MODALITIES
+                for b in BRANCHES
             }
             for part in ("oof", "held")
         }
         train, held = sorted(rows["oof"]["audio"]), sorted(rows["held"]["audio"])
         fusion, model = fit_fusion({}, rows["oof"], train, y, 5, seed + k)
-        held_items = fusion_items(
-            {b: [rows["held"][b].get(i) for i in held] for b in MODALITIES}, MODALITIES, 5, False
-        )[0]
+        held_probs = {b: [rows["held"][b].get(i) for i in held] for b in BRANCHES}
         scores.setdefault("shipped fusion (refit)", []).append(
-            macro_f1(y[held], fusion.predict(model, held_items).argmax(1), 5)
+            macro_f1(y[held], fused_probs(fusion, model, held_probs, 5).argmax(1), 5)
         )
         train_x, source = flat_inputs(rows["oof"], train, subsets=True)
         held_x, _ = flat_inputs(rows["held"], held, subsets=False)
@@ -303,19 +301,19 @@ def fusion_probes(path: str) -> dict[str, list[float]]:
 
 def flat_inputs(probs: dict, songs: list, subsets: bool):
     """The fusion's own inputs (masked log-probabilities and the mask) as one row per item."""
+    from mer_tag.models.fusion import BRANCHES
     from mer_tag.train.branches import fusion_items
-    from mer_tag.train.run import MODALITIES
 
-    items, source = fusion_items({b: [probs[b].get(i) for i in songs] for b in MODALITIES}, MODALITIES, 5, subsets)
+    items, source = fusion_items({b: [probs[b].get(i) for i in songs] for b in BRANCHES}, BRANCHES, 5, subsets)
     return np.stack([np.concatenate([log_probs.ravel(), mask.astype(float)]) for log_probs, mask in items]), source
 
 
 def product(probs: dict, songs: list, weights) -> np.ndarray:
     """Σ weight × log-probability over the branches each song has."""
-    from mer_tag.train.run import MODALITIES
+    from mer_tag.models.fusion import BRANCHES
 
     total = np.zeros((len(songs), 5))
-    for branch, weight in zip(MODALITIES, weights):
+    for branch, weight in zip(BRANCHES, weights):
         for j, song in enumerate(songs):
             if song in probs[branch]:
                 total[j] += weight * np.log(np.clip(probs[branch][song], 1e-6, 1))
@@ -345,12 +343,9 @@ def run_probes(
     cache: str | Path = ".cache/features",
 ) -> None:
     """Print one line per probe: macro-F1 mean ± spread over 5 grouped folds × `seeds`."""
-    import torch
-
     from mer_tag.sources.lyrics import clean_lyrics, read_lyrics_file
-    from mer_tag.train.run import load_preset
+    from mer_tag.train.recipe import load_preset
 
-    torch.set_num_threads(jobs)
     if fusion_probs:
         for name, scores in fusion_probes(fusion_probs).items():
             report("fusion", name, 0, scores)
@@ -380,3 +375,27 @@ def report(branch: str, probe: str, songs: int, scores: list[float]) -> None:
         f"({len(scores)} folds)",
         flush=True,
     )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="the dataset (audio and lyrics probes)")
+    parser.add_argument("--fusion-probs", help="fold probabilities from `mer-tag crossval --branch fused --probs`")
+    parser.add_argument(
+        "--probe", action="append", choices=AUDIO_PROBES + LYRICS_PROBES, help="one probe (repeatable; default: all)"
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2, help="decode workers and torch threads")
+    parser.add_argument("--cache", default=".cache/features", help="feature cache (the student's log-mel inputs)")
+    args = parser.parse_args(argv)
+    if not args.data and not args.fusion_probs:
+        parser.error("--data is needed for the audio and lyrics probes")
+    import torch
+
+    torch.set_num_threads(max(1, args.jobs))  # this command's own process
+    run_probes(args.data, args.fusion_probs, args.probe, args.seeds, args.jobs, args.cache)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
