@@ -44,6 +44,7 @@ class Track:
     path: Path
     lyrics_path: Path | None = None
     midi_path: Path | None = None
+    lyrics: str | None = None  # text the caller already holds (a beets library's `lyrics` field): before the sidecar
 
 
 def walk(

@@ -34,7 +34,7 @@ class Prepared:
     chunk_starts: list[float] = field(default_factory=list)  # seconds
     audio: np.ndarray | None = None  # [n_chunks, ...] float16 features
     lyrics: str | None = None
-    lyrics_source: str = "none"  # 'sidecar', 'embedded' or 'none'
+    lyrics_source: str = "none"  # 'given', 'sidecar', 'embedded' or 'none'
     midi: tuple | None = None  # (pitch, cont, length)
 
 
@@ -116,11 +116,14 @@ def prepare_audio(path: str | os.PathLike, config: AudioConfig) -> Audio:
 
 
 def read_lyrics(track: Track) -> tuple[str | None, str, str | None]:
-    """(clean text or None, source: 'sidecar' | 'embedded' | 'none', a note when a sidecar was unusable).
+    """(clean text or None, source: 'given' | 'sidecar' | 'embedded' | 'none', a note when a sidecar was unusable).
 
-    The sidecar file wins; without one, or when it cannot be read, the lyrics in the audio file's tags."""
-    from mer_tag.sources.lyrics import LyricsError, clean_lyrics, embedded_lyrics, read_lyrics_file
+    Text handed over with the track (`Track.lyrics`, LRC timestamps dropped) wins; then the sidecar file;
+    without one, or when it cannot be read, the lyrics in the audio file's tags."""
+    from mer_tag.sources.lyrics import LyricsError, clean_lyrics, embedded_lyrics, plain_lyrics, read_lyrics_file
 
+    if track.lyrics and (given := clean_lyrics(plain_lyrics(track.lyrics))):
+        return given, "given", None
     note = None
     if track.lyrics_path is not None:
         try:

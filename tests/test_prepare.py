@@ -2,6 +2,7 @@
 a scan's preparation gets, rejects what it rejects (a truncated file), and finds the lyrics it finds (embedded
 in the tags when there is no sidecar)."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from media import tone, write_audio, write_lyrics, write_midi, write_tags
 from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig, lyrics_windows
 from mer_tag.library import Track
 from mer_tag.models.precision import resolve as resolve_precision
-from mer_tag.prepare import prepare
+from mer_tag.prepare import prepare, read_lyrics
 from mer_tag.train.extract import FeatureCache, extract_audio, extract_lyrics, extract_midi
 
 AUDIO = AudioConfig(n_mels=32, chunk_seconds=5.0, chunk_hop_seconds=5.0)
@@ -81,6 +82,17 @@ def test_training_reads_the_lyrics_and_midi_a_scan_reads(songs):
     assert midi_problems == [] and midi[1] is None and midi[2] is None
     for got, want in zip(midi[0], prepared[0].midi):
         assert np.array_equal(got, want)
+
+
+def test_lyrics_handed_over_with_the_track_come_before_the_sidecar_and_lose_their_timestamps(songs):
+    """beets hands over its `lyrics` field (synced LRC from its lyrics plugin, say); empty text changes nothing."""
+    good = songs["good"]  # a sidecar beside it
+    given = dataclasses.replace(good, lyrics="[ar:Someone]\n[00:01.00]Given  words\n[00:02.50]second line\n")
+    assert read_lyrics(given) == ("Given words\nsecond line", "given", None)
+    for nothing in ("", " \n", "[00:03.00]\n"):
+        assert read_lyrics(dataclasses.replace(good, lyrics=nothing)) == ("We ride tonight", "sidecar", None)
+    item = prepare(dataclasses.replace(songs["sung"], lyrics="Sung in the library"), AUDIO, MIDI)
+    assert (item.lyrics, item.lyrics_source) == ("Sung in the library", "given")  # before the embedded ones
 
 
 def test_a_song_embedding_is_the_same_in_training_and_in_a_scan(songs, tiny_model):

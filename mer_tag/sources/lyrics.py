@@ -80,6 +80,12 @@ def _decode_8bit(data: bytes) -> str:
     return data.decode("latin-1")  # cp1252 leaves five bytes undefined; Latin-1 maps every byte
 
 
+def plain_lyrics(text: str) -> str:
+    """Lyrics text as plain lines: an LRC's timestamps and ID tags dropped when it has timed lines (beets'
+    lyrics plugin stores synced lyrics so)."""
+    return _strip_lrc(text) if _LRC_LINE.search(text) else text
+
+
 def _strip_lrc(text: str) -> str:
     """LRC to plain lines: drop ID-tag lines and every line or word timestamp."""
     lines = (line for line in text.splitlines() if not _LRC_ID_TAG.match(line))
