@@ -198,12 +198,12 @@ class MoodEngine:
     """mer-tag's local engine for one `beet mood` or one import: decode workers and the model start on the
     first tracks and serve every later batch; `close` ends them."""
 
-    def __init__(self, model: str, jobs: int):
+    def __init__(self, model: str, jobs: int, log):
         from mer_tag import engines
 
         self._engine = engines.create("local", model, jobs=jobs)  # reads the model's card only
         self.ref = self._engine.card.ref  # name@version
-        self._started = False
+        self.jobs, self._log, self._started = jobs, log, False
 
     def rows(self, tracks: list) -> Iterator[dict]:
         """One result row (docs/output.md) per track, in the order they finish."""
@@ -214,6 +214,7 @@ class MoodEngine:
 
             let_idle_threads_sleep()  # as `mer-tag scan` sets its own process: before torch starts
             reuse_freed_memory()
+            self._log.debug("loading {} beside {} decode processes", self.ref, self.jobs)
             self._engine.start()
             self._started = True
         return self._engine.rows(tracks)
@@ -282,7 +283,8 @@ class MerTagPlugin(BeetsPlugin):
             from mer_tag.bundle import BundleError
 
             try:
-                self._engine = MoodEngine(self.config["model"].as_str(), max(0, self.config["jobs"].get(int)))
+                jobs = max(0, self.config["jobs"].get(int))
+                self._engine = MoodEngine(self.config["model"].as_str(), jobs, self._log)
             except (BundleError, ValueError) as exc:
                 raise ui.UserError(f"mertag: model {self.config['model'].as_str()!r}: {exc}") from None
         return self._engine

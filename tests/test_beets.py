@@ -151,14 +151,15 @@ def test_a_second_run_does_no_work(moods):
     before, files = lib.attributes(), file_digests(lib.music)
     again = lib.beet("-v", "mood")
     assert "mertag: 0 analysed, 0 failed, 20 skipped (done before by tiny@0.0.1)" in again.stderr
-    assert again.stderr.count("already done by tiny@0.0.1") == TRACKS
+    assert again.stderr.count("already done by tiny@0.0.1") == TRACKS and "loading" not in again.stderr  # no model
     assert lib.attributes() == before and file_digests(lib.music) == files
 
 
 def test_force_analyses_again(moods):
     lib, _ = moods
-    run = lib.beet("mood", "-f", "artist:Artist 1")  # Artist 1, Artist 10 … 19
+    run = lib.beet("-v", "mood", "-f", "artist:Artist 1")  # Artist 1, Artist 10 … 19
     assert "mertag: 11 analysed, 0 failed, 0 skipped" in run.stderr
+    assert "mertag: loading tiny@0.0.1 beside 2 decode processes" in run.stderr
     assert all(analysed(found) for found in lib.attributes().values())
 
 
@@ -194,6 +195,20 @@ def test_a_broken_file_is_one_line_and_the_others_are_filled(tiny_model, tmp_pat
     )  # mood: "" (read at import)
     assert lib.paths("mood_error::.") == {os.fsencode(cut), os.fsencode(gone)}
     assert "0 analysed, 0 failed, 4 skipped" in lib.beet("mood").stderr  # failures are not retried unasked
+
+
+def test_a_bad_template_or_model_is_one_line_before_any_work(tiny_model, tracks, tmp_path):
+    lib = library_with(tmp_path, tracks, tiny_model, template="{nope}")
+    run = lib.beet("mood", check=False)
+    assert run.returncode == 1 and run.stderr.splitlines() == [
+        "error: mertag: template '{nope}': unknown field 'nope' (fields: name, cluster, adjectives, confidence, "
+        "model, runner_up_name, quadrant, quadrant_name, valence, arousal)"
+    ]
+    lib.configure(tmp_path / "no-such-model")
+    run = lib.beet("mood", check=False)
+    assert run.returncode == 1 and len(run.stderr.splitlines()) == 1
+    assert run.stderr.startswith(f"error: mertag: model '{tmp_path / 'no-such-model'}': ")
+    assert not any(key.startswith("mood_") for found in lib.attributes().values() for key in found)
 
 
 # --- lyrics ------------------------------------------------------------------------------------------
