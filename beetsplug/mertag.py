@@ -36,6 +36,9 @@ from beets.plugins import BeetsPlugin
 from beets.util import displayable_path
 from mediafile import MediaField, MediaFile, MP3StorageStyle, MP4StorageStyle, StorageStyle
 
+from mer_tag.errors import MerTagError
+from mer_tag.tags.fields import field_key  # where `mer-tag tag` writes the mood, per tag family (no heavy imports)
+
 NAME = "mood"  # the attribute (and media field) that holds the mood text
 MODEL = "mood_model"
 ERROR = "mood_error"
@@ -64,39 +67,43 @@ DEFAULTS = {
 # --- the mood in files: where `mer-tag tag` puts it (docs/tagging.md) ------------------------------------
 
 
+V24, V23 = field_key("id3v2.4"), field_key("id3v2.3")  # TMOO; TXXX:MOOD (v2.3 has no TMOO)
+V23_DESC = V23.split(":", 1)[1]
+
+
 class ID3Mood(MP3StorageStyle):
     """ID3 (MP3, and WAV/AIFF's ID3 chunk): TMOO in a v2.4 tag; TXXX:MOOD in a v2.3 one (beets' `id3v23: yes`),
     since v2.3 has no TMOO (mutagen drops it when saving v2.3). A file keeps one mood: the other spelling goes."""
 
     def __init__(self) -> None:
-        super().__init__("TMOO")
+        super().__init__(V24)
 
     def fetch(self, mutagen_file):
         tags = mutagen_file.tags
-        frame = tags.get("TMOO") or next(iter(self._txxx(tags)), None)
+        frame = tags.get(V24) or next(iter(self._txxx(tags)), None)
         return frame.text[0] if frame is not None and frame.text else None
 
     def store_text(self, mutagen_file, text: str, v23: bool) -> None:
         from mutagen.id3 import TMOO, TXXX, Encoding
 
         self.delete(mutagen_file)
-        frame = (
-            TXXX(encoding=Encoding.UTF8, desc="MOOD", text=[text]) if v23 else TMOO(encoding=Encoding.UTF8, text=[text])
-        )
-        mutagen_file.tags.add(frame)
+        if v23:
+            mutagen_file.tags.add(TXXX(encoding=Encoding.UTF8, desc=V23_DESC, text=[text]))
+        else:
+            mutagen_file.tags.add(TMOO(encoding=Encoding.UTF8, text=[text]))
 
     def store(self, mutagen_file, value):
         self.store_text(mutagen_file, value, v23=False)
 
     def delete(self, mutagen_file):
         tags = mutagen_file.tags
-        tags.delall("TMOO")
+        tags.delall(V24)
         for frame in self._txxx(tags):
             del tags[frame.HashKey]
 
     @staticmethod
     def _txxx(tags) -> list:
-        return [frame for frame in tags.getall("TXXX") if frame.desc.upper() == "MOOD"]
+        return [frame for frame in tags.getall("TXXX") if frame.desc.upper() == V23_DESC.upper()]
 
 
 class VorbisMood(StorageStyle):
@@ -112,7 +119,12 @@ class MoodField(MediaField):
     removes the mood from the file instead of writing an empty frame."""
 
     def __init__(self) -> None:
-        super().__init__(ID3Mood(), MP4StorageStyle("----:com.apple.iTunes:MOOD"), VorbisMood("MOOD"), APEMood("Mood"))
+        super().__init__(
+            ID3Mood(),
+            MP4StorageStyle(field_key("mp4")),
+            VorbisMood(field_key("vorbis")),
+            APEMood(field_key("apev2")),
+        )
 
     def __set__(self, mediafile, value):
         if not value:
@@ -164,31 +176,30 @@ def stored_row(item) -> dict | None:
     return row
 
 
-def track_key(path: bytes | str) -> str:
-    """One spelling of an item's path for matching rows to items: beets keeps bytes, rows carry str (a
-    name that is not UTF-8 survives as surrogate escapes, both ways)."""
-    return str(Path(os.path.abspath(os.fsdecode(path))))
-
-
 def tracks_for(items: Iterable) -> tuple[list, dict[str, list]]:
     """mer-tag Tracks for `items` (files that exist), with the lyrics and MIDI files `mer-tag scan` would find
-    beside them and beets' `lyrics` field, and key → items (one file may be several items)."""
+    beside them and beets' `lyrics` field; and row path → items (one file may be several items). beets keeps
+    paths as bytes; a row spells its path as `sinks.paths.path_text` does (a file URI for a name that is not
+    UTF-8), so every name maps back."""
     import dataclasses
 
     from mer_tag.library import Track, walk
+    from mer_tag.sinks.paths import path_text
 
-    by_key: dict[str, list] = {}
+    by_file: dict[str, list] = {}
     for item in items:
-        by_key.setdefault(track_key(item.path), []).append(item)
+        by_file.setdefault(str(Path(os.path.abspath(os.fsdecode(item.path)))), []).append(item)
     try:
-        found = {str(t.path): t for t in walk(list(by_key))}  # one listing per folder; each real file once
+        found = {str(t.path): t for t in walk(list(by_file))}  # one listing per folder; each real file once
     except FileNotFoundError:  # one went since it was checked: no sidecars then, and the engine says it is gone
         found = {}
-    tracks = []
-    for key, same in by_key.items():
+    tracks, by_row = [], {}
+    for file, same in by_file.items():
         lyrics = next((str(i.get("lyrics", with_album=False)) for i in same if i.get("lyrics", with_album=False)), None)
-        tracks.append(dataclasses.replace(found.get(key) or Track(Path(key)), lyrics=lyrics))  # other extensions too
-    return tracks, by_key
+        track = dataclasses.replace(found.get(file) or Track(Path(file)), lyrics=lyrics)  # other extensions too
+        tracks.append(track)
+        by_row[path_text(track.path)] = same
+    return tracks, by_row
 
 
 # --- the engine: the one place that knows its API ----------------------------------------------------------
@@ -201,7 +212,7 @@ class MoodEngine:
     def __init__(self, model: str, jobs: int, log):
         from mer_tag import engines
 
-        self._engine = engines.create("local", model, jobs=jobs)  # reads the model's card only
+        self._engine = engines.create("local", engines.EngineSettings(model, jobs=jobs))  # reads the card only
         self.ref = self._engine.card.ref  # name@version
         self.jobs, self._log, self._started = jobs, log, False
 
@@ -275,17 +286,15 @@ class MerTagPlugin(BeetsPlugin):
 
         try:
             return template_text(self.config["template"].as_str())
-        except ValueError as exc:
+        except MerTagError as exc:  # TemplateError
             raise ui.UserError(f"mertag: {exc}") from None
 
     def engine(self) -> MoodEngine:
         if self._engine is None:
-            from mer_tag.bundle import BundleError
-
             try:
                 jobs = max(0, self.config["jobs"].get(int))
                 self._engine = MoodEngine(self.config["model"].as_str(), jobs, self._log)
-            except (BundleError, ValueError) as exc:
+            except (MerTagError, ValueError) as exc:  # BundleError; a bad precision
                 raise ui.UserError(f"mertag: model {self.config['model'].as_str()!r}: {exc}") from None
         return self._engine
 
@@ -370,9 +379,9 @@ class MerTagPlugin(BeetsPlugin):
                 present.append(item)
             else:
                 self._fail(item, "file not found", ref, counts)
-        tracks, by_key = tracks_for(present)
+        tracks, by_row = tracks_for(present)
         for row in self.engine().rows(tracks):
-            for item in by_key[row["path"]]:
+            for item in by_row[row["path"]]:
                 if row["status"] == "ok":
                     self._store(item, row, template, counts)
                 else:
