@@ -6,7 +6,7 @@
 The tracks are throughput.py's generated library (music-like 44.1 kHz stereo MP3s with a lyrics .txt each,
 cached under .cache/bench/throughput/). They are imported once, as they are (`beet import -A`, no copy, no
 write), into a temporary beets library whose config names nothing but this plugin. Then, alternating A and B
-`--rounds` times, each a fresh process as a user runs it:
+`--rounds` times (B first in every other round), each a fresh process as a user runs it:
 
   A  mer-tag scan FOLDER -o moods.csv --force -q -j J
   B  beet mood -f -W                 (mertag jobs: J; -W: the files are not written, as scan writes none)
@@ -95,8 +95,12 @@ def scan_against_mood(folder: Path, work: Path, args, tracks: int) -> dict:
     scan += ["-j", str(args.jobs), "--model", args.model]
     a, b = [], []
     for k in range(args.rounds):
-        a.append(run(scan))
-        b.append(run(beet("mood", "-f", "-W"), lib))
+        if k % 2:  # every other round B first, so neither always runs on the other's warm caches
+            b.append(run(beet("mood", "-f", "-W"), lib))
+            a.append(run(scan))
+        else:
+            a.append(run(scan))
+            b.append(run(beet("mood", "-f", "-W"), lib))
         print(
             f"round {k + 1}: mer-tag scan {a[-1]:.1f} s ({tracks / a[-1]:.2f} tracks/s), "
             f"beet mood {b[-1]:.1f} s ({tracks / b[-1]:.2f} tracks/s)",

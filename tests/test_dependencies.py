@@ -12,15 +12,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mer_tag"
+BEETS_PLUGIN = ROOT / "beetsplug"  # shipped beside the package; needs `pip install 'mer-tag[beets]'`
 
 
-def imported_modules() -> set[str]:
-    """Top-level names of every module mer_tag/ imports, at the top of a file or inside a function, and the
-    packages it finds by name (models/lyrics.py finds the encoder's package with importlib)."""
+def imported_modules(folder: Path = PACKAGE) -> set[str]:
+    """Top-level names of every module `folder` (mer_tag/) imports, at the top of a file or inside a function,
+    and the packages it finds by name (models/lyrics.py finds the encoder's package with importlib)."""
     from mer_tag.models.lyrics import ENCODER_PACKAGE
 
-    names = {ENCODER_PACKAGE}
-    for path in PACKAGE.rglob("*.py"):
+    names = {ENCODER_PACKAGE} if folder == PACKAGE else set()
+    for path in folder.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names |= {alias.name.split(".")[0] for alias in node.names}
@@ -51,6 +52,12 @@ def test_every_import_of_the_package_is_declared():
     runtime = declared(("ray",))  # the Ray engine imports ray only when asked for (`pip install 'mer-tag[ray]'`)
     missing = {m: d for m, d in distributions_of(imported_modules()).items() if not d & runtime}
     assert not missing, f"imported by mer_tag/ but not declared in pyproject.toml: {missing}"
+
+
+def test_the_beets_plugin_imports_only_what_the_package_and_its_extra_declare():
+    runtime = declared(("beets",))
+    missing = {m: d for m, d in distributions_of(imported_modules(BEETS_PLUGIN)).items() if not d & runtime}
+    assert not missing, f"imported by beetsplug/ but not declared in pyproject.toml: {missing}"
 
 
 def test_every_declared_dependency_is_imported_by_the_package():
