@@ -14,6 +14,7 @@ flexible attributes, typed so that range queries work (`beet ls mood_valence:0.6
     mood_quadrant    the valence–arousal quadrant, 1–4
     mood_model       the model that answered, name@version: items this model did are skipped unless --force
     mood_error       set (with mood_model) instead of the others when the file could not be analysed
+    mood_kept        set when the item had a mood text of its own before mer-tag analysed it: kept
 
 All names start with `mood`, and none is one the acousticbrainz plugin (mood_happy, mood_sad, …, moods_mirex) or
 VibeNet (valence, energy) stores, so they can live side by side in one library.
@@ -42,6 +43,7 @@ from mer_tag.tags.fields import field_key  # where `mer-tag tag` writes the mood
 NAME = "mood"  # the attribute (and media field) that holds the mood text
 MODEL = "mood_model"
 ERROR = "mood_error"
+KEPT = "mood_kept"  # the item's mood text is not mer-tag's: it had it before its first analysis
 # row column → attribute; valence, arousal and quadrant are absent from a model without the valence–arousal head
 FROM_ROW = {
     "cluster_name": "mood_name",
@@ -164,18 +166,6 @@ def mood_fields(row: dict) -> dict[str, Any]:
     return values
 
 
-def stored_row(item) -> dict | None:
-    """The row an earlier analysis left on `item` (enough for a tag template), or None."""
-    from mer_tag.labels import QUADRANT_WORDS
-
-    if item.get("mood_name", with_album=False) is None or item.get(MODEL, with_album=False) is None:
-        return None
-    row = {column: item.get(name, with_album=False) for column, name in FROM_ROW.items()}
-    quadrant = row.get("quadrant")
-    row["quadrant_name"] = QUADRANT_WORDS[int(quadrant) - 1] if quadrant else None
-    return row
-
-
 def tracks_for(items: Iterable) -> tuple[list, dict[str, list]]:
     """mer-tag Tracks for `items` (files that exist), with the lyrics and MIDI files `mer-tag scan` would find
     beside them and beets' `lyrics` field; and row path → items (one file may be several items). beets keeps
@@ -264,6 +254,7 @@ class MerTagPlugin(BeetsPlugin):
         "mood_quadrant": types.INTEGER,
         MODEL: types.STRING,
         ERROR: types.STRING,
+        KEPT: types.BOOLEAN,
     }
 
     def __init__(self) -> None:
@@ -389,29 +380,32 @@ class MerTagPlugin(BeetsPlugin):
         return counts
 
     def _store(self, item, row: dict, template: str, counts: Counts) -> None:
-        earlier = stored_row(item)
+        analysed_before = item.get("mood_name", with_album=False) is not None  # and went well
         for name, value in mood_fields(row).items():
             if value is not None:
                 item[name] = value
             elif name in item.keys(with_album=False):
                 del item[name]
-        text = self._mood_text(item, row, earlier, template)
+        text = self._mood_text(item, row, analysed_before, template)
         if text is not None and text != (item.get(NAME, with_album=False) or ""):
             item[NAME] = text
             counts.written.append(item)
+        if text is not None and KEPT in item.keys(with_album=False):
+            del item[KEPT]  # the mood text is mer-tag's now
         item.store()
         counts.analysed += 1
         self._log.info("{}: {} ({:.0%})", item, row["cluster_name"], float(row["confidence"]))
 
-    def _mood_text(self, item, row: dict, earlier: dict | None, template: str) -> str | None:
-        """The item's new mood text ('' for none), or None to leave it as it is: a mood the item had that mer-tag
-        did not give it (yours, another tool's) stays unless `overwrite`; one mer-tag gave it follows the new
-        analysis (and is taken away below `min_confidence`)."""
+    def _mood_text(self, item, row: dict, analysed_before: bool, template: str) -> str | None:
+        """The item's new mood text ('' for none), or None to leave it as it is. A mood the item had before its
+        first analysis (yours, another tool's) stays, marked `mood_kept`, unless `overwrite`; one mer-tag gave
+        it follows each new analysis and the template of the day (and goes below `min_confidence`)."""
         from mer_tag.tags import TagError, mood_text
 
         current = item.get(NAME, with_album=False) or ""
-        ours = not current or (earlier is not None and _text(template, earlier) == current)
+        ours = not current or (analysed_before and not item.get(KEPT, with_album=False))
         if not ours and not self.config["overwrite"].get(bool):
+            item[KEPT] = True
             self._log.info("{}: kept its mood {!r} (mertag overwrite: yes replaces it)", item, current)
             return None
         if float(row["confidence"]) < self.config["min_confidence"].as_number():
@@ -440,12 +434,3 @@ class MerTagPlugin(BeetsPlugin):
         for item in items:
             if item.try_write():  # logs its own one-line error
                 item.store()  # the file's new mtime
-
-
-def _text(template: str, row: dict) -> str | None:
-    from mer_tag.tags import TagError, mood_text
-
-    try:
-        return mood_text(template, row)
-    except (TagError, KeyError, ValueError, TypeError):
-        return None

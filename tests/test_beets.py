@@ -335,11 +335,14 @@ def test_id3v23_gets_txxx_mood_and_one_spelling_only(tiny_model, tracks, tmp_pat
             assert read_mood(os.fsdecode(path)) == found["mood"]
 
 
-def test_a_mood_the_item_had_is_kept_unless_overwrite(tiny_model, tmp_path):
-    lib = Beets(tmp_path, tiny_model, write=True)
-    mine = write_tags(write_audio(lib.music / "mine.flac", tone(6, 300)), title="Mine", artist="Me", album="Mine")
+def test_a_mood_the_item_had_is_kept_unless_overwrite_and_ours_follows_the_template(tiny_model, tmp_path):
     import mutagen
 
+    lib = Beets(tmp_path, tiny_model, write=True)
+    mine, plain = (
+        write_tags(write_audio(lib.music / f"{name}.flac", tone(6, 300)), title=name, artist=name, album=name)
+        for name in ("mine", "plain")
+    )
     audio = mutagen.File(mine)
     audio["MOOD"] = ["Sunday morning"]
     audio.save()
@@ -347,12 +350,23 @@ def test_a_mood_the_item_had_is_kept_unless_overwrite(tiny_model, tmp_path):
     run = lib.beet("mood")
     assert "kept its mood 'Sunday morning'" in run.stderr
     found = lib.attributes()[os.fsencode(mine)]
-    assert found["mood"] == "Sunday morning" and analysed(found)
+    assert found["mood"] == "Sunday morning" and found["mood_kept"] == "1" and analysed(found)
     assert mood_fields(mine) == {"MOOD": ["Sunday morning"]}
-    lib.configure(tiny_model, write=True, overwrite=True)
+
+    lib.configure(tiny_model, write=True, template="name")  # another template, then everything again
+    assert "kept its mood 'Sunday morning'" in lib.beet("mood", "-f").stderr
+    attributes = lib.attributes()
+    assert attributes[os.fsencode(mine)]["mood"] == "Sunday morning" and mood_fields(mine) == {
+        "MOOD": ["Sunday morning"]
+    }
+    ours = attributes[os.fsencode(plain)]
+    assert ours["mood"] == ours["mood_name"] and mood_fields(plain) == {"MOOD": [ours["mood_name"]]}
+
+    lib.configure(tiny_model, write=True, template="name", overwrite=True)
     lib.beet("mood", "-f")
     found = lib.attributes()[os.fsencode(mine)]
-    assert found["mood"].startswith(found["mood_name"]) and mood_fields(mine) == {"MOOD": [found["mood"]]}
+    assert found["mood"] == found["mood_name"] and mood_fields(mine) == {"MOOD": [found["mood"]]}
+    assert "mood_kept" not in found
 
 
 # --- queries (the shipped model: it has the valence–arousal head) -----------------------------------------
