@@ -143,3 +143,27 @@ def test_the_lyrics_encoder_loaded_on_first_use_gives_the_eager_rows(sung, tmp_p
     eager_rows = eager.rows(items[:1]) + eager.rows(items[1:])
     assert [r["lyrics_cluster"] is not None for r in lazy_rows] == [False, True, True]
     assert lazy_rows == eager_rows
+
+
+def test_each_call_of_rows_starts_on_the_model_threads_beside_the_workers(sung, tiny_model, monkeypatch):
+    """The last batch of a call runs on every core (the workers are done); the next call (beets' next import
+    task) starts again on the threads that leave the workers theirs."""
+    import torch
+
+    from mer_tag import engines
+    from mer_tag.engines.local import model_threads
+    from mer_tag.library import walk
+
+    set_threads, asked = torch.set_num_threads, []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (asked.append(n), set_threads(n)))
+    engine = engines.create("local", engines.EngineSettings(tiny_model, jobs=2))
+    tracks = list(walk([sung]))
+    try:
+        engine.start()
+        list(engine.rows(tracks[:1]))
+        assert asked[-1] == 2  # the first call's last batch: on both cores
+        asked.clear()
+        list(engine.rows(tracks[1:]))
+        assert asked[0] == model_threads(2) == 1  # the second call starts beside the workers again
+    finally:
+        engine.close()

@@ -73,6 +73,9 @@ class LocalEngine:
                 yield from self._predictor().rows([prepare(track, *args)])
             return
         max_in_flight = IN_FLIGHT_PER_JOB * self.jobs + 2
+        import torch
+
+        torch.set_num_threads(model_threads(self.jobs))  # an earlier call's last batch took the workers' cores
         # The encoders load while the first tracks already decode.
         for ready in self.pool.prepared(tracks, *args, max_in_flight, submitted=self._predictor):
             predictor = self._predictor()
