@@ -131,6 +131,44 @@ def write_tags(path: Path, lyrics: str | None = None, **fields: str) -> Path:
     return Path(path)
 
 
+RIFF_INFO_IDS = {"title": b"INAM", "artist": b"IART", "album": b"IPRD"}
+AIFF_TEXT_IDS = {"title": b"NAME", "artist": b"AUTH"}
+
+
+def write_riff_info(path: Path, encoding: str = "utf-8", **fields: str) -> Path:
+    """Append a RIFF LIST/INFO chunk (INAM title, IART artist, IPRD album) to a WAV file, byte by byte as the
+    RIFF spec lays it out (NUL-terminated text, even-padded), independent of any tag library's writer."""
+    body = b"INFO"
+    for name, value in fields.items():
+        body += _chunk(RIFF_INFO_IDS[name], value.encode(encoding) + b"\x00", "<")
+    return _append_chunk(Path(path), b"LIST", body, "<")
+
+
+def write_aiff_text(path: Path, encoding: str = "latin-1", **fields: str) -> Path:
+    """Append AIFF text chunks (NAME title, AUTH artist) to an AIFF file, as the AIFF spec lays them out."""
+    path = Path(path)
+    for name, value in fields.items():
+        _append_chunk(path, AIFF_TEXT_IDS[name], value.encode(encoding), ">")
+    return path
+
+
+def _chunk(chunk_id: bytes, body: bytes, order: str) -> bytes:
+    import struct
+
+    return chunk_id + struct.pack(order + "I", len(body)) + body + b"\x00" * (len(body) & 1)
+
+
+def _append_chunk(path: Path, chunk_id: bytes, body: bytes, order: str) -> Path:
+    """Add one chunk at the end of a RIFF (`order` "<") or IFF (">") file and grow its outer size to match."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    data += _chunk(chunk_id, body, order)
+    data[4:8] = struct.pack(order + "I", len(data) - 8)
+    path.write_bytes(bytes(data))
+    return path
+
+
 PYAV_FORMATS = {".wv": ("wv", "wavpack"), ".wma": ("asf", "wmav2")}  # extension -> (muxer, encoder)
 
 

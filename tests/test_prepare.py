@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media import tone, write_audio, write_lyrics, write_midi, write_tags
+from media import tone, write_audio, write_lyrics, write_midi, write_riff_info, write_tags
 from mer_tag.features import AudioConfig, LyricsConfig, MidiConfig, lyrics_windows
 from mer_tag.library import Track
 from mer_tag.models.precision import resolve as resolve_precision
@@ -192,3 +192,12 @@ def test_a_bad_file_never_raises(tmp_path):
     assert item.error and "\n" not in item.error and item.audio is None
     gone = prepare(Track(Path(tmp_path / "gone.mp3")), AUDIO, MIDI)
     assert gone.error and "\n" not in gone.error and gone.audio is None
+
+
+def test_a_wav_row_gets_the_title_and_artist_of_its_riff_info_chunk(tmp_path):
+    path = write_riff_info(
+        write_audio(tmp_path / "07 Soul Man.wav", tone(6, 440)), title="Soul Man", artist="Sam & Dave"
+    )
+    item = prepare(Track(path), AUDIO, MIDI)
+    assert item.error is None
+    assert item.tags == {"title": "Soul Man", "artist": "Sam & Dave", "album": None}

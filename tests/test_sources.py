@@ -11,10 +11,12 @@ from media import (
     CONTAINERS,
     LYRICS,
     tone,
+    write_aiff_text,
     write_audio,
     write_lyrics,
     write_midi,
     write_pyav_audio,
+    write_riff_info,
     write_tags,
 )
 from mer_tag.sources.audio import (
@@ -345,6 +347,47 @@ def test_several_tag_values_are_joined(tmp_path):
     audio["ARTIST"] = ["First", "Second"]
     audio.save()
     assert read_tags(path)["artist"] == "First; Second"
+
+
+def test_wav_title_artist_album_from_its_riff_info_chunk(tmp_path):
+    path = write_audio(tmp_path / "07 Soul Man.wav", tone(0.5))
+    write_riff_info(path, title="Martian Boogie", artist="Brownsville Station", album="Motor City Connection")
+    assert read_tags(path) == {
+        "title": "Martian Boogie",
+        "artist": "Brownsville Station",
+        "album": "Motor City Connection",
+    }
+    assert load_audio(path).size == pytest.approx(0.5 * SAMPLE_RATE, abs=1)  # the chunk does not disturb decoding
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+def test_riff_info_text_in_utf8_or_windows_1252(tmp_path, encoding):
+    path = write_riff_info(write_audio(tmp_path / "t.wav", tone(0.5)), encoding=encoding, artist="Mötley Crüe – Live")
+    assert read_tags(path) == {"title": None, "artist": "Mötley Crüe – Live", "album": None}
+
+
+def test_wav_id3_wins_over_riff_info_which_fills_its_gaps(tmp_path):
+    path = write_audio(tmp_path / "t.wav", tone(0.5))
+    write_tags(path, title="From ID3")
+    write_riff_info(path, title="From INFO", artist="Info Artist")
+    assert read_tags(path) == {"title": "From ID3", "artist": "Info Artist", "album": None}
+
+
+def test_aiff_title_and_artist_from_its_name_and_auth_chunks(tmp_path):
+    path = write_aiff_text(write_audio(tmp_path / "t.aiff", tone(0.5)), title="Night Train", artist="Émile")
+    assert read_tags(path) == {"title": "Night Train", "artist": "Émile", "album": None}
+    write_tags(path, album="From ID3", artist="ID3 Artist")
+    assert read_tags(path) == {"title": "Night Train", "artist": "ID3 Artist", "album": "From ID3"}
+
+
+def test_a_damaged_riff_info_chunk_gives_no_tags_and_does_not_raise(tmp_path):
+    path = write_riff_info(write_audio(tmp_path / "t.wav", tone(0.5)), title="Whole")
+    data = bytearray(path.read_bytes())
+    data[-10:-6] = (0xFFFFFF00).to_bytes(4, "little")  # the INAM field claims 4 GB
+    path.write_bytes(bytes(data))
+    assert read_tags(path) == {"title": None, "artist": None, "album": None}
+    path.write_bytes(bytes(data[:-3]))  # and cut short
+    assert read_tags(path) == {"title": None, "artist": None, "album": None}
 
 
 def test_bad_files_have_no_tags_and_do_not_raise(tmp_path):
