@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
+from mer_tag.errors import MerTagError
+
+
+class EvalError(MerTagError):
+    """An evaluation that would not mean what it seems to (the model learned these very songs)."""
 
 
 def evaluate(
@@ -14,11 +22,15 @@ def evaluate(
     out: str | Path | None = None,
     jobs: int = 2,
     label_map: str | None = None,
+    include_training_songs: bool = False,
+    log: Callable[[str], None] = lambda message: None,
 ) -> dict:
-    """Per-branch (on songs that have the modality) and fused scores of `model` on every song of `data`.
-    Without `label_map`, data whose labels the model does not know is relabelled with the map the model was
-    trained with (its card's `[labels] map`). Quadrant-labelled data (the 4Q emotion layout) scores the
-    model's valence–arousal head, when it has one and its classes are not the quadrants themselves."""
+    """Per-branch (on songs that have the modality) and fused scores of `model` on the songs of `data` it
+    did not learn from (`include_training_songs`: on every song). Without `label_map`, data whose labels the
+    model does not know is relabelled with the map the model was trained with (its card's `[labels] map`).
+    Quadrant-labelled data (the 4Q emotion layout) scores the model's valence–arousal head, when it has one
+    and its classes are not the quadrants themselves. `log` hears, before any scoring, which songs the
+    model learned from and what is scored instead."""
     from mer_tag import bundle as bundle_io
     from mer_tag.train.datasets import DatasetError, load_dataset, relabel
     from mer_tag.train.evaluate import scores
@@ -29,7 +41,9 @@ def evaluate(
     if not label_map and trained_map and not _names_known(dataset.labels.names, bundle.labels):
         dataset = relabel(dataset, trained_map)  # e.g. a valence model on quadrant-labelled songs
     if _scores_quadrants(bundle, dataset.labels.names):
+        dataset = _unseen(dataset, bundle, "quadrant", include_training_songs, log)
         return _evaluate_quadrants(dataset, model, out, jobs, bundle)
+    dataset = _unseen(dataset, bundle, "cluster", include_training_songs, log)
     names = bundle.labels.names
     try:
         to_model = [bundle.labels.index(name) for name in dataset.labels.names]  # dataset class → model class
@@ -55,6 +69,70 @@ def evaluate(
     if out:
         _save(Path(out), metrics, names, bundle.ref)
     return metrics
+
+
+def _unseen(dataset, bundle, head: str, include: bool, log: Callable[[str], None]):
+    """The dataset less the songs the model's `head` ("cluster" or "quadrant") learned from, as its card
+    records them; said before anything is scored. Every song when `include` (said too). An EvalError when
+    every song is one it learned from: that score says how well it remembers, not how it does on new music."""
+    from mer_tag.bundle import seen_songs
+
+    card = bundle.card
+    seen = seen_songs(card.get("quadrant") if head == "quadrant" else card)
+    songs = len(dataset.examples)
+    if seen is None:
+        log(
+            f"note: model {bundle.ref}'s card does not record which songs it learned from, so this cannot tell "
+            f"whether these {songs} songs are new to it (a score on songs it learned from runs high)"
+        )
+        return dataset
+    is_learned = [_fingerprint(e.audio_path) in seen for e in dataset.examples]
+    learned = [e for e, known in zip(dataset.examples, is_learned) if known]
+    if not learned:
+        log(f"none of these {songs} songs were used to train model {bundle.ref}")
+        return dataset
+    if include:
+        log(
+            f"note: {len(learned)} of these {songs} songs were used to train model {bundle.ref}; scoring them "
+            "too, as asked (--include-training-songs): a score on songs it learned from runs high"
+        )
+        return dataset
+    new = [e for e, known in zip(dataset.examples, is_learned) if not known]
+    if not new:
+        raise EvalError(
+            f"model {bundle.ref} was trained on all {songs} of these songs, so a score here says how well it "
+            f"remembers them, not how it does on new music{_held_out_score(card, head)}; "
+            "--include-training-songs scores them anyway"
+        )
+    log(
+        f"{len(learned)} of these {songs} songs were used to train model {bundle.ref}: scoring the other "
+        f"{len(new)} only (--include-training-songs scores all {songs})"
+    )
+    return replace(dataset, examples=new)
+
+
+def _fingerprint(path) -> str | None:
+    from mer_tag.bundle import song_fingerprint
+
+    try:
+        return song_fingerprint(path)
+    except OSError:  # unreadable: not one the card can know; the scan names the problem
+        return None
+
+
+def _held_out_score(card: dict, head: str) -> str:
+    """The clause naming the card's held-out score (test artists it never saw), or "" where it has none."""
+    section = card.get("quadrant", {}) if head == "quadrant" else card
+    metrics = section.get("metrics", {})
+    test = metrics.get("test") if head == "quadrant" else metrics.get("fusion", {}).get("test")
+    if not test or not test.get("n"):
+        return ""
+    refit = " measured before the refit on every song," if card.get("refit_all") else ""
+    name = "quadrant" if head == "quadrant" else "fused"
+    return (
+        f" (its card's held-out score,{refit} on {test['n']} songs by artists it never saw: {name} macro-F1 "
+        f"{test['macro_f1']:.3f})"
+    )
 
 
 def _save(out: Path, metrics: dict, names, model_ref: str) -> None:
