@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mer_tag.sinks.paths import path_text
 from mer_tag.sinks.results import ResultsError
@@ -21,6 +22,7 @@ class ScanSummary:
     still_failing: int = 0  # of the skipped: failed in an earlier run, unchanged since, not tried again
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), this run's
+    unmet: list[str] = field(default_factory=list)  # options that did not reach the rows already done, and why
 
     @property
     def failing(self) -> int:
@@ -37,6 +39,7 @@ class ScanPlan:
     keep: object = None  # a polars DataFrame of earlier rows kept as they are, or None
     still_failing: int = 0  # tracks skipped whose earlier row is a failure (the file unchanged since)
     set_aside: bool = False  # --force: the earlier results move to `<out>.bak` before the first new row
+    unmet: list[str] = field(default_factory=list)  # options the skipped tracks' rows do not reflect (unmet_options)
 
 
 def scan(
@@ -77,6 +80,8 @@ def scan(
     try:
         feedback.stage("finding tracks…")
         plan = _plan(paths, out, card.ref, force, lyrics_dir, midi_dir, retry_failed, found=feedback.found)
+        hop = chunk_hop or card.audio_config.chunk_hop_seconds
+        plan.unmet = unmet_options(plan, out, hop if timeline else 0.0, lyrics_dir is not None, midi_dir is not None)
         feedback.note(_plan_line(plan))
         # A resumed scan with nothing new starts no engine: no workers, no torch, no weights; the results
         # are still finished (a killed run's journal folded in).
@@ -85,6 +90,7 @@ def scan(
             runner.start()  # a model that cannot load fails here, before the results are touched
         rows = runner.rows(plan.todo) if plan.todo else iter(())
         summary = _write_rows(plan, out, card.labels, timeline, rows, feedback, on_row, runner.parquet_parts)
+        summary.unmet = plan.unmet
     finally:
         feedback.stop()
         runner.close()
@@ -112,6 +118,75 @@ def _plan_line(plan: ScanPlan) -> str:
         if plan.still_failing:
             line += f" ({plan.still_failing:,} of them failing, unchanged since)"
     return line
+
+
+def unmet_options(plan: ScanPlan, out, timeline_hop: float, lyrics_dir: bool, midi_dir: bool) -> list[str]:
+    """One line per option this scan was given that the rows of the tracks it skips (done earlier, files
+    unchanged) do not reflect, each with its remedy: options act on the tracks a scan does, never on rows
+    already written. `timeline_hop`: the seconds between timeline stretches asked for (0: no timeline)."""
+    skipped = _skipped_ok_rows(plan)
+    if skipped is None:
+        return []
+    remedy = f"--force redoes every track (the earlier results are kept as {Path(out).name}.bak)"
+    lines = []
+    if timeline_hop:
+        timelines = _column(skipped, "timeline")
+        if without := sum(1 for t in timelines if not t):
+            lines.append(
+                f"{_tracks(without, 'has', 'have')} no timeline: --timeline adds one to the tracks a scan "
+                f"does, not to rows already written; {remedy}"
+            )
+        if other := sum(1 for t in timelines if t and not _has_hop(t, timeline_hop)):
+            lines.append(f"{_tracks(other, 'has', 'have')} a timeline in steps other than {timeline_hop:g} s; {remedy}")
+    found = {str(t.path): t for t in plan.tracks}
+    for given, option, column, what in (
+        (lyrics_dir, "--lyrics-dir", "lyrics_path", "lyrics"),
+        (midi_dir, "--midi-dir", "midi_path", "MIDI"),
+    ):
+        if not given:
+            continue
+        rows = zip(skipped["path"], _column(skipped, column), _column(skipped, "notes"))
+        # A row without the file and without a note about it: done before the file was there to find (an
+        # unreadable file is named in the row's notes, and a redo would not read it either).
+        lacking = sum(1 for p, used, notes in rows if not used and not notes and getattr(found[p], column))
+        if lacking:
+            lines.append(f"{_tracks(lacking, 'was', 'were')} scanned without the {what} {option} finds; {remedy}")
+    return lines
+
+
+def _column(frame, name: str) -> list:
+    return frame[name].to_list() if name in frame.columns else [None] * frame.height
+
+
+def _skipped_ok_rows(plan: ScanPlan):
+    """The earlier ok rows of the tracks this scan found and skips, or None when there are none."""
+    if plan.keep is None or len(plan.tracks) == len(plan.todo):
+        return None
+    import polars as pl
+
+    todo = {str(t.path) for t in plan.todo}
+    skipped = [str(t.path) for t in plan.tracks if str(t.path) not in todo]
+    earlier: Any = plan.keep
+    keep = earlier.filter(pl.col("path").is_in(skipped))
+    if "status" in keep.columns:
+        keep = keep.filter(pl.col("status") == "ok")
+    return keep if keep.height else None
+
+
+def _has_hop(timeline: str, hop: float) -> bool:
+    """Whether a row's timeline (JSON) steps by `hop` seconds; one with a single stretch fits any."""
+    import json
+
+    try:
+        starts = [stretch["start_s"] for stretch in json.loads(timeline)]
+    except (ValueError, TypeError, KeyError):
+        return False
+    return len(starts) < 2 or abs(starts[1] - starts[0] - hop) < 0.02  # start_s is rounded to 0.01 s
+
+
+def _tracks(n: int, verb_one: str, verb_many: str) -> str:
+    """'1 track already done has' / '3 tracks already done have'."""
+    return f"{n:,} track{'s' if n != 1 else ''} already done {verb_one if n == 1 else verb_many}"
 
 
 def _plan(

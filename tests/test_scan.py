@@ -201,6 +201,42 @@ def test_timeline_lists_every_chunk(library, tiny_model, tmp_path):
     assert all(1 <= c["cluster"] <= 5 and 0 < c["confidence"] <= 1 for c in timeline)
 
 
+def test_timeline_over_rows_already_done_says_they_have_none_and_how_to_get_it(library, tiny_model, tmp_path, capsys):
+    out = tmp_path / "moods.parquet"
+    scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False)
+    again = scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False, timeline=True)
+    assert (again.ok, again.skipped) == (0, 3)
+    assert again.unmet == [
+        "3 tracks already done have no timeline: --timeline adds one to the tracks a scan does, not to rows "
+        "already written; --force redoes every track (the earlier results are kept as moods.parquet.bak)"
+    ]
+    assert (
+        main(["scan", str(library / "jazz"), "-o", str(out), "--model", str(tiny_model), "-j", "0", "--timeline"]) == 0
+    )
+    err = " ".join(capsys.readouterr().err.split())
+    assert "note: 3 tracks already done have no timeline" in err and "--force redoes every track" in err
+    forced = scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False, timeline=True, force=True)
+    assert forced.ok == 3 and forced.unmet == []
+    assert scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False, timeline=True).unmet == []
+    hop = scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False, timeline=True, chunk_hop=2.5)
+    assert hop.unmet == [  # Tune.wav has three 5-s stretches; the 3-s songs one, which fits any step
+        "1 track already done has a timeline in steps other than 2.5 s; --force redoes every track (the earlier "
+        "results are kept as moods.parquet.bak)"
+    ]
+
+
+def test_lyrics_dir_over_rows_already_done_says_they_were_scanned_without_it(tmp_path, tiny_model):
+    write_audio(tmp_path / "Music" / "Artist" / "Song.flac", tone(3, 220))
+    write_lyrics(tmp_path / "Lyrics" / "Artist" / "Song.txt", "We ride tonight\n")
+    out = tmp_path / "moods.csv"
+    scan([tmp_path / "Music"], out=out, model=tiny_model, jobs=0, progress=False)
+    again = scan(
+        [tmp_path / "Music"], out=out, model=tiny_model, jobs=0, progress=False, lyrics_dir=tmp_path / "Lyrics"
+    )
+    assert len(again.unmet) == 1
+    assert again.unmet[0].startswith("1 track already done was scanned without the lyrics --lyrics-dir finds; --force")
+
+
 def test_worker_processes_give_the_same_rows(library, tiny_model, tmp_path):
     inline, pooled = tmp_path / "a.csv", tmp_path / "b.csv"
     scan([library / "rock"], out=inline, model=tiny_model, jobs=0, progress=False)

@@ -214,6 +214,8 @@ def _print_summary(console, summary, out: str) -> None:
         ", ".join(counts) + f" in {summary.seconds:.1f} s" + ("" if out == "-" else f" → {escape(out)}"),
         highlight=False,
     )
+    for line in summary.unmet:  # an option the rows already done do not reflect, and how to get it
+        console.print(f"[yellow]note[/]: {escape(line)}", highlight=False)
 
 
 def _tag(console, out: str, quiet: bool) -> int:
