@@ -8,10 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mer_tag.errors import MerTagError
 from mer_tag.sinks.paths import path_text
 from mer_tag.sinks.results import ResultsError
 
-__all__ = ["ResultsError", "ScanPlan", "ScanSummary", "check_out", "scan"]
+__all__ = ["NoAudioError", "ResultsError", "ScanPlan", "ScanSummary", "check_out", "scan"]
+
+
+class NoAudioError(MerTagError):
+    """Nothing to scan: no audio file in any PATH given (an empty folder, a file of another kind)."""
 
 
 @dataclass
@@ -23,6 +28,7 @@ class ScanSummary:
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), this run's
     unmet: list[str] = field(default_factory=list)  # options that did not reach the rows already done, and why
+    empty: list[str] = field(default_factory=list)  # paths given that hold no audio file (others did)
 
     @property
     def failing(self) -> int:
@@ -40,6 +46,7 @@ class ScanPlan:
     still_failing: int = 0  # tracks skipped whose earlier row is a failure (the file unchanged since)
     set_aside: bool = False  # --force: the earlier results move to `<out>.bak` before the first new row
     unmet: list[str] = field(default_factory=list)  # options the skipped tracks' rows do not reflect (unmet_options)
+    empty: list[str] = field(default_factory=list)  # paths given that hold no audio file
 
 
 def scan(
@@ -80,6 +87,8 @@ def scan(
     try:
         feedback.stage("finding tracks…")
         plan = _plan(paths, out, card.ref, force, lyrics_dir, midi_dir, retry_failed, found=feedback.found)
+        if not plan.tracks:  # before the results are touched: an empty folder or an unmounted disk
+            raise NoAudioError(f"no audio files in {', '.join(map(str, paths))} ({_what_is_scanned()})")
         hop = chunk_hop or card.audio_config.chunk_hop_seconds
         plan.unmet = unmet_options(plan, out, hop if timeline else 0.0, lyrics_dir is not None, midi_dir is not None)
         feedback.note(_plan_line(plan))
@@ -90,7 +99,7 @@ def scan(
             runner.start()  # a model that cannot load fails here, before the results are touched
         rows = runner.rows(plan.todo) if plan.todo else iter(())
         summary = _write_rows(plan, out, card.labels, timeline, rows, feedback, on_row, runner.parquet_parts)
-        summary.unmet = plan.unmet
+        summary.unmet, summary.empty = plan.unmet, plan.empty
     finally:
         feedback.stop()
         runner.close()
@@ -205,8 +214,9 @@ def _plan(
         tracks.append(track)
         if found:
             found(len(tracks))
+    empty = _without_tracks(paths, tracks)
     if force:
-        return ScanPlan(tracks, tracks, set_aside=str(out) != "-")
+        return ScanPlan(tracks, tracks, set_aside=str(out) != "-", empty=empty)
     done = _unchanged_done(previous, model_ref, retry_failed) if previous is not None else {}
     todo, still_failing = [], 0
     for track in tracks:
@@ -220,7 +230,27 @@ def _plan(
         import polars as pl
 
         keep = previous.filter(~pl.col("path").is_in([path_text(t.path) for t in todo]))
-    return ScanPlan(tracks, todo, keep, still_failing=still_failing)
+    return ScanPlan(tracks, todo, keep, still_failing=still_failing, empty=empty)
+
+
+def _without_tracks(paths, tracks) -> list[str]:
+    """The paths given (as given) under which the walk found no track."""
+    import os
+
+    found = [str(t.path) for t in tracks]
+    empty = []
+    for given in paths:
+        root = os.path.abspath(given)  # as the walk makes a track's path: absolute, not resolved
+        inside = root.rstrip(os.sep) + os.sep
+        if not any(path == root or path.startswith(inside) for path in found):
+            empty.append(str(given))
+    return empty
+
+
+def _what_is_scanned() -> str:
+    from mer_tag.sources.audio import AUDIO_EXTENSIONS
+
+    return f"mer-tag reads {', '.join(sorted(AUDIO_EXTENSIONS))} files; folders are searched through"
 
 
 def _write_rows(plan, out, labels, timeline, rows, feedback, on_row, parquet_parts: bool) -> ScanSummary:

@@ -196,3 +196,28 @@ def test_a_new_folder_for_the_results_is_made_only_by_a_scan_that_runs(library, 
     assert not (tmp_path / "new").exists()  # refused: nothing left behind
     assert main(["scan", str(library / "a.wav"), "--model", str(tiny_model), "-o", str(out), "-j", "0", "-q"]) == 0
     assert len(read_results(out)) == 1
+
+
+def test_an_empty_folder_or_a_file_that_is_not_audio_is_one_error_line_and_exit_2(tmp_path, tiny_model):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "cover.jpg").write_bytes(b"\xff\xd8\xff\xe0 not audio")
+    for given, said in (
+        ("empty", "no audio files in empty (mer-tag reads "),
+        ("cover.jpg", "not an audio file: cover.jpg"),
+    ):
+        run = run_main("scan", given, "--model", str(tiny_model), "-j", "0", cwd=tmp_path)
+        assert run.returncode == 2, run.stderr
+        err = run.stderr.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: " + said), err
+        assert ".flac" in err[0] and ".mp3" in err[0]  # what it would have scanned
+        assert "torch imported: False" in run.stdout
+        assert not (tmp_path / "moods.csv").exists()
+
+
+def test_one_empty_folder_among_others_is_a_warning_and_the_rest_is_scanned(library, tiny_model, tmp_path, capsys):
+    (tmp_path / "Empty").mkdir()
+    out = tmp_path / "moods.csv"
+    summary = scan([library, tmp_path / "Empty"], out=out, model=tiny_model, jobs=0, progress=False)
+    assert summary.ok == 2 and summary.empty == [str(tmp_path / "Empty")]
+    main(["scan", str(library), str(tmp_path / "Empty"), "-o", str(out), "--model", str(tiny_model), "-j", "0"])
+    assert f"warning: no audio files in {tmp_path / 'Empty'}" in capsys.readouterr().err

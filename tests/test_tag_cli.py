@@ -71,11 +71,13 @@ def test_scan_with_tag_leaves_nothing_for_the_next_scan(music, tiny_model, tmp_p
     assert (again.ok, again.skipped) == (0, len(TRACKS))
 
 
-def test_scan_with_tag_over_an_empty_folder_is_no_error(tiny_model, tmp_path, capsys):
+def test_scan_with_tag_over_an_empty_folder_is_one_line_and_touches_nothing(tiny_model, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     out = tmp_path / "moods.csv"
-    assert main(["scan", str(tmp_path / "empty"), "--model", str(tiny_model), "-o", str(out), "-j", "0", "--tag"]) == 0
-    assert "nothing to tag" in capsys.readouterr().err
+    assert main(["scan", str(tmp_path / "empty"), "--model", str(tiny_model), "-o", str(out), "-j", "0", "--tag"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no audio files in ") and len(err.splitlines()) == 1
+    assert not out.exists()
 
 
 # --- usage errors: one line on stderr, exit 2, nothing touched ------------------------------------------------

@@ -114,7 +114,8 @@ def scan(
     skipped while their files are unchanged (--retry-failed tries the failed ones again).
 
     Exit status: 0 when every song has a mood; 1 while any song scanned is failing (this run's
-    failures, or earlier ones whose files are unchanged); 2 for a mistake in the command.
+    failures, or earlier ones whose files are unchanged); 2 for a mistake in the command, and when
+    PATH holds no audio file at all.
 
     Examples:
 
@@ -176,10 +177,16 @@ def _check_arguments(paths, out, engine, address, tag, lyrics_dir, midi_dir) -> 
     from mer_tag.cli._errors import usage_error
     from mer_tag.engines import ENGINES
     from mer_tag.scan import check_out
+    from mer_tag.sources.audio import AUDIO_EXTENSIONS
 
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise usage_error(f"no such file or folder: {', '.join(missing)}")
+    not_audio = [str(p) for p in paths if p.is_file() and p.suffix.lower() not in AUDIO_EXTENSIONS]
+    if not_audio:
+        raise usage_error(
+            f"not an audio file: {', '.join(not_audio)} (mer-tag reads {', '.join(sorted(AUDIO_EXTENSIONS))} files)"
+        )
     for option, folder in (("--lyrics-dir", lyrics_dir), ("--midi-dir", midi_dir)):
         if folder is not None and not folder.is_dir():
             raise usage_error(f"{option}: no such folder: {folder}")
@@ -214,6 +221,8 @@ def _print_summary(console, summary, out: str) -> None:
         ", ".join(counts) + f" in {summary.seconds:.1f} s" + ("" if out == "-" else f" → {escape(out)}"),
         highlight=False,
     )
+    for path in summary.empty:  # one PATH of several held nothing to scan: a typo, an unmounted disk
+        console.print(f"[yellow]warning[/]: no audio files in {escape(path)}", highlight=False)
     for line in summary.unmet:  # an option the rows already done do not reflect, and how to get it
         console.print(f"[yellow]note[/]: {escape(line)}", highlight=False)
 
