@@ -320,6 +320,8 @@ def check_out(out: str | Path) -> None:
 
     if str(out) == "-":
         return
+    if str(out).endswith(("/", os.sep)) or (Path(out).is_dir() and Path(out).suffix.lower() != ".parquet"):
+        raise ResultsError(f"{out} is a folder: give a results file, e.g. {Path(out) / 'moods.csv'}")
     result_format(out)  # ResultsError for a name without a results format
     out = Path(out)
     folder = out if out.is_dir() else out.parent  # a Parquet part folder is written inside

@@ -221,3 +221,13 @@ def test_one_empty_folder_among_others_is_a_warning_and_the_rest_is_scanned(libr
     assert summary.ok == 2 and summary.empty == [str(tmp_path / "Empty")]
     main(["scan", str(library), str(tmp_path / "Empty"), "-o", str(out), "--model", str(tiny_model), "-j", "0"])
     assert f"warning: no audio files in {tmp_path / 'Empty'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given", ["somefolder/", "existing_folder"])
+def test_a_folder_as_the_output_asks_for_a_results_file_in_it(given, library, tiny_model, tmp_path):
+    (tmp_path / "existing_folder").mkdir()
+    run = run_main("scan", str(library), "--model", str(tiny_model), "-o", given, cwd=tmp_path)
+    assert run.returncode == 2
+    folder = given.rstrip("/")
+    assert run.stderr.strip() == f"error: {given} is a folder: give a results file, e.g. {folder}/moods.csv"
+    assert not (tmp_path / "somefolder").exists() and not any((tmp_path / "existing_folder").iterdir())
