@@ -13,6 +13,7 @@ import pytest
 
 from media import tone, write_audio, write_lyrics, write_midi
 from mer_tag.cli import main
+from mer_tag.engines.predictor import PROB_DECIMALS
 from mer_tag.scan import scan
 from mer_tag.sinks import read_results
 
@@ -97,8 +98,8 @@ def test_ok_rows_carry_a_distribution_and_the_modalities_found(library, tiny_mod
     rows = rows_by_name(out)
     song = rows["Song.flac"]
     probs = [song[f"prob_cluster_{k}"] for k in range(1, 6)]
-    assert sum(probs) == pytest.approx(1.0, abs=1e-4)
-    assert song["confidence"] == pytest.approx(max(probs), abs=1e-6)
+    assert sum(probs) == pytest.approx(1.0, abs=5 * 0.5 * 10**-PROB_DECIMALS)  # each rounded by up to half a step
+    assert song["confidence"] == max(probs)
     assert song["cluster"] == int(np.argmax(probs)) + 1 and song["cluster_name"]
     assert song["lyrics_source"] == "sidecar" and song["lyrics_path"].endswith("Song.txt")
     assert song["midi_path"].endswith("Song.mid") and song["midi_cluster"] in range(1, 6)
@@ -191,6 +192,29 @@ def test_force_keeps_a_killed_runs_journal_aside(library, tiny_model, tmp_path):
     assert read_results(out).height == rows.height
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_every_probability_is_written_with_the_same_four_decimals_in_every_format(library, tiny_model, tmp_path, fmt):
+    out = tmp_path / f"moods.{fmt}"
+    scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False, timeline=True)
+    frame = read_results(out)
+    probability_columns = [
+        c for c in frame.columns if c.startswith(("prob_", "valence", "arousal")) or c.endswith("confidence")
+    ]
+    assert {"confidence", "runner_up_confidence", "prob_cluster_5"} <= set(probability_columns)
+    values = [v for c in probability_columns for v in frame[c].to_list() if v is not None]
+    values += [stretch["confidence"] for t in frame["timeline"].to_list() for stretch in json.loads(t)]
+    assert len(values) > 20 and all(round(v, PROB_DECIMALS) == v for v in values)
+
+
+def test_the_valence_arousal_columns_are_rounded_as_the_cluster_ones():
+    from mer_tag.engines.predictor import quadrant_columns
+
+    columns = quadrant_columns(np.array([0.123456789, 0.2, 0.3, 0.376543211]))
+    numbers = [v for k, v in columns.items() if k.startswith("prob_") or k in ("valence", "arousal")]
+    assert len(numbers) == 6 and all(round(v, PROB_DECIMALS) == v for v in numbers)
+    assert columns["prob_quadrant_1"] == 0.1235 and columns["valence"] == 0.5
+
+
 def test_timeline_lists_every_chunk(library, tiny_model, tmp_path):
     out = tmp_path / "moods.parquet"
     scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False, timeline=True)
@@ -245,7 +269,8 @@ def test_worker_processes_give_the_same_rows(library, tiny_model, tmp_path):
     assert a.keys() == b.keys()
     for name in a:
         assert a[name]["cluster"] == b[name]["cluster"]
-        assert a[name]["prob_cluster_1"] == pytest.approx(b[name]["prob_cluster_1"], abs=1e-5)
+        # as written: rounded, so two sums that differ in the last bit may land one step apart
+        assert a[name]["prob_cluster_1"] == pytest.approx(b[name]["prob_cluster_1"], abs=1.01 * 10**-PROB_DECIMALS)
 
 
 def test_cli_exit_codes_and_stdout(library, tiny_model, tmp_path, capsys):

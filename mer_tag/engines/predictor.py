@@ -16,6 +16,16 @@ from mer_tag.models.precision import resolve as resolve_precision
 from mer_tag.prepare import Prepared
 
 AUDIO_BATCH = 16  # chunks per audio forward pass
+# Every probability a row holds (confidence, prob_cluster_k, runner_up_confidence, prob_quadrant_k, valence,
+# arousal, the timeline's confidence) is rounded here, where rows are made, so every engine and every format
+# writes the same digits: 4 decimals, a step of 0.0001, far finer than the model can tell two songs apart
+# (docs/output.md). The cluster and runner-up are chosen before rounding.
+PROB_DECIMALS = 4
+
+
+def probability(p) -> float:
+    """A probability as a row holds it."""
+    return round(float(p), PROB_DECIMALS)
 
 
 class Predictor:
@@ -142,9 +152,11 @@ class Predictor:
             probs["midi"] = self.midi_probs(item.midi)
         fused = self.fuse(probs)
         best, second = (int(k) for k in np.argsort(-fused, kind="stable")[:2])
-        row.update(cluster=best + 1, cluster_name=self.names[best], confidence=float(fused[best]))
-        row.update({f"prob_cluster_{k + 1}": float(p) for k, p in enumerate(fused)})
-        row.update(runner_up=second + 1, runner_up_name=self.names[second], runner_up_confidence=float(fused[second]))
+        row.update(cluster=best + 1, cluster_name=self.names[best], confidence=probability(fused[best]))
+        row.update({f"prob_cluster_{k + 1}": probability(p) for k, p in enumerate(fused)})
+        row.update(
+            runner_up=second + 1, runner_up_name=self.names[second], runner_up_confidence=probability(fused[second])
+        )
         if pooled is not None and "quadrant" in self.bundle.models:
             row.update(quadrant_columns(self.quadrant_probs(pooled)))
         from mer_tag.models.fusion import BRANCHES
@@ -160,7 +172,7 @@ class Predictor:
                         "start_s": round(s, 2),
                         "end_s": round(min(s + chunk_s, item.duration_s), 2),
                         "cluster": int(p.argmax()) + 1,
-                        "confidence": round(float(p.max()), 4),
+                        "confidence": probability(p.max()),
                     }
                     for s, p in zip(item.chunk_starts, chunk_probs)
                 ]
@@ -178,9 +190,9 @@ def quadrant_columns(probs: np.ndarray) -> dict:
     return {
         "quadrant": best + 1,
         "quadrant_name": QUADRANT_WORDS[best],
-        **{f"prob_quadrant_{k + 1}": float(p) for k, p in enumerate(probs)},
-        "valence": round(valence, 4),
-        "arousal": round(arousal, 4),
+        **{f"prob_quadrant_{k + 1}": probability(p) for k, p in enumerate(probs)},
+        "valence": probability(valence),
+        "arousal": probability(arousal),
     }
 
 
