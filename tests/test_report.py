@@ -17,6 +17,7 @@ from mer_tag.report import (
     FormatError,
     OutputError,
     file_url,
+    library_title,
     load_results,
     plural,
     render_html,
@@ -384,8 +385,25 @@ def test_html_placeholders_in_tags_stay_text():
 
 def test_markdown_escapes_tags():
     text = render_markdown(summarize(small_results()))
-    assert "<img" not in text and "</script>" not in text and "&lt;img" in text
+    assert "\\<img" in text and not re.search(r"(?<!\\)[<>]", text)  # every angle bracket is text
     assert "| Wistful | 3 |" in text
+
+
+def test_markdown_reads_as_the_tags_say_and_renders_inert():
+    markdown_it = pytest.importorskip("markdown_it")  # rich's Markdown parser: CommonMark, as GitHub renders
+    frame = small_results().with_columns(
+        pl.when(pl.col("artist") == "A").then(pl.lit("Mel & Tim")).otherwise(pl.col("artist")).alias("artist"),
+        pl.when(pl.col("title") == "Sad")
+        .then(pl.lit("AT&amp;T *not bold* [no link](http://x) <b>raw</b>"))
+        .otherwise(pl.col("title"))
+        .alias("title"),
+    )
+    text = render_markdown(summarize(frame))
+    assert "| Mel & Tim |" in text and "&amp; Tim" not in text  # a terminal shows the tag as it is
+    rendered = markdown_it.MarkdownIt("commonmark").enable("table").render(text)
+    assert "<td>Mel &amp; Tim</td>" in rendered  # HTML for "Mel & Tim"
+    assert "AT&amp;amp;T *not bold* [no link](http://x) &lt;b&gt;raw&lt;/b&gt;" in rendered  # the title, as typed
+    assert not re.search(r"<(img|script|svg|b|em|a)\b", rendered)
 
 
 def test_html_uses_no_network():
@@ -592,6 +610,17 @@ def test_report_format_comes_from_the_extension(out, given, expected):
 def test_report_format_refuses_unknown_or_contradicted_names(out, given):
     with pytest.raises(FormatError):
         report_format(out, given)
+
+
+def test_the_report_is_titled_by_the_library_not_the_results_file(tmp_path):
+    results = tmp_path / "moods.csv"
+    small_results().write_csv(results)  # every track under /lib
+    write_report(results, tmp_path / "r.html")
+    write_report(results, tmp_path / "r.md")
+    assert "<title>Library moods: lib</title>" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert (tmp_path / "r.md").read_text(encoding="utf-8").startswith("# Library moods: lib\n")
+    assert library_title("/", "moods.csv") == "Library moods: /"
+    assert library_title("", "moods.csv") == "Library moods: moods.csv"  # tracks that share no folder
 
 
 def test_cli_report_writes_the_format_its_extension_names(tmp_path, capsys):

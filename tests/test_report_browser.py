@@ -423,3 +423,21 @@ def test_report_without_valence_arousal_has_no_plane(browser, tmp_path):
     assert browser.js("return document.getElementById('plane-panel').hidden") is True
     assert browser.js(PLANE_DOTS) == 0
     assert browser.js("return document.querySelectorAll('#chart-distribution svg rect.bar').length") == 5
+
+
+def test_report_keeps_option_names_whole_on_a_narrow_screen_and_says_what_it_counts(browser, report, tmp_path):
+    """At 420 px (and every width near it) "--timeline" sits on one line: a break after its first hyphen would
+    turn it into "-" and "-timeline". The Tracks card says what it counts in words."""
+    frame = pl.DataFrame({"path": ["/m/a.flac"], "status": ["ok"], "cluster": [3], "confidence": [0.7]})
+    frame.write_csv(tmp_path / "scan.csv")
+    assert main(["report", str(tmp_path / "scan.csv"), "-o", str(tmp_path / "report.html")]) == 0
+    for page in (report, tmp_path / "report.html"):  # with timelines, and without: both hints name the option
+        browser.open(page.as_uri())
+        browser.wait_for("return document.documentElement.dataset.ready === 'true'")
+        assert texts(browser, "#timeline-hint code.option") == ["--timeline"]
+        for width in range(360, 481, 6):
+            browser.resize(width, 900)
+            lines = browser.js("return document.querySelector('#timeline-hint code.option').getClientRects().length")
+            assert lines == 1, width
+        browser.resize(1280, 900)
+    assert texts(browser, "#cards .card:first-child .sub") == ["audio files scanned"]

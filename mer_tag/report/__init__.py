@@ -25,6 +25,7 @@ __all__ = [
     "ReportError",
     "ResultsError",
     "file_url",
+    "library_title",
     "load_results",
     "plural",
     "render_html",
@@ -74,16 +75,28 @@ def load_results(results: str | Path) -> pl.DataFrame:
     return load_checked(results, need=("path",), purpose="report on")
 
 
-def render_report(frame: pl.DataFrame, *, format: str = "html", top_n: int = 10, title: str = "Library moods") -> str:
-    """The report as text in `format`: 'html', 'md' or 'json'."""
+def render_report(
+    frame: pl.DataFrame, *, format: str = "html", top_n: int = 10, title: str | None = None, source: str = ""
+) -> str:
+    """The report as text in `format`: 'html', 'md' or 'json'. Without a `title`, the library's (see
+    `library_title`; `source` names the results file, for results whose tracks share no folder)."""
     if format not in FORMATS:
         raise FormatError(f"unknown report format {format!r}: use one of {', '.join(FORMATS)}")
     summary = summarize(frame, top_n=top_n)
+    title = title or library_title(summary["library_root"], source)
     if format == "json":
         return json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if format == "md":
         return render_markdown(summary, title=title)
     return render_html(frame, summary=summary, title=title)
+
+
+def library_title(library_root: str, source: str = "") -> str:
+    """The report's title: the library a person knows by its folder's name ("Library moods: Music" for
+    tracks under /home/me/Music), not the results file's; the file's name only when the tracks share no folder."""
+    name = Path(library_root).name or library_root  # "/" has no name: show it whole
+    shown = name or source
+    return f"Library moods: {shown}" if shown else "Library moods"
 
 
 def write_report(
@@ -103,7 +116,7 @@ def write_report(
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create the folder for {target}: {exc.strerror or first_line(exc)}") from exc
-    text = render_report(frame, format=format, top_n=top_n, title=f"Library moods: {Path(results).name}")
+    text = render_report(frame, format=format, top_n=top_n, source=Path(results).name)
     if target is None:
         sys.stdout.write(text)
         return None

@@ -37,6 +37,13 @@
     return node;
   }
 
+  // Text with command-line options ("--timeline") as <code> that never breaks: a line break after the first
+  // hyphen of a narrow screen would turn "--timeline" into "-" and "-timeline". Text nodes only, never markup.
+  function withOptions(text) {
+    return text.split(/(--[a-z][a-z-]*)/).filter(Boolean)
+      .map((part) => (part.startsWith("--") ? h("code", { class: "option", text: part }) : document.createTextNode(part)));
+  }
+
   const num = (n) => numberFormat.format(n);
   // "1 track", "2 tracks": every count the page writes in words goes through here.
   const plural = (n, noun, nouns) => `${num(n)} ${n === 1 ? noun : nouns || noun + "s"}`;
@@ -137,7 +144,7 @@
     const t = S.totals;
     const hours = t.duration_s ? (t.duration_s / 3600).toFixed(1) + " h" : "\u2013";
     const cards = [
-      ["Tracks", num(t.tracks), `${num(t.ok)} read`],
+      ["Tracks", num(t.tracks), "audio files scanned"],
       ["Predicted", num(t.predicted), pct(t.predicted, t.tracks) + " of tracks"],
       ["Failed", num(t.errors), pct(t.errors, t.tracks) + " of tracks", t.errors > 0],
       ["With lyrics", num(t.with_lyrics), pct(t.with_lyrics, t.predicted) + " of predicted"],
@@ -509,13 +516,13 @@
     const box = document.getElementById("timelines");
     const hint = document.getElementById("timeline-hint");
     if (!tl.tracks.length) {
-      hint.textContent = `No track of ${clock(tl.long_track_s)} or longer has a timeline. Scan with --timeline to see moods change within long tracks.`;
+      hint.replaceChildren(...withOptions(`No track of ${clock(tl.long_track_s)} or longer has a timeline. Scan with --timeline to see moods change within long tracks.`));
       return;
     }
     const shown = tl.tracks.length;
     const which = shown < tl.long_tracks ? `the ${shown === 1 ? "" : num(shown) + " "}longest of ${plural(tl.long_tracks, "track")}`
       : shown === 1 ? "the one track" : `all ${plural(shown, "track")}`;
-    hint.textContent = `Mood of each chunk, for ${which} of ${clock(tl.long_track_s)} or longer scanned with --timeline.`;
+    hint.replaceChildren(...withOptions(`Mood of each chunk, for ${which} of ${clock(tl.long_track_s)} or longer scanned with --timeline.`));
     const rows = tl.tracks.map(timelineRow);
     const firstShown = 8;
     box.append(...rows.slice(0, firstShown));

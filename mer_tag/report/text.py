@@ -1,23 +1,25 @@
 """The summary as Markdown: the same numbers as the HTML page, for a terminal, an issue or a wiki.
 
-Tags are strangers' text: each value is HTML-escaped (a renderer that passes HTML through shows it as
-text) and Markdown punctuation is backslash-escaped, so a title cannot open a link, a table cell or code.
+Tags are strangers' text: Markdown punctuation in a value is backslash-escaped, `<` and `>` too (so a
+renderer that passes HTML through shows a tag as text) and `&` where it would start an entity, so a title
+cannot open a link, a table cell, code or HTML, and reads the same in a terminal as rendered ("Mel & Tim",
+never "Mel &amp; Tim").
 """
 
 from __future__ import annotations
 
-import html
 import re
 
 BAR_WIDTH = 24
-MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]|~#])")
+MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]|~#<>])")
+ENTITY_START = re.compile(r"&(?=#?\w+;)")  # "&amp;" renders as "&": kept as text by a backslash
 LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
 def escape(value) -> str:
     """One line of inert Markdown text for any tag value."""
     text = LINE_BREAKS.sub(" ", "" if value is None else str(value))
-    return MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(text, quote=False))
+    return ENTITY_START.sub(r"\\&", MARKDOWN_PUNCTUATION.sub(r"\\\1", text))
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
