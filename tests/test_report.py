@@ -507,6 +507,37 @@ def test_playlists_go_up_only_to_files_that_exist(tmp_path):
     assert entries == ["../A/song.flac"]
     assert (out / entries[0]).resolve() == existing.resolve()
     assert len(written.skipped) == 3
+    assert dict(written.skipped) == {
+        str(library / "A" / "gone.flac"): f"outside {out} and not there any more (moved or deleted since the scan?)",
+        "/etc/../etc/passwd\nevil.flac": "its name has a line break, which an M3U playlist cannot hold "
+        "(rename the file to list it)",
+        "relative.flac": "a relative path in the results, so no playlist folder can point to it",
+    }
+
+
+def test_cli_playlists_names_each_track_it_leaves_out_and_why(tmp_path, capsys):
+    library = tmp_path / "lib"
+    (library / "A").mkdir(parents=True)
+    songs = [library / "A" / "song.flac", library / "A" / "two\nlines.flac"]
+    for song in songs:
+        song.write_bytes(b"")
+    frame = pl.DataFrame(
+        {
+            "path": [str(song) for song in songs],
+            "status": ["ok"] * 2,
+            "cluster": [1, 1],
+            "cluster_name": ["Passionate"] * 2,
+            "confidence": [0.9, 0.8],
+        }
+    )
+    frame.write_parquet(tmp_path / "scan.parquet")  # Parquet holds a line break in a path as it is
+    assert main(["playlists", str(tmp_path / "scan.parquet"), "-o", str(library / "pl")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (
+        f"skipped {str(songs[1])!r}: its name has a line break, which an M3U playlist cannot hold "
+        "(rename the file to list it)"
+    )
+    assert "\\n" in err[0] and "not reachable" not in "\n".join(err)
 
 
 # --- CLI --------------------------------------------------------------------------------------------
@@ -753,7 +784,9 @@ def test_cli_playlists_counts_in_words(tmp_path, capsys):
     captured = capsys.readouterr()
     counts = [line.split("  ")[0].strip() for line in captured.out.splitlines()]
     assert counts == ["1 track", "0 tracks"]  # two classes in the data: two playlists
-    assert captured.err.startswith("Skipped 1 track not reachable")
+    assert captured.err.startswith(
+        f"skipped {str(tmp_path / 'elsewhere.flac')!r}: outside {library / 'pl'} and not there any more"
+    )
     assert "No quadrant playlists: no track here has valence–arousal" in captured.err
 
 

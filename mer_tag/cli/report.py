@@ -12,6 +12,7 @@ import typer
 from mer_tag.cli._errors import usage_error
 
 RESULTS_HELP = "Results file from `mer-tag scan` (.csv, .parquet or .jsonl)."
+SKIPS_SHOWN = 20  # tracks `playlists` names one line each; then a count
 
 
 class ReportFormat(str, Enum):
@@ -108,9 +109,10 @@ def playlists(
     name_width = max(map(len, counts), default=0)
     for name, path in written.files.items():
         typer.echo(f"{counts[name]:>{width}}  {name:<{name_width}}  {path}")
-    if written.skipped:
-        skipped = plural(len(written.skipped), "track")
-        typer.echo(f"Skipped {skipped} not reachable from {out} (e.g. {written.skipped[0]!r})", err=True)
+    for track, reason in written.skipped[:SKIPS_SHOWN]:  # repr: a name with a line break stays on one line
+        typer.echo(f"skipped {track!r}: {reason}", err=True)
+    if len(written.skipped) > SKIPS_SHOWN:
+        typer.echo(f"… and {len(written.skipped) - SKIPS_SHOWN} more tracks skipped", err=True)
     if not written.quadrants:
         typer.echo(
             "No quadrant playlists: no track here has valence–arousal (the model that scanned them has none, "

@@ -4,7 +4,7 @@ when the results have valence–arousal, one per quadrant of the valence–arous
 A relative entry that climbs out of the playlist folder (`../...`) is written only when the file it
 names really is there: a results file from another machine, or a crafted one, cannot make a playlist
 point somewhere the library is not. Tags are one line of display text each; paths with line breaks are
-skipped, since M3U has no way to quote them.
+skipped, since M3U has no way to quote them. Each track left out is named with the reason.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from mer_tag.labels import QUADRANT_WORDS
 from mer_tag.report.summary import class_names, normalize, predicted
 from mer_tag.sinks.paths import URI_PREFIX, path_of
 
+GONE = "not there any more (moved or deleted since the scan?)"
 LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 UNSAFE_FILE_NAME = re.compile(r"[^\w\- ]+")
 
@@ -29,7 +30,7 @@ UNSAFE_FILE_NAME = re.compile(r"[^\w\- ]+")
 class PlaylistsWritten:
     files: dict[str, Path] = field(default_factory=dict)  # playlist name -> file: each mood, then each quadrant
     entries: dict[str, int] = field(default_factory=dict)  # playlist name -> tracks listed
-    skipped: list[str] = field(default_factory=list)  # track paths no playlist could reach (each once)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (track path, why no playlist lists it), each once
     quadrants: bool = False  # whether the results had valence–arousal, so the quadrant playlists were written
 
 
@@ -54,7 +55,7 @@ def write_playlists(results: pl.DataFrame, out: str | Path, *, min_confidence: f
         for quadrant, words in enumerate(QUADRANT_WORDS, 1):
             tracks = ranked.filter(pl.col("quadrant") == quadrant)
             write_playlist(written, tracks, f"Q{quadrant} {words}", out / quadrant_file_name(quadrant))
-    written.skipped = list(dict.fromkeys(written.skipped))  # a track is in a mood's and a quadrant's playlist
+    written.skipped = list(dict(written.skipped).items())  # a track is in a mood's and a quadrant's playlist
     return written
 
 
@@ -95,32 +96,41 @@ def quadrant_file_name(quadrant: int) -> str:
     return f"Q{quadrant}-{QUADRANT_WORDS[quadrant - 1].replace(',', '')}.m3u8"
 
 
-def playlist_lines(tracks: pl.DataFrame, name: str, out: Path) -> tuple[list[str], list[str]]:
+def playlist_lines(tracks: pl.DataFrame, name: str, out: Path) -> tuple[list[str], list[tuple[str, str]]]:
     lines = ["#EXTM3U", f"#PLAYLIST:{one_line(name)}"]
     skipped = []
     for row in tracks.select("path", "title", "artist", "file", "duration_s").iter_rows(named=True):
         entry = playlist_entry(row["path"], out)
-        if entry is None:
-            skipped.append(row["path"])
+        if isinstance(entry, Unlisted):
+            skipped.append((row["path"], entry.reason))
             continue
         lines += [f"#EXTINF:{extinf_seconds(row['duration_s'])},{display_name(row)}", entry]
     return lines, skipped
 
 
-def playlist_entry(track_path: str, out: Path) -> str | None:
-    """`track_path` relative to the playlist folder, `/`-separated; None when it cannot be listed safely. A name
+@dataclass(frozen=True)
+class Unlisted:
+    """Why a track cannot be a playlist entry: one line, for the person who expected it there."""
+
+    reason: str
+
+
+def playlist_entry(track_path: str, out: Path) -> str | Unlisted:
+    """`track_path` relative to the playlist folder, `/`-separated, or why it cannot be listed safely. A name
     that is not UTF-8 (a file URI in the results, sinks/paths.py) is listed as that URI, which players open."""
     if track_path.startswith(URI_PREFIX):
-        return track_path if os.path.isfile(path_of(track_path)) else None
-    if LINE_BREAKS.search(track_path) or not os.path.isabs(track_path):
-        return None
+        return track_path if os.path.isfile(path_of(track_path)) else Unlisted(GONE)
+    if LINE_BREAKS.search(track_path):
+        return Unlisted("its name has a line break, which an M3U playlist cannot hold (rename the file to list it)")
+    if not os.path.isabs(track_path):
+        return Unlisted("a relative path in the results, so no playlist folder can point to it")
     target = os.path.normpath(track_path)
     try:
         relative = os.path.relpath(target, out)
     except ValueError:  # another drive on Windows: no relative path exists
-        return None
+        return Unlisted(f"on another drive than {out}")
     if relative.split(os.sep)[0] == os.pardir and not os.path.isfile(out / relative):
-        return None
+        return Unlisted(f"outside {out} and {GONE}")
     return relative.replace(os.sep, "/")
 
 
