@@ -77,3 +77,40 @@ def test_unknown_extension_is_refused():
         result_format("moods.xlsx")
     with pytest.raises(ResultsError, match="no extension"):
         result_format("somefolder/")
+
+
+@pytest.fixture(scope="module")
+def tag_journal(tmp_path_factory):
+    """A real tag journal: `mer-tag tag` over hand-made results of one WAV file."""
+    from media import tone, write_audio
+    from mer_tag.cli import main
+
+    folder = tmp_path_factory.mktemp("journal")
+    song = write_audio(folder / "Music" / "song.wav", tone(1.0))
+    stat = song.stat()
+    results = folder / "moods.csv"
+    results.write_text(
+        "path,status,error,size,mtime,cluster,cluster_name,confidence,model\n"
+        f"{song},ok,,{stat.st_size},{stat.st_mtime!r},3,Wistful,0.61,default@0.3.0\n"
+    )
+    assert main(["tag", str(results), "--journal", str(folder / "tags.jsonl")]) == 0
+    return folder / "tags.jsonl"
+
+
+@pytest.mark.parametrize("command", ["scan", "report", "playlists", "tag"])
+def test_every_command_that_reads_results_tells_a_tag_journal_apart(tag_journal, tmp_path, capsys, command):
+    from mer_tag.cli import main
+
+    journal = str(tag_journal)
+    before = tag_journal.read_bytes()
+    argv = {
+        "scan": ["scan", str(tag_journal.parent / "Music"), "-o", journal],
+        "report": ["report", journal, "-o", str(tmp_path / "r.html")],
+        "playlists": ["playlists", journal, "-o", str(tmp_path / "pl")],
+        "tag": ["tag", journal],
+    }[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    said = f"{journal} is a tag journal, not scan results (undo the tagging it records: mer-tag untag {journal})"
+    assert err == f"error: {said}\n"
+    assert tag_journal.read_bytes() == before and not list(tmp_path.iterdir())  # no report, no playlists
