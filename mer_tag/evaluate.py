@@ -35,6 +35,8 @@ def evaluate(
     from mer_tag.train.datasets import DatasetError, load_dataset, relabel
     from mer_tag.train.evaluate import scores
 
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise EvalError(f"{out} is a file: --out takes a folder for the scores, e.g. {Path(out).with_suffix('')}-eval")
     bundle = bundle_io.read_card(model)
     dataset = load_dataset(data, label_map)
     trained_map = bundle.card.get("preset", {}).get("labels", {}).get("map")

@@ -120,3 +120,14 @@ def test_the_shipped_card_records_the_songs_it_learned_from(mirex_dataset):
     assert fingerprints == seen
     assert bundle_io.seen_songs(card["quadrant"]) is not None
     assert len(bundle_io.seen_songs(card["quadrant"])) == card["quadrant"]["data"]["songs"]
+
+
+def test_an_out_that_is_a_file_is_refused_before_any_scoring(songs, tiny_model, tmp_path, monkeypatch):
+    from mer_tag import engines
+
+    taken = tmp_path / "scores.csv"
+    taken.write_text("mine\n")
+    monkeypatch.setattr(engines, "create", lambda *a, **k: pytest.fail("scored before refusing the output"))
+    with pytest.raises(EvalError, match="scores.csv is a file: --out takes a folder for the scores"):
+        evaluate(songs, model=tiny_model, jobs=0, out=taken)
+    assert taken.read_text() == "mine\n"

@@ -654,6 +654,30 @@ def test_the_report_is_titled_by_the_library_not_the_results_file(tmp_path):
     assert library_title("", "moods.csv") == "Library moods: moods.csv"  # tracks that share no folder
 
 
+@pytest.mark.parametrize("given", ["out/", "existing"])
+def test_a_folder_as_the_report_asks_for_a_file_in_it(given, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing").mkdir()
+    small_results().write_csv(tmp_path / "moods.csv")
+    assert main(["report", "moods.csv", "-o", given]) == 2
+    folder = given.rstrip("/")
+    assert capsys.readouterr().err == f"error: {given} is a folder: give a report file, e.g. {folder}/report.html\n"
+    assert not (tmp_path / "out").exists() and not list((tmp_path / "existing").iterdir())
+
+
+@pytest.mark.parametrize("given", ["moods.csv", "Moods.m3u8"])
+def test_playlists_into_a_file_is_one_line_before_anything_is_read(given, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    small_results().write_csv(tmp_path / "moods.csv")
+    before = (tmp_path / "moods.csv").read_bytes()
+    assert main(["playlists", "moods.csv", "-o", given]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "playlists go into a folder" in err and "e.g." in err
+    assert (tmp_path / "moods.csv").read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "moods.csv"
+    ]
+
+
 def test_cli_report_writes_the_format_its_extension_names(tmp_path, capsys):
     results = tmp_path / "scan.jsonl"
     small_results().write_ndjson(results)
@@ -718,7 +742,9 @@ def test_cli_report_output_that_cannot_be_written_is_a_usage_error(tmp_path, cap
     assert main(["report", str(results), "-o", str(tmp_path / "taken.html")]) == 2
     assert main(["playlists", str(results), "-o", str(tmp_path / "file" / "pl")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("error: cannot") for line in err)
+    assert len(err) == 3 and err[0].startswith("error: cannot") and err[2].startswith("error: cannot")
+    taken = tmp_path / "taken.html"
+    assert err[1] == f"error: {taken} is a folder: give a report file, e.g. {taken / 'report.html'}"
     assert (tmp_path / "file").read_text() == "mine" and not list(tmp_path.glob("*.tmp"))
 
 

@@ -24,10 +24,11 @@ class ReportFormat(str, Enum):
 def report(
     results: Annotated[Path, typer.Argument(help=RESULTS_HELP, show_default=False)],
     out: Annotated[
-        Path | None,
+        str | None,  # not a Path: "reports/" must keep its slash to be told apart from a file name
         typer.Option(
             "--out",
             "-o",
+            metavar="FILE",
             show_default=False,
             # "\\[": rich markup would take "[default: ...]" for a style tag and drop it.
             help="File to write, .html/.htm, .md or .json: its extension sets the format. '-' prints to stdout. "
@@ -99,6 +100,7 @@ def playlists(
     """
     from mer_tag.report import load_results, plural, write_playlists
 
+    _check_playlists_folder(out)
     frame = load_results(results)  # not results: one line, exit 2 (mer_tag.cli.main)
     try:
         written = write_playlists(frame, out, min_confidence=min_confidence)
@@ -119,3 +121,13 @@ def playlists(
             "or an older mer-tag wrote these results).",
             err=True,
         )
+
+
+def _check_playlists_folder(out: Path) -> None:
+    """A usage error unless `out` can be the playlists' folder: not a file, nor named like one playlist."""
+    if out.exists() and not out.is_dir():
+        raise usage_error(
+            f"{out} is a file: playlists go into a folder, one file per mood, e.g. {out.parent / 'playlists'}"
+        )
+    if out.suffix.lower() in (".m3u", ".m3u8"):
+        raise usage_error(f"{out}: playlists go into a folder, one .m3u8 file per mood, e.g. {out.with_suffix('')}")

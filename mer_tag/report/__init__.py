@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -62,6 +63,8 @@ def report_format(out: str | Path | None, format: str | None = None) -> str:
         raise FormatError(f"unknown report format {format!r}: use one of {', '.join(FORMATS)}")
     if out is None or str(out) == "-":
         return format or "html"
+    if str(out).endswith(("/", os.sep)) or Path(out).is_dir():
+        raise FormatError(f"{out} is a folder: give a report file, e.g. {Path(out) / f'report.{format or FORMATS[0]}'}")
     by_name = EXTENSIONS.get(Path(out).suffix.lower())
     if by_name is None:
         raise FormatError(f"cannot tell the report format from {str(out)!r}: name it .html, .htm, .md or .json")
