@@ -22,7 +22,7 @@ class ReportFormat(str, Enum):
 
 
 def report(
-    results: Annotated[Path, typer.Argument(help=RESULTS_HELP, show_default=False)],
+    results: Annotated[Path, typer.Argument(metavar="FILE", help=RESULTS_HELP, show_default=False)],
     out: Annotated[
         str | None,  # not a Path: "reports/" must keep its slash to be told apart from a file name
         typer.Option(
@@ -69,9 +69,12 @@ def report(
 
 
 def playlists(
-    results: Annotated[Path, typer.Argument(help=RESULTS_HELP, show_default=False)],
+    results: Annotated[Path, typer.Argument(metavar="FILE", help=RESULTS_HELP, show_default=False)],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for the playlists (created if missing).", show_default=False)
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="FOLDER", help="Folder for the playlists (created if missing).", show_default=False
+        ),
     ],
     min_confidence: Annotated[
         float,
