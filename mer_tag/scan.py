@@ -147,7 +147,7 @@ def unmet_options(plan: ScanPlan, out, timeline_hop: float, lyrics_dir: bool, mi
             )
         if other := sum(1 for t in timelines if t and not _has_hop(t, timeline_hop)):
             lines.append(f"{_tracks(other, 'has', 'have')} a timeline in steps other than {timeline_hop:g} s; {remedy}")
-    found = {str(t.path): t for t in plan.tracks}
+    found = {path_text(t.path): t for t in plan.tracks}  # by the path as rows spell it
     for given, option, column, what in (
         (lyrics_dir, "--lyrics-dir", "lyrics_path", "lyrics"),
         (midi_dir, "--midi-dir", "midi_path", "MIDI"),
@@ -173,8 +173,8 @@ def _skipped_ok_rows(plan: ScanPlan):
         return None
     import polars as pl
 
-    todo = {str(t.path) for t in plan.todo}
-    skipped = [str(t.path) for t in plan.tracks if str(t.path) not in todo]
+    todo = {path_text(t.path) for t in plan.todo}  # as rows spell paths (a name that is not UTF-8: a URI)
+    skipped = [path_text(t.path) for t in plan.tracks if path_text(t.path) not in todo]
     earlier: Any = plan.keep
     keep = earlier.filter(pl.col("path").is_in(skipped))
     if "status" in keep.columns:

@@ -51,6 +51,13 @@ def test_a_path_that_is_not_utf8_is_a_file_uri_of_its_bytes_and_back():
     assert path_text(plain) == plain and path_of(plain) == plain
 
 
+def test_timeline_over_rows_already_done_counts_names_that_are_not_utf8_too(library, tiny_model, tmp_path):
+    out = tmp_path / "moods.csv"
+    scan([library], out=out, model=tiny_model, jobs=0, progress=False)
+    again = scan([library], out=out, model=tiny_model, jobs=0, progress=False, timeline=True)
+    assert again.skipped == 3 and again.unmet[0].startswith("3 tracks already done have no timeline")
+
+
 @pytest.mark.parametrize("name", ["moods.csv", "moods.jsonl", "moods.parquet"])
 def test_scan_writes_every_name_losslessly_and_resumes_on_it(library, tiny_model, tmp_path, name):
     out = tmp_path / name
