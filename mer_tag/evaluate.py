@@ -43,6 +43,7 @@ def evaluate(
     if not label_map and trained_map and not _names_known(dataset.labels.names, bundle.labels):
         dataset = relabel(dataset, trained_map)  # e.g. a valence model on quadrant-labelled songs
     if _scores_quadrants(bundle, dataset.labels.names):
+        _check_quadrant_head(dataset, bundle)  # a model that cannot be scored here: said before anything else
         dataset = _unseen(dataset, bundle, "quadrant", include_training_songs, log)
         return _evaluate_quadrants(dataset, model, out, jobs, bundle)
     dataset = _unseen(dataset, bundle, "cluster", include_training_songs, log)
@@ -173,14 +174,8 @@ def _scores_quadrants(bundle, dataset_names) -> bool:
 def _evaluate_quadrants(dataset, model, out, jobs: int, bundle) -> dict:
     """The valence–arousal head's scores on quadrant-labelled songs (quadrant, valence, arousal)."""
     from mer_tag.labels import QUADRANTS
-    from mer_tag.train.datasets import DatasetError
     from mer_tag.train.quadrant import quadrant_scores
 
-    if "quadrant" not in bundle.card.get("models", {}):
-        raise DatasetError(
-            f"{dataset.root}: songs labelled with quadrants, and model {bundle.ref} has no valence–arousal head "
-            "(train one with --quadrant-data)"
-        )
     truth = {str(e.audio_path): e.label for e in dataset.examples}
     rows = _scan_rows(dataset, model, jobs)
     y = np.array([truth[r["path"]] for r in rows], dtype=int)
@@ -189,6 +184,16 @@ def _evaluate_quadrants(dataset, model, out, jobs: int, bundle) -> dict:
     if out:
         _save(Path(out), metrics, QUADRANTS.names, bundle.ref)
     return metrics
+
+
+def _check_quadrant_head(dataset, bundle) -> None:
+    from mer_tag.train.datasets import DatasetError
+
+    if "quadrant" not in bundle.card.get("models", {}):
+        raise DatasetError(
+            f"{dataset.root}: songs labelled with quadrants, and model {bundle.ref} has no valence–arousal head "
+            "(train one with --quadrant-data)"
+        )
 
 
 def _names_known(names, labels) -> bool:

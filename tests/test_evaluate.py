@@ -131,3 +131,16 @@ def test_an_out_that_is_a_file_is_refused_before_any_scoring(songs, tiny_model, 
     with pytest.raises(EvalError, match="scores.csv is a file: --out takes a folder for the scores"):
         evaluate(songs, model=tiny_model, jobs=0, out=taken)
     assert taken.read_text() == "mine\n"
+
+
+def test_eval_at_the_command_line_says_what_it_leaves_out_before_the_scores(songs, tiny_model, tmp_path, capsys):
+    from mer_tag.cli import main
+
+    model = _model_that_learned(tiny_model, tmp_path, _paths(songs))
+    assert main(["eval", "--data", str(songs), "--model", str(model), "-j", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: model tiny@0.0.1 was trained on all 6 of these songs") and err.count("\n") == 1
+    assert main(["eval", "--data", str(songs), "--model", str(model), "-j", "0", "--include-training-songs"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("note: 6 of these 6 songs were used to train model tiny@0.0.1")
+    assert "| fusion | all | 6 |" in captured.out

@@ -304,7 +304,12 @@ def test_eval_relabels_the_data_with_the_models_own_map(tiny_4q, tmp_path):
     from mer_tag.evaluate import evaluate
 
     result = train_tiny_valence(tiny_4q, "wijaya2021-cnn", tmp_path / "run")
-    metrics = evaluate(tiny_4q, model=result.model_dir, jobs=0)  # quadrant labels, a valence model
+    card = bundle_io.read_card(result.model_dir).card
+    learned = len(bundle_io.seen_songs(card))  # train + val: this preset does not refit on all
+    assert learned == 8 - card["data"]["split_sizes"]["test"] < 8
+    held_out = evaluate(tiny_4q, model=result.model_dir, jobs=0)
+    assert held_out["fusion"]["n"] == 8 - learned  # only the songs it did not learn from
+    metrics = evaluate(tiny_4q, model=result.model_dir, jobs=0, include_training_songs=True)  # quadrant labels
     assert metrics["fusion"]["n"] == 8 and len(metrics["fusion"]["confusion"]) == 2
     assert sum(metrics["fusion"]["confusion"][0]) == 4  # Q1 + Q4 songs are the positive row
 

@@ -22,7 +22,10 @@ def make_card(config, dataset, examples, split, metrics, histories, problems, st
     import torch
 
     from mer_tag import __version__
+    from mer_tag.bundle import seen_record
 
+    refit_all = bool(config.get("final", {}).get("refit_all", False))
+    learned = range(len(examples)) if refit_all else split["train"] + split["val"]  # the test is never learned
     return {
         "version": __version__,
         "preset": config,
@@ -35,12 +38,11 @@ def make_card(config, dataset, examples, split, metrics, histories, problems, st
             "with_midi_file": sum(e.midi_path is not None for e in examples),
             "split_sizes": {k: len(v) for k, v in split.items()},
             "problems": len(problems),
+            "seen": seen_record(examples[i].audio_path for i in learned),  # what `mer-tag eval` leaves out
         },
         "metrics": card_metrics(metrics),
         "best_epochs": {b: h.best_epoch for b, h in histories.items()},
-        "refit_all": bool(
-            config.get("final", {}).get("refit_all", False)
-        ),  # weights from all songs, metrics from the split
+        "refit_all": refit_all,  # weights from all songs, metrics from the split
         "command": "mer-tag " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if "train" in sys.argv else None,
         "trained_seconds": round(time.time() - started, 1),
         "versions": {"python": platform.python_version(), "torch": torch.__version__},

@@ -142,6 +142,7 @@ def train_quadrant(
 ):
     """(shipped head, {'test': scores}, card section, problems) for `mer-tag train`, from a dataset
     `quadrant_dataset` gave; the front-end in `precision`."""
+    from mer_tag.bundle import seen_record
     from mer_tag.train.splits import preset_split
 
     section = config.get("quadrant", {})
@@ -162,9 +163,15 @@ def train_quadrant(
     )
     if config.get("final", {}).get("refit_all", False):
         head = fit_head(songs.pooled, songs.y, section, seed)
+        fit = list(range(len(songs.y)))
     card = {
         "labels": QUADRANTS.to_json(),
-        "data": {"root": str(data), "songs": len(songs.y), "split_sizes": {k: len(v) for k, v in split.items()}},
+        "data": {
+            "root": str(data),
+            "songs": len(songs.y),
+            "split_sizes": {k: len(v) for k, v in split.items()},
+            "seen": seen_record(songs.examples[i].audio_path for i in fit),  # what `mer-tag eval` leaves out
+        },
         "settings": {**DEFAULTS, **section},
     }
     return head, metrics, card, songs.problems
