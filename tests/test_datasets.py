@@ -57,6 +57,17 @@ def test_folder_layout_labels_by_folder(tmp_path):
     assert sorted(e.label for e in dataset.examples) == [0, 2]
 
 
+def test_a_folder_layout_given_as_a_relative_path_reads(tmp_path, monkeypatch):
+    """`mer-tag eval --data songs` from the folder above: a ValueError traceback before."""
+    from media import write_audio
+
+    write_audio(tmp_path / "songs" / "Wistful" / "a.wav")
+    write_audio(tmp_path / "songs" / "Cheerful" / "b.wav")
+    monkeypatch.chdir(tmp_path)
+    dataset = load_dataset("songs")
+    assert sorted(e.id for e in dataset.examples) == ["Cheerful/b.wav", "Wistful/a.wav"]
+
+
 def test_missing_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError):
         load_dataset(tmp_path / "nope")

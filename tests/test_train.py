@@ -188,6 +188,57 @@ def test_crossval_usage_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert "unknown precision 'fp16': use auto, fp32, bf16" in err
 
 
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["--folds", "0"], "Invalid value for '--folds': Input should be greater than or equal to 2"),
+        (["--folds", "1"], "Invalid value for '--folds': Input should be greater than or equal to 2"),
+        (["--seeds", "0"], "Invalid value for '--seeds': Input should be greater than or equal to 1"),
+        (["--jobs", "-1"], "Invalid value for '--jobs'"),
+        (["--limit", "-3"], "Invalid value for '--limit'"),
+        (["--folds", "9"], "--folds 9: these "),  # more folds than the dev songs' artists
+        (["-b", "quadrant", "--folds", "9"], "--folds 9: these "),
+        (["--probs", "cv.npz"], "--probs saves the fused answer's probabilities: it needs --branch fused"),
+        (["--json", "."], "--json . is a folder: give a file, e.g. crossval.json"),
+        (["--cache", "taken.txt"], "--cache taken.txt: taken.txt is a file, not a folder"),
+    ],
+)
+def test_crossval_bad_counts_and_outputs_are_one_line_before_any_feature_is_extracted(tmp_path, args, said):
+    """`crossval --folds 1` was a 96-line scikit-learn traceback after a minute of feature extraction."""
+    import os
+    import subprocess
+    import sys
+
+    from media import write_4q_dataset
+
+    root = write_4q_dataset(tmp_path / "4q", per_quadrant=2, seconds=1.0)
+    (tmp_path / "taken.txt").write_text("mine")
+    branch = [] if "-b" in args else ["-b", "audio"]
+    cache = tmp_path / "cache"
+    caching = [] if "--cache" in args else ["--cache", str(cache)]
+    run = subprocess.run(
+        [sys.executable, "-m", "mer_tag", "crossval", "--data", str(root), *branch, *args, *caching],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith("error: ") and said in run.stderr, run.stderr
+    assert not cache.exists()  # nothing extracted, nothing cached
+
+
+@pytest.mark.parametrize("option", ["--out", "--cache"])
+def test_train_refuses_a_file_where_it_needs_a_folder_before_any_work(tiny_4q, tmp_path, capsys, option):
+    """`train -o moods.csv` ended in a FileExistsError traceback (--cache: NotADirectoryError), after the work."""
+    taken = tmp_path / "moods.csv"
+    taken.write_text("mine")
+    folders = {"--out": str(tmp_path / "run"), "--cache": str(tmp_path / "cache"), option: str(taken)}
+    assert main(["train", "--data", str(tiny_4q), *[x for kv in folders.items() for x in kv], "-q"]) == 2
+    assert capsys.readouterr().err == f"error: {option} {taken}: {taken} is a file, not a folder\n"
+    assert taken.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["moods.csv"]
+
+
 def test_train_refuses_an_unknown_precision_before_any_work(tiny_4q, tmp_path, capsys):
     assert main(["train", "--data", str(tiny_4q), "--precision", "fp16", "-o", str(tmp_path / "run"), "-q"]) == 2
     assert "error: unknown precision 'fp16': use auto, fp32, bf16" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import typer
 
 from mer_tag.progress import stderr_console  # every command's stderr, as scan's progress uses it
 
-__all__ = ["stderr_console", "usage_error"]
+__all__ = ["check_folder", "stderr_console", "usage_error"]
 
 
 def usage_error(message: object) -> SystemExit:
@@ -17,3 +17,16 @@ def usage_error(message: object) -> SystemExit:
     line = " ".join(str(message).split("\n")).strip() or "usage error"
     typer.echo(f"{typer.style('error:', fg='red')} {line}", err=True)
     return SystemExit(2)
+
+
+def check_folder(option: str, folder) -> None:
+    """A usage error when `folder` (given to `option`) cannot be a folder to write in: it, or a folder above
+    it, is a file. Asked before a long run starts, not found out at its end."""
+    from pathlib import Path
+
+    if folder is None:
+        return
+    folder = Path(folder)
+    blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise usage_error(f"{option} {folder}: {blocker} is a file, not a folder")

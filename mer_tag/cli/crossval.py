@@ -9,41 +9,50 @@ import typer
 
 
 def crossval(
-    data: Annotated[Path, typer.Option("--data", help="Dataset, in any layout `train` reads.")],
+    data: Annotated[Path, typer.Option("--data", metavar="FOLDER|FILE", help="Dataset, in any layout `train` reads.")],
     branch: Annotated[
         list[str],
         typer.Option(
             "--branch",
             "-b",
+            metavar="NAME",
             help="audio, lyrics, midi, fused (every branch and the fusion: the whole recipe), or quadrant (the "
             "valence–arousal head, on quadrant-labelled songs such as the 4Q emotion dataset); repeatable.",
         ),
     ],
-    preset: Annotated[str, typer.Option(help="Preset name or a .toml path.")] = "default",
+    preset: Annotated[str, typer.Option(metavar="NAME|FILE", help="Preset name or a .toml path.")] = "default",
     set_: Annotated[
         list[str] | None,
         typer.Option(
             "--set",
-            help="KEY=VALUE: replace one preset value (audio.epochs=10); a dict VALUE replaces a section. Repeatable.",
+            metavar="KEY=VALUE",
+            help="Replace one preset value (audio.epochs=10); a dict VALUE replaces a section. Repeatable.",
         ),
     ] = None,
     label_map: Annotated[
         str | None,
         typer.Option(
-            "--label-map", help="Relabel the dataset: a named map (valence, arousal) or 'Q1=Positive,Q4=Positive,…'."
+            "--label-map",
+            metavar="NAME|MAP",
+            help="Relabel the dataset: a named map (valence, arousal) or 'Q1=Positive,Q4=Positive,…'.",
         ),
     ] = None,
-    folds: Annotated[int, typer.Option(help="Artist-grouped folds per seed.")] = 5,
-    seeds: Annotated[int, typer.Option(help="Repeat with this many split seeds (0, 1, …).")] = 1,
-    cache: Annotated[Path | None, typer.Option(help="Feature cache folder (shared with `train`).")] = Path(
-        ".cache/features"
-    ),
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Decoding worker processes and torch threads.")] = 2,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the scores (every fold's) here.")] = None,
-    probs: Annotated[
-        Path | None, typer.Option(help="With --branch fused: save every fold's probabilities here (.npz).")
+    folds: Annotated[int, typer.Option(min=2, help="Artist-grouped folds per seed.")] = 5,
+    seeds: Annotated[int, typer.Option(min=1, help="Repeat with this many split seeds (0, 1, …).")] = 1,
+    cache: Annotated[
+        Path | None, typer.Option(metavar="FOLDER", help="Feature cache folder (shared with `train`).")
+    ] = Path(".cache/features"),
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Decoding worker processes and torch threads.")] = 2,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", metavar="FILE", help="Write the scores (every fold's) here (.json).")
     ] = None,
-    limit: Annotated[int, typer.Option(help="A stratified subset of this many songs (smoke runs); 0 = all.")] = 0,
+    probs: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="With --branch fused: save every fold's probabilities here (.npz)."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=0, help="A stratified subset of this many songs (smoke runs); 0 = all.")
+    ] = 0,
     precision: Annotated[
         str,
         typer.Option(
@@ -76,13 +85,15 @@ def crossval(
 
       mer-tag crossval --data ~/datasets/4q-emotion -b quadrant --seeds 2
     """
-    from mer_tag.cli._errors import usage_error
+    from mer_tag.cli._errors import check_folder, usage_error
     from mer_tag.models.precision import check as check_precision
 
     try:
         check_precision(precision)
     except ValueError as exc:
         raise usage_error(exc) from None
+    _check_outputs(json_out, probs, branch)
+    check_folder("--cache", cache)
     import torch
 
     from mer_tag.train.crossval import crossval as run_crossval
@@ -107,3 +118,15 @@ def crossval(
     )
     if json_out:
         write_report(report, json_out)
+
+
+def _check_outputs(json_out: Path | None, probs: Path | None, branches: list[str]) -> None:
+    """The files a run will write, checked before it starts (a run takes minutes to hours): not a folder, and
+    --probs only where there are fused probabilities to save."""
+    from mer_tag.cli._errors import usage_error
+
+    if probs is not None and "fused" not in branches:
+        raise usage_error("--probs saves the fused answer's probabilities: it needs --branch fused")
+    for option, path, example in (("--json", json_out, "crossval.json"), ("--probs", probs, "cv.npz")):
+        if path is not None and path.is_dir():
+            raise usage_error(f"{option} {path} is a folder: give a file, e.g. {path / example}")

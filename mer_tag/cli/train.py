@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mer_tag.cli._errors import stderr_console, usage_error
+from mer_tag.cli._errors import check_folder, stderr_console, usage_error
 
 
 def train(
@@ -118,6 +118,8 @@ def train(
         check_precision(precision)
     except ValueError as exc:
         raise usage_error(exc) from None
+    check_folder("--out", out)
+    check_folder("--cache", cache)
     console = stderr_console()
     run_train(  # a bad dataset or preset is a MerTagError: one line, exit 2 (mer_tag.cli.main)
         data,

@@ -192,6 +192,30 @@ def dev_songs(dataset, config: dict, limit: int = 0, ungrouped: bool = False):
     return [dataset.examples[i] for i in dev], y[dev], groups[dev]
 
 
+def check_counts(folds: int, seeds: int) -> None:
+    """CrossvalError for a fold or seed count no cross-validation can run, before anything is read."""
+    if folds < 2:
+        raise CrossvalError(
+            f"--folds {folds}: cross-validation needs at least 2 folds (each is held out once while the others train)"
+        )
+    if seeds < 1:
+        raise CrossvalError(f"--seeds {seeds}: at least 1 (each seed is one more split into folds)")
+
+
+def check_folds_fit(folds: int, y, groups, ungrouped: bool = False) -> None:
+    """CrossvalError when the songs cannot be cut into `folds` stratified folds of whole artists: no more folds
+    than artists, nor than songs in the largest class. Reads labels only: nothing is extracted yet."""
+    from mer_tag.train.splits import max_folds
+
+    most = max_folds(y, groups)
+    if folds > most:
+        what = "songs" if ungrouped else "artists"
+        raise CrossvalError(
+            f"--folds {folds}: these {len(y)} songs ({len(set(np.asarray(groups).tolist()))} {what}) allow at most "
+            f"{most} folds{'' if most < 2 else f'; try --folds {most}'}"
+        )
+
+
 def crossval(
     data,
     preset="default",
@@ -218,6 +242,7 @@ def crossval(
     unknown = [b for b in branches if b not in CHOICES]
     if unknown or not branches:
         raise CrossvalError(f"--branch {', '.join(unknown) or '(none)'}: choose from {', '.join(CHOICES)}")
+    check_counts(folds, seeds)
     precision = resolve(precision)
     config = load_preset(preset)
     for assignment in overrides:
@@ -226,6 +251,13 @@ def crossval(
         config.setdefault("labels", {})["map"] = label_map
     dataset = load_dataset(data, config.get("labels", {}).get("map"))
     examples, y, groups = dev_songs(dataset, config, limit, ungrouped)
+    quadrants = _quadrant_dev(data, config, ungrouped) if "quadrant" in branches else None
+    # Every count checked before any feature is extracted: a bad --folds is one line at once, not after minutes.
+    if set(branches) - {"quadrant"}:
+        check_folds_fit(folds, y, groups, ungrouped)
+    if quadrants is not None:
+        _, quadrant_y, quadrant_groups = quadrants
+        check_folds_fit(folds, quadrant_y, quadrant_groups, ungrouped)
     names = dataset.labels.names
     report = {
         "preset": config.get("name"),
@@ -242,8 +274,8 @@ def crossval(
     kind = "UNGROUPED" if ungrouped else "grouped"
     if "fused" in branches:
         _fused_report(config, examples, y, groups, extraction, folds, seeds, len(names), probs, report, kind, log)
-    if "quadrant" in branches:
-        _quadrant_report(data, config, extraction, folds, seeds, limit, ungrouped, report, kind, log)
+    if quadrants is not None:
+        _quadrant_report(quadrants[0], config, extraction, folds, seeds, limit, ungrouped, report, kind, log)
     for name in (b for b in branches if b not in ("fused", "quadrant")):
         _branch_report(config, name, examples, y, groups, extraction, folds, seeds, len(names), report, kind, log)
     return report
@@ -319,15 +351,30 @@ def _seed_coverage(probs: dict, seed: int, y) -> dict[str, float]:
     return coverage_scores(accuracy_by_coverage(y[index], song_probs))
 
 
-def _quadrant_report(data, config, extraction, folds, seeds, limit, ungrouped, report, kind, log) -> None:
+def _quadrant_dev(data, config: dict, ungrouped: bool):
+    """(the quadrant dataset, its dev songs' labels and groups): what the head's folds will be cut from, read
+    (no audio decoded) so that a fold count they cannot take is refused first."""
+    from mer_tag.train.datasets import artist_group
+    from mer_tag.train.quadrant import quadrant_dataset
+    from mer_tag.train.splits import preset_split
+
+    dataset = quadrant_dataset(data, config)
+    y = np.array([e.label for e in dataset.examples], dtype=int)
+    groups = np.array([artist_group(e.artist, e.id) for e in dataset.examples])
+    split = preset_split(y, groups, config)
+    dev = sorted(split["train"] + split["val"])
+    return dataset, y[dev], (np.array([e.id for e in dataset.examples]) if ungrouped else groups)[dev]
+
+
+def _quadrant_report(dataset, config, extraction, folds, seeds, limit, ungrouped, report, kind, log) -> None:
     """The valence–arousal head cross-validated on the preset split's train + val quadrant songs."""
     from dataclasses import replace
 
-    from mer_tag.train.quadrant import crossval_quadrant, quadrant_dataset, quadrant_songs
+    from mer_tag.train.quadrant import crossval_quadrant, quadrant_songs
     from mer_tag.train.splits import preset_split
 
     songs = quadrant_songs(
-        quadrant_dataset(data, config),
+        dataset,
         config,
         extraction.cache,
         extraction.jobs,

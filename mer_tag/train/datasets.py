@@ -9,6 +9,7 @@ unreadable are skipped later, and named. A label map (labels.py) relabels a data
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -207,9 +208,10 @@ def read_folder_layout(root: Path) -> Dataset:
     if not label_dirs:
         raise DatasetError(f"{root}: no Audio/ + clusters.txt, no labels.csv, and no label folders")
     labels = _label_set({d.name for d in label_dirs})
+    absolute = Path(os.path.abspath(root))  # as the walk gives each track's path, so a relative root works
     examples = [
         Example(
-            str(track.path.relative_to(root)),
+            str(track.path.relative_to(absolute)),
             track.path,
             labels.index(folder.name),
             None,
