@@ -41,7 +41,7 @@ def test_a_rescan_after_tag_and_after_untag_redoes_nothing(music, tiny_model, tm
     assert main(["scan", str(music), "--model", str(tiny_model), "-o", str(out), "-j", "0", "-q"]) == 0
     assert main(["tag", str(out), "--min-confidence", "0"]) == 0  # random weights: every track unsure
     printed = capsys.readouterr().out
-    assert f"{out}: {len(TRACKS)} row(s) given their file's new size and mtime" in printed
+    assert f"{out}: {len(TRACKS)} rows given their file's new size and mtime" in printed
     assert all(hashlib.sha256((music / n).read_bytes()).hexdigest() != before[n] for n in TRACKS)
 
     again = scan([music], out=out, model=tiny_model, jobs=0, progress=False)
@@ -69,6 +69,16 @@ def test_scan_with_tag_leaves_nothing_for_the_next_scan(music, tiny_model, tmp_p
     assert main(["scan", str(music), "--model", str(tiny_model), "-o", str(out), "-j", "0", "-q", "--tag"]) == 0
     again = scan([music], out=out, model=tiny_model, jobs=0, progress=False)
     assert (again.ok, again.skipped) == (0, len(TRACKS))
+
+
+def test_scan_with_tag_says_how_many_it_left_untagged_and_how_to_tag_them(music, tiny_model, tmp_path, capsys):
+    out = tmp_path / "moods.csv"
+    assert main(["scan", str(music), "--model", str(tiny_model), "-o", str(out), "-j", "0", "--tag"]) == 0
+    unsure = sum(c < 0.5 for c in read_results(out)["confidence"])  # random weights: most or all of them
+    assert unsure > 0
+    line = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("tags: "))
+    assert line.startswith(f"tags: {len(TRACKS) - unsure} track")
+    assert f", {unsure} below 0.5 confidence left untagged (mer-tag tag {out} --min-confidence 0 tags them)" in line
 
 
 def test_scan_with_tag_over_an_empty_folder_is_one_line_and_touches_nothing(tiny_model, tmp_path, capsys):
@@ -154,9 +164,51 @@ def test_tag_leaves_tracks_below_half_confidence_untagged_by_default(music, tmp_
     assert main(["tag", str(results)]) == 0
     untagged = Path(text[1].split(",")[0])
     printed = capsys.readouterr()
-    assert " skipped  1" in printed.out
+    assert (
+        "1 track not tagged:\n  1 below the 0.5 confidence threshold (--min-confidence 0 tags them too)" in printed.out
+    )
     assert read_mood(untagged) is None
     assert all(read_mood(music / n) == "Wistful" for n in TRACKS if music / n != untagged)
+
+
+def test_tag_counts_in_words_lists_by_path_and_says_why_each_track_was_not_tagged(music, tmp_path, capsys):
+    import mutagen
+
+    own = mutagen.File(music / "c.ogg")
+    own["MOOD"] = ["Happy"]  # a mood of the listener's own
+    own.save()
+    results = _results(tmp_path, music)  # every track at 0.61, in the order v24.mp3, b.flac, c.ogg, …
+    lines = results.read_text().splitlines()
+    lines[4] = lines[4].replace(",0.61,", ",0.49,")  # d.opus: unsure
+    lines[5] = lines[5].replace(",0.61,", ",0.3,")  # e.m4a: unsure
+    lines[2] = lines[2].replace(",ok,", ",error,")  # b.flac: failed in the scan
+    results.write_text("\n".join(lines) + "\n")
+
+    assert main(["tag", str(results), "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    listed = [line.split(":")[0] for line in out if line.startswith(str(music))]
+    assert listed == [str(music / "f.wav"), str(music / "v24.mp3")]  # by path, not in the results' order
+    assert "2 tracks would be tagged" in out
+
+    assert main(["tag", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "2 tracks tagged\n4 tracks not tagged:\n" in out
+    assert "  2 below the 0.5 confidence threshold (--min-confidence 0 tags them too)\n" in out
+    assert "  1 failed in the scan (mer-tag scan --retry-failed tries them again; then tag again)\n" in out
+    assert "  1 already had a mood of their own (--overwrite replaces it)\n" in out
+    assert f"{results}: 2 rows given their file's new size and mtime" in out
+    assert "row(s)" not in out and "skipped" not in out
+
+
+def test_a_journal_given_as_a_folder_is_one_line_before_any_file_is_touched(music, tmp_path, capsys):
+    results = _results(tmp_path, music)
+    (tmp_path / "journals").mkdir()
+    before = state(music)
+    assert main(["tag", str(results), "--journal", str(tmp_path / "journals")]) == 2
+    journals = tmp_path / "journals"
+    said = f"error: --journal {journals} is a folder: give a file, e.g. {journals / 'moods.tags.jsonl'}\n"
+    assert capsys.readouterr().err == said
+    assert state(music) == before and not list(journals.iterdir())
 
 
 def _write(path: Path, text: str) -> Path:

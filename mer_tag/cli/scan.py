@@ -238,9 +238,20 @@ def _tag(console, out: str, quiet: bool) -> int:
         console.print(f"tags: {exc}", highlight=False)
         return 0
     if not quiet:
+        from mer_tag.report.text import plural
+        from mer_tag.tags.outcome import BELOW_CONFIDENCE
+
+        unsure = sum(r.why == BELOW_CONFIDENCE for r in tagged.results)
         console.print(
-            f"tags: {tagged.count('tagged')} written, {len(tagged.failed)} failed"
+            f"tags: {plural(tagged.count('tagged'), 'track')} tagged, {len(tagged.failed):,} failed"
+            + (
+                f", {unsure:,} below {SURE_ENOUGH:g} confidence left untagged "
+                f"(mer-tag tag {out} --min-confidence 0 tags them)"
+                if unsure
+                else ""
+            )
             + (f"; undo with: mer-tag untag {tagged.journal}" if tagged.journal else ""),
             highlight=False,
+            markup=False,
         )
     return 1 if tagged.failed else 0

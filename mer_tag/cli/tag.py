@@ -39,6 +39,7 @@ def tag(
         typer.Option(
             "--template",
             "-t",
+            metavar="NAME|TEMPLATE",
             help="A preset (see --list-templates: name, cluster, adjectives, name-confidence, ...) "
             "or your own template such as '{name} ({confidence:.0%})'.",
         ),
@@ -64,7 +65,8 @@ def tag(
         ),
     ] = False,
     journal: Annotated[
-        Path | None, typer.Option(help="Where to journal the old values (default: RESULTS.tags-TIME.jsonl).")
+        Path | None,
+        typer.Option(metavar="FILE", help="Where to journal the old values (default: RESULTS.tags-TIME.jsonl)."),
     ] = None,
     list_templates: Annotated[
         bool,
@@ -98,8 +100,11 @@ def tag(
 
       mer-tag tag --list-templates
     """
+    from mer_tag.cli._errors import usage_error
     from mer_tag.tags import write_tags
 
+    if journal is not None and journal.is_dir():  # else every file would fail on it, one by one
+        raise usage_error(f"--journal {journal} is a folder: give a file, e.g. {journal / 'moods.tags.jsonl'}")
     with _progress("tagging") as report:  # a TemplateError or ResultsError: mer_tag.cli.main's error line
         summary = write_tags(
             results_path,
@@ -112,7 +117,7 @@ def tag(
             journal=journal,
             progress=report,
         )
-    _print_summary(summary, listed="would tag", dry_run=dry_run)
+    _print_summary(summary, listed="would tag", dry_run=dry_run, min_confidence=min_confidence)
 
 
 def untag(
@@ -130,7 +135,9 @@ def untag(
     results: Annotated[
         Path | None,
         typer.Option(
-            help="The results file to give the restored files' new size and mtime (default: the one the journal names)."
+            metavar="FILE",
+            help="The results file to give the restored files' new size and mtime "
+            "(default: the one the journal names).",
         ),
     ] = None,
 ) -> None:
@@ -156,7 +163,7 @@ def untag(
         summary = untag_files(
             journal_path, dry_run=dry_run, keep_mtime=keep_mtime, force=force, results=results, progress=report
         )
-    _print_summary(summary, listed="would restore", dry_run=dry_run)
+    _print_summary(summary, listed="would restore", dry_run=dry_run, noun="file")
 
 
 @contextmanager
@@ -171,17 +178,44 @@ def _progress(verb: str):
         yield lambda done, total, result: bar.update(task, completed=done, total=total)
 
 
-def _print_summary(summary, listed: str, dry_run: bool) -> None:
-    """What a dry run would change, each failure and each file not restored byte for byte on one line, the
-    counts, temp copies cleared, results updated, and how to undo; exit 1 on failures."""
+# How each action reads after a count ("102 tracks tagged"), in the order the summary gives them.
+ACTION_WORDS = {
+    "tagged": "tagged",
+    "would tag": "would be tagged",
+    "restored": "restored byte for byte",
+    "would restore": "would be restored",
+    "fields restored": "with only their fields restored (changed since tagging: not byte for byte)",
+    "unchanged": "unchanged (nothing to change)",
+    "failed": "failed (each named above)",
+}
+NOT_TAGGED = ("skipped", "kept")  # the actions the "not tagged" lines break down by their reason
+
+
+def _reasons(min_confidence: float) -> dict[str, str]:
+    """Why tracks were not tagged, each with how to include them (tags.outcome's reasons)."""
+    from mer_tag.tags.outcome import BELOW_CONFIDENCE, FAILED_IN_SCAN, HAS_A_MOOD, NO_PREDICTION
+
+    return {
+        BELOW_CONFIDENCE: f"below the {min_confidence:g} confidence threshold (--min-confidence 0 tags them too)",
+        FAILED_IN_SCAN: "failed in the scan (mer-tag scan --retry-failed tries them again; then tag again)",
+        NO_PREDICTION: "with no prediction in their row (mer-tag scan --force redoes every track)",
+        HAS_A_MOOD: "already had a mood of their own (--overwrite replaces it)",
+    }
+
+
+def _print_summary(summary, listed: str, dry_run: bool, noun: str = "track", min_confidence: float = 0.0) -> None:
+    """What a dry run would change, each failure and each file not restored byte for byte on one line (sorted
+    by path), then the counts in words, what was not tagged and why (with how to include it), temp copies
+    cleared, results updated, and how to undo; exit 1 on failures."""
     from collections import Counter
 
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
+
+    from mer_tag.report.text import plural
 
     console = Console()
-    for result in summary.results:
+    for result in sorted(summary.results, key=lambda r: r.path):
         if result.action == listed:
             console.print(f"{result.path}: {result.detail}", markup=False, highlight=False, soft_wrap=True)
         elif result.action in ("failed", "fields restored"):
@@ -191,21 +225,33 @@ def _print_summary(summary, listed: str, dry_run: bool) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
-    table = Table(show_header=False, box=None)
-    for action, count in Counter(r.action for r in summary.results).most_common():
-        table.add_row(action, str(count), style="red" if action == "failed" else None)
-    console.print(table if table.row_count else "nothing to do")
+    counts = Counter(r.action for r in summary.results)
+    for action, words in ACTION_WORDS.items():
+        if counts[action]:
+            style = "red" if action == "failed" else None
+            console.print(f"{plural(counts[action], noun)} {words}", style=style, markup=False, highlight=False)
+    not_tagged = [r for r in summary.results if r.action in NOT_TAGGED]
+    if not_tagged:
+        console.print(f"{plural(len(not_tagged), noun)} not tagged:", markup=False, highlight=False)
+        reasons = _reasons(min_confidence)
+        by_reason = Counter(r.why for r in not_tagged)
+        width = len(f"{max(by_reason.values()):,}")
+        for why, count in by_reason.most_common():
+            console.print(f"  {count:>{width},} {reasons.get(why, why)}", markup=False, highlight=False, soft_wrap=True)
+    if not summary.results:
+        console.print("nothing to do")
     if summary.cleared:
         verb = "would remove" if dry_run else "removed"
         console.print(
-            f"{verb} {len(summary.cleared)} temp file(s) an interrupted mer-tag run left (.NAME.XXXXXXXX.mer-tag.EXT)",
+            f"{verb} {plural(len(summary.cleared), 'temp file')} an interrupted mer-tag run left "
+            "(.NAME.XXXXXXXX.mer-tag.EXT)",
             markup=False,
             highlight=False,
             soft_wrap=True,
         )
     for results, rows in summary.restamped.items():
         console.print(
-            f"{results}: {rows} row(s) given their file's new size and mtime (the next scan skips them)",
+            f"{results}: {plural(rows, 'row')} given their file's new size and mtime (the next scan skips them)",
             markup=False,
             highlight=False,
             soft_wrap=True,

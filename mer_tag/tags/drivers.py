@@ -14,7 +14,17 @@ from mer_tag.sinks.paths import path_of
 from mer_tag.sinks.restamp import Restamp
 from mer_tag.tags.fields import Fields, fields_of, file_mood, open_audio
 from mer_tag.tags.journal import Journal, default_journal, read_journal, tag_record
-from mer_tag.tags.outcome import FileResult, Progress, TagError, TagSummary, reason
+from mer_tag.tags.outcome import (
+    BELOW_CONFIDENCE,
+    FAILED_IN_SCAN,
+    HAS_A_MOOD,
+    NO_PREDICTION,
+    FileResult,
+    Progress,
+    TagError,
+    TagSummary,
+    reason,
+)
 from mer_tag.tags.replace import clear_leftovers, restore_bytes, rewrite, stat_for_writing
 from mer_tag.tags.templates import MARKER, mood_text, own_fields, template_text
 
@@ -54,7 +64,7 @@ def _tag_file(
     current = file_mood(real, before)
     ours = before.get(before.key(MARKER)) is not None
     if current is not None and current != mood and not (overwrite or ours):
-        return FileResult(row_path, "kept", f"has mood {current!r} (--overwrite replaces it)")
+        return FileResult(row_path, "kept", f"has mood {current!r} (--overwrite replaces it)", why=HAS_A_MOOD)
     wanted: dict[str, list[str] | None] = {before.mood_key: [mood]}
     wanted |= {before.key(k): None if v is None else [v] for k, v in extras.items()}
     wanted |= {k: None for k in before.mood_keys() if k != before.mood_key}  # one mood per file
@@ -77,11 +87,12 @@ def _tag_file(
 def _tag_row(row: dict, template: str, min_confidence: float, extra_fields: bool, **options) -> FileResult:
     path = str(row.get("path"))
     if row.get("status") != "ok":
-        return FileResult(path, "skipped", f"scan status {row.get('status')!r}")
+        return FileResult(path, "skipped", f"scan status {row.get('status')!r}", why=FAILED_IN_SCAN)
     if row.get("cluster") is None or row.get("confidence") is None:
-        return FileResult(path, "skipped", "no prediction")
+        return FileResult(path, "skipped", "no prediction", why=NO_PREDICTION)
     if row["confidence"] < min_confidence:
-        return FileResult(path, "skipped", f"confidence {row['confidence']:.2f} < {min_confidence:.2f}")
+        detail = f"confidence {row['confidence']:.2f} < {min_confidence:.2f}"
+        return FileResult(path, "skipped", detail, why=BELOW_CONFIDENCE)
     try:
         mood = mood_text(template, row)
         if not mood:

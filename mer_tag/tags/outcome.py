@@ -14,11 +14,19 @@ class TagError(MerTagError):
     """A one-line reason why one file was left as it was."""
 
 
+# Why a track was not tagged, for a summary that groups them and says how to include them (`FileResult.why`).
+BELOW_CONFIDENCE = "below confidence"  # its confidence is under --min-confidence
+FAILED_IN_SCAN = "failed in the scan"  # its row's status is not ok
+NO_PREDICTION = "no prediction"  # an ok row without a cluster or a confidence
+HAS_A_MOOD = "has a mood"  # the file already has another mood (kept unless --overwrite)
+
+
 @dataclass
 class FileResult:
     path: str
     action: str  # tagged, restored, fields restored, would tag, would restore, unchanged, kept, skipped, failed
     detail: str = ""
+    why: str = ""  # for skipped and kept: one of the reasons above
 
 
 @dataclass
