@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mer_tag import __version__
-from mer_tag.cli import COMMANDS, main
+from mer_tag.cli import COMMANDS, app, main
 
 ROOT = Path(__file__).parents[1]
 # Typer's own names for values: "<bool>", "<int>", "<list[Path]>", "{paths}" — Python, not help.
@@ -108,3 +108,36 @@ def test_the_command_line_loads_no_heavy_library_until_a_command_runs():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def _help_of(name: str, capsys, monkeypatch) -> str:
+    monkeypatch.setenv("COLUMNS", "80")  # a common terminal: the help must read whole in it
+    assert main([name, "--help"]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", [name for _, _, name in COMMANDS])
+def test_help_shows_every_option_text_and_example_whole_at_80_columns(name, capsys, monkeypatch):
+    """No option's text cut short ("'path,label[,lyrics_path,midi_p…") or eaten as markup ("[labels]"), and no
+    example broken in the middle of its command: long ones continue with a backslash, as a shell reads them."""
+    from typer.main import get_command
+
+    out = _help_of(name, capsys, monkeypatch)
+    words = set(out.replace("│", " ").split())
+    command = get_command(app).commands[name]
+    for param in command.params:
+        text = (getattr(param, "help", None) or "").replace("\\[", "[")  # "\\[": rich's escape for a bracket
+        assert [w for w in text.split() if w not in words] == [], param.name
+    lines = {line.strip() for line in out.splitlines()}
+    examples = [line.strip() for line in (command.help or "").splitlines() if line.startswith("  ") and line.strip()]
+    assert examples and [line for line in examples if line not in lines] == []
+
+
+@pytest.mark.parametrize("name", [name for _, _, name in COMMANDS])
+def test_help_names_each_value_for_what_it_is(name):
+    """FOLDER, FILE, NAME…: never the generic TEXT or PATH, except scan's PATH, which is a folder or a file."""
+    from typer.main import get_command
+
+    for param in get_command(app).commands[name].params:
+        if (name, param.name) != ("scan", "paths"):
+            assert param.metavar not in ("TEXT", "PATH"), (name, param.name, param.metavar)

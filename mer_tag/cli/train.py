@@ -17,8 +17,9 @@ def train(
             "--data",
             metavar="FOLDER|FILE",
             help="Songs with a mood each: a folder laid out like the MIREX mood dataset (Audio/, clusters.txt, …), "
-            "one laid out like the 4Q emotion dataset (Audio/, metadata.csv), a CSV file "
-            "'path,label[,lyrics_path,midi_path,artist]', or a folder with one sub-folder per mood.",
+            "one laid out like the 4Q emotion dataset (Audio/, metadata.csv), a CSV file with the columns path and "
+            "label (and, if you have them, lyrics_path, midi_path, artist), or a folder with one sub-folder per "
+            "mood.",
         ),
     ],
     quadrant_data: Annotated[
@@ -45,7 +46,7 @@ def train(
             "--label-map",
             metavar="NAME|MAP",
             help="Learn other labels than the dataset's, without editing it: 'valence' or 'arousal' (from the 4Q "
-            "quadrants), or your own 'Q1=Positive,Q4=Positive,…'. Overrides the preset's [labels] map.",
+            "quadrants), or your own 'Q1=Positive,Q4=Positive,…'. Overrides the preset's \\[labels] map.",
         ),
     ] = None,
     out: Annotated[
@@ -100,11 +101,13 @@ def train(
 
       mer-tag train --data ~/datasets/mirex-mood        # → runs/default/model
 
-      mer-tag train --data ~/datasets/mirex-mood --quadrant-data ~/datasets/4q-emotion   # the shipped model
+      mer-tag train --data ~/datasets/mirex-mood \\
+          --quadrant-data ~/datasets/4q-emotion         # the shipped model
 
       mer-tag train --data ~/datasets/mirex-mood --preset mirex-baseline -o base
 
-      mer-tag train --data ~/datasets/4q-emotion --preset wijaya2021-crnn --label-map valence -o valence
+      mer-tag train --data ~/datasets/4q-emotion --preset wijaya2021-crnn \\
+          --label-map valence -o valence
 
       mer-tag scan ~/Music --model runs/default/model   # use what you trained
     """
