@@ -211,6 +211,16 @@ def test_a_journal_given_as_a_folder_is_one_line_before_any_file_is_touched(musi
     assert state(music) == before and not list(journals.iterdir())
 
 
+def test_untag_with_a_missing_results_file_is_one_line_before_any_file_is_restored(music, tmp_path, capsys):
+    results = _results(tmp_path, music)
+    assert main(["tag", str(results), "--journal", str(tmp_path / "j.jsonl")]) == 0
+    tagged = state(music)
+    capsys.readouterr()
+    assert main(["untag", str(tmp_path / "j.jsonl"), "--results", str(tmp_path / "nope.csv")]) == 2
+    assert capsys.readouterr().err == f"error: --results: no results file at {tmp_path / 'nope.csv'}\n"
+    assert state(music) == tagged  # nothing restored yet
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

@@ -239,6 +239,12 @@ def test_train_refuses_a_file_where_it_needs_a_folder_before_any_work(tiny_4q, t
     assert taken.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["moods.csv"]
 
 
+def test_train_refuses_a_negative_seed_before_any_work(tiny_4q, tmp_path, capsys):
+    assert main(["train", "--data", str(tiny_4q), "--seed", "-1", "-o", str(tmp_path / "run"), "-q"]) == 2
+    assert capsys.readouterr().err.startswith("error: Invalid value for '--seed'")  # numpy's traceback before
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_refuses_an_unknown_precision_before_any_work(tiny_4q, tmp_path, capsys):
     assert main(["train", "--data", str(tiny_4q), "--precision", "fp16", "-o", str(tmp_path / "run"), "-q"]) == 2
     assert "error: unknown precision 'fp16': use auto, fp32, bf16" in capsys.readouterr().err

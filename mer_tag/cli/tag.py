@@ -157,7 +157,11 @@ def untag(
 
       mer-tag untag moods.csv.tags-20250101-120000.jsonl
     """
+    from mer_tag.cli._errors import usage_error
     from mer_tag.tags import untag as untag_files
+
+    if results is not None and not results.exists():  # else the files are restored and then it is found out
+        raise usage_error(f"--results: no results file at {results}")
 
     with _progress("restoring") as report:  # a JournalError: mer_tag.cli.main's error line
         summary = untag_files(

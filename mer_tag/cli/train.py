@@ -69,8 +69,9 @@ def train(
     seed: Annotated[
         int,
         typer.Option(
+            min=0,
             help="Starting point of the random choices (which songs test, the training "
-            "order): the same seed gives the same model."
+            "order): the same seed gives the same model.",
         ),
     ] = 0,
     limit: Annotated[int, typer.Option(min=0, help="Use only this many songs, for a quick try; 0 = all.")] = 0,

@@ -176,7 +176,8 @@ def _restamp(summary: TagSummary, stamps: Restamp, results_path: Path) -> None:
         summary.restamped[str(results_path)] = stamps.apply(results_path)
     except Exception as exc:  # the files are done; only the next scan's shortcut is lost
         summary.notes.append(
-            f"{results_path} not updated ({reason(exc)}): the next scan redoes the {len(stamps)} tracks written"
+            f"{results_path} not updated ({reason(exc)}): the next scan redoes the "
+            f"{len(stamps)} {'track' if len(stamps) == 1 else 'tracks'} written"
         )
 
 
