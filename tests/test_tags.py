@@ -656,7 +656,7 @@ def test_cli_dry_run_tag_and_untag(lib, capsys):
     assert main(["tag", str(lib.results), "--template", "{nope}"]) == 2
     assert main(["tag", str(lib.results), "--template", "cluster", "--dry-run"]) == 1  # broken.flac fails
     out = capsys.readouterr().out
-    assert "TMOO: absent -> 'Cluster 1'" in out and "would tag" in out
+    assert "TMOO: absent -> 'Cluster 1'" in out and "tracks would be tagged" in out
     assert raw_field(lib.dir / "v24.mp3", "TMOO") is None
 
     assert main(["tag", str(lib.results), "--template", "cluster", "--journal", str(lib.journal)]) == 1
@@ -829,7 +829,7 @@ def test_the_next_run_clears_only_our_leftover_temp_copies(lib, capsys):
     assert not ours.exists() and locked.exists()
     assert all((lib.dir / name).exists() for name in not_ours)
     assert (lib.dir / ".link.mp3.abcdefgh.mer-tag.mp3").is_symlink()
-    assert "removed 1 temp file(s) an interrupted mer-tag run left" in capsys.readouterr().out
+    assert "removed 1 temp file an interrupted mer-tag run left" in capsys.readouterr().out
 
     left = lib.dir / ".v24.mp3.zzzzzzzz.mer-tag.mp3"
     shutil.copy(lib.dir / "v24.mp3", left)
