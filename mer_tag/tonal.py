@@ -28,7 +28,8 @@ PEAK_MIN_HZ = 50.0  # below: rumble, not pitch
 PEAK_MAX_HZ = 5000.0  # above: mostly noise and cymbals, whose "roughness" is not harmonic
 CHROMA_MIN_HZ = 100.0  # a 1024-point FFT at 16 kHz has 15.6 Hz bins: about a semitone at 270 Hz
 CHROMA_MAX_HZ = 5000.0
-SEGMENT_FRAMES = 156  # frames per segment for the local key (5 s at a 512-sample hop and 16 kHz)
+FRAME_STEP = 4  # every 4th log-mel frame is analysed: 128 ms apart at a 512-sample hop and 16 kHz
+SEGMENT_FRAMES = 39  # analysed frames per segment for the local key: 5 s at 128 ms
 
 # Sethares (1993): roughness of two partials df Hz apart, the lower at f Hz:
 # exp(-B1 * s * df) - exp(-B2 * s * df), s = S1 / (S2 * f + S3); it peaks near a quarter critical band.
@@ -93,10 +94,14 @@ def frame_chroma(amp: np.ndarray, hz: np.ndarray) -> np.ndarray:
     use = (hz >= CHROMA_MIN_HZ) & (hz <= CHROMA_MAX_HZ) & (amp > 0)
     pitch = 12.0 * np.log2(np.maximum(hz, 1.0) / 440.0) + 69.0  # MIDI number, fractional
     weight = np.where(use, np.sqrt(amp), 0.0)  # sqrt: loud bass notes rule less
-    chroma = np.zeros((amp.shape[0], 12))
-    for pc in range(12):
-        distance = np.abs((pitch - pc + 6.0) % 12.0 - 6.0)  # semitones to the nearest `pc`
-        chroma[:, pc] = (weight * np.where(distance < 1.0, np.cos(0.5 * np.pi * distance) ** 2, 0.0)).sum(1)
+    below = np.floor(pitch)
+    frac = pitch - below  # distance to the pitch class below; 1 - frac to the one above
+    frames = np.broadcast_to(np.arange(amp.shape[0])[:, None] * 12, amp.shape)
+    chroma = np.zeros(amp.shape[0] * 12)
+    for offset, share in ((0, np.cos(0.5 * np.pi * frac) ** 2), (1, np.sin(0.5 * np.pi * frac) ** 2)):
+        index = frames + (below.astype(np.int64) + offset) % 12
+        chroma += np.bincount(index.ravel(), (weight * share).ravel(), minlength=chroma.size)
+    chroma = chroma.reshape(-1, 12)
     total = chroma.sum(1, keepdims=True)
     return np.where(total > 0, chroma / np.maximum(total, 1e-20), 0.0)
 
@@ -153,9 +158,10 @@ def tonal_summary(frames_dissonance: np.ndarray, chroma: np.ndarray) -> np.ndarr
     return np.asarray(values, dtype=np.float32)
 
 
-def frame_features(power: np.ndarray, sample_rate: int, n_fft: int, every: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def frame_features(power: np.ndarray, sample_rate: int, n_fft: int, every: int = FRAME_STEP) -> tuple[np.ndarray, np.ndarray]:
     """(dissonance [frames'], chroma [frames', 12]) of every `every`-th frame of a power spectrum
-    [frames, bins] (one frame in two: neighbours 32 ms apart hear the same chord, and it halves the cost)."""
-    magnitude = np.sqrt(np.asarray(power[::every], dtype=np.float64))
+    [frames, bins]: a song's chords and roughness are summarised from frames 128 ms apart at the default
+    log-mel's 32-ms hop, for a quarter of the cost (docs/performance.md)."""
+    magnitude = np.sqrt(np.asarray(power[::every], dtype=np.float32)).astype(np.float64)
     amp, hz = spectral_peaks(magnitude, np.fft.rfftfreq(n_fft, 1.0 / sample_rate))
     return frame_dissonance(amp, hz), frame_chroma(amp, hz)

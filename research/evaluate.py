@@ -84,7 +84,7 @@ def cv_4q(x: np.ndarray, y: np.ndarray, groups: np.ndarray, C: float, seeds=(0, 
             scores.setdefault("valence", []).append(float(((valence > 0.5) == truth_v).mean()))
             scores.setdefault("arousal", []).append(float(((arousal > 0.5) == truth_a).mean()))
             scores.setdefault("valence_auc", []).append(roc_auc_score(truth_v, valence))
-    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in scores.items()}
+    return {k: np.asarray(v) for k, v in scores.items()}
 
 
 def cross_sets(x4: np.ndarray, y4: np.ndarray, xm: np.ndarray, ym: np.ndarray, C: float) -> tuple[float, float]:
@@ -102,17 +102,22 @@ def blocks(table: dict, names: list[str]) -> np.ndarray:
 
 
 def report(sets: dict[str, list[str]], q4: dict, mx: dict, C: float = 0.01, seeds=(0, 1)) -> list[dict]:
+    """One line per feature set: mean ± std over folds × seeds, the paired change against the first set
+    (same folds) as mean ± std, and the cross-set AUCs."""
     rows = []
+    base = None
     for name, names in sets.items():
         x4, xm = blocks(q4, names), blocks(mx, names)
         cv = cv_4q(x4, q4["label"], q4["group"], C, seeds)
+        base = base or cv
         to_mirex, to_4q = cross_sets(x4, q4["label"], xm, mx["label"], C)
-        rows.append({"set": name, "dims": x4.shape[1], **cv, "to_mirex": to_mirex, "to_4q": to_4q})
-        r = rows[-1]
+        rows.append({"set": name, "dims": x4.shape[1], "cv": cv, "to_mirex": to_mirex, "to_4q": to_4q})
+        d_f1, d_val = cv["f1"] - base["f1"], cv["valence"] - base["valence"]
         print(
-            f"{name:34s} {x4.shape[1]:4d}  F1 {r['f1'][0]:.3f} ± {r['f1'][1]:.3f}  val {r['valence'][0]:.3f} ± "
-            f"{r['valence'][1]:.3f}  aro {r['arousal'][0]:.3f} ± {r['arousal'][1]:.3f}  vAUC "
-            f"{r['valence_auc'][0]:.3f}  4Q→MX {to_mirex:.3f}  MX→4Q {to_4q:.3f}",
+            f"{name:36s} {x4.shape[1]:4d}  F1 {cv['f1'].mean():.3f} ± {cv['f1'].std():.3f} "
+            f"(Δ {d_f1.mean():+.3f} ± {d_f1.std():.3f})  val {cv['valence'].mean():.3f} ± {cv['valence'].std():.3f} "
+            f"(Δ {d_val.mean():+.3f} ± {d_val.std():.3f})  aro {cv['arousal'].mean():.3f}  "
+            f"vAUC {cv['valence_auc'].mean():.3f}  4Q→MX {to_mirex:.3f}  MX→4Q {to_4q:.3f}",
             flush=True,
         )
     return rows
