@@ -158,7 +158,9 @@ def tonal_summary(frames_dissonance: np.ndarray, chroma: np.ndarray) -> np.ndarr
     return np.asarray(values, dtype=np.float32)
 
 
-def frame_features(power: np.ndarray, sample_rate: int, n_fft: int, every: int = FRAME_STEP) -> tuple[np.ndarray, np.ndarray]:
+def frame_features(
+    power: np.ndarray, sample_rate: int, n_fft: int, every: int = FRAME_STEP
+) -> tuple[np.ndarray, np.ndarray]:
     """(dissonance [frames'], chroma [frames', 12]) of every `every`-th frame of a power spectrum
     [frames, bins]: a song's chords and roughness are summarised from frames 128 ms apart at the default
     log-mel's 32-ms hop, for a quarter of the cost (docs/performance.md)."""
