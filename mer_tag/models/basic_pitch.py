@@ -137,8 +137,9 @@ def rowwise_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     (the contour layer's 3 × 39), as one 1-D convolution along frequency per kernel row, shifted in time and
     summed: the same numbers within float rounding, 2.7 × faster on one CPU thread than the 2-D kernel
     (0.25 against 0.67 CPU-s for 30 s of audio), which was two thirds of the whole network's time."""
-    rows, width = conv.kernel_size
+    rows = conv.kernel_size[0]
     pad_t, pad_f = conv.padding if isinstance(conv.padding, tuple) else (0, 0)
+    assert conv.bias is not None
     batch, _, frames, bins = x.shape
     padded = F.pad(x, (pad_f, pad_f, pad_t, pad_t))
     lines = padded.permute(0, 2, 1, 3).reshape(batch * (frames + 2 * pad_t), x.shape[1], bins + 2 * pad_f)
