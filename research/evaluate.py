@@ -123,14 +123,19 @@ def report(sets: dict[str, list[str]], q4: dict, mx: dict, C: float = 0.01, seed
     return rows
 
 
+def cheap_tables(prefix: str = "") -> tuple[dict, dict]:
+    """The 4Q and MIREX-like cheap tables with the blocks the sets name: log-odds of the tag prior, and the
+    tonal features split into dissonance, key/mode and the tonic-turned chroma."""
+    q4, mx = load(f"{prefix}4q_cheap.npz"), load(f"{prefix}mirex_cheap.npz")
+    for t in (q4, mx):
+        t["logtags"] = np.log(t["tags"] / (1 - t["tags"]))
+        t["diss"], t["key"], t["tonic"] = t["tonal"][:, :3], t["tonal"][:, 3:10], t["tonal"][:, 10:]
+    return q4, mx
+
+
 if __name__ == "__main__":
     C = float(sys.argv[1]) if len(sys.argv) > 1 else 0.01
-    q4, mx = load("4q_cheap.npz"), load("mirex_cheap.npz")
-    mx["logtags"] = np.log(mx["tags"] / (1 - mx["tags"]))
-    q4["logtags"] = np.log(q4["tags"] / (1 - q4["tags"]))
-    q4["diss"], mx["diss"] = q4["tonal"][:, :3], mx["tonal"][:, :3]
-    q4["key"], mx["key"] = q4["tonal"][:, 3:10], mx["tonal"][:, 3:10]
-    q4["tonic"], mx["tonic"] = q4["tonal"][:, 10:], mx["tonal"][:, 10:]
+    q4, mx = cheap_tables(sys.argv[2] if len(sys.argv) > 2 else "")
     sets = {
         "embedding (today)": ["emb"],
         "tags alone": ["logtags"],
@@ -139,6 +144,9 @@ if __name__ == "__main__":
         "embedding + key/mode": ["emb", "key"],
         "embedding + key/mode + tonic chroma": ["emb", "key", "tonic"],
         "embedding + all tonal": ["emb", "tonal"],
-        "embedding + tags + all tonal": ["emb", "logtags", "tonal"],
+        "tags + dissonance": ["logtags", "diss"],
+        "tags + key/mode": ["logtags", "key"],
+        "tags + key/mode + tonic chroma": ["logtags", "key", "tonic"],
+        "tags + all tonal": ["logtags", "tonal"],
     }
     report(sets, q4, mx, C)

@@ -14,16 +14,29 @@ from __future__ import annotations
 
 import numpy as np
 from evaluate import Q_POSITIVE, blocks, fit, load, mirex_valence
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from mer_tag.train.splits import grouped_folds, make_split
 
-AUDIO_SETS = {"embedding": (["emb"], 0.01), "tags+key+tonic": (["logtags", "key", "tonic"], 0.01)}
+AUDIO_SETS = {"embedding": (["emb"], 0.01), "tags+key": (["logtags", "key"], 0.01)}
+PREFIX = "new_"  # tables with the shipped tonal settings (every 4th frame)
 
 
 def logit(p):
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
+
+
+def bootstrap_auc(truth, score, n=1000, seed=0):
+    """95 % interval of an AUC over 1,000 resamples of the songs."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n):
+        i = rng.integers(0, len(truth), len(truth))
+        if truth[i].min() != truth[i].max():
+            values.append(roc_auc_score(truth[i], score[i]))
+    return np.percentile(values, [2.5, 97.5])
 
 
 def oof_lyrics(x, y, groups, C, seed=0, folds=5):
@@ -35,7 +48,7 @@ def oof_lyrics(x, y, groups, C, seed=0, folds=5):
 
 
 def main():
-    q4, mx = load("4q_cheap.npz"), load("mirex_cheap.npz")
+    q4, mx = load(f"{PREFIX}4q_cheap.npz"), load(f"{PREFIX}mirex_cheap.npz")
     for t in (q4, mx):
         t["logtags"] = np.log(t["tags"] / (1 - t["tags"]))
         t["key"], t["tonic"] = t["tonal"][:, 3:10], t["tonal"][:, 10:]
@@ -57,7 +70,7 @@ def main():
         lt = tr[has[tr]]
         oof = oof_lyrics(lyrics[lt], side[lt], mx["group"][lt], C)
         print(f"lyrics valence C={C}: OOF AUC on train songs with lyrics {roc_auc_score(side[lt], oof):.3f}")
-    C_lyr = 0.01
+    C_lyr = 0.003
     lt = tr[has[tr]]
     lyr_oof = np.zeros(len(mx["id"]))
     lyr_oof[lt] = logit(oof_lyrics(lyrics[lt], side[lt], mx["group"][lt], C_lyr))
@@ -67,16 +80,17 @@ def main():
     for name, (names, C) in AUDIO_SETS.items():
         head = fit(blocks(q4, names), q4["label"], C)
         audio = logit(head(blocks(mx, names)) @ Q_POSITIVE)
-        z = np.stack([audio, lyr_oof, has.astype(float)], 1)
-        from sklearn.linear_model import LogisticRegression
-
-        stack = LogisticRegression(C=1.0).fit(z[tr], side[tr])
-        fused = stack.predict_proba(z[te])[:, 1]
+        z = np.stack([audio, lyr_oof], 1)
+        sung = tr[has[tr]]  # the fusion is learned, and used, only where there are lyrics
+        stack = LogisticRegression(C=1.0).fit(z[sung], side[sung])
+        fused_logit = np.where(has, z @ stack.coef_[0] + stack.intercept_[0], audio)
+        fused = fused_logit[te]
+        boot = bootstrap_auc(side[te], fused)
         print(
             f"audio {name:16s} test AUC: audio {roc_auc_score(side[te], audio[te]):.3f}  "
             f"lyrics (with lyrics only, n={len(ltest)}) {roc_auc_score(side[ltest], lyr_oof[ltest]):.3f}  "
-            f"fused {roc_auc_score(side[te], fused):.3f}  "
-            f"(weights audio {stack.coef_[0][0]:.2f}, lyrics {stack.coef_[0][1]:.2f})"
+            f"fused {roc_auc_score(side[te], fused):.3f} [{boot[0]:.3f}, {boot[1]:.3f}]  "
+            f"(fusion: audio {stack.coef_[0][0]:.2f}, lyrics {stack.coef_[0][1]:.2f}, bias {stack.intercept_[0]:.2f})"
         )
 
 
