@@ -139,13 +139,17 @@ def test_the_scan_answers_as_the_head_did_on_trainings_features(va_run, tiny_4q,
     """Training pools the cached float16 embeddings; a scan pools its own: the same quadrant probabilities."""
     from mer_tag.train.datasets import load_dataset
     from mer_tag.train.extract import FeatureCache, extract_branch
+    from mer_tag.train.quadrant import song_features, song_tonal
     from mer_tag.train.recipe import load_preset
 
     result, _ = va_run
     examples = load_dataset(tiny_4q).examples
-    features, _ = extract_branch("audio", load_preset("default"), examples, FeatureCache(None), 1, lambda x, **_: x)
+    preset = load_preset("default")
+    features, _ = extract_branch("audio", preset, examples, FeatureCache(None), 1, lambda x, **_: x)
+    tonal = song_tonal(preset, examples, FeatureCache(None), 1, lambda x, **_: x, "fp32")
     head = bundle_io.load(result.model_dir).models["quadrant"]
-    expected = head_probs(head, np.stack([pool_track(f) for f in features]))
+    assert head.inputs == ("tags", "key")  # the default preset's: musicnn's tag prior and key/mode
+    expected = head_probs(head, song_features(head.inputs, features, tonal))
     out = tmp_path / "moods.csv"
     scan([e.audio_path for e in examples], out=out, model=result.model_dir, jobs=0, progress=False, precision="fp32")
     rows = {row["path"]: row for row in read_results(out).iter_rows(named=True)}

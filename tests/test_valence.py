@@ -103,3 +103,34 @@ def test_too_few_sung_songs_is_a_clear_error():
     songs.lyrics = [None] * len(songs.lyrics)
     with pytest.raises(ValueError, match="too few songs with lyrics"):
         fit_valence(songs, {})
+
+
+def test_a_scan_row_hears_the_words_through_the_fusion():
+    """The predictor's valence columns: the head on the sound, then the words' tilt; valence is the fused
+    value, and quadrant, valence and arousal still come from one distribution."""
+    import types
+
+    import torch
+
+    from mer_tag import models
+    from mer_tag.engines.predictor import Predictor
+    from mer_tag.prepare import Prepared
+
+    torch.manual_seed(0)
+    head = models.build({"arch": "quadrant", "embed_dim": 57, "n_classes": 4, "inputs": ["tags", "key"]})
+    with torch.no_grad():
+        head.linear.weight.normal_()
+    words = models.build({"arch": "lyrics_valence", "embed_dim": 8})
+    words.fusion.copy_(torch.tensor([0.5, 1.0, -0.2]))
+    predictor = object.__new__(Predictor)
+    predictor.torch = torch
+    predictor.bundle = types.SimpleNamespace(models={"quadrant": head, "lyrics_valence": words})
+    item = Prepared(track=None, tonal=np.linspace(0, 1, 22, dtype=np.float32))  # type: ignore[arg-type]
+    sound = {"embedding": np.zeros(200), "tags": np.linspace(0.05, 0.95, 50)}
+    alone = predictor.valence_columns(item, sound, None)
+    heard = predictor.valence_columns(item, sound, 0.1)
+    expected = 1 / (1 + np.exp(-(0.5 * V.log_odds(alone["valence"]) + V.log_odds(0.1) - 0.2)))
+    assert heard["valence"] == pytest.approx(expected, abs=1e-4)
+    probs = np.array([heard[f"prob_quadrant_{k}"] for k in range(1, 5)])
+    assert heard["valence"] == pytest.approx(probs[0] + probs[3], abs=1e-4)
+    assert heard["arousal"] == pytest.approx(probs[0] + probs[1], abs=1e-4)

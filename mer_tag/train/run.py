@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_tag import _fs
+from mer_tag.labels import MIREX
 from mer_tag.models import combine
 from mer_tag.models.fusion import BRANCHES
 from mer_tag.train.recipe import (
@@ -169,6 +170,26 @@ def _train(
         metrics["quadrant"] = quadrant_metrics
         card["quadrant"]["metrics"] = card_metrics({"quadrant": quadrant_metrics})["quadrant"]
         problems += quadrant_problems
+        frozen_lyrics = config.get("lyrics", {}).get("encoder", "frozen") != "finetune"  # song embeddings
+        if "valence" in config and dataset.labels.names == MIREX.names and frozen_lyrics:
+            from mer_tag.train.valence import train_valence
+
+            words, words_card = train_valence(
+                branch_models["quadrant"],
+                examples,
+                features,
+                y,
+                groups,
+                split,
+                config,
+                feature_cache,
+                jobs,
+                bar,
+                log,
+                precision,
+            )
+            if words is not None:
+                branch_models["lyrics_valence"], card["valence"] = words, words_card
     bundle = bundle_io.Bundle(
         name=str(config.get("model_name", config["name"])),
         labels=dataset.labels,

@@ -26,12 +26,13 @@ DEFAULTS = {"C": 0.003, "folds": 5, "max_iter": 3000}  # C chosen by OOF AUC (do
 @dataclass
 class ValenceSongs:
     """Songs with a side of valence: audio valence (0–1), lyrics embedding or None, side (1 positive),
-    artist group."""
+    artist group, and each one's index among the songs it was chosen from."""
 
     audio_valence: np.ndarray
     lyrics: list
     side: np.ndarray
     groups: np.ndarray
+    index: np.ndarray
 
     @classmethod
     def from_clusters(cls, audio_valence, lyrics: list, clusters, groups) -> ValenceSongs:
@@ -43,12 +44,18 @@ class ValenceSongs:
             [lyrics[i] for i in keep],
             (sides[keep] > 0).astype(int),
             np.asarray(groups)[keep],
+            keep,
         )
 
-    def subset(self, index) -> ValenceSongs:
-        index = np.asarray(index, dtype=int)
+    def among(self, chosen) -> ValenceSongs:
+        """Those of these songs that were at the positions `chosen` of the original list."""
+        rows = np.flatnonzero(np.isin(self.index, np.asarray(chosen, dtype=int)))
         return ValenceSongs(
-            self.audio_valence[index], [self.lyrics[i] for i in index], self.side[index], self.groups[index]
+            self.audio_valence[rows],
+            [self.lyrics[i] for i in rows],
+            self.side[rows],
+            self.groups[rows],
+            self.index[rows],
         )
 
 
@@ -136,3 +143,43 @@ def valence_scores(head, songs: ValenceSongs) -> dict:
         "lyrics_auc": auc(songs.side[sung], lyrics[sung]),
         "fused_auc": auc(songs.side, fused),
     }
+
+
+def train_valence(
+    quadrant_head, examples, features, y, groups, split, config, cache, jobs, progress, log, precision="fp32"
+) -> tuple:
+    """(the shipped LyricsValence, its card section), or (None, None) where too few songs have lyrics, for
+    `mer-tag train`: the five-cluster songs' audio
+    valence from the valence–arousal head just trained (it never saw them), their lyrics from the lyrics
+    branch's frozen song embeddings; fit on the train + val split, scored on the test split's unseen
+    artists, refit on every song with `[final] refit_all`."""
+    from mer_tag.models.quadrant import POSITIVE
+    from mer_tag.train.quadrant import head_probs, song_features, song_tonal
+
+    section = config.get("valence", {})
+    tonal = song_tonal(config, examples, cache, jobs, progress, precision)
+    audio_valence = head_probs(quadrant_head, song_features(quadrant_head.inputs, features["audio"], tonal))
+    songs = ValenceSongs.from_clusters(audio_valence @ np.asarray(POSITIVE), features["lyrics"], y, groups)
+    try:
+        head = fit_valence(songs.among(split["train"] + split["val"]), section)
+    except ValueError as exc:  # a small or lyric-less dataset: the valence stays the audio's
+        log(f"valence of the words: not learned ({exc})")
+        return None, None
+    test = songs.among(split["test"])
+    scores = valence_scores(head, test) if len(test.side) else {"n": 0}
+    log(
+        f"valence of the words: {len(songs.side)} songs with a side ({sum(x is not None for x in songs.lyrics)} "
+        f"with lyrics); test AUC audio {scores.get('audio_auc', float('nan')):.3f}, lyrics "
+        f"{scores.get('lyrics_auc', float('nan')):.3f}, fused {scores.get('fused_auc', float('nan')):.3f} "
+        f"({scores.get('n', 0)} songs, artists unseen)"
+    )
+    if config.get("final", {}).get("refit_all", False):
+        head = fit_valence(songs, section)
+    card = {
+        "sides": {"positive": ["Cheerful", "Humorous"], "negative": ["Wistful", "Aggressive"]},
+        "data": {"songs": int(len(songs.side)), "with_lyrics": int(sum(x is not None for x in songs.lyrics))},
+        "settings": {**DEFAULTS, **section},
+        "fusion": [round(float(v), 6) for v in head.fusion.tolist()],
+        "metrics": {"test": scores},
+    }
+    return head, card
