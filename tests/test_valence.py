@@ -134,3 +134,20 @@ def test_a_scan_row_hears_the_words_through_the_fusion():
     probs = np.array([heard[f"prob_quadrant_{k}"] for k in range(1, 5)])
     assert heard["valence"] == pytest.approx(probs[0] + probs[3], abs=1e-4)
     assert heard["arousal"] == pytest.approx(probs[0] + probs[1], abs=1e-4)
+
+
+def test_agreement_counts_fused_valence_against_predicted_clusters():
+    from mer_tag.train.valence import agreement, fit_valence
+
+    songs = songs_with_words()
+    head = fit_valence(songs, {})
+    n = len(songs.side)
+    test = list(range(n))
+    audio = np.full(n, 0.55)  # the sound leans positive for every song
+    probs = np.zeros((n, 5))
+    probs[np.arange(n), np.where(songs.side > 0, 1, 2)] = 1.0  # clusters: Cheerful or Wistful by the truth
+    lyrics = list(songs.lyrics)
+    result = agreement(head, lyrics, test, probs, audio)
+    assert result["n_sided_clusters"] == n
+    assert result["disagree_audio"] == pytest.approx(np.mean(songs.side == 0))  # every Wistful one disagrees
+    assert result["disagree_fused"] < result["disagree_audio"]  # the words pull the sad songs back

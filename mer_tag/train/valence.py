@@ -146,7 +146,19 @@ def valence_scores(head, songs: ValenceSongs) -> dict:
 
 
 def train_valence(
-    quadrant_head, examples, features, y, groups, split, config, cache, jobs, progress, log, precision="fp32"
+    quadrant_head,
+    examples,
+    features,
+    y,
+    groups,
+    split,
+    config,
+    cache,
+    jobs,
+    progress,
+    log,
+    precision="fp32",
+    test_cluster_probs=None,
 ) -> tuple:
     """(the shipped LyricsValence, its card section), or (None, None) where too few songs have lyrics, for
     `mer-tag train`: the five-cluster songs' audio
@@ -167,11 +179,16 @@ def train_valence(
         return None, None
     test = songs.among(split["test"])
     scores = valence_scores(head, test) if len(test.side) else {"n": 0}
+    if test_cluster_probs is not None and len(test_cluster_probs) == len(split["test"]):
+        positive = audio_valence @ np.asarray(POSITIVE)
+        scores.update(agreement(head, features["lyrics"], split["test"], test_cluster_probs, positive))
     log(
         f"valence of the words: {len(songs.side)} songs with a side ({sum(x is not None for x in songs.lyrics)} "
         f"with lyrics); test AUC audio {scores.get('audio_auc', float('nan')):.3f}, lyrics "
         f"{scores.get('lyrics_auc', float('nan')):.3f}, fused {scores.get('fused_auc', float('nan')):.3f} "
-        f"({scores.get('n', 0)} songs, artists unseen)"
+        f"({scores.get('n', 0)} songs, artists unseen); valence and cluster disagree on "
+        f"{scores.get('disagree_fused', float('nan')):.1%} of the test songs whose cluster has a side "
+        f"({scores.get('disagree_audio', float('nan')):.1%} on the audio's valence alone)"
     )
     if config.get("final", {}).get("refit_all", False):
         head = fit_valence(songs, section)
@@ -183,3 +200,20 @@ def train_valence(
         "metrics": {"test": scores},
     }
     return head, card
+
+
+def agreement(head, lyrics: list, test: list, cluster_probs: np.ndarray, audio_valence: np.ndarray) -> dict:
+    """How often the test songs' valence falls on the other side from their predicted cluster (Cheerful,
+    Humorous positive; Wistful, Aggressive negative; a Passionate answer has no side), for the audio's
+    valence and the fused one. `cluster_probs` [len(test), 5] the fusion's, in `test`'s order; `lyrics`
+    and `audio_valence` for every song."""
+    from mer_tag.valence import disagreement_share
+
+    rows = np.asarray(test, dtype=int)
+    predicted = np.asarray(cluster_probs).argmax(1) + 1
+    audio = np.asarray(audio_valence, dtype=np.float64)[rows]
+    every = ValenceSongs(audio, [lyrics[i] for i in rows], np.zeros(len(rows), int), np.zeros(len(rows)), rows)
+    _, fused = fused_valence(head, every)
+    audio_share, n = disagreement_share(audio, predicted)
+    fused_share, _ = disagreement_share(fused, predicted)
+    return {"disagree_audio": audio_share, "disagree_fused": fused_share, "n_sided_clusters": n}
