@@ -105,7 +105,9 @@ def test_a_song_embedding_is_the_same_in_training_and_in_a_scan(songs, tiny_mode
     )
     with torch.inference_mode():
         trained_on = torch.softmax(head(torch.from_numpy(embedding)[None]), -1)[0].numpy()
-    np.testing.assert_array_equal(predictor.lyrics_probs([item.lyrics])[0], trained_on)
+    scanned, words = predictor.lyrics_probs([item.lyrics])
+    np.testing.assert_array_equal(scanned[0], trained_on)
+    assert words is None  # the tiny model learned no valence for the words
 
 
 STUDENT = AudioConfig(frontend="musicnn_student", sample_rate=16000, n_fft=1024, hop_length=512, n_mels=64)
