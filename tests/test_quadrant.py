@@ -109,7 +109,18 @@ def va_run(tiny_clusters, tiny_4q, tmp_path_factory):
 def test_training_with_quadrant_data_ships_the_head_and_scores_it(va_run):
     result, logged = va_run
     card = json.loads((result.model_dir / "card.json").read_text())
-    assert card["models"]["quadrant"] == {"arch": "quadrant", "embed_dim": 200, "n_classes": 4}
+    # the default preset's head: musicnn's 50-tag prior and the 7 key/mode values, the tag layer in its weights
+    assert card["models"]["quadrant"] == {
+        "arch": "quadrant",
+        "embed_dim": 57,
+        "n_classes": 4,
+        "inputs": ["tags", "key"],
+    }
+    assert card["preset"]["audio"]["features"]["tonal"] is True
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(result.model_dir / "quadrant.safetensors"))
+    assert weights["tag_weight"].shape == (50, 200) and np.abs(weights["tag_weight"]).sum() > 0
     assert card["quadrant"]["data"]["songs"] == 8 and card["quadrant"]["settings"]["C"] == 0.01
     test = card["quadrant"]["metrics"]["test"]
     assert test["n"] == card["quadrant"]["data"]["split_sizes"]["test"] >= 1
@@ -117,6 +128,7 @@ def test_training_with_quadrant_data_ships_the_head_and_scores_it(va_run):
     assert any(line.startswith("valence–arousal: 8 songs") for line in logged)
     model_card = (result.out / "model-card.md").read_text()
     assert "## Valence–arousal" in model_card and "## Accuracy against coverage" in model_card
+    assert "musicnn tag prior" in model_card
 
 
 def test_a_scan_with_the_head_fills_every_valence_arousal_column(va_run, tiny_4q, tmp_path):
