@@ -1,3 +1,3 @@
 """mer-tag: listen to a music library and say what each song feels like."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

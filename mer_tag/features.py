@@ -49,6 +49,7 @@ class AudioConfig:
     chunk_seconds: float = CHUNK_SECONDS
     chunk_hop_seconds: float = CHUNK_SECONDS  # scan: distance between chunk starts
     min_seconds: float = MIN_SECONDS
+    tonal: bool = False  # also read dissonance, key and mode from each chunk's spectrum (mer_tag.tonal)
 
     @property
     def chunk_samples(self) -> int:
@@ -123,14 +124,24 @@ def logmel(chunk: np.ndarray, config: AudioConfig) -> np.ndarray:
     (9e-5 dB at most on tests/test_features.py's chunk, which holds 1e-3), and a decode worker never imports
     librosa, scipy.signal or numba for it.
     """
+    return mel_db(power_spectrum(chunk, config), config)
+
+
+def power_spectrum(chunk: np.ndarray, config: AudioConfig) -> np.ndarray:
+    """[frames, 1 + n_fft // 2] power spectrum of one chunk (centred, zero-padded, periodic Hann frames):
+    what the log-mel is made of, and what `tonal` reads the chords in."""
     y = np.ascontiguousarray(chunk, dtype=np.float32)
     n_fft, hop = config.n_fft, config.hop_length
     padded = np.pad(y, n_fft // 2)
     n_frames = 1 + (padded.size - n_fft) // hop
     frames = np.lib.stride_tricks.as_strided(padded, (n_frames, n_fft), (padded.strides[0] * hop, padded.strides[0]))
     spectrum = _rfft(frames * _hann(n_fft))
-    power = spectrum.real**2 + spectrum.imag**2
-    mel = power @ mel_filterbank(config.sample_rate, n_fft, config.n_mels).T
+    return spectrum.real**2 + spectrum.imag**2
+
+
+def mel_db(power: np.ndarray, config: AudioConfig) -> np.ndarray:
+    """[n_mels, chunk_frames] log-mel of a `power_spectrum`."""
+    mel = power @ mel_filterbank(config.sample_rate, config.n_fft, config.n_mels).T
     db = 10.0 * np.log10(np.maximum(mel, 1e-10))
     return np.maximum(db, -100.0).T.astype(np.float32)[:, : config.chunk_frames]
 

@@ -33,6 +33,7 @@ class Prepared:
     duration_s: float | None = None
     chunk_starts: list[float] = field(default_factory=list)  # seconds
     audio: np.ndarray | None = None  # [n_chunks, ...] float16 features
+    tonal: np.ndarray | None = None  # [22] tonal.FEATURE_NAMES of the whole track, with AudioConfig.tonal
     lyrics: str | None = None
     lyrics_source: str = "none"  # 'given', 'sidecar', 'embedded' or 'none'
     midi: tuple | None = None  # (pitch, cont, length)
@@ -43,6 +44,7 @@ class Audio:
     """A file's audio as model input: chunk features, or the one-line reason it has none."""
 
     features: np.ndarray | None = None  # [n_chunks, ...] float16
+    tonal: np.ndarray | None = None  # [22] float32, with AudioConfig.tonal
     chunk_starts: list[float] = field(default_factory=list)  # seconds
     duration_s: float | None = None
     error: str | None = None
@@ -59,7 +61,7 @@ def prepare(track: Track, audio_config: AudioConfig, midi_config: MidiConfig) ->
         audio = prepare_audio(track.path, audio_config)
         item.error, item.notes, item.duration_s = audio.error, list(audio.notes), audio.duration_s
         if item.error is None:
-            item.audio, item.chunk_starts = audio.features, audio.chunk_starts
+            item.audio, item.tonal, item.chunk_starts = audio.features, audio.tonal, audio.chunk_starts
             item.lyrics, item.lyrics_source, note = read_lyrics(track)
             item.midi, midi_note = read_midi(track, midi_config)
             item.notes += [n for n in (note, midi_note) if n]
@@ -79,10 +81,12 @@ def prepare_audio(path: str | os.PathLike, config: AudioConfig) -> Audio:
     """Decode (streamed: memory stays at a chunk and a block however long the file), check, and cut into
     chunks of features. Rejected: unreadable, empty, truncated (its mood would be judged on a fragment),
     shorter than `min_seconds`, silent. Never raises."""
-    from mer_tag.features import chunk_features, is_silent, stream_chunks
+    from mer_tag.features import is_silent, stream_chunks
     from mer_tag.sources.audio import AudioError, stream_audio
 
     starts, chunks, n_samples, loud = [], [], 0, False
+    dissonance: list[np.ndarray] = []  # per chunk, with config.tonal
+    chroma: list[np.ndarray] = []
 
     def counted(blocks):
         nonlocal n_samples, loud
@@ -95,7 +99,7 @@ def prepare_audio(path: str | os.PathLike, config: AudioConfig) -> Audio:
         with stream_audio(path, sr=config.sample_rate) as stream:
             for start, chunk in stream_chunks(counted(stream), config):
                 starts.append(start / config.sample_rate)
-                chunks.append(chunk_features(chunk[None], config)[0].astype(np.float16))
+                chunks.append(_chunk_input(chunk, config, dissonance, chroma))
     except AudioError as exc:
         return Audio(error=one_line(str(exc)))
     except Exception as exc:
@@ -112,7 +116,29 @@ def prepare_audio(path: str | os.PathLike, config: AudioConfig) -> Audio:
         audio.error = "silent: no audible signal to judge"
     else:
         audio.features, audio.chunk_starts = np.stack(chunks), starts
+        if config.tonal:
+            from mer_tag.tonal import tonal_summary
+
+            audio.tonal = tonal_summary(np.concatenate(dissonance), np.concatenate(chroma))
     return audio
+
+
+def _chunk_input(chunk: np.ndarray, config: AudioConfig, dissonance: list, chroma: list) -> np.ndarray:
+    """One chunk's model features (float16); with `config.tonal`, its frames' dissonance and chroma are
+    appended to the lists from the same power spectrum the log-mel is made of (2 ms more per 30 s)."""
+    from mer_tag.features import chunk_features, mel_db, power_spectrum
+
+    if not config.tonal:
+        return chunk_features(chunk[None], config)[0].astype(np.float16)
+    from mer_tag.tonal import frame_features
+
+    power = power_spectrum(chunk, config)
+    frames_dissonance, frames_chroma = frame_features(power, config.sample_rate, config.n_fft)
+    dissonance.append(frames_dissonance)
+    chroma.append(frames_chroma)
+    if config.frontend == "musicnn":  # musicnn makes its own mel patches
+        return chunk_features(chunk[None], config)[0].astype(np.float16)
+    return mel_db(power, config).astype(np.float16)
 
 
 def read_lyrics(track: Track) -> tuple[str | None, str, str | None]:
@@ -182,3 +208,4 @@ def init_worker() -> None:
     import mer_tag.features  # noqa: F401
     import mer_tag.sources.audio  # noqa: F401
     import mer_tag.sources.metadata  # noqa: F401
+    import mer_tag.tonal  # noqa: F401

@@ -227,3 +227,14 @@ def write_4q_dataset(root: Path, per_quadrant: int = 2, seconds: float = 3.0, ex
         writer.writeheader()
         writer.writerows(rows)
     return root
+
+
+def vibrato_chord(seconds: float = 2.0, sr: int = 22050) -> np.ndarray:
+    """A held A4 sung with a 6-Hz vibrato of ±0.5 semitone over a plain E3 and a little noise: pitched,
+    polyphonic and expressive enough for transcription and its features. Deterministic."""
+    rng = np.random.default_rng(7)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 440.0 * 2.0 ** (0.5 / 12.0 * np.sin(2 * np.pi * 6.0 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    y = 0.3 * np.sin(phase) + 0.1 * np.sin(2 * phase) + 0.2 * np.sin(2 * np.pi * 164.81 * t)
+    return (y + 0.005 * rng.standard_normal(t.size)).astype(np.float32)

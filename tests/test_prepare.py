@@ -117,7 +117,9 @@ def test_a_song_embedding_is_the_same_in_training_and_in_a_scan(songs, tiny_mode
     )
     with torch.inference_mode():
         trained_on = torch.softmax(head(torch.from_numpy(embedding)[None]), -1)[0].numpy()
-    np.testing.assert_array_equal(predictor.lyrics_probs([item.lyrics])[0], trained_on)
+    scanned, words = predictor.lyrics_probs([item.lyrics])
+    np.testing.assert_array_equal(scanned[0], trained_on)
+    assert words is None  # the tiny model learned no valence for the words
 
 
 STUDENT = AudioConfig(frontend="musicnn_student", sample_rate=16000, n_fft=1024, hop_length=512, n_mels=64)
@@ -201,3 +203,29 @@ def test_a_wav_row_gets_the_title_and_artist_of_its_riff_info_chunk(tmp_path):
     item = prepare(Track(path), AUDIO, MIDI)
     assert item.error is None
     assert item.tags == {"title": "Soul Man", "artist": "Sam & Dave", "album": None}
+
+
+def test_tonal_features_come_from_the_log_mels_own_spectrum(tmp_path):
+    """With AudioConfig.tonal the chunks are the same log-mel, and the track gets its 22 tonal values, the
+    ones mer_tag.tonal computes from the chunks' power spectra; the training cache keeps them."""
+    from mer_tag import tonal
+    from mer_tag.features import cut_chunks, power_spectrum
+    from mer_tag.prepare import prepare_audio
+    from mer_tag.sources.audio import load_audio
+    from mer_tag.train.extract import FeatureCache, extract_audio, extract_tonal
+
+    t = np.arange(int(12 * 22050)) / 22050
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (261.63, 329.63, 392.0)).astype(np.float32) * 0.2
+    path = write_audio(tmp_path / "chord.wav", chord)
+    with_tonal = AudioConfig(n_mels=32, chunk_seconds=5.0, chunk_hop_seconds=5.0, tonal=True)
+    plain, read = prepare_audio(path, AUDIO), prepare_audio(path, with_tonal)
+    assert plain.tonal is None and read.tonal is not None and read.tonal.shape == (len(tonal.FEATURE_NAMES),)
+    np.testing.assert_array_equal(plain.features, read.features)
+    signal = load_audio(path, sr=with_tonal.sample_rate)
+    frames = [tonal.frame_features(power_spectrum(c, with_tonal), 22050, 1024) for c in cut_chunks(signal, with_tonal)]
+    expected = tonal.tonal_summary(np.concatenate([d for d, _ in frames]), np.concatenate([c for _, c in frames]))
+    np.testing.assert_allclose(read.tonal, expected, rtol=1e-5, atol=1e-6)
+    assert read.tonal[tonal.FEATURE_NAMES.index("mode_strength")] > 0  # C major sounds major
+    cache = FeatureCache(tmp_path / "cache")
+    extract_audio([path], with_tonal, cache, 0, lambda x, **_: x)
+    np.testing.assert_allclose(extract_tonal([path], with_tonal, cache, 0, lambda x, **_: x)[0], read.tonal)

@@ -110,7 +110,18 @@ def va_run(tiny_clusters, tiny_4q, tmp_path_factory):
 def test_training_with_quadrant_data_ships_the_head_and_scores_it(va_run):
     result, logged = va_run
     card = json.loads((result.model_dir / "card.json").read_text())
-    assert card["models"]["quadrant"] == {"arch": "quadrant", "embed_dim": 200, "n_classes": 4}
+    # the default preset's head: musicnn's 50-tag prior and the 7 key/mode values, the tag layer in its weights
+    assert card["models"]["quadrant"] == {
+        "arch": "quadrant",
+        "embed_dim": 57,
+        "n_classes": 4,
+        "inputs": ["tags", "key"],
+    }
+    assert card["preset"]["audio"]["features"]["tonal"] is True
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(result.model_dir / "quadrant.safetensors"))
+    assert weights["tag_weight"].shape == (50, 200) and np.abs(weights["tag_weight"]).sum() > 0
     assert card["quadrant"]["data"]["songs"] == 8 and card["quadrant"]["settings"]["C"] == 0.01
     # refit on every song ([final] refit_all): the card lists all 8, and all the cluster songs, for `eval`
     assert len(bundle_io.seen_songs(card["quadrant"])) == 8
@@ -121,6 +132,7 @@ def test_training_with_quadrant_data_ships_the_head_and_scores_it(va_run):
     assert any(line.startswith("valence–arousal: 8 songs") for line in logged)
     model_card = (result.out / "model-card.md").read_text()
     assert "## Valence–arousal" in model_card and "## Accuracy against coverage" in model_card
+    assert "musicnn tag prior" in model_card
 
 
 def test_a_scan_with_the_head_fills_every_valence_arousal_column(va_run, tiny_4q, tmp_path):
@@ -145,13 +157,17 @@ def test_the_scan_answers_as_the_head_did_on_trainings_features(va_run, tiny_4q,
     """Training pools the cached float16 embeddings; a scan pools its own: the same quadrant probabilities."""
     from mer_tag.train.datasets import load_dataset
     from mer_tag.train.extract import FeatureCache, extract_branch
+    from mer_tag.train.quadrant import song_features, song_tonal
     from mer_tag.train.recipe import load_preset
 
     result, _ = va_run
     examples = load_dataset(tiny_4q).examples
-    features, _ = extract_branch("audio", load_preset("default"), examples, FeatureCache(None), 1, lambda x, **_: x)
+    preset = load_preset("default")
+    features, _ = extract_branch("audio", preset, examples, FeatureCache(None), 1, lambda x, **_: x)
+    tonal = song_tonal(preset, examples, FeatureCache(None), 1, lambda x, **_: x, "fp32")
     head = bundle_io.load(result.model_dir).models["quadrant"]
-    expected = head_probs(head, np.stack([pool_track(f) for f in features]))
+    assert head.inputs == ("tags", "key")  # the default preset's: musicnn's tag prior and key/mode
+    expected = head_probs(head, song_features(head.inputs, features, tonal))
     out = tmp_path / "moods.csv"
     scan([e.audio_path for e in examples], out=out, model=result.model_dir, jobs=0, progress=False, precision="fp32")
     rows = {row["path"]: row for row in read_results(out).iter_rows(named=True)}

@@ -57,12 +57,16 @@ class Predictor:
             self.tokenizer = load_tokenizer()
         return model
 
-    def audio_probs(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def audio_probs(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """[n_chunks, ...] features → ([n_chunks, K] chunk probabilities, [n_chunks, D] each chunk's mean
-        front-end embedding, or None without a frozen front-end): the embeddings feed the valence–arousal head."""
+        front-end embedding, [n_chunks, 50] each chunk's mean musicnn tag probability over its windows), the
+        last two None without a frozen front-end (the tags also without a head that reads them): they feed
+        the valence–arousal head."""
         torch = self.torch
         model = self.bundle.models["audio"]
-        probs, pooled = [], []
+        head = self.bundle.models.get("quadrant")
+        tag_layer = (head.tag_weight, head.tag_bias) if head is not None and "tags" in head.inputs else None
+        probs, pooled, tags = [], [], []
         with torch.inference_mode():
             for start in range(0, len(feats), AUDIO_BATCH):
                 x = torch.from_numpy(feats[start : start + AUDIO_BATCH].astype(np.float32))
@@ -70,22 +74,32 @@ class Predictor:
                     with self._encoder_precision():
                         x = self.embed(self.frontend, x).float()
                     pooled.append(x.mean(1).numpy())  # every chunk has the same number of windows
+                    if tag_layer is not None:
+                        tags.append(torch.sigmoid(x @ tag_layer[0].T + tag_layer[1]).mean(1).numpy())
                 probs.append(torch.softmax(model(x), -1).numpy())
-        return np.concatenate(probs), np.concatenate(pooled) if pooled else None
+        return (
+            np.concatenate(probs),
+            np.concatenate(pooled) if pooled else None,
+            np.concatenate(tags) if tags else None,
+        )
 
-    def lyrics_probs(self, texts: list[str]) -> np.ndarray:
-        """[songs, K] probabilities of several songs' lyrics: every token window of every song in one
-        forward pass (`LyricsClassifier.embed_songs`, as training embeds them)."""
+    def lyrics_probs(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """([songs, K] probabilities of several songs' lyrics, [songs] their words' valence or None without a
+        lyrics valence model): every token window of every song in one forward pass
+        (`LyricsClassifier.embed_songs`, as training embeds them)."""
         from mer_tag.features import lyrics_windows
         from mer_tag.models.lyrics import stack_windows
 
         torch = self.torch
         model = self._lyrics_encoder()
         windows = [lyrics_windows(text, self.tokenizer, self.bundle.lyrics_config) for text in texts]
+        words = self.bundle.models.get("lyrics_valence")
         with torch.inference_mode():
             with self._encoder_precision():
                 songs = model.embed_songs(*stack_windows(windows))
-            return torch.softmax(model(songs), -1).numpy()
+            songs = songs.float()
+            valence = words(songs).numpy() if words is not None else None
+            return torch.softmax(model(songs), -1).numpy(), valence
 
     def _encoder_precision(self):
         """bf16 autocast around the frozen encoders where the CPU does bf16 natively: 1.8 × faster on
@@ -111,37 +125,61 @@ class Predictor:
             logits = fusion(torch.from_numpy(log_probs)[None], torch.from_numpy(present)[None])
             return torch.softmax(logits, -1)[0].numpy()
 
-    def quadrant_probs(self, pooled: np.ndarray) -> np.ndarray:
-        """[4] quadrant probabilities from a track's mean front-end embedding [D]."""
+    def quadrant_probs(self, features: np.ndarray) -> np.ndarray:
+        """[4] quadrant probabilities from a track's head input [D] (`valence.head_features`)."""
         torch = self.torch
         with torch.inference_mode():
-            logits = self.bundle.models["quadrant"](torch.from_numpy(pooled.astype(np.float32))[None])
+            logits = self.bundle.models["quadrant"](torch.from_numpy(features.astype(np.float32))[None])
             return torch.softmax(logits, -1)[0].numpy()
+
+    def valence_columns(self, item: Prepared, sound: dict, words_valence: float | None) -> dict:
+        """The valence–arousal columns: the head on the track's sound (its mean embedding, tag prior and
+        tonal features, as its card's inputs say), then, where the track has lyrics and the model a lyrics
+        valence, the quadrants tilted by what the words say (`valence.lyrics_shift`)."""
+        from mer_tag.valence import head_features, lyrics_shift, tilt_quadrants
+
+        head = self.bundle.models["quadrant"]
+        probs = self.quadrant_probs(head_features(head.inputs, sound["embedding"], sound.get("tags"), item.tonal))
+        if words_valence is not None:
+            fusion = self.bundle.models["lyrics_valence"].fusion.numpy()
+            probs = tilt_quadrants(probs, lyrics_shift(float(probs[0] + probs[3]), words_valence, fusion))
+        return quadrant_columns(probs)
 
     def rows(self, items: list[Prepared]) -> list[dict]:
         """One output row per prepared track; the audio chunks and the lyrics of all ok tracks are batched."""
         ok = [it for it in items if it.error is None]
         audio: dict[int, np.ndarray] = {}  # id(item) → its chunks' probabilities
-        pooled: dict[int, np.ndarray] = {}  # id(item) → its mean front-end embedding over the whole song
+        sound: dict[int, dict] = {}  # id(item) → its mean front-end embedding and tag prior over the whole song
         lyrics: dict[int, np.ndarray] = {}  # id(item) → its lyrics' probabilities
+        words: dict[int, float] = {}  # id(item) → its words' valence
         chunks = [(id(it), it.audio) for it in ok if it.audio is not None]  # every ok track has audio
         if chunks:
-            all_chunk_probs, all_chunk_pooled = self.audio_probs(np.concatenate([feats for _, feats in chunks]))
+            chunk_probs, chunk_pooled, chunk_tags = self.audio_probs(np.concatenate([feats for _, feats in chunks]))
             bounds = np.cumsum([0] + [len(feats) for _, feats in chunks])
-            audio = {key: all_chunk_probs[bounds[i] : bounds[i + 1]] for i, (key, _) in enumerate(chunks)}
-            if all_chunk_pooled is not None:
-                pooled = {key: all_chunk_pooled[bounds[i] : bounds[i + 1]].mean(0) for i, (key, _) in enumerate(chunks)}
+            for i, (key, _) in enumerate(chunks):
+                part = slice(bounds[i], bounds[i + 1])
+                audio[key] = chunk_probs[part]
+                if chunk_pooled is not None:  # every chunk has as many windows: the mean of means is the mean
+                    sound[key] = {"embedding": chunk_pooled[part].mean(0)}
+                    if chunk_tags is not None:
+                        sound[key]["tags"] = chunk_tags[part].mean(0)
         sung = [(id(it), it.lyrics) for it in ok if it.lyrics] if "lyrics" in self.bundle.models else []
         if sung:
-            lyrics = dict(zip([key for key, _ in sung], self.lyrics_probs([text for _, text in sung])))
-        return [self._row(it, audio.get(id(it)), lyrics.get(id(it)), pooled.get(id(it))) for it in items]
+            probs, valence = self.lyrics_probs([text for _, text in sung])
+            lyrics = dict(zip([key for key, _ in sung], probs))
+            if valence is not None:
+                words = dict(zip([key for key, _ in sung], valence.tolist()))
+        return [
+            self._row(it, audio.get(id(it)), lyrics.get(id(it)), sound.get(id(it)), words.get(id(it))) for it in items
+        ]
 
     def _row(
         self,
         item: Prepared,
         chunk_probs: np.ndarray | None,
         lyrics_probs: np.ndarray | None,
-        pooled: np.ndarray | None = None,
+        sound: dict | None = None,
+        words_valence: float | None = None,
     ) -> dict:
         row = base_row(item, self.bundle.ref, len(self.names), self.timeline)
         if item.error is not None:
@@ -157,8 +195,8 @@ class Predictor:
         row.update(
             runner_up=second + 1, runner_up_name=self.names[second], runner_up_confidence=probability(fused[second])
         )
-        if pooled is not None and "quadrant" in self.bundle.models:
-            row.update(quadrant_columns(self.quadrant_probs(pooled)))
+        if sound is not None and "quadrant" in self.bundle.models:
+            row.update(self.valence_columns(item, sound, words_valence))
         from mer_tag.models.fusion import BRANCHES
 
         for branch in BRANCHES:

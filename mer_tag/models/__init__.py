@@ -12,7 +12,7 @@ from __future__ import annotations
 
 def build(dims: dict):
     """The nn.Module described by `dims` (its 'arch' key names the class)."""
-    from mer_tag.models import crnn, ensemble, fusion, lyrics, midi, quadrant
+    from mer_tag.models import crnn, ensemble, fusion, lyrics, midi, quadrant, valence
 
     classes = {
         "crnn": crnn.CRNN,
@@ -25,6 +25,7 @@ def build(dims: dict):
         "fusion": fusion.LateFusion,
         "ensemble": ensemble.Ensemble,
         "quadrant": quadrant.QuadrantHead,
+        "lyrics_valence": valence.LyricsValence,
     }
     arch = dims["arch"]
     if arch not in classes:

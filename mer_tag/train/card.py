@@ -146,14 +146,46 @@ def _quadrant_section(card: dict) -> list[str]:
     if not quadrant:
         return []
     test = quadrant["metrics"]["test"]
+    inputs = quadrant["settings"].get("inputs", ["embedding"])
+    reads = (
+        "the audio front-end's song-mean embedding"
+        if list(inputs) == ["embedding"]
+        else "the song's " + ", ".join(INPUT_WORDS.get(name, name) for name in inputs)
+    )
     return [
         "## Valence–arousal",
         "",
-        f"A standardised logistic regression on the audio front-end's song-mean embedding, trained on "
+        f"A standardised logistic regression on {reads}, trained on "
         f"{quadrant['data']['songs']} songs from `{quadrant['data']['root']}` (split "
         f"{quadrant['data']['split_sizes']}, artist-grouped). Test ({test.get('n', 0)} songs): quadrant "
         f"macro-F1 {test.get('macro_f1', float('nan')):.3f}, accuracy {test.get('accuracy', float('nan')):.3f}; "
         f"valence right {test.get('valence_accuracy', float('nan')):.3f}, arousal right "
         f"{test.get('arousal_accuracy', float('nan')):.3f}.",
+        "",
+        *_valence_section(card),
+    ]
+
+
+INPUT_WORDS = {
+    "embedding": "mean embedding",
+    "tags": "musicnn tag prior (50 tags over its windows)",
+    "key": "key and mode features",
+    "dissonance": "sensory dissonance",
+    "tonic": "chroma turned to its key",
+}
+
+
+def _valence_section(card: dict) -> list[str]:
+    valence = card.get("valence")
+    if not valence:
+        return []
+    test = valence["metrics"]["test"]
+    return [
+        f"Where a track has lyrics its valence hears the words too: a lyrics valence learned from "
+        f"{valence['data']['with_lyrics']} five-cluster songs with lyrics (Cheerful and Humorous positive, Wistful "
+        f"and Aggressive negative) and fused with the audio's (weights {valence['fusion']}). On the test split's "
+        f"{test.get('n', 0)} songs with a side ({test.get('n_lyrics', 0)} with lyrics), AUC of the side: audio "
+        f"{test.get('audio_auc', float('nan')):.3f}, lyrics alone {test.get('lyrics_auc', float('nan')):.3f}, "
+        f"the `valence` column {test.get('fused_auc', float('nan')):.3f}.",
         "",
     ]

@@ -68,12 +68,29 @@ def extract_audio(
 ) -> tuple[list, list]:
     """Chunk features (or a frozen front-end's window embeddings of them, made in `precision`) per file, None
     for a file a scan would reject; (features, problems)."""
+    entries, problems = _audio_entries(paths, config, cache, jobs, progress, precision)
+    return [entry.get("x") for entry in entries], problems
+
+
+def extract_tonal(
+    paths: list[Path], config: AudioConfig, cache: FeatureCache, jobs: int, progress, precision: str = "fp32"
+) -> list:
+    """Each file's tonal features (`AudioConfig.tonal`: prepared beside its chunk features, cached with
+    them), None for a file a scan would reject or a config without them."""
+    entries, _ = _audio_entries(paths, config, cache, jobs, progress, precision)
+    return [entry.get("tonal") for entry in entries]
+
+
+def _audio_entries(paths, config: AudioConfig, cache: FeatureCache, jobs: int, progress, precision: str):
+    """Every file's cache entry ({'x', 'tonal'} or {'error'}), made where missing; (entries, problems)."""
     from mer_tag.models import FROZEN_FRONTENDS, check_frontend_features, frontend_sha256
     from mer_tag.prepare import prepare_audio
     from mer_tag.workers import start_pool
 
     check_frontend_features(config)  # a preset that would feed the student a log-mel it never learned
     settings = asdict(config)
+    if not config.tonal:
+        del settings["tonal"]  # entries made before the setting existed stay valid
     if config.frontend in FROZEN_FRONTENDS:
         settings["frontend_weights"] = frontend_sha256(config.frontend)
         settings.update(_precision_key(precision))
@@ -91,11 +108,13 @@ def extract_audio(
                     out[i] = {"error": np.array(audio.error)}
                 else:
                     out[i] = {"x": embedder(audio.features) if embedder is not None else audio.features}
+                    if audio.tonal is not None:
+                        out[i]["tonal"] = audio.tonal
                 cache.save("audio", keys[i], out[i])
     for i, entry in enumerate(out):
         if "error" in entry and i not in todo:
             problems.append((str(paths[i]), str(entry["error"])))
-    return [entry.get("x") for entry in out], problems
+    return out, problems
 
 
 def _precision_key(precision: str) -> dict:

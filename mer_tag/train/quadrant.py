@@ -1,9 +1,11 @@
 """The valence–arousal head in `mer-tag train --quadrant-data` and `mer-tag crossval -b quadrant`.
 
 Songs labelled with their quadrant of Russell's plane (the 4Q emotion dataset) go through the same audio
-path as every other song (`extract.extract_branch`, i.e. `prepare` and the frozen front-end); each song's
-window embeddings are averaged over the whole song (`models.quadrant.pool_track`, as a scan does), and a
-standardised logistic regression learns the quadrant (`models.quadrant.QuadrantHead`).
+path as every other song (`extract.extract_branch`, i.e. `prepare` and the frozen front-end); the head's
+input per song is what `[quadrant] inputs` names (mer_tag.valence.head_features: the window embeddings
+averaged over the whole song, as the 0.3 head read; or musicnn's tag prior over the windows and the key and
+mode features `prepare` read beside the log-mel), and a standardised logistic regression learns the quadrant
+(`models.quadrant.QuadrantHead`).
 
 Same protocol as the cluster branches: whole artists held out as test (scored, never used to choose
 anything), the head fit on the others; with `[final] refit_all` the shipped head is then refit on every
@@ -12,6 +14,7 @@ song. Cross-validation holds out whole artists per fold.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +24,9 @@ from mer_tag.models.quadrant import ENERGETIC, POSITIVE, pool_track
 from mer_tag.train.recipe import TrainError, stratified_subset
 
 # [quadrant] in a preset. C: inverse L2 strength of the logistic regression (the default preset's comment has
-# the cross-validation that chose 0.01).
-DEFAULTS = {"C": 0.01, "class_weights": True, "max_iter": 2000}
+# the cross-validation that chose 0.01); inputs: the blocks of the head's input (mer_tag.valence.INPUT_SIZES).
+DEFAULTS = {"C": 0.01, "class_weights": True, "max_iter": 2000, "inputs": ["embedding"]}
+TONAL_INPUTS = ("key", "dissonance", "tonic")  # need [audio.features] tonal = true
 
 
 class QuadrantDataError(TrainError):
@@ -31,7 +35,8 @@ class QuadrantDataError(TrainError):
 
 @dataclass
 class QuadrantSongs:
-    """The pooled embeddings [n, D], quadrant labels (0–3), artist groups and reading problems of a dataset."""
+    """The head's input per song [n, D], quadrant labels (0–3), artist groups and reading problems of a
+    dataset."""
 
     pooled: np.ndarray
     y: np.ndarray
@@ -51,6 +56,14 @@ def quadrant_dataset(data, config: dict):
         raise QuadrantDataError(
             f"the valence–arousal head reads a frozen front-end's embeddings ({', '.join(FROZEN_FRONTENDS)}); "
             f"this preset's audio front-end is {frontend!r}"
+        )
+    inputs = head_inputs(config)
+    tonal = bool(config.get("audio", {}).get("features", {}).get("tonal", False))
+    needs_tonal = [name for name in inputs if name in TONAL_INPUTS]
+    if needs_tonal and not tonal:
+        raise QuadrantDataError(
+            f"[quadrant] inputs {needs_tonal} are read from the spectrum while decoding: set "
+            "[audio.features] tonal = true"
         )
     dataset = load_dataset(data)
     if dataset.labels.names != QUADRANTS.names:
@@ -72,9 +85,11 @@ def quadrant_songs(
     examples = stratified_subset(dataset.examples, limit, seed) if limit else dataset.examples
     audio, problems = extract_branch("audio", config, examples, cache, jobs, progress, precision)
     keep = [i for i, x in enumerate(audio) if x is not None]
+    tonal = song_tonal(config, [examples[i] for i in keep], cache, jobs, progress, precision)
     examples = [examples[i] for i in keep]
+    inputs = head_inputs(config)
     return QuadrantSongs(
-        pooled=np.stack([pool_track(audio[i]) for i in keep]) if keep else np.zeros((0, 1), np.float32),
+        pooled=song_features(inputs, [audio[i] for i in keep], tonal),
         y=np.array([e.label for e in examples], dtype=int),
         groups=np.array([artist_group(e.artist, e.id) for e in examples]),
         examples=examples,
@@ -82,13 +97,62 @@ def quadrant_songs(
     )
 
 
+def head_inputs(config: dict) -> tuple[str, ...]:
+    """The blocks of the head's input a preset names (validated), the 0.3 head's without any."""
+    from mer_tag.valence import input_size
+
+    inputs = tuple(config.get("quadrant", {}).get("inputs", DEFAULTS["inputs"]))
+    try:
+        input_size(inputs)
+    except ValueError as exc:
+        raise QuadrantDataError(f"[quadrant] inputs: {exc}") from None
+    return inputs
+
+
+def song_tonal(config: dict, examples: list, cache, jobs: int, progress, precision: str) -> list:
+    """Each song's tonal features (None each without `[audio.features] tonal`), from the feature cache the
+    audio extraction just filled."""
+    from mer_tag.features import AudioConfig, config_from_json
+    from mer_tag.train.extract import extract_tonal
+
+    audio_config = config_from_json(AudioConfig, config.get("audio", {}).get("features", {}))
+    if not audio_config.tonal:
+        return [None] * len(examples)
+    return extract_tonal([e.audio_path for e in examples], audio_config, cache, jobs, progress, precision)
+
+
+@functools.lru_cache(maxsize=1)
+def tag_layer() -> tuple[np.ndarray, np.ndarray]:
+    """musicnn's output layer (weights [50, 200], bias [50]): the tag prior over the student's windows."""
+    from mer_tag.models.musicnn import Musicnn
+
+    output = Musicnn.load().output
+    return output.weight.detach().numpy().copy(), output.bias.detach().numpy().copy()
+
+
+def song_features(inputs: tuple[str, ...], windows: list, tonal: list) -> np.ndarray:
+    """[n, D] the head's input for each song from its window embeddings [chunks, windows, 200] and its
+    tonal features (or None)."""
+    from mer_tag.valence import head_features, input_size, tag_probabilities
+
+    if not windows:
+        return np.zeros((0, input_size(inputs)), np.float32)
+    layer = tag_layer() if "tags" in inputs else None
+    rows = []
+    for song_windows, song_tonal in zip(windows, tonal, strict=True):
+        tags = tag_probabilities(song_windows, *layer) if layer is not None else None
+        rows.append(head_features(inputs, pool_track(song_windows), tags, song_tonal))
+    return np.stack(rows)
+
+
 def fit_head(pooled: np.ndarray, y: np.ndarray, section: dict, seed: int = 0):
-    """A QuadrantHead fitted on pooled embeddings: standardise, then an L2 logistic regression."""
+    """A QuadrantHead fitted on the songs' head inputs: standardise, then an L2 logistic regression."""
     from sklearn.linear_model import LogisticRegression
 
     from mer_tag import models
 
     settings = {**DEFAULTS, **section}
+    inputs = [str(name) for name in settings["inputs"]]
     mean, std = pooled.mean(0), pooled.std(0).clip(min=1e-6)
     classifier = LogisticRegression(
         C=float(settings["C"]),
@@ -98,8 +162,17 @@ def fit_head(pooled: np.ndarray, y: np.ndarray, section: dict, seed: int = 0):
     )
     classifier.fit((pooled - mean) / std, y)
     coef, intercept = _all_classes(classifier, len(QUADRANTS))
-    head = models.build({"arch": "quadrant", "embed_dim": int(pooled.shape[1]), "n_classes": len(QUADRANTS)})
+    dims = {"arch": "quadrant", "embed_dim": int(pooled.shape[1]), "n_classes": len(QUADRANTS)}
+    if inputs != DEFAULTS["inputs"]:
+        dims["inputs"] = inputs  # a 0.3 card has no inputs: it keeps loading as it was
+    head = models.build(dims)
     head.set_weights(mean, std, coef, intercept)
+    if "tags" in inputs:
+        import torch
+
+        weight, bias = tag_layer()
+        head.tag_weight.copy_(torch.from_numpy(weight))
+        head.tag_bias.copy_(torch.from_numpy(bias))
     return head.eval()
 
 

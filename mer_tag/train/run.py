@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_tag import _fs
+from mer_tag.labels import MIREX
 from mer_tag.models import combine
 from mer_tag.models.fusion import BRANCHES
 from mer_tag.train.recipe import (
@@ -141,7 +142,7 @@ def _train(
     trainers, branch_models, histories, metrics, oof = _train_branches(
         config, features, y, groups, split, seed, names, epochs, bar, log
     )
-    fusion_model, fusion_metrics = _train_fusion(
+    fusion_model, fusion_metrics, test_cluster_probs = _train_fusion(
         config.get("fusion", {}), oof, trainers, branch_models, features, split, y, names, seed
     )
     metrics["fusion"] = fusion_metrics
@@ -169,6 +170,27 @@ def _train(
         metrics["quadrant"] = quadrant_metrics
         card["quadrant"]["metrics"] = card_metrics({"quadrant": quadrant_metrics})["quadrant"]
         problems += quadrant_problems
+        frozen_lyrics = config.get("lyrics", {}).get("encoder", "frozen") != "finetune"  # song embeddings
+        if "valence" in config and dataset.labels.names == MIREX.names and frozen_lyrics:
+            from mer_tag.train.valence import train_valence
+
+            words, words_card = train_valence(
+                branch_models["quadrant"],
+                examples,
+                features,
+                y,
+                groups,
+                split,
+                config,
+                feature_cache,
+                jobs,
+                bar,
+                log,
+                precision,
+                test_cluster_probs,
+            )
+            if words is not None:
+                branch_models["lyrics_valence"], card["valence"] = words, words_card
     bundle = bundle_io.Bundle(
         name=str(config.get("model_name", config["name"])),
         labels=dataset.labels,
@@ -246,16 +268,19 @@ def _refit_all(section, trainers, histories, features, y, groups, n_folds, seed,
 
 
 def _train_fusion(section, oof, trainers, branch_models, features, split, y, names, seed):
-    """Learn the fusion on out-of-fold probabilities; score it on val (seen) and test (unseen)."""
+    """Learn the fusion on out-of-fold probabilities; score it on val (seen) and test (unseen). Also returns
+    the test songs' fused probabilities (for the valence's agreement with the clusters)."""
     fusion, model = fit_fusion(section, oof, split["train"] + split["val"], y, len(names), seed)
     metrics = {}
+    test_probs = np.zeros((0, len(names)))
     for set_name in ("val", "test"):
         idx = split[set_name]
         set_probs = {b: branch_probs(trainers.get(b), branch_models.get(b), features[b], idx) for b in BRANCHES}
-        metrics[set_name] = (
-            _scores(y[idx], fused_probs(fusion, model, set_probs, len(names)), names) if idx else {"n": 0}
-        )
-    return model, metrics
+        probs = fused_probs(fusion, model, set_probs, len(names)) if idx else np.zeros((0, len(names)))
+        metrics[set_name] = _scores(y[idx], probs, names) if idx else {"n": 0}
+        if set_name == "test":
+            test_probs = probs
+    return model, metrics, test_probs
 
 
 def _scores(y_true, probs, names):
