@@ -237,7 +237,7 @@ class Counts:
     written: list = field(default_factory=list)  # items whose mood text changed: to write into their files
 
     def line(self, pretend: bool = False) -> str:
-        """'20 analysed, 1 failed, 3 skipped (done before by default@0.3.0)'."""
+        """'20 analysed, 1 failed, 3 skipped (done before by default@0.4.0)'."""
         done = f"{self.analysed} would be analysed" if pretend else f"{self.analysed} analysed, {self.failed} failed"
         return f"{done}, {self.skipped} skipped (done before by {self.ref})"
 

@@ -35,7 +35,7 @@ SAMPLE_ROW = {  # what --list-templates fills the presets from
     "cluster": 3,
     "cluster_name": "Wistful",
     "confidence": 0.613,
-    "model": "default@0.3.0",
+    "model": "default@0.4.0",
     "runner_up_name": "Passionate",
     "quadrant": 3,
     "quadrant_name": "negative, calm",
