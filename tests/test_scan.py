@@ -388,3 +388,17 @@ def test_torch_starts_after_the_openmp_wait_policy_is_set(library, tiny_model, t
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "policy when torch loaded: PASSIVE" in out.stdout
+
+
+def test_a_scan_into_a_new_csv_never_imports_polars(library, tiny_model, tmp_path):
+    """polars (0.1 CPU-s of imports) reads and rewrites earlier results; a first scan into a new CSV has none."""
+    code = (
+        "import sys; from mer_tag.scan import scan\n"
+        f"s = scan([{str(library / 'rock')!r}], out={str(tmp_path / 'new.csv')!r}, model={str(tiny_model)!r}, "
+        "jobs=0, progress=False)\n"
+        "print(s.ok, 'polars' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout.split()[0]) >= 2 and proc.stdout.split()[1] == "False"
+    assert read_results(tmp_path / "new.csv").height == int(proc.stdout.split()[0])

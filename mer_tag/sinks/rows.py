@@ -72,15 +72,16 @@ class RowWriter:
 
 def _rewrite(target: Path, fmt: str, keep, columns: list[str], force: bool = False) -> None:
     """Make `target` hold exactly the rows of `keep` (a polars DataFrame or None) in `columns` order."""
+    if keep is None or keep.height == 0:
+        starts_empty = not target.exists() or target.stat().st_size == 0
+        if starts_empty and fmt != "parquet" and not force:
+            return  # a new CSV / JSON-lines file: the writer starts it, and polars (0.1 CPU-s) stays unloaded
     import polars as pl
 
     from mer_tag import _fs
     from mer_tag.sinks.columns import polars_schema
 
     if keep is None or keep.height == 0:
-        starts_empty = not target.exists() or target.stat().st_size == 0
-        if starts_empty and fmt != "parquet" and not force:
-            return  # a new CSV / JSON-lines file: the writer starts it (CSV with its header)
         keep = pl.DataFrame(schema={c: pl.String for c in columns})
     for column in columns:
         if column not in keep.columns:
