@@ -19,9 +19,11 @@ import signal
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any
 
 from mer_tag import prepare as preparing
@@ -55,9 +57,25 @@ def start_pool(jobs: int, started: Any = None, slots: Any = None) -> ProcessPool
         initializer=_init_worker,
         initargs=(os.getpid(), started, slots),
     )
-    for _ in range(max(1, jobs)):
-        pool.submit(int)  # a no-op: the executor spawns a worker per task until it has `jobs`
+    with main_script_left_behind():
+        for _ in range(max(1, jobs)):
+            pool.submit(int)  # a no-op: the executor spawns a worker per task until it has `jobs`
     return pool
+
+
+@contextmanager
+def main_script_left_behind():
+    """Processes spawned inside this block do not run this process's main script again. Spawn re-runs it in
+    every child (as `__mp_main__`) when it has a file: for `mer-tag`, its entry point, which imports the
+    command line (typer, rich: 0.08 CPU-s a worker; docs/performance.md), and for a caller's own script, all
+    of its top level. A worker needs none of it: what it runs lives in mer_tag and is found by module name."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")  # no file, no spec: nothing for spawn to re-run
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def _init_worker(parent_pid: int, started: Any, slots: Any) -> None:
@@ -223,7 +241,8 @@ def prepare_alone(track, audio_config, midi_config, prepare=None) -> Prepared:
     process = context.Process(
         target=_prepare_and_send, args=(send, os.getpid(), prepare, track, audio_config, midi_config), daemon=True
     )
-    process.start()
+    with main_script_left_behind():
+        process.start()
     send.close()  # only the child holds the sending end: its death is an EOF here
     try:
         item = receive.recv()

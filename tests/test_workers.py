@@ -179,3 +179,31 @@ def test_crash_reasons_name_the_signal_or_the_exit_status():
     assert crash_reason(-signal.SIGSEGV).endswith("killed by SIGSEGV")
     assert "SIGKILL (out of memory" in crash_reason(-signal.SIGKILL)
     assert crash_reason(3).endswith("ended with exit status 3")
+
+
+def test_workers_do_not_run_the_main_script_of_the_process_that_spawns_them(tmp_path):
+    """Spawn would run the parent's main script again in each worker (for `mer-tag`, its entry point: the whole
+    command line imported again); the pool's and a lone retry's processes skip it."""
+    write_audio(tmp_path / "a.wav", tone(2))
+    script = tmp_path / "main.py"
+    script.write_text(
+        "import os\n"
+        "with open(os.environ['MARKS'], 'a') as marks:  # the top level: whatever process runs this script\n"
+        "    marks.write(f'{os.getpid()}\\n')\n"
+        "if __name__ == '__main__':\n"
+        "    from pathlib import Path\n"
+        "    from mer_tag.features import AudioConfig, MidiConfig\n"
+        "    from mer_tag.library import Track\n"
+        "    from mer_tag.workers import prepare_alone, start_pool\n"
+        "    pool = start_pool(2)\n"
+        "    pids = {f.result() for f in [pool.submit(os.getpid) for _ in range(6)]}\n"
+        "    pool.shutdown()\n"
+        "    item = prepare_alone(Track(Path(os.environ['TRACK'])), AudioConfig(), MidiConfig())\n"
+        "    print(len(pids) >= 1, item.error)\n"
+    )
+    marks = tmp_path / "marks.txt"
+    env = {**os.environ, "MARKS": str(marks), "TRACK": str(tmp_path / "a.wav")}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "None"]  # the workers ran tasks, the lone process prepared the track
+    assert len(marks.read_text().split()) == 1  # only the parent ran the script
