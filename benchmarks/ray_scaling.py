@@ -1,7 +1,8 @@
 """Local engine vs the Ray engine with 1 and 2 workers, on the same generated library (issue #8).
 
     python benchmarks/ray_scaling.py [--tracks 30] [--seconds 60] [--model tiny|default|PATH]
-                                     [--workers 1 2] [--repeat 1] [--json out.json]
+                                     [--workers 1 2] [--engines local local-1t ray ray-start]
+                                     [--library tones|real] [--repeat 1] [--json out.json]
 
 Every measurement is a fresh subprocess running `mer_tag.scan.scan` (forced, no progress bar) to a
 temporary file:
@@ -11,7 +12,9 @@ temporary file:
   policy Ray gives its workers: separates the engines' overhead from thread oversubscription;
 - ray, W workers:   `ray.init(num_cpus=W)` (a one-node local cluster; its start is timed apart, since a
   real cluster is started once, not per scan), then `scan(engine="ray")`: decode tasks on W CPUs, one
-  model actor (RayOptions defaults).
+  model actor (RayOptions defaults);
+- ray-start, W:     `scan(engine="ray")` with no cluster running, so the scan starts its own local one of W
+  CPUs and stops it, as `mer-tag scan --engine ray` without --address does: its start is in the scan's time.
 
 Both times include loading the model and every worker's start. Beside wall time, each cell reports the
 CPU seconds its whole process tree used (the measuring subprocess and every process under it: decode
@@ -25,6 +28,8 @@ runs), cached under .cache/bench/ray-scaling/ray-N-S/. The tiny model is tests/t
 Checks that every engine gave local's rows (same paths and clusters, max probability difference).
 Prints a table (tracks/s, relative to the first local row at the same W, CPU-seconds per track) and
 writes JSON. `--repeat R` runs every cell R times, the cells interleaved, and reports the fastest.
+`--library real` scans throughput.py's real-song MP3 library instead (`--tracks` files, its 8 songs
+repeated; `--seconds` is ignored): real music costs more to decode than tones, as a user's library does.
 """
 
 from __future__ import annotations
@@ -44,7 +49,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench" / "ray-scaling"  # git-ignored; this benchmark's own
 
 
-def library(n: int, seconds: float) -> Path:
+ENGINES = ["local", "local-1t", "ray", "ray-start"]
+
+
+def library(n: int, seconds: float, kind: str = "tones") -> Path:
+    if kind == "real":
+        from throughput import REAL_DATASET, real_library
+
+        return real_library(REAL_DATASET, n, "mp3")
     folder = CACHE / f"ray-{n}-{seconds:g}"
     done = folder / ".complete"
     if done.exists():
@@ -136,7 +148,7 @@ def child(engine: str, workers: int, lib: str, model: str) -> dict:
     result = {"engine": engine, "workers": workers}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "moods.csv"
-        if engine == "ray":
+        if engine == "ray":  # a cluster already running; "ray-start": the scan starts its own, on the clock
             import logging
 
             import ray
@@ -147,7 +159,9 @@ def child(engine: str, workers: int, lib: str, model: str) -> dict:
         cpu = TreeCPU(os.getpid())
         cpu.start()
         started = time.perf_counter()
-        summary = scan([lib], out=out, model=model, jobs=workers, force=True, progress=False, engine=engine)
+        summary = scan(
+            [lib], out=out, model=model, jobs=workers, force=True, progress=False, engine=scan_engine(engine)
+        )
         result["scan_s"] = time.perf_counter() - started
         result["scan_cpu_s"] = cpu.stop()
         result["ok"], result["failed"] = summary.ok, summary.failed
@@ -160,6 +174,11 @@ def child(engine: str, workers: int, lib: str, model: str) -> dict:
         if engine == "ray":
             ray.shutdown()
     return result
+
+
+def scan_engine(label: str) -> str:
+    """The `scan` engine a cell runs: 'local' for local and local-1t, 'ray' for ray and ray-start."""
+    return "local" if label.startswith("local") else "ray"
 
 
 def same(cell: dict) -> str:
@@ -219,7 +238,7 @@ def measure(engine: str, workers: int, lib: Path, model: str) -> dict:
     if engine == "local-1t":
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     child = subprocess.Popen(
-        [sys.executable, __file__, "--child", engine.split("-")[0], str(workers), str(lib), model],
+        [sys.executable, __file__, "--child", engine.removesuffix("-1t"), str(workers), str(lib), model],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -252,7 +271,19 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument(
-        "--engines", nargs="+", default=["local", "local-1t", "ray"], choices=["local", "local-1t", "ray"]
+        "--engines",
+        nargs="+",
+        default=["local", "local-1t", "ray"],
+        choices=ENGINES,
+        help="ray: on a local cluster started before the clock; ray-start: the scan starts its own (as "
+        "`mer-tag scan --engine ray` without --address does), its start counted in the scan's time",
+    )
+    parser.add_argument(
+        "--library",
+        choices=["tones", "real"],
+        default="tones",
+        help="tones: generated sine tones (cheap to decode); real: throughput.py's real-song MP3 library "
+        "(--tracks files; --seconds ignored)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per cell (interleaved); the fastest is reported")
     parser.add_argument("--json", type=Path)
@@ -263,7 +294,7 @@ def main(argv=None) -> int:
         print("@@result@@" + json.dumps(child(engine, int(workers), lib, model)), flush=True)
         return 0
 
-    lib, model = library(args.tracks, args.seconds), model_path(args.model)
+    lib, model = library(args.tracks, args.seconds, args.library), model_path(args.model)
     for audio in lib.glob("*.mp3"):  # warm the page cache: every run reads from memory
         audio.read_bytes()
     runs: dict[tuple[str, int], list[dict]] = {(e, w): [] for w in args.workers for e in args.engines}
@@ -303,7 +334,8 @@ def main(argv=None) -> int:
     for cell in cells:
         cell.pop("rows", None)
 
-    print(f"\n{args.tracks} tracks × {args.seconds:g} s, model {args.model}, {os.cpu_count()} cores\n")
+    length = "real songs (237 s)" if args.library == "real" else f"{args.seconds:g} s"
+    print(f"\n{args.tracks} tracks × {length}, model {args.model}, {os.cpu_count()} cores\n")
     print(
         "| engine | workers | scan s | tracks/s | vs local | CPU·s/track | scan CPU·s | tree CPU·s | cluster start s "
         "| rows vs local |"
@@ -332,6 +364,7 @@ def main(argv=None) -> int:
                 {
                     "tracks": args.tracks,
                     "seconds": args.seconds,
+                    "library": args.library,
                     "model": args.model,
                     "cells": cells,
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), **versions},
