@@ -290,6 +290,50 @@ def test_a_file_that_kills_its_worker_every_time_is_one_error_row_not_a_failed_b
     )
 
 
+def test_a_scan_that_starts_its_own_cluster_says_so_and_stops_it(library, tiny_model, local_rows, tmp_path):
+    """No cluster running: `scan --engine ray` starts a local one (without the autoscaler's monitor and the log
+    monitor, which a one-scan cluster never uses), shows each start-up step as it begins, gives local's rows,
+    and leaves no Ray process behind."""
+    pytest.importorskip("ray")
+    out = tmp_path / "moods.jsonl"
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from mer_tag import progress\n"
+        "from mer_tag.scan import scan\n"
+        "def processes():\n"
+        "    found, todo = [], [os.getpid()]\n"
+        "    while todo:\n"
+        "        for task in Path(f'/proc/{todo.pop()}/task').glob('*'):\n"
+        "            try: kids = (task / 'children').read_text().split()\n"
+        "            except OSError: continue\n"
+        "            todo += kids; found += kids\n"
+        "    lines = []\n"
+        "    for pid in found:\n"
+        "        try: lines.append(Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\\0', b' ').decode())\n"
+        "        except OSError: pass\n"
+        "    return lines\n"
+        "said, seen = [], []\n"
+        "def stage(self, text):\n"
+        "    said.append(text)\n"
+        "    if text.startswith('loading the model on'): seen.extend(processes())\n"
+        "progress.ScanFeedback.stage = stage\n"
+        f"s = scan([{str(library)!r}], out={str(out)!r}, model={str(tiny_model)!r}, jobs=1, engine='ray',"
+        " progress=True)\n"
+        "import time; time.sleep(1)\n"
+        "print(repr(said)); print(s.ok, s.failed)\n"
+        "print(any('raylet' in p for p in seen), any('monitor.py' in p for p in seen), len(processes()))\n"
+    )
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said, counts, processes = proc.stdout.splitlines()[-3:]
+    assert eval(said)[-2:] == ["starting a local Ray cluster (1 CPU)…", "loading the model on the cluster…"]
+    assert counts.split() == ["12", "3"]
+    assert processes.split() == ["True", "False", "0"]  # a raylet, no monitors; nothing left once it returned
+    assert_same_rows(by_path(read_results(out)), local_rows)
+
+
 # ------------------------------------------------------------------ everywhere (no ray needed)
 
 

@@ -1,7 +1,8 @@
 """Where prediction runs: peers behind one small interface.
 
     engine = engines.create("local" | "ray", EngineSettings(model, jobs=…, timeline=…, precision=…, chunk_hop=…))
-    engine.start()              # its workers (local decode processes; a Ray connection), no model yet
+    engine.start(stage)         # its workers (local decode processes; a Ray cluster), the model loading;
+                                # stage(text), if given, hears what it is doing meanwhile ('starting Ray…')
     rows = engine.rows(tracks)  # an iterator: one row (sinks.columns) per track, in the order they finish
     engine.close()              # workers stopped, the process as start() found it; safe to call twice
 
@@ -13,7 +14,7 @@ this interface and nothing of an engine's parts; nothing here imports ray, torch
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from mer_tag.engines.settings import EngineSettings
@@ -31,7 +32,7 @@ class Engine(Protocol):
     card: Bundle  # the model's card (bundle.read_card), read once when the engine is made
     parquet_parts: bool  # Parquet results as a folder of part files (sinks.PartWriter) rather than one file
 
-    def start(self) -> None: ...
+    def start(self, stage: Callable[[str], None] | None = None) -> None: ...
 
     def rows(self, tracks: list) -> Iterator[dict]: ...
 

@@ -42,10 +42,10 @@ class LocalEngine:
         self.predictor: Any = None
         self._threads_before: int | None = None  # torch's thread count before this engine set its own
 
-    def start(self) -> None:
+    def start(self, stage=None) -> None:
         """Spawn the decode workers (they import their stack meanwhile), then load the model: a model that
         cannot load fails here, before any track is read. Torch runs on `model_threads(jobs)` threads
-        until `close`."""
+        until `close`. (`stage`: nothing to say beyond the scan's own 'loading the model…'.)"""
         from mer_tag.workers import DecodePool
 
         if self.bundle is not None:
