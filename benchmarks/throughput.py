@@ -16,9 +16,10 @@ generates N music-like tracks of S seconds (44.1 kHz stereo: chords, bass, drums
 envelope; mp3 at 192 kbit/s by default) with a lyrics .txt sidecar each, cached under
 .cache/bench/throughput/ by (N, S, format), so reruns reuse them. `--unique K` synthesises only K tracks
 and hard-links the rest (a 2,000-track library in minutes; every path is still decoded). `--real` makes
-the library from real songs instead: 8 four-minute songs joined from the dataset's clips, six with their
-real lyrics (.txt or .lrc) and two with their MIDI file beside them, repeated to --tracks files by hard
-links (`real_library`; `--format mix` for six formats). `--profile` also
+the library from real songs instead: 8 four-minute songs joined from the dataset's clips, given back the
+stereo image and high band real recordings have, six with their real lyrics (.txt or .lrc) and two with
+their MIDI file beside them, repeated to --tracks files by hard links (`real_library`; `--format mix` for
+six formats, `mp3-vbr` for LAME -V 2 MP3s). `--profile` also
 reports where the scan's time goes: decode, features, model forward, waiting. The JSON records the CPU
 other processes took during the scan: numbers from a busy machine say so.
 
@@ -60,15 +61,21 @@ TARGET_RSS_MB = 2048  # peak RSS ≤ 2 GB whatever the library size
 CHILD_MARK = "@@throughput-child@@"
 THREAD_ENV = ("OMP_", "MKL_", "OPENBLAS_", "TORCH_", "KMP_")  # recorded: they change what a scan costs
 
-# extension → (muxer, encoder, sample rate, sample format, bit rate) for PyAV; None → soundfile
+# format → (muxer, encoder, sample rate, sample format, bit rate) for PyAV; None → soundfile. A format's files
+# end in its name, but for those of EXTENSIONS.
 FORMATS = {
     "mp3": ("mp3", "libmp3lame", 44100, "fltp", 192_000),
+    "mp3-vbr": ("mp3", "libmp3lame", 44100, "fltp", None),  # LAME -V 2 (ENCODER_OPTIONS), --real only
     "flac": ("flac", "flac", 44100, "s16", None),
     "m4a": ("ipod", "aac", 44100, "fltp", 192_000),
     "opus": ("ogg", "libopus", 48000, "flt", 128_000),
     "ogg": None,  # Vorbis through libsndfile (FFmpeg's own Vorbis encoder is experimental)
     "wav": None,
 }
+EXTENSIONS = {"mp3-vbr": "mp3"}
+# LAME's variable bit rate at quality 2 (`lame -V 2`, FFmpeg's `-q:a 2`: global_quality = 2 × FF_QP2LAMBDA,
+# 118), its standard preset: about 190 kbit/s on music, more where the music needs it
+ENCODER_OPTIONS = {"mp3-vbr": {"global_quality": str(2 * 118), "flags": "+qscale"}}
 
 
 # ------------------------------------------------------------------ the library
@@ -78,8 +85,10 @@ def generate_library(
     tracks: int, seconds: float, fmt: str = "mp3", jobs: int = 2, unique: int | None = None, cache: Path = CACHE
 ) -> Path:
     """A folder of `tracks` generated tracks (+ lyrics sidecars), reused when already complete."""
-    if fmt not in FORMATS:
-        raise SystemExit(f"unknown --format {fmt!r}; one of {', '.join(FORMATS)}")
+    if fmt not in FORMATS or fmt in EXTENSIONS:
+        raise SystemExit(
+            f"unknown --format {fmt!r} for generated tracks; one of {', '.join(set(FORMATS) - set(EXTENSIONS))}"
+        )
     unique = min(tracks, unique or tracks)
     name = f"{fmt}-{tracks}x{seconds:g}s" + (f"-u{unique}" if unique < tracks else "") + f"-v{GENERATOR_VERSION}"
     folder = Path(cache) / name
@@ -154,14 +163,22 @@ def _write_sndfile(path: Path, y, sr: int, fmt: str) -> None:
 
 
 def _encode_pyav(
-    path: Path, y, sr: int, muxer: str, codec: str, sample_fmt: str, bit_rate: int | None, title: str
+    path: Path,
+    y,
+    sr: int,
+    muxer: str,
+    codec: str,
+    sample_fmt: str,
+    bit_rate: int | None,
+    title: str,
+    options: dict | None = None,
 ) -> None:
     import av
     import numpy as np
 
     with av.open(str(path), "w", format=muxer) as out:
         out.metadata.update(title=title, artist="Benchmark Band", album="Throughput")
-        stream = out.add_stream(codec, rate=sr, layout="stereo")
+        stream = out.add_stream(codec, rate=sr, layout="stereo", options=options or {})
         stream.format = sample_fmt
         if bit_rate:
             stream.bit_rate = bit_rate
@@ -248,7 +265,7 @@ def fake_lyrics(seed: int) -> str:
 # ------------------------------------------------------------------ a library of real songs
 
 REAL_DATASET = ROOT.parent / "shared" / "datasets" / "mirex-mood"  # the MIREX-like clips (never committed)
-REAL_VERSION = 1  # bump when the way real songs are assembled changes, so caches are rebuilt
+REAL_VERSION = 2  # bump when the way real songs are assembled changes, so caches are rebuilt (2: full band)
 REAL_SEED = 18  # which clips make which song: fixed, so every run measures the same songs
 REAL_SONGS = 8  # distinct songs; a library of N tracks repeats them
 CLIPS_PER_SONG = 8  # 8 clips of ~29.7 s: a 237-s, four-minute song
@@ -258,6 +275,13 @@ MIDI_SONGS = 2  # songs 6-7 have a MIDI file beside them (and no lyrics)
 MIX_FORMATS = ("mp3", "flac", "m4a", "ogg", "opus", "wav")  # the formats people keep: MP3, FLAC, AAC, Vorbis, Opus, WAV
 STEREO_DELAY_S = 0.012  # the side channel: the clip 12 ms late (a Haas-style widening, see `pseudo_stereo`)
 STEREO_WIDTH = 0.4
+# The high band a 22.05-kHz clip lacks (`high_band`): its 4-10 kHz band, moved up by 7 kHz (to 11-17 kHz, 6 dB
+# down) and by 13 kHz (to 17-23 kHz, 12 dB down), the right channel's copy 0.7 ms after the left's. Nothing is
+# added below the clip's own Nyquist frequency, 11.025 kHz, so what a scan hears at 16 kHz is the clip.
+HIGH_SOURCE_HZ = (4000.0, 10000.0)
+HIGH_COPIES = ((7000.0, -6.0), (13000.0, -12.0))  # (shift Hz, gain dB)
+HIGH_FROM_HZ = 11025.0
+HIGH_DELAY_S = 0.0007
 
 
 def real_library(
@@ -272,14 +296,15 @@ def real_library(
 
     Each song joins `clips_per_song` real 30-s clips of one mood cluster from `dataset` (the MIREX-like
     layout: Audio/NNN.mp3, Lyrics/NNN.txt, MIDIs/NNN.mid, clusters.txt), upsampled to 44.1 kHz (Opus:
-    48 kHz) pseudo-stereo, tagged with its first clip's title, artist and album. Songs 0-5 get that clip's
+    48 kHz) stereo and given back the high band the clips lack (`real_stereo`: what an encoder and a decoder
+    of real music work on), tagged with its first clip's title, artist and album. Songs 0-5 get that clip's
     real lyrics beside them (the last two as an .lrc with line timestamps), songs 6-7 its real MIDI file.
     `fmt` is one of FORMATS, or 'mix' for MIX_FORMATS in turn, eight files each. Track i is song
     i % songs; every file past the first of a (song, format) is a hard link to it, sidecars too: see
     docs/performance.md for why links measure the same as copies here.
     """
     formats = MIX_FORMATS if fmt == "mix" else (fmt,)
-    if any(f not in FORMATS for f in formats):
+    if any(f not in FORMATS for f in formats):  # mp3-vbr: MP3 files, LAME -V 2
         raise SystemExit(f"unknown --format {fmt!r}; one of {', '.join([*FORMATS, 'mix'])}")
     dataset = Path(dataset).resolve()
     if not (dataset / "clusters.txt").is_file():
@@ -295,10 +320,11 @@ def real_library(
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(tracks):
         k, song_fmt = i % songs, formats[(i // songs) % len(formats)]
-        master = masters / f"song_{k + 1:02d}.{song_fmt}"
+        ext = EXTENSIONS.get(song_fmt, song_fmt)
+        master = masters / f"song_{k + 1:02d}{'' if ext == song_fmt else '-' + song_fmt}.{ext}"
         if not master.exists():
-            _write_real_song(master, picked[k], dataset)
-        path = folder / f"track_{i + 1:05d}.{song_fmt}"
+            _write_real_song(master, picked[k], dataset, song_fmt)
+        path = folder / f"track_{i + 1:05d}.{ext}"
         _link(master, path)
         for sidecar in _write_sidecars(masters, k, picked[k], dataset):
             _link(sidecar, path.with_suffix(sidecar.suffix))
@@ -342,38 +368,71 @@ def pick_songs(dataset: Path, songs: int = REAL_SONGS, clips_per_song: int = CLI
     return picked
 
 
-def _write_real_song(path: Path, song: dict, dataset: Path) -> None:
+def _write_real_song(path: Path, song: dict, dataset: Path, fmt: str) -> None:
     import mutagen
     import numpy as np
 
     from mer_tag.sources.audio import load_audio
 
-    fmt = path.suffix.lstrip(".")
     spec = FORMATS[fmt]
     sr = spec[2] if spec else 44100
     mono = np.concatenate([load_audio(dataset / "Audio" / f"{name}.mp3", sr=sr) for name in song["clips"]])
-    y = pseudo_stereo(mono, sr)
+    y = real_stereo(mono, sr)
     easy = mutagen.File(str(dataset / "Audio" / f"{song['clips'][0]}.mp3"), easy=True)
     tags = {key: (easy.get(key) or [""])[0] for key in ("title", "artist", "album")} if easy else {}
     tmp = path.with_name(".partial-" + path.name)
     if spec is None:
         _write_sndfile(tmp, y, sr, fmt)
     else:
-        _encode_pyav(tmp, y, sr, *spec[:2], *spec[3:], title="")
+        _encode_pyav(tmp, y, sr, *spec[:2], *spec[3:], title="", options=ENCODER_OPTIONS.get(fmt))
     _tag(tmp, {k: v for k, v in tags.items() if v})
     tmp.replace(path)
 
 
-def pseudo_stereo(mono, sr: int):
+def real_stereo(mono, sr: int):
+    """[2, n] float32 at `sr` from a clip upsampled to it: `pseudo_stereo` plus `high_band`, clipped as a master
+    is. Real music fills the band to 16-20 kHz and a mix has a side channel; the dataset's 22.05-kHz clips hold
+    nothing above 11 kHz, and MP3s of such songs decode cheaper (MP3 decoding 18 % cheaper a minute at 192
+    kbit/s; docs/performance.md). What a scan hears at 16 kHz stays the clip: the high band is all above it."""
+    import numpy as np
+
+    return np.clip(pseudo_stereo(mono, sr, clip=False) + high_band(mono, sr), -0.99, 0.99).astype(np.float32)
+
+
+def high_band(mono, sr: int):
+    """[2, n] float32: the high band for the left and right channel, made from the clip's own 4-10 kHz band
+    (HIGH_SOURCE_HZ) moved up in frequency (HIGH_COPIES), so it rises and falls with the music (cymbals,
+    sibilants, the air of a recording), as a spectral band replication decoder restores a high band; the
+    right channel's 0.7 ms later, so the side channel carries it too. Nothing below HIGH_FROM_HZ."""
+    import numpy as np
+    import scipy.fft
+
+    spectrum = scipy.fft.rfft(np.asarray(mono, dtype=np.float32))
+    hz_per_bin = sr / mono.size
+    source = np.arange(int(np.ceil(HIGH_SOURCE_HZ[0] / hz_per_bin)), int(HIGH_SOURCE_HZ[1] / hz_per_bin))
+    high = np.zeros_like(spectrum)
+    for shift_hz, gain_db in HIGH_COPIES:
+        target = source + int(round(shift_hz / hz_per_bin))
+        fits = target < spectrum.size
+        high[target[fits]] += spectrum[source[fits]] * np.float32(10 ** (gain_db / 20))
+    high[: int(np.ceil(HIGH_FROM_HZ / hz_per_bin))] = 0
+    left = scipy.fft.irfft(high, n=mono.size).astype(np.float32)
+    delay = int(HIGH_DELAY_S * sr)
+    return np.stack([left, np.concatenate([np.zeros(delay, np.float32), left[:-delay]])])
+
+
+def pseudo_stereo(mono, sr: int, clip: bool = True):
     """[2, n] float32 from a mono signal x: L = a(x + w·d), R = a(x − w·d), d = x delayed STEREO_DELAY_S.
     The channels differ (a joint-stereo encoder has a side channel to code, as in a real mix), and the
-    downmix a scan hears, (L + R) / √2 = a·√2·x, is the clip itself at its own level (a = 1/√2)."""
+    downmix a scan hears, (L + R) / √2 = a·√2·x, is the clip itself at its own level (a = 1/√2). `clip`: limited
+    to ±0.99, as a file holds it."""
     import numpy as np
 
     delay = int(STEREO_DELAY_S * sr)
     side = STEREO_WIDTH * np.concatenate([np.zeros(delay, np.float32), mono[:-delay]])
     a = np.float32(1 / np.sqrt(2))
-    return np.clip(np.stack([a * (mono + side), a * (mono - side)]), -0.99, 0.99).astype(np.float32)
+    y = np.stack([a * (mono + side), a * (mono - side)]).astype(np.float32)
+    return np.clip(y, -0.99, 0.99) if clip else y
 
 
 def _tag(path: Path, tags: dict) -> None:
@@ -571,6 +630,7 @@ class TreeMemory(threading.Thread):
         self.pid, self.interval = pid, interval
         self.peak_total_kb = self.peak_main_kb = self.peak_pss_kb = self.samples = self.peak_processes = 0
         self.cpu_s = 0.0
+        self.root_cpu_s = 0.0  # the root process's own CPU seconds at the last sample (/proc/PID/stat)
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -588,6 +648,7 @@ class TreeMemory(threading.Thread):
         self.peak_total_kb = max(self.peak_total_kb, sum(sizes))
         self.peak_pss_kb = max(self.peak_pss_kb, sum(shares))
         self.peak_processes = max(self.peak_processes, sum(s > 0 for s in sizes))
+        self.root_cpu_s = max(self.root_cpu_s, process_cpu_s(self.pid))
         self.samples += 1
 
     def stop(self) -> None:
@@ -637,6 +698,16 @@ def _children_by_walk(pid: int) -> list[int]:
     return kids
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one live process so far (its children not counted); 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+
+
 def memory_kb(pid: int, pss: bool = True) -> tuple[int, int]:
     """(RSS, PSS) of one process in kB; PSS is 0 when not asked for or where smaps_rollup is unreadable,
     both 0 once the process is gone."""
@@ -655,9 +726,18 @@ def memory_kb(pid: int, pss: bool = True) -> tuple[int, int]:
 
 
 def run_scan(
-    folder: Path, model: str, jobs: int, profile: bool = False, interval: float = RSS_INTERVAL, precision: str = "auto"
+    folder: Path,
+    model: str,
+    jobs: int,
+    profile: bool = False,
+    interval: float = RSS_INTERVAL,
+    precision: str = "auto",
+    cli: bool = False,
 ) -> dict:
-    """`mer_tag.scan.scan` over `folder` in a fresh Python process, its tree's RSS sampled meanwhile."""
+    """`mer_tag.scan.scan` over `folder` in a fresh Python process, its tree's RSS sampled meanwhile; with
+    `cli`, the `mer-tag scan` command itself (`run_cli_scan`)."""
+    if cli:
+        return run_cli_scan(folder, model, jobs, interval, precision)
     with tempfile.TemporaryDirectory(prefix="mer-tag-bench-") as tmp:
         spec = {
             "folder": str(folder),
@@ -702,6 +782,59 @@ def run_scan(
         sampler_cpu_s=memory.cpu_s,
     )
     return result
+
+
+def run_cli_scan(folder: Path, model: str, jobs: int, interval: float = RSS_INTERVAL, precision: str = "auto") -> dict:
+    """`mer-tag scan FOLDER -o TMP.csv --force -q` as a person runs it (the console script beside this
+    Python, else `python -m mer_tag`), timed from launch to exit: interpreter, command line and every start-up
+    cost included. CPU: the command and everything it started (RUSAGE_CHILDREN); the main process's share is
+    sampled from /proc with the memory (so ±`interval`)."""
+    import csv
+    import resource
+
+    script = Path(sys.executable).with_name("mer-tag")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "mer_tag"]
+    with tempfile.TemporaryDirectory(prefix="mer-tag-bench-") as tmp:
+        out = Path(tmp) / "scan.csv"
+        argv = [*command, "scan", str(folder), "-o", str(out), "--force", "-q", "--jobs", str(jobs)]
+        argv += ["--model", model, "--precision", precision]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        memory = TreeMemory(child.pid, interval)
+        memory.start()
+        _, stderr = child.communicate()
+        memory.stop()
+        seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if child.returncode not in (0, 1):  # 1: some track failed, which the row counts say
+            raise RuntimeError(f"mer-tag scan failed (exit {child.returncode}):\n{stderr[-3000:]}")
+        with out.open(encoding="utf-8", newline="") as f:
+            statuses = [row["status"] for row in csv.DictReader(f)]
+    total = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {
+        "seconds": seconds,
+        "process_seconds": seconds,
+        "command": shlex.join(["mer-tag", *argv[len(command) :]]),
+        "ok": statuses.count("ok"),
+        "failed": len(statuses) - statuses.count("ok"),
+        "failures": [],
+        "torch_threads": model_threads(jobs),
+        "precision": _resolved(precision),
+        "cpu": {"main_s": memory.root_cpu_s, "workers_s": max(0.0, total - memory.root_cpu_s)},
+        "memory": {
+            "max_rss_main_mb": memory.peak_main_kb / 1024,
+            "max_rss_worker_mb": None,  # not told apart from the floor's children here
+            "peak_tree_rss_mb": memory.peak_total_kb / 1024,
+            "peak_main_rss_mb": memory.peak_main_kb / 1024,
+            "peak_tree_pss_mb": memory.peak_pss_kb / 1024 or None,
+            "peak_processes": memory.peak_processes,
+            "samples": memory.samples,
+            "interval_s": interval,
+            "pss_every": PSS_EVERY,
+            "sampler_cpu_s": memory.cpu_s,
+        },
+    }
 
 
 def _resolved(precision: str) -> str:
@@ -799,10 +932,10 @@ def _timed(owner, name: str, key: str, times: dict, events: dict | None = None) 
 
 def _install_profile() -> dict:
     """In the scan's main process: time the engine's methods, and send decode work to `_timed_prepare`."""
-    from mer_tag import bundle, features, models, prepare, sinks
+    from mer_tag import bundle, features, models, prepare, sinks, workers
     from mer_tag.engines import predictor
 
-    _timed(prepare, "start_pool", "startup_pool", _TIMES, _EVENTS)
+    _timed(workers, "start_pool", "startup_pool", _TIMES, _EVENTS)
     _timed(bundle, "load", "startup_load_model", _TIMES, _EVENTS)  # torch is imported just before it
     original_init = predictor.Predictor.__init__
 
@@ -961,8 +1094,10 @@ def run_benchmark(
     command: str | None = None,
     decode: bool = True,
     precision: str = "auto",
+    cli: bool = False,
 ) -> dict:
-    """Floor, decode-only and full scan on the audio files under `folder`; every number, as a dict."""
+    """Floor, decode-only and full scan on the audio files under `folder`; every number, as a dict. `cli`: the
+    scan is the `mer-tag scan` command, timed from its launch (`run_cli_scan`)."""
     tracks = tracks_in(folder)
     files = [t.path for t in tracks]
     if not files:
@@ -975,7 +1110,7 @@ def run_benchmark(
     busy_floor = machine_busy_seconds()
     decode = decode_only(files, info["sample_rate"], jobs) if decode else None
     busy_decode = machine_busy_seconds()
-    scan = run_scan(folder, info["path"], jobs, profile, precision=precision)
+    scan = run_scan(folder, info["path"], jobs, profile, precision=precision, cli=cli)
     busy_scan = machine_busy_seconds()
     # the machine's CPU seconds during each stage; for the scan, what other processes took meanwhile
     for stage, before, after in (
@@ -1146,8 +1281,11 @@ def format_table(r: dict) -> str:
         f"peak RSS: process tree {mem['peak_tree_rss_mb']:.0f} MB (sum, {mem['peak_processes']} processes; "
         f"PSS, sampled once a second, {mem['peak_tree_pss_mb'] or 0:.0f} MB), "
         f"main {mem['peak_main_rss_mb']:.0f} MB (kernel max {mem['max_rss_main_mb']:.0f} MB), "
-        f"largest worker {mem['max_rss_worker_mb']:.0f} MB; sampling them cost {mem.get('sampler_cpu_s', 0):.2f} CPU-s",
+        f"largest worker {mem['max_rss_worker_mb'] or 0:.0f} MB; "
+        f"sampling them cost {mem.get('sampler_cpu_s', 0):.2f} CPU-s",
     ]
+    if scan.get("command"):
+        lines.append(f"scan command (timed from launch to exit): {scan['command']}")
     timeline = scan.get("timeline")
     if timeline:
         lines.append(
@@ -1192,7 +1330,8 @@ def main(argv: list[str] | None = None) -> dict:
         "--format",
         default="mp3",
         choices=sorted([*FORMATS, "mix"]),
-        help="Format of the library (default mp3); 'mix': MP3, FLAC, AAC, Vorbis, Opus and WAV in turn (--real only).",
+        help="Format of the library (default mp3: 192 kbit/s CBR); 'mp3-vbr': LAME -V 2 MP3s, 'mix': MP3, FLAC, "
+        "AAC, Vorbis, Opus and WAV in turn (both --real only).",
     )
     parser.add_argument(
         "--real",
@@ -1219,6 +1358,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-ffmpeg", action="store_true", help="Skip the floor.")
     parser.add_argument("--no-decode", action="store_true", help="Skip our decode-only pass (e.g. a memory-only run).")
     parser.add_argument(
+        "--cli",
+        action="store_true",
+        help="Time the `mer-tag scan` command from launch to exit (interpreter, command line, every start-up "
+        "cost), as a person runs it, instead of the scan() call in a prepared process; no --profile.",
+    )
+    parser.add_argument(
         "--precision",
         default="auto",
         choices=["auto", "fp32", "bf16"],
@@ -1226,6 +1371,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--cache", type=Path, default=CACHE, help="Where generated libraries are kept.")
     args = parser.parse_args(argv)
+    if args.cli and args.profile:
+        parser.error("--profile times the scan() call's stages: not with --cli")
     command = shlex.join(
         [
             "python",
@@ -1246,8 +1393,8 @@ def main(argv: list[str] | None = None) -> dict:
             "generate_s": round(time.perf_counter() - started, 2),
         }
     elif folder is None:
-        if args.format == "mix":
-            parser.error("--format mix needs --real")
+        if args.format in ("mix", *EXTENSIONS):
+            parser.error(f"--format {args.format} needs --real")
         started = time.perf_counter()
         folder = generate_library(args.tracks, args.seconds, args.format, args.jobs, args.unique, args.cache)
         generated = {
@@ -1268,6 +1415,7 @@ def main(argv: list[str] | None = None) -> dict:
         command,
         decode=not args.no_decode,
         precision=args.precision,
+        cli=args.cli,
     )
     print(format_table(result))
     args.json.parent.mkdir(parents=True, exist_ok=True)

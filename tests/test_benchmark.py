@@ -93,7 +93,7 @@ def test_benchmark_measures_every_stage(throughput, library, tiny, tmp_path):
     assert scan["machine_cpu_s"] > 0
 
     profile = scan["profile"]
-    assert profile["tracks"] == 3
+    assert profile["tracks"] == 3 and profile["main"]["startup_pool_s"] > 0
     assert profile["main"]["audio_model_s"] > 0 and profile["main"]["lyrics_model_s"] > 0
     workers = profile["workers"]
     assert 0 < workers["decode_s"] <= workers["prepare_s"] and workers["features_s"] > 0
@@ -108,6 +108,18 @@ def test_benchmark_measures_every_stage(throughput, library, tiny, tmp_path):
     else:
         assert data["floor"] is None and data["ratios"]["scan_over_floor"] is None
     assert "full scan" in throughput.format_table(data)
+
+
+def test_cli_mode_times_the_command_from_launch_to_exit(throughput, library, tiny, tmp_path):
+    out = tmp_path / "cli.json"
+    data = throughput.main([str(library), "--jobs", "1", "--model", tiny, "--json", str(out), "--cli", "--no-decode"])
+    scan = data["scan"]
+    assert scan["command"].startswith("mer-tag scan ") and "--force" in scan["command"]
+    assert scan["ok"] == 3 and scan["failed"] == 0 and scan["seconds"] == scan["process_seconds"] > 0
+    assert scan["cpu"]["main_s"] > 0 and scan["cpu"]["workers_s"] > 0  # the command and its decode worker
+    assert scan["memory"]["peak_processes"] >= 2 and "profile" not in scan
+    with pytest.raises(SystemExit):
+        throughput.main([str(library), "--cli", "--profile"])
 
 
 def test_floor_is_skipped_cleanly_without_ffmpeg(throughput, library):
@@ -214,3 +226,45 @@ def test_pseudo_stereo_channels_differ_and_downmix_is_the_clip(throughput):
     y = throughput.pseudo_stereo(mono, 44100)
     assert y.shape == (2, 44100) and np.abs(y[0] - y[1]).max() > 0.1
     np.testing.assert_allclose((y[0] + y[1]) / np.sqrt(2), mono, atol=1e-5)  # FFmpeg's stereo → mono
+
+
+def test_real_songs_get_the_high_band_and_stereo_image_real_music_has(throughput):
+    """The clips hold nothing above 11 kHz; a song gets a high band (both channels, the side too) made of their
+    own 4-10 kHz band, and nothing below 11.025 kHz changes: a scan at 16 kHz hears the clip."""
+    import numpy as np
+
+    sr = 44100
+    rng = np.random.default_rng(1)
+    t = np.arange(3 * sr) / sr
+    mono = (0.2 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.sin(2 * np.pi * 6000 * t)).astype(np.float32)
+    mono += 0.01 * rng.standard_normal(mono.size).astype(np.float32)
+    mono = np.fft.irfft(np.fft.rfft(mono) * (np.fft.rfftfreq(mono.size, 1 / sr) < 10000), n=mono.size).astype(
+        np.float32
+    )
+    y = throughput.real_stereo(mono, sr)
+    plain = throughput.pseudo_stereo(mono, sr)
+
+    def band_power(x, lo, hi):
+        power = np.abs(np.fft.rfft(x)) ** 2
+        hz = np.fft.rfftfreq(x.size, 1 / sr)
+        return power[(hz >= lo) & (hz < hi)].sum()
+
+    mid, side = (y[0] + y[1]) / np.sqrt(2), (y[0] - y[1]) / np.sqrt(2)
+    total = band_power(mid, 0, sr / 2)
+    assert band_power(mid, 11025, 17000) > 1e-3 * total and band_power(mid, 17000, 22050) > 1e-4 * total
+    assert band_power(side, 11025, 22050) > 1e-3 * total
+    n = mono.size
+    low = lambda x: np.fft.irfft(np.fft.rfft(x) * (np.fft.rfftfreq(n, 1 / sr) < 11000), n=n)  # noqa: E731
+    edge = sr // 20  # the right channel's copy starts 0.7 ms late: its first and last moments leak a little
+    np.testing.assert_allclose(low(y)[:, edge:-edge], low(plain)[:, edge:-edge], atol=1e-4)
+    assert band_power((plain[0] + plain[1]) / np.sqrt(2), 11025, 22050) < 1e-6 * total  # what it adds to
+
+
+def test_vbr_mp3_songs_vary_their_bit_rate(throughput, clip_dataset, tmp_path):
+    import mutagen.mp3
+
+    folder = throughput.real_library(clip_dataset, 8, "mp3-vbr", cache=tmp_path, clips_per_song=2)
+    files = sorted(folder.glob("*.mp3"))
+    assert len(files) == 8
+    assert mutagen.mp3.MP3(files[0]).info.bitrate_mode == mutagen.mp3.BitrateMode.VBR
+    assert mutagen.mp3.MP3(files[0]).info.channels == 2
