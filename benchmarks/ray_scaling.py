@@ -181,6 +181,25 @@ def scan_engine(label: str) -> str:
     return "local" if label.startswith("local") else "ray"
 
 
+def paired_ratios(runs: dict) -> dict[str, list[float]]:
+    """For each engine cell but local, local's scan seconds over its own in the same round (runs alternate, so
+    a change in the machine's load hits both): how fast it is against local, one ratio per round."""
+    out = {}
+    for (engine, workers), cell_runs in runs.items():
+        local = runs.get(("local", workers))
+        if engine != "local" and local:
+            out[f"{engine} vs local, W={workers}"] = [
+                round(a["scan_s"] / b["scan_s"], 3) for a, b in zip(local, cell_runs)
+            ]
+    return out
+
+
+def median_range(values: list[float]) -> str:
+    import statistics
+
+    return f"{statistics.median(values):.2f}× ({min(values):.2f}–{max(values):.2f})"
+
+
 def same(cell: dict) -> str:
     if "cluster_mismatches" not in cell:
         return "–"
@@ -350,6 +369,9 @@ def main(argv=None) -> int:
             f"| {cell.get('cluster_start_s', 0):.1f} "
             f"| {same(cell)} |"
         )
+    paired = paired_ratios(runs)
+    for name, ratios in paired.items():
+        print(f"{name}, run by run (the cells alternate): median {median_range(ratios)} over {len(ratios)} runs")
     if args.json:
         import importlib.metadata as md
 
@@ -367,6 +389,7 @@ def main(argv=None) -> int:
                     "library": args.library,
                     "model": args.model,
                     "cells": cells,
+                    "paired_ratios": paired,
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), **versions},
                     "command": " ".join([Path(sys.executable).name, *sys.argv]),
                     "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -268,3 +268,18 @@ def test_vbr_mp3_songs_vary_their_bit_rate(throughput, clip_dataset, tmp_path):
     assert len(files) == 8
     assert mutagen.mp3.MP3(files[0]).info.bitrate_mode == mutagen.mp3.BitrateMode.VBR
     assert mutagen.mp3.MP3(files[0]).info.channels == 2
+
+
+def test_ab_alternates_two_versions_and_reports_the_ratio(library, tiny, tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        ab = importlib.import_module("ab")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    out = tmp_path / "ab.json"
+    args = ["--base", "HEAD", "--pairs", "2", "--json", str(out), "--"]
+    summary = ab.main([*args, str(library), "--jobs", "1", "--model", tiny, "--no-decode", "--no-ffmpeg"])
+    assert [(r["pair"], r["side"]) for r in summary["runs"]] == [(0, "A"), (0, "B"), (1, "B"), (1, "A")]
+    assert all(r["scan_s"] > 0 and r["floor_s"] is None for r in summary["runs"])
+    assert summary["B_over_A_scan_s"][0].isdigit() and summary["A_scan_over_floor"] == "–"
+    assert json.loads(out.read_text())["base"] == "HEAD"
