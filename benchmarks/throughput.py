@@ -785,16 +785,19 @@ def run_scan(
 
 
 def run_cli_scan(folder: Path, model: str, jobs: int, interval: float = RSS_INTERVAL, precision: str = "auto") -> dict:
-    """`mer-tag scan FOLDER -o TMP.csv --force -q` as a person runs it (the console script beside this
-    Python, else `python -m mer_tag`), timed from launch to exit: interpreter, command line and every start-up
-    cost included. CPU: the command and everything it started (RUSAGE_CHILDREN); the main process's share is
-    sampled from /proc with the memory (so ±`interval`)."""
+    """`mer-tag scan FOLDER -o TMP.csv --force -q` as a person runs it, timed from launch to exit: interpreter,
+    command line and every start-up cost included. It runs through a script that does what pip's `mer-tag`
+    console script does (CONSOLE_SCRIPT: the command line imported at its top level, then its entry point),
+    so that whichever mer_tag is first on PYTHONPATH runs as its own console script would (benchmarks/ab.py).
+    CPU: the command and everything it started (RUSAGE_CHILDREN); the main process's share is sampled from
+    /proc with the memory (so ±`interval`)."""
     import csv
     import resource
 
-    script = Path(sys.executable).with_name("mer-tag")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "mer_tag"]
     with tempfile.TemporaryDirectory(prefix="mer-tag-bench-") as tmp:
+        script = Path(tmp) / "mer-tag"
+        script.write_text(CONSOLE_SCRIPT, encoding="utf-8")
+        command = [sys.executable, str(script)]
         out = Path(tmp) / "scan.csv"
         argv = [*command, "scan", str(folder), "-o", str(out), "--force", "-q", "--jobs", str(jobs)]
         argv += ["--model", model, "--precision", precision]
@@ -835,6 +838,17 @@ def run_cli_scan(folder: Path, model: str, jobs: int, interval: float = RSS_INTE
             "sampler_cpu_s": memory.cpu_s,
         },
     }
+
+
+# What pip writes as the `mer-tag` console script, whichever entry point (`run`, or `main` before #27) the
+# mer_tag on the path has: a file, so spawned processes see a main script as they do under the real one.
+CONSOLE_SCRIPT = """import re
+import sys
+import mer_tag.cli as cli
+if __name__ == "__main__":
+    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+    sys.exit(getattr(cli, "run", cli.main)())
+"""
 
 
 def _resolved(precision: str) -> str:

@@ -1,4 +1,4 @@
-from mer_tag.cli import main
+from mer_tag.cli import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

@@ -141,3 +141,32 @@ def test_help_names_each_value_for_what_it_is(name):
     for param in get_command(app).commands[name].params:
         if (name, param.name) != ("scan", "paths"):
             assert param.metavar not in ("TEXT", "PATH"), (name, param.name, param.metavar)
+
+
+def test_the_command_exits_as_main_says_after_its_exit_handlers_and_output(tmp_path, tiny_model):
+    """`mer-tag` (cli.run) skips the interpreter's teardown once torch is in, and nothing else: the exit status
+    is main's, stdout and stderr arrive whole, the exit handlers (a caller's, multiprocessing's) run, and the
+    resource tracker has nothing left to warn about."""
+    from media import tone, write_audio
+
+    lib = tmp_path / "lib"
+    write_audio(lib / "a.wav", tone(3))
+    (lib / "broken.mp3").write_bytes(b"not audio")
+    out = tmp_path / "m.csv"
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('exit handlers ran', flush=True))\n"
+        "class Kept:\n"
+        "    def __del__(self): print('torn down', flush=True)  # what the interpreter's teardown would run\n"
+        "kept = Kept()\n"
+        f"sys.argv = ['mer-tag', 'scan', {str(lib)!r}, '-o', {str(out)!r}, '--model', {str(tiny_model)!r}, '-j', '1']\n"
+        "from mer_tag.cli import run\n"
+        "run()\n"
+        "print('not reached')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1  # a track failed: main's status
+    assert proc.stdout.splitlines() == ["exit handlers ran"]  # and no teardown: no "torn down"
+    assert "1 ok, 1 failed" in proc.stderr and "broken.mp3" in proc.stderr
+    assert "leaked" not in proc.stderr and "Traceback" not in proc.stderr
+    assert len(out.read_text().splitlines()) == 3  # the header and both rows

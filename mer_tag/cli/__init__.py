@@ -204,6 +204,48 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
+def run() -> None:
+    """The `mer-tag` command (its console script, and `python -m mer_tag`): `main`, then the process's exit.
+
+    Once torch is loaded (scan, eval, train), that exit skips tearing the interpreter down: freeing every module
+    torch brought and running its C++ destructors took 0.5 CPU-s at the end of every such command, after the
+    last row (docs/performance.md, #27). What an exit must do still happens first: stdout and stderr are
+    flushed and the exit handlers run (multiprocessing's among them: pools joined, the resource tracker told).
+    With another thread of ours still running, the ordinary exit waits for it as before."""
+    import sys
+
+    code = main()
+    if "torch" in sys.modules and _only_the_main_thread():
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _only_the_main_thread() -> bool:
+    import threading
+
+    return not any(t is not threading.main_thread() and t.is_alive() and not t.daemon for t in threading.enumerate())
+
+
+def _exit_now(code: int) -> None:
+    """Flush, run the exit handlers, and end the process without the interpreter's teardown."""
+    import atexit
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach it anyway
+            pass
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def _click_error(exc) -> int:
     """A bad option or a missing argument: the same one line as every other usage error, with a pointer to
     the command's help (click would print usage, a hint and a blank line first)."""
