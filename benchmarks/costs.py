@@ -5,6 +5,9 @@
                                                               # the command line, as `mer-tag` does
     python benchmarks/costs.py decode FILE... [--repeats 5]   # per minute of audio: the floor command, its process
                                                               # start, our decode at 16 kHz, PyAV's decode alone
+    python benchmarks/costs.py sensitivity [--repeats 7]      # what decoding costs with: real song 1 encoded with
+                                                              # and without its high band, at 4 bit rates, VBR,
+                                                              # mono, FLAC (throughput.py's songs, in a temp folder)
     python benchmarks/costs.py models FOLDER [--repeats 3]    # per track in the main process: student + heads,
                                                               # MiniLM, a whole batch of rows (bf16 and fp32)
     python benchmarks/costs.py ray-start [--repeats 3]        # a local Ray cluster's start: ray.init's, the engine's
@@ -173,6 +176,39 @@ def decode(files: list[str], repeats: int) -> None:
         print(f"  {name:14s} median {statistics.median(per_min):.4f} ({min(per_min):.4f}–{max(per_min):.4f})")
 
 
+def sensitivity(repeats: int) -> None:
+    """Song 1 of throughput.py's real songs, the clips as they are (v1: `pseudo_stereo`) and with the high band
+    real recordings have (v2: `real_stereo`), encoded each way that matters to a decoder, then `decode`."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import throughput as t
+
+    from mer_tag.sources.audio import load_audio
+
+    song = t.pick_songs(t.REAL_DATASET)[0]
+    mono = np.concatenate([load_audio(t.REAL_DATASET / "Audio" / f"{c}.mp3", sr=44100) for c in song["clips"]])
+    v1, v2 = t.pseudo_stereo(mono, 44100), t.real_stereo(mono, 44100)
+    vbr = lambda q: {"global_quality": str(q * 118), "flags": "+qscale"}  # noqa: E731  (lame -V q)
+    variants = [  # name, signal, (muxer, codec, sample format, bit rate, options)
+        ("v1-cbr192.mp3", v1, ("mp3", "libmp3lame", "fltp", 192_000, None)),
+        ("v1-vbr2.mp3", v1, ("mp3", "libmp3lame", "fltp", None, vbr(2))),
+        *[(f"v2-cbr{k}.mp3", v2, ("mp3", "libmp3lame", "fltp", k * 1000, None)) for k in (128, 192, 256, 320)],
+        *[(f"v2-vbr{q}.mp3", v2, ("mp3", "libmp3lame", "fltp", None, vbr(q))) for q in (0, 2, 4)],
+        ("v1.flac", v1, ("flac", "flac", "s16", None, None)),
+        ("v2.flac", v2, ("flac", "flac", "s16", None, None)),
+    ]
+    with tempfile.TemporaryDirectory(prefix="mer-tag-sensitivity-") as tmp:
+        files = []
+        for name, y, (muxer, codec, sample_fmt, bit_rate, options) in variants:
+            path = Path(tmp) / name
+            t._encode_pyav(path, y, 44100, muxer, codec, sample_fmt, bit_rate, title="", options=options)
+            files.append(str(path))
+        for path in files:
+            print(f"{Path(path).name}:", end=" ")
+            decode([path], repeats)
+
+
 def models(folder: str, repeats: int) -> None:
     import torch
 
@@ -249,7 +285,7 @@ def ray_start(repeats: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["startup", "workers", "decode", "models", "ray-start"])
+    parser.add_argument("what", choices=["startup", "workers", "decode", "sensitivity", "models", "ray-start"])
     parser.add_argument("paths", nargs="*", help="decode: audio files; models: a folder of tracks")
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args(argv)
@@ -259,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         workers(args.repeats or 6)
     elif args.what == "decode":
         decode(args.paths, args.repeats or 5)
+    elif args.what == "sensitivity":
+        sensitivity(args.repeats or 7)
     elif args.what == "models":
         models(args.paths[0], args.repeats or 3)
     else:
