@@ -159,7 +159,7 @@ def _scan_rows(dataset, model, jobs: int) -> list[dict]:
     tracks = [Track(e.audio_path, e.lyrics_path, e.midi_path) for e in dataset.examples]
     engine = engines.create("local", engines.EngineSettings(model, jobs=jobs))
     try:
-        engine.start()
+        engine.start(tracks=tracks)
         return [r for r in engine.rows(tracks) if r["status"] == "ok"]
     finally:
         engine.close()

@@ -96,7 +96,8 @@ def scan(
         # are still finished (a killed run's journal folded in).
         if plan.todo:
             feedback.start_bar(len(plan.todo), "loading the model…")
-            runner.start(stage=feedback.stage)  # a model that cannot load fails here, before the results are touched
+            # A model that cannot load fails here, before the results are touched; the workers decode meanwhile.
+            runner.start(stage=feedback.stage, tracks=plan.todo)
         rows = runner.rows(plan.todo) if plan.todo else iter(())
         summary = _write_rows(plan, out, card.labels, timeline, rows, feedback, on_row, runner.parquet_parts)
         summary.unmet, summary.empty = plan.unmet, plan.empty

@@ -148,26 +148,26 @@ class DecodePool:
         self.started = context.Array("q", [NOT_STARTED] * self.jobs, lock=False)
         self.pool = start_pool(self.jobs, self.started, context.Value("i", 0))
 
-    def prepared(
-        self, tracks: Iterable, audio_config, midi_config, max_in_flight: int, submitted=None
-    ) -> Iterator[list[Prepared]]:
-        """Prepared tracks in batches as they finish, at most `max_in_flight` submitted at a time; the queue
-        is topped up before each batch is handed out, so the workers decode while the caller runs models.
-        `submitted()` runs once the first tracks are submitted (the caller loads its models meanwhile);
-        `self.in_flight` says how many tracks are still out when a batch is handed out."""
+    def prepared(self, tracks: Iterable, audio_config, midi_config, max_in_flight: int) -> Iterator[list[Prepared]]:
+        """Prepared tracks in batches as they finish, at most `max_in_flight` submitted at a time. The first
+        ones are submitted now, when this is called, not at the first batch asked for: a caller may load its
+        models meanwhile. The queue is topped up before each batch is handed out, so the workers decode while
+        the caller runs models; `self.in_flight` says how many tracks are still out when a batch is handed out."""
         tasks = enumerate(tracks)
         pending: dict[Future, tuple[int, Any]] = {}
         configs = (preparing.prepare, audio_config, midi_config)  # looked up now: a profiler may wrap it
+        self._refill(tasks, pending, configs, max_in_flight)
+        return self._batches(tasks, pending, configs, max_in_flight)
 
-        def refill() -> None:
-            room = max(0, max_in_flight - len(pending))
-            for task, track in itertools.islice(tasks, room):
-                pending[self._submit(task, track, configs)] = (task, track)
-            self.in_flight = len(pending)
+    def _refill(self, tasks: Iterator, pending: dict[Future, tuple[int, Any]], configs, max_in_flight: int) -> None:
+        room = max(0, max_in_flight - len(pending))
+        for task, track in itertools.islice(tasks, room):
+            pending[self._submit(task, track, configs)] = (task, track)
+        self.in_flight = len(pending)
 
-        refill()
-        if submitted is not None:
-            submitted()
+    def _batches(
+        self, tasks: Iterator, pending: dict[Future, tuple[int, Any]], configs, max_in_flight: int
+    ) -> Iterator[list[Prepared]]:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             ready, broken = [], False
@@ -180,7 +180,7 @@ class DecodePool:
                     broken = True
             if broken:
                 self._recover(pending, configs)
-            refill()
+            self._refill(tasks, pending, configs, max_in_flight)
             if ready:
                 yield ready
 

@@ -167,3 +167,45 @@ def test_each_call_of_rows_starts_on_the_model_threads_beside_the_workers(sung, 
         assert asked[0] == model_threads(2) == 1  # the second call starts beside the workers again
     finally:
         engine.close()
+
+
+def test_start_hands_the_tracks_to_the_workers_before_the_model_loads(sung, tiny_model, monkeypatch):
+    """Given the tracks, `start` submits them before importing torch's model, so the workers decode while it
+    loads (docs/performance.md, #27): the bundle loads with tracks already out, and `rows` gives each once."""
+    from mer_tag import bundle as bundle_io
+    from mer_tag import engines
+    from mer_tag.library import walk
+
+    engine = engines.create("local", engines.EngineSettings(tiny_model, jobs=2))
+    out_when_loading, load = [], bundle_io.load
+
+    def loading(model):
+        out_when_loading.append(engine.pool.in_flight)
+        return load(model)
+
+    monkeypatch.setattr(bundle_io, "load", loading)
+    tracks = list(walk([sung]))
+    try:
+        engine.start(tracks=tracks)
+        assert out_when_loading == [2]
+        rows = list(engine.rows(tracks))
+    finally:
+        engine.close()
+    assert sorted(Path(r["path"]).name for r in rows) == ["a.flac", "b.mp3"]
+    assert {r["status"] for r in rows} == {"ok"}
+
+
+def test_rows_of_other_tracks_than_start_was_given_drop_those(sung, tiny_model, tmp_path):
+    from mer_tag import engines
+    from mer_tag.library import walk
+
+    other = tmp_path / "Other"
+    write_audio(other / "c.flac", tone(6, 440))
+    engine = engines.create("local", engines.EngineSettings(tiny_model, jobs=2))
+    try:
+        engine.start(tracks=list(walk([sung])))
+        rows = list(engine.rows(list(walk([other]))))
+    finally:
+        engine.close()
+    assert [Path(r["path"]).name for r in rows] == ["c.flac"]
+    assert multiprocessing.active_children() == []

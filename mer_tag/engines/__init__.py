@@ -1,8 +1,9 @@
 """Where prediction runs: peers behind one small interface.
 
     engine = engines.create("local" | "ray", EngineSettings(model, jobs=…, timeline=…, precision=…, chunk_hop=…))
-    engine.start(stage)         # its workers (local decode processes; a Ray cluster), the model loading;
-                                # stage(text), if given, hears what it is doing meanwhile ('starting Ray…')
+    engine.start(stage, tracks) # its workers (local decode processes; a Ray cluster), the model loading;
+                                # stage(text), if given, hears what it is doing meanwhile ('starting Ray…');
+                                # tracks, if given, are the next rows() call's: an engine may begin them now
     rows = engine.rows(tracks)  # an iterator: one row (sinks.columns) per track, in the order they finish
     engine.close()              # workers stopped, the process as start() found it; safe to call twice
 
@@ -32,7 +33,7 @@ class Engine(Protocol):
     card: Bundle  # the model's card (bundle.read_card), read once when the engine is made
     parquet_parts: bool  # Parquet results as a folder of part files (sinks.PartWriter) rather than one file
 
-    def start(self, stage: Callable[[str], None] | None = None) -> None: ...
+    def start(self, stage: Callable[[str], None] | None = None, tracks: list | None = None) -> None: ...
 
     def rows(self, tracks: list) -> Iterator[dict]: ...
 

@@ -41,17 +41,22 @@ class LocalEngine:
         self.bundle: Any = None
         self.predictor: Any = None
         self._threads_before: int | None = None  # torch's thread count before this engine set its own
+        self._ahead: tuple[Any, Any] | None = None  # (tracks, their batches) handed to the workers by `start`
 
-    def start(self, stage=None) -> None:
-        """Spawn the decode workers (they import their stack meanwhile), then load the model: a model that
-        cannot load fails here, before any track is read. Torch runs on `model_threads(jobs)` threads
-        until `close`. (`stage`: nothing to say beyond the scan's own 'loading the model…'.)"""
+    def start(self, stage=None, tracks=None) -> None:
+        """Spawn the decode workers and hand them `tracks` (the ones the next `rows` call will be given, where
+        the caller knows them), then load the model: the workers decode while this process imports torch
+        (1.1-1.6 CPU-s), where before they sat idle until the first `rows` call. A model that cannot load
+        fails here, before any result is written. Torch runs on `model_threads(jobs)` threads until `close`.
+        (`stage`: nothing to say beyond the scan's own 'loading the model…'.)"""
         from mer_tag.workers import DecodePool
 
         if self.bundle is not None:
             return
         if self.jobs > 0:
             self.pool = DecodePool(self.jobs)
+            if tracks is not None:
+                self._ahead = (tracks, self._decoded(tracks))
         import torch
 
         from mer_tag import bundle as bundle_io
@@ -67,21 +72,35 @@ class LocalEngine:
         from mer_tag.prepare import prepare
 
         self.start()
-        args = (self.audio_config, self.midi_config)
         if self.pool is None:
             for track in tracks:
-                yield from self._predictor().rows([prepare(track, *args)])
+                yield from self._predictor().rows([prepare(track, self.audio_config, self.midi_config)])
             return
-        max_in_flight = IN_FLIGHT_PER_JOB * self.jobs + 2
         import torch
 
         torch.set_num_threads(model_threads(self.jobs))  # an earlier call's last batch took the workers' cores
-        # The encoders load while the first tracks already decode.
-        for ready in self.pool.prepared(tracks, *args, max_in_flight, submitted=self._predictor):
-            predictor = self._predictor()
+        batches = self._handed_over(tracks)
+        predictor = self._predictor()  # the encoders load while the first tracks already decode
+        for ready in batches:
             if not self.pool.in_flight:
                 predictor.torch.set_num_threads(max(1, self.jobs))  # the last batch: the workers' cores are free
             yield from predictor.rows(ready)
+
+    def _decoded(self, tracks):
+        return self.pool.prepared(tracks, self.audio_config, self.midi_config, IN_FLIGHT_PER_JOB * self.jobs + 2)
+
+    def _handed_over(self, tracks):
+        """The batches of `tracks`: those `start` already handed the workers when they are the same tracks,
+        else a fresh hand-over (after restarting the workers, if `start` gave them other tracks)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] is tracks:
+            return ahead[1]
+        if ahead is not None:  # other tracks are queued: drop them with the workers holding them
+            from mer_tag.workers import DecodePool
+
+            self.pool.close()
+            self.pool = DecodePool(self.jobs)
+        return self._decoded(tracks)
 
     def _predictor(self):
         if self.predictor is None:
@@ -92,7 +111,7 @@ class LocalEngine:
 
     def close(self) -> None:
         """Stop the workers (a scan stopped early cancels what they had left) and give torch back its threads."""
-        self.bundle = self.predictor = None
+        self.bundle = self.predictor = self._ahead = None
         if self.pool is not None:
             self.pool.close()
             self.pool = None

@@ -80,9 +80,10 @@ class RayEngine:
         self._started_here = False
         self._node: Any = None  # the local cluster this engine started itself (`_start_local`), stopped by `close`
 
-    def start(self, stage=None) -> None:
+    def start(self, stage=None, tracks=None) -> None:
         """Join the cluster (or start a local one) and create the model actors; they load the model while tracks
-        decode. `stage(text)` hears each step as it begins: a local cluster takes seconds to start."""
+        decode. `stage(text)` hears each step as it begins: a local cluster takes seconds to start. (`tracks`:
+        the cluster decodes nothing before `rows`, whose prepare tasks are planned from the cluster's size.)"""
         if self.ray is not None:
             return
         say = stage or (lambda text: None)
