@@ -37,6 +37,7 @@ from beets.plugins import BeetsPlugin
 from beets.util import displayable_path
 from mediafile import MediaField, MediaFile, MP3StorageStyle, MP4StorageStyle, StorageStyle
 
+from mer_tag.engines.settings import check_jobs
 from mer_tag.errors import MerTagError
 from mer_tag.tags.fields import field_key  # where `mer-tag tag` writes the mood, per tag family (no heavy imports)
 
@@ -283,7 +284,10 @@ class MerTagPlugin(BeetsPlugin):
     def engine(self) -> MoodEngine:
         if self._engine is None:
             try:
-                jobs = max(0, self.config["jobs"].get(int))
+                jobs = check_jobs(self.config["jobs"].get(int))
+            except ValueError as exc:
+                raise ui.UserError(f"mertag: {exc}") from None
+            try:
                 self._engine = MoodEngine(self.config["model"].as_str(), jobs, self._log)
             except (MerTagError, ValueError) as exc:  # BundleError; a bad precision
                 raise ui.UserError(f"mertag: model {self.config['model'].as_str()!r}: {exc}") from None

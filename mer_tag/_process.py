@@ -10,6 +10,9 @@ from contextlib import contextmanager
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
 KEEP_FREED_BYTES = 1 << 30  # 1 GiB: above any one buffer a scan allocates
+# Worker processes a command may start: far above what any machine puts to use (each decode worker holds
+# about 120 MB), low enough that a slip of the finger (`-j 10000`) is an error rather than thousands of them.
+MAX_JOBS = 256
 
 
 def let_idle_threads_sleep() -> None:

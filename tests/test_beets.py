@@ -210,6 +210,11 @@ def test_a_bad_template_or_model_is_one_line_before_any_work(tiny_model, tracks,
     run = lib.beet("mood", check=False)
     assert run.returncode == 1 and len(run.stderr.splitlines()) == 1
     assert run.stderr.startswith(f"error: mertag: model '{tmp_path / 'no-such-model'}': ")
+    lib.configure(tiny_model, jobs=10000)  # a typo must not start ten thousand processes
+    run = lib.beet("mood", check=False)
+    assert run.returncode == 1 and run.stderr.splitlines() == [
+        "error: mertag: jobs 10000: use 0 to 256 decode processes"
+    ]
     assert not any(key.startswith("mood_") for found in lib.attributes().values() for key in found)
 
 

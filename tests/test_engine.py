@@ -209,3 +209,23 @@ def test_rows_of_other_tracks_than_start_was_given_drop_those(sung, tiny_model, 
         engine.close()
     assert [Path(r["path"]).name for r in rows] == ["c.flac"]
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize(
+    "command", [["scan", "."], ["train", "--data", "."], ["eval", "--data", "."], ["crossval", "--data", "."]]
+)
+def test_a_typo_in_jobs_starts_no_process_but_says_so(command, capsys):
+    """`-j 10000` (a slip of the finger) is a one-line error before anything starts, in every command."""
+    assert main([*command, "-j", "10000"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "less than or equal to 256" in err
+    assert multiprocessing.active_children() == []
+
+
+def test_engine_settings_refuse_a_number_of_workers_no_machine_has():
+    from mer_tag.engines import EngineSettings
+
+    assert EngineSettings(jobs=0).jobs == 0 and EngineSettings(jobs=256).jobs == 256
+    for jobs in (-1, 257, 10000):
+        with pytest.raises(ValueError, match=f"jobs {jobs}: use 0 to 256 decode processes"):
+            EngineSettings(jobs=jobs)

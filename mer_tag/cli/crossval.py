@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from mer_tag._process import MAX_JOBS
+
 
 def crossval(
     data: Annotated[Path, typer.Option("--data", metavar="FOLDER|FILE", help="Dataset, in any layout `train` reads.")],
@@ -42,7 +44,9 @@ def crossval(
     cache: Annotated[
         Path | None, typer.Option(metavar="FOLDER", help="Feature cache folder (shared with `train`).")
     ] = Path(".cache/features"),
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Decoding worker processes and torch threads.")] = 2,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=0, max=MAX_JOBS, help="Decoding worker processes and torch threads.")
+    ] = 2,
     json_out: Annotated[
         Path | None, typer.Option("--json", metavar="FILE", help="Write the scores (every fold's) here (.json).")
     ] = None,

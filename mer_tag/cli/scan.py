@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from mer_tag._process import MAX_JOBS
+
 
 def scan(
     paths: Annotated[
@@ -31,6 +33,7 @@ def scan(
             "--jobs",
             "-j",
             min=0,
+            max=MAX_JOBS,
             help="Processes reading audio files beside the one that listens (0 = none: slower, less memory).",
         ),
     ] = 2,

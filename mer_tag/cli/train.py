@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mer_tag._process import MAX_JOBS
 from mer_tag.cli._errors import check_folder, stderr_console, usage_error
 
 
@@ -65,7 +66,7 @@ def train(
             help="Where to keep the sound features computed from each song, so a second run skips that work.",
         ),
     ] = Path(".cache/features"),
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="CPU cores to use.")] = 2,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=MAX_JOBS, help="CPU cores to use.")] = 2,
     seed: Annotated[
         int,
         typer.Option(
@@ -160,7 +161,8 @@ def evaluate(
         ),
     ] = None,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=0, help="Processes reading audio beside the model (0 = none).")
+        int,
+        typer.Option("--jobs", "-j", min=0, max=MAX_JOBS, help="Processes reading audio beside the model (0 = none)."),
     ] = 2,
     label_map: Annotated[
         str | None,

@@ -11,6 +11,15 @@ if TYPE_CHECKING:
     from mer_tag.features import AudioConfig, MidiConfig
 
 
+def check_jobs(jobs: int) -> int:
+    """`jobs`, or ValueError when it is no number of decode processes to start (a typo's `-j 10000`)."""
+    from mer_tag._process import MAX_JOBS
+
+    if not 0 <= jobs <= MAX_JOBS:
+        raise ValueError(f"jobs {jobs}: use 0 to {MAX_JOBS} decode processes")
+    return jobs
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """What a scan asks of any engine: the model, and how its tracks are read and its rows filled."""
@@ -20,6 +29,9 @@ class EngineSettings:
     timeline: bool = False  # a mood per chunk in each row's `timeline`
     precision: str = "auto"  # of the frozen encoders: auto, fp32 or bf16 (models.precision)
     chunk_hop: float | None = None  # seconds between chunk starts; None: the model's own
+
+    def __post_init__(self) -> None:
+        check_jobs(self.jobs)
 
     def read(self) -> tuple[Bundle, AudioConfig, MidiConfig]:
         """The model's card (no torch, no weights) and the feature settings tracks are prepared with (the
