@@ -193,6 +193,14 @@ def tracks_for(items: Iterable) -> tuple[list, dict[str, list]]:
     return tracks, by_row
 
 
+def mood_is_ours(item) -> bool:
+    """Whether the item's `mood` text is mer-tag's to replace: it has none, or mer-tag has marked the item
+    (`mood_model`, set by every analysis, failed ones too) without keeping a mood of its own (`mood_kept`)."""
+    if not item.get(NAME, with_album=False):
+        return True
+    return item.get(MODEL, with_album=False) is not None and not item.get(KEPT, with_album=False)
+
+
 # --- the engine: the one place that knows its API ----------------------------------------------------------
 
 
@@ -205,7 +213,7 @@ class MoodEngine:
 
         self._engine = engines.create("local", engines.EngineSettings(model, jobs=jobs))  # reads the card only
         self.ref = self._engine.card.ref  # name@version
-        self.jobs, self._log, self._started = jobs, log, False
+        self.model, self.jobs, self._log, self._started = model, jobs, log, False
 
     def rows(self, tracks: list) -> Iterator[dict]:
         """One result row (docs/output.md) per track, in the order they finish."""
@@ -217,7 +225,11 @@ class MoodEngine:
             let_idle_threads_sleep()  # as `mer-tag scan` sets its own process: before torch starts
             reuse_freed_memory()
             self._log.debug("loading {} beside {} decode processes", self.ref, self.jobs)
-            self._engine.start()
+            try:
+                self._engine.start()
+            except MerTagError as exc:  # weights that do not load: the card alone was read so far
+                self._engine.close()
+                raise ui.UserError(f"mertag: model {self.model!r}: {exc}") from None
             self._started = True
         return self._engine.rows(tracks)
 
@@ -384,13 +396,13 @@ class MerTagPlugin(BeetsPlugin):
         return counts
 
     def _store(self, item, row: dict, template: str, counts: Counts) -> None:
-        analysed_before = item.get("mood_name", with_album=False) is not None  # and went well
+        ours = mood_is_ours(item)  # before this analysis marks the item
         for name, value in mood_fields(row).items():
             if value is not None:
                 item[name] = value
             elif name in item.keys(with_album=False):
                 del item[name]
-        text = self._mood_text(item, row, analysed_before, template)
+        text = self._mood_text(item, row, ours, template)
         if text is not None and text != (item.get(NAME, with_album=False) or ""):
             item[NAME] = text
             counts.written.append(item)
@@ -400,14 +412,13 @@ class MerTagPlugin(BeetsPlugin):
         counts.analysed += 1
         self._log.info("{}: {} ({:.0%})", item, row["cluster_name"], float(row["confidence"]))
 
-    def _mood_text(self, item, row: dict, analysed_before: bool, template: str) -> str | None:
+    def _mood_text(self, item, row: dict, ours: bool, template: str) -> str | None:
         """The item's new mood text ('' for none), or None to leave it as it is. A mood the item had before its
         first analysis (yours, another tool's) stays, marked `mood_kept`, unless `overwrite`; one mer-tag gave
         it follows each new analysis and the template of the day (and goes below `min_confidence`)."""
         from mer_tag.tags import TagError, mood_text
 
         current = item.get(NAME, with_album=False) or ""
-        ours = not current or (analysed_before and not item.get(KEPT, with_album=False))
         if not ours and not self.config["overwrite"].get(bool):
             item[KEPT] = True
             self._log.info("{}: kept its mood {!r} (mertag overwrite: yes replaces it)", item, current)
@@ -422,7 +433,10 @@ class MerTagPlugin(BeetsPlugin):
 
     def _fail(self, item, reason: str, ref: str, counts: Counts) -> None:
         """One line naming the file and why; the item keeps no mood attributes of an earlier analysis (its
-        `mood` text, a tag in the file, stays), and `mood_error` says why, so a later run skips it."""
+        `mood` text, a tag in the file, stays, and still counts as mer-tag's if it was), and `mood_error` says
+        why, so a later run skips it."""
+        if not mood_is_ours(item):
+            item[KEPT] = True  # a mood of its own: this first mark of mer-tag's must not make it look like ours
         for name in ANALYSIS:
             if name in item.keys(with_album=False):
                 del item[name]

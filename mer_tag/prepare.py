@@ -70,6 +70,18 @@ def prepare(track: Track, audio_config: AudioConfig, midi_config: MidiConfig) ->
     return item
 
 
+def failed(track: Track, error: str) -> Prepared:
+    """An error for `track` found outside `prepare` (its decoder killed the process): with the file's size and
+    mtime, as `prepare` records them, so a resumed scan skips it while the file is unchanged."""
+    item = Prepared(track, error=error)
+    try:
+        stat = track.path.stat()
+        item.size, item.mtime = stat.st_size, stat.st_mtime
+    except OSError:  # gone meanwhile: the next scan finds that out
+        pass
+    return item
+
+
 def read_tags(track: Track) -> dict:
     """Title, artist and album from the file's tags (empty when it has none, or none readable)."""
     from mer_tag.sources.metadata import read_tags as tags_of

@@ -80,6 +80,7 @@ def main_script_left_behind():
 
 def _init_worker(parent_pid: int, started: Any, slots: Any) -> None:
     global _started, _slot
+    ignore_interrupts()
     name_process(WORKER_NAME)
     watch_parent(parent_pid)
     init_worker()
@@ -87,6 +88,12 @@ def _init_worker(parent_pid: int, started: Any, slots: Any) -> None:
         with slots.get_lock():
             _slot, slots.value = slots.value, slots.value + 1
         _started = started
+
+
+def ignore_interrupts() -> None:
+    """Ctrl-C reaches every process of the terminal's group: a worker leaves it to its parent, which stops the
+    pool, instead of dying with a KeyboardInterrupt traceback of its own on the user's screen."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def name_process(name: str) -> None:
@@ -248,7 +255,7 @@ def prepare_alone(track, audio_config, midi_config, prepare=None) -> Prepared:
         item = receive.recv()
     except EOFError:
         process.join()
-        return Prepared(track, error=crash_reason(process.exitcode))
+        return preparing.failed(track, crash_reason(process.exitcode))
     finally:
         receive.close()
     process.join()
@@ -256,6 +263,7 @@ def prepare_alone(track, audio_config, midi_config, prepare=None) -> Prepared:
 
 
 def _prepare_and_send(send, parent_pid: int, prepare, track, audio_config, midi_config) -> None:
+    ignore_interrupts()
     name_process(RETRY_NAME)
     watch_parent(parent_pid)
     init_worker()

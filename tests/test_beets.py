@@ -374,6 +374,45 @@ def test_a_mood_the_item_had_is_kept_unless_overwrite_and_ours_follows_the_templ
     assert "mood_kept" not in found
 
 
+def test_a_failed_analysis_leaves_the_mood_whose_it_was(tiny_model, tmp_path):
+    """A file away for one run (an unmounted disk) fails that run. Back, mer-tag's own mood follows the next
+    analysis again; a mood the item had of its own stays kept, though mer-tag's first mark on it was a failure."""
+    lib = Beets(tmp_path, tiny_model)
+    ours, mine = (
+        write_tags(write_audio(lib.music / f"{name}.flac", tone(6, 300)), title=name, artist=name, album=name)
+        for name in ("ours", "mine")
+    )
+    lib.beet("import", "-A", "-q", str(lib.music))
+    lib.beet("mood", "title:ours")
+    lib.beet("modify", "-y", "mood=Sunday morning", "title:mine")
+    away = tmp_path / "away"
+    away.mkdir()
+    for path in (ours, mine):
+        path.rename(away / path.name)
+    assert "file not found" in lib.beet("mood", "-f").stderr
+    for path in (ours, mine):
+        (away / path.name).rename(path)
+    lib.configure(tiny_model, template="name")  # another template: a mood of mer-tag's follows it
+    run = lib.beet("mood", "-f")
+    found = lib.attributes()
+    assert found[os.fsencode(ours)]["mood"] == found[os.fsencode(ours)]["mood_name"]
+    assert "mood_kept" not in found[os.fsencode(ours)] and "kept its mood" in run.stderr
+    assert found[os.fsencode(mine)]["mood"] == "Sunday morning" and found[os.fsencode(mine)]["mood_kept"] == "1"
+
+
+def test_weights_that_do_not_load_are_one_line(tiny_model, tracks, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model, broken)
+    (broken / "fusion.safetensors").unlink()
+    lib = library_with(tmp_path, tracks, broken)
+    run = lib.beet("mood", check=False)
+    assert run.returncode == 1 and len(run.stderr.splitlines()) == 1, run.stderr
+    assert run.stderr.startswith(f"error: mertag: model '{broken}': ")
+    assert not any(key.startswith("mood_") for found in lib.attributes().values() for key in found)
+
+
 # --- queries (the shipped model: it has the valence–arousal head) -----------------------------------------
 
 

@@ -74,14 +74,19 @@ def long_library(tmp_path) -> Path:
     return lib
 
 
-def scan_process(lib: Path, out: Path, model: Path, *extra: str, env=None) -> subprocess.Popen:
+def scan_process(lib: Path, out: Path, model: Path, *extra: str, env=None, new_session=False) -> subprocess.Popen:
     code = (
         "import sys; from mer_tag.cli import main; "
         f"sys.exit(main(['scan', {str(lib)!r}, '--model', {str(model)!r}, '-o', {str(out)!r}, '-j', '2', *{extra!r}]))"
     )
     environment = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", **(env or {})}
     return subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        start_new_session=new_session,  # its own process group, as a terminal gives a command
     )
 
 
@@ -157,6 +162,21 @@ def test_a_library_scan_with_a_crashing_file_reports_it_in_the_summary(tmp_path,
     summary = scan([lib], out=tmp_path / "m.csv", model=tiny_model, jobs=1, progress=False)
     assert (summary.ok, summary.failed) == (1, 1)
     assert summary.failures[0][1].startswith("the decoder crashed twice on this file")
+    again = scan([lib], out=tmp_path / "m.csv", model=tiny_model, jobs=1, progress=False)
+    assert (again.skipped, again.ok, again.failed) == (2, 0, 0)  # unchanged: not crashed twice more each run
+
+
+def test_ctrl_c_stops_a_scan_without_a_traceback_from_any_worker(tiny_model, tmp_path):
+    """Ctrl-C goes to the whole process group: the workers leave it to the scan, which stops them. One track
+    for two workers, so one waits idle (where a KeyboardInterrupt used to print a traceback of its own)."""
+    write_audio(tmp_path / "lib" / "a.wav", tone(20))
+    proc = scan_process(tmp_path / "lib", tmp_path / "moods.csv", tiny_model, new_session=True)
+    assert wait_until(lambda: len(named(descendants(proc.pid), WORKER_NAME)) == 2, 120)
+    workers = descendants(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert wait_until(lambda: not any(alive(p) for p in workers), 5)
 
 
 def test_decode_workers_carry_a_name_ps_shows():

@@ -112,7 +112,7 @@ class RayEngine:
         """Yield one row per track (sinks.columns keys), in the order they finish."""
         from mer_tag.bundle import BundleError
         from mer_tag.errors import first_line
-        from mer_tag.prepare import Prepared
+        from mer_tag.prepare import failed
 
         tracks = list(tracks)
         if not tracks:
@@ -156,7 +156,7 @@ class RayEngine:
             log.warning("ray engine: %s killed its decode worker: %s", block[0].path, first_line(exc))
             tries = ALONE_RETRIES + 1
             reason = f"the decoder crashed on this file: its Ray worker died on each of {tries} tries alone"
-            decoded.append((ray.put([Prepared(block[0], error=reason)]), 1))
+            decoded.append((ray.put([failed(block[0], reason)]), 1))
 
         def dispatch():
             while decoded:
