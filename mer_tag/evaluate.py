@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_tag.errors import MerTagError
+from mer_tag.sinks.paths import path_text
 
 
 class EvalError(MerTagError):
@@ -30,7 +31,7 @@ def evaluate(
     model does not know is relabelled with the map the model was trained with (its card's `[labels] map`).
     Quadrant-labelled data (the 4Q emotion layout) scores the model's valence–arousal head, when it has one
     and its classes are not the quadrants themselves. `log` hears, before any scoring, which songs the
-    model learned from and what is scored instead."""
+    model learned from and what is scored instead, and which songs could not be scored."""
     from mer_tag import bundle as bundle_io
     from mer_tag.train.datasets import DatasetError, load_dataset, relabel
     from mer_tag.train.evaluate import scores
@@ -45,15 +46,15 @@ def evaluate(
     if _scores_quadrants(bundle, dataset.labels.names):
         _check_quadrant_head(dataset, bundle)  # a model that cannot be scored here: said before anything else
         dataset = _unseen(dataset, bundle, "quadrant", include_training_songs, log)
-        return _evaluate_quadrants(dataset, model, out, jobs, bundle)
+        return _evaluate_quadrants(dataset, model, out, jobs, bundle, log)
     dataset = _unseen(dataset, bundle, "cluster", include_training_songs, log)
     names = bundle.labels.names
     try:
         to_model = [bundle.labels.index(name) for name in dataset.labels.names]  # dataset class → model class
     except KeyError as exc:
         raise DatasetError(f"{data}: {exc.args[0]} (the model's classes; a --label-map may be missing)") from None
-    truth = {str(e.audio_path): to_model[e.label] for e in dataset.examples}
-    rows = _scan_rows(dataset, model, jobs)
+    truth = {path_text(e.audio_path): to_model[e.label] for e in dataset.examples}  # as rows spell paths
+    rows = _scan_rows(dataset, model, jobs, log)
     metrics = {}
     for column, name in (
         ("audio_cluster", "audio"),
@@ -151,18 +152,28 @@ def _save(out: Path, metrics: dict, names, model_ref: str) -> None:
             plot_confusion(s["confusion"], names, f"{name} ({model_ref})", out / f"confusion-{name}.png")
 
 
-def _scan_rows(dataset, model, jobs: int) -> list[dict]:
-    """The ok rows a scan of the dataset's songs gives, with `model`."""
+def _scan_rows(dataset, model, jobs: int, log: Callable[[str], None]) -> list[dict]:
+    """The ok rows a scan of the dataset's songs gives, with `model`. The songs it could not score are said
+    (how many, and the first reasons), since the scores leave them out; none scored is an EvalError."""
     from mer_tag import engines
     from mer_tag.library import Track
+    from mer_tag.sinks.paths import path_of
 
     tracks = [Track(e.audio_path, e.lyrics_path, e.midi_path) for e in dataset.examples]
     engine = engines.create("local", engines.EngineSettings(model, jobs=jobs))
     try:
         engine.start(tracks=tracks)
-        return [r for r in engine.rows(tracks) if r["status"] == "ok"]
+        rows = list(engine.rows(tracks))
     finally:
         engine.close()
+    ok = [r for r in rows if r["status"] == "ok"]
+    failed = [r for r in rows if r["status"] != "ok"]
+    examples = "; ".join(f"{Path(path_of(r['path'])).name}: {r['error']}" for r in failed[:3])
+    if not ok:
+        raise EvalError(f"none of these {len(rows)} songs could be scored, e.g. {examples}")
+    if failed:
+        log(f"{len(failed)} of these {len(rows)} songs could not be scored: the scores leave them out, e.g. {examples}")
+    return ok
 
 
 def _scores_quadrants(bundle, dataset_names) -> bool:
@@ -171,13 +182,13 @@ def _scores_quadrants(bundle, dataset_names) -> bool:
     return tuple(dataset_names) == QUADRANTS.names and bundle.labels.names != QUADRANTS.names
 
 
-def _evaluate_quadrants(dataset, model, out, jobs: int, bundle) -> dict:
+def _evaluate_quadrants(dataset, model, out, jobs: int, bundle, log: Callable[[str], None]) -> dict:
     """The valence–arousal head's scores on quadrant-labelled songs (quadrant, valence, arousal)."""
     from mer_tag.labels import QUADRANTS
     from mer_tag.train.quadrant import quadrant_scores
 
-    truth = {str(e.audio_path): e.label for e in dataset.examples}
-    rows = _scan_rows(dataset, model, jobs)
+    truth = {path_text(e.audio_path): e.label for e in dataset.examples}
+    rows = _scan_rows(dataset, model, jobs, log)
     y = np.array([truth[r["path"]] for r in rows], dtype=int)
     probs = np.array([[r[f"prob_quadrant_{k + 1}"] for k in range(len(QUADRANTS))] for r in rows]).reshape(-1, 4)
     metrics = {"quadrant": quadrant_scores(y, probs)}

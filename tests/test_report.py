@@ -434,6 +434,14 @@ def test_playlists_relative_paths_in_confidence_order(tmp_path):
     assert "\n#EXTINF:200,B - </script>" in cheerful  # a title is one line of text, never a path
 
 
+def test_a_file_named_like_a_comment_is_still_a_track(tmp_path):
+    library = tmp_path / "lib"
+    frame = small_results().with_columns(pl.col("path").str.replace("^/lib/A/One/01", f"{library}/#1 Hit"))
+    write_playlists(frame, library, min_confidence=0.0)
+    wistful = (library / "3-Wistful.m3u8").read_text(encoding="utf-8").splitlines()
+    assert "./#1 Hit.flac" in wistful and "#1 Hit.flac" not in wistful  # `#...` would be an M3U comment
+
+
 def test_playlists_min_confidence(tmp_path):
     library = tmp_path / "lib"
     frame = small_results().with_columns(pl.col("path").str.replace("^/lib", str(library)))

@@ -114,3 +114,48 @@ def test_every_command_that_reads_results_tells_a_tag_journal_apart(tag_journal,
     said = f"{journal} is a tag journal, not scan results (undo the tagging it records: mer-tag untag {journal})"
     assert err == f"error: {said}\n"
     assert tag_journal.read_bytes() == before and not list(tmp_path.iterdir())  # no report, no playlists
+
+
+def test_restamp_updates_a_json_row_whose_title_holds_a_unicode_line_separator(tmp_path):
+    """JSON keeps U+2028, U+2029 and U+0085 raw inside a string; only a newline ends a row."""
+    import json
+    import os
+
+    from mer_tag.sinks.restamp import Restamp
+
+    rows = [
+        {"path": "/m/u.flac", "title": "Line\u2028Sep\u0085x", "size": 10, "mtime": 1.5},
+        {"path": "/m/v.flac", "title": "plain", "size": 20, "mtime": 2.5},
+    ]
+    results = tmp_path / "r.jsonl"
+    results.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    stamp = Restamp()
+
+    def stat(size, mtime):
+        return os.stat_result((0o100644, 0, 0, 1, 0, 0, size, 0, mtime, 0))
+
+    stamp.note("/m/u.flac", stat(10, 1.5), stat(11, 3.5))
+    stamp.note("/m/v.flac", stat(20, 2.5), stat(21, 4.5))
+    assert stamp.apply(results) == 2
+    after = [json.loads(line) for line in results.read_text(encoding="utf-8").split("\n") if line]
+    assert [(r["size"], r["mtime"], r["title"]) for r in after] == [
+        (11, 3.5, "Line\u2028Sep\u0085x"),
+        (21, 4.5, "plain"),
+    ]
+
+
+def test_restamp_leaves_a_read_only_results_file_as_it_is(tmp_path):
+    import os
+
+    from mer_tag.sinks.restamp import Restamp
+    from mer_tag.sinks.results import ResultsError
+
+    results = tmp_path / "r.csv"
+    results.write_text("path,size,mtime\n/m/u.flac,10,1.5\n", encoding="utf-8")
+    results.chmod(0o444)
+    before = results.read_bytes()
+    stamp = Restamp()
+    stamp.note("/m/u.flac", *(os.stat_result((0o100644, 0, 0, 1, 0, 0, s, 0, m, 0)) for s, m in ((10, 1.5), (11, 3.5))))
+    with pytest.raises(ResultsError, match="read-only"):
+        stamp.apply(results)
+    assert results.read_bytes() == before and not results.stat().st_mode & 0o222

@@ -131,7 +131,8 @@ def playlist_entry(track_path: str, out: Path) -> str | Unlisted:
         return Unlisted(f"on another drive than {out}")
     if relative.split(os.sep)[0] == os.pardir and not os.path.isfile(out / relative):
         return Unlisted(f"outside {out} and {GONE}")
-    return relative.replace(os.sep, "/")
+    entry = relative.replace(os.sep, "/")
+    return f"./{entry}" if entry.startswith("#") else entry  # a line starting with # is an M3U comment
 
 
 def extinf_seconds(duration_s: float | None) -> int:

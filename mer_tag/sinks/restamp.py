@@ -27,6 +27,13 @@ __all__ = ["Restamp"]
 Stamp = tuple[int, float]  # (size in bytes, mtime in seconds): scan's identity of a file
 
 
+def json_lines(text: str) -> list[str]:
+    """`text` cut after each newline and nowhere else, ends kept. (`str.splitlines` also cuts at U+2028,
+    U+2029 and U+0085, which a JSON row holds as they are in a title or a path.)"""
+    parts = text.split("\n")
+    return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
 class Restamp:
     """Rows to update: path as the results spell it → (stamp before mer-tag's first write, stamp after its last)."""
 
@@ -90,7 +97,7 @@ class Restamp:
 
     def _jsonl(self, text: str) -> tuple[str, int]:
         out, done = [], 0
-        for line in text.splitlines(keepends=True):
+        for line in json_lines(text):
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
@@ -151,6 +158,8 @@ def _parquet_file(path: Path, changes: dict[str, tuple[Stamp, Stamp]]) -> int:
 def _replace(path: Path, st: os.stat_result, write) -> None:
     """`write(tmp)`, then tmp replaces `path` with its permissions, unless `path` changed since it was read as
     `st` (a scan running): _fs.ChangedMeanwhile. A part's temp file waits beside its folder, never read as a part."""
+    if not st.st_mode & 0o222:  # chmod a-w: the user wants it kept as it is (a swap would need only the folder)
+        raise ResultsError("the file is read-only")
     is_part = path.name.startswith("part-") and path.suffix == ".parquet"
     with _fs.atomic_file(path, staging=path.parent.parent if is_part else None, keep=st) as tmp:
         write(tmp)

@@ -94,8 +94,17 @@ def _audio_entries(paths, config: AudioConfig, cache: FeatureCache, jobs: int, p
     if config.frontend in FROZEN_FRONTENDS:
         settings["frontend_weights"] = frontend_sha256(config.frontend)
         settings.update(_precision_key(precision))
-    keys = [cache.key("audio", p, settings) for p in paths]
-    out: list = [cache.load("audio", k) for k in keys]  # a cache miss's None is filled in below
+    keys: list = []
+    out: list = []  # each file's entry; a cache miss's None is filled in below
+    for path in paths:
+        try:
+            key = cache.key("audio", path, settings)
+        except OSError as exc:  # the dataset names it, the disk does not have it: a problem like a bad decode
+            keys.append(None)
+            out.append({"error": np.array(f"cannot read file ({(exc.strerror or str(exc)).lower()})")})
+            continue
+        keys.append(key)
+        out.append(cache.load("audio", key))
     todo = [i for i, hit in enumerate(out) if hit is None]
     problems = []
     if todo:

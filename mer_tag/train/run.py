@@ -21,6 +21,7 @@ from mer_tag.labels import MIREX
 from mer_tag.models import combine
 from mer_tag.models.fusion import BRANCHES
 from mer_tag.train.recipe import (
+    TrainError,
     branch_probs,
     branch_skip_reason,
     cross_fit,
@@ -83,6 +84,20 @@ def train(
         )
 
 
+def _check_usable(dataset, examples: list, keep: list[int], problems: list) -> None:
+    """A TrainError, before anything is written, when the songs with usable audio cannot make a model: none
+    at all, or all in one mood."""
+    example = f", e.g. {problems[0][0]}: {problems[0][1]}" if problems else ""
+    if not keep:
+        raise TrainError(f"none of the {len(examples)} songs in {dataset.root} has usable audio{example}")
+    moods = {examples[i].label for i in keep}
+    if len(moods) < 2:
+        name = dataset.labels.names[moods.pop()]
+        raise TrainError(
+            f"the songs in {dataset.root} with usable audio are all {name}: a model needs two moods or more{example}"
+        )
+
+
 def _train(
     data, preset, out: Path, cache, jobs, seed, limit, epochs, progress, log, label_map, quadrant_data, precision
 ) -> TrainResult:
@@ -97,7 +112,6 @@ def _train(
     config = load_preset(preset)
     if label_map:
         config.setdefault("labels", {})["map"] = label_map  # kept in the card's preset
-    out.mkdir(parents=True, exist_ok=True)
     bar = _progress_factory(progress)
 
     dataset = load_dataset(data, config.get("labels", {}).get("map"))
@@ -120,6 +134,7 @@ def _train(
 
     audio, problems = features_of("audio", examples)
     keep = [i for i, x in enumerate(audio) if x is not None]  # a song without usable audio is left out
+    _check_usable(dataset, examples, keep, problems)
     examples, audio = [examples[i] for i in keep], [audio[i] for i in keep]
     lyrics, lyric_problems = features_of("lyrics", examples)
     midi, midi_problems = features_of("midi", examples)
@@ -133,6 +148,7 @@ def _train(
     y = np.array([e.label for e in examples])
     groups = [artist_group(e.artist, e.id) for e in examples]
     split = preset_split(y, groups, config, seed)
+    out.mkdir(parents=True, exist_ok=True)  # only now: a dataset that cannot train leaves no folder behind
     _fs.write_text(
         out / "split.json",
         json.dumps({name: [examples[i].id for i in idx] for name, idx in split.items()}, indent=1) + "\n",
