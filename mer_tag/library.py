@@ -130,7 +130,7 @@ class _Sidecars:
         self.lyrics_dir = Path(os.path.abspath(lyrics_dir)) if lyrics_dir is not None else None
         self.midi_dir = Path(os.path.abspath(midi_dir)) if midi_dir is not None else None
         self._listings: dict[str, _Listing] = {}
-        self._candidates: dict[str, tuple[list[str], list[str]]] = {}
+        self._candidates: dict[tuple[str, str], tuple[list[str], list[str]]] = {}  # by (folder, given root)
 
     def scan(self, folder: str) -> list[os.DirEntry]:
         """The folder's visible entries in name order, remembering its sidecars; raises OSError."""
@@ -141,9 +141,9 @@ class _Sidecars:
 
     def track(self, path: str, root: str) -> Track:
         folder, name = os.path.split(path)
-        if folder not in self._candidates:
-            self._candidates[folder] = self._candidate_folders(Path(folder), Path(root))
-        lyrics_folders, midi_folders = self._candidates[folder]
+        if (folder, root) not in self._candidates:  # a --lyrics-dir mirrors the layout below the path given
+            self._candidates[folder, root] = self._candidate_folders(Path(folder), Path(root))
+        lyrics_folders, midi_folders = self._candidates[folder, root]
         stem = os.path.splitext(name)[0]
         return Track(
             Path(path),

@@ -238,12 +238,18 @@ def _without_tracks(paths, tracks) -> list[str]:
     """The paths given (as given) under which the walk found no track."""
     import os
 
+    def under(root: str, found: list[str]) -> bool:
+        inside = root.rstrip(os.sep) + os.sep
+        return any(path == root or path.startswith(inside) for path in found)
+
     found = [str(t.path) for t in tracks]
+    real: list[str] | None = None  # resolved only when needed: a link to a folder also given has no tracks of its own
     empty = []
     for given in paths:
-        root = os.path.abspath(given)  # as the walk makes a track's path: absolute, not resolved
-        inside = root.rstrip(os.sep) + os.sep
-        if not any(path == root or path.startswith(inside) for path in found):
+        if under(os.path.abspath(given), found):  # as the walk makes a track's path: absolute, not resolved
+            continue
+        real = real if real is not None else [os.path.realpath(path) for path in found]
+        if not under(os.path.realpath(given), real):
             empty.append(str(given))
     return empty
 
@@ -263,9 +269,10 @@ def _write_rows(plan, out, labels, timeline, rows, feedback, on_row, parquet_par
     def open_writer():
         if plan.set_aside:
             _set_aside(Path(out))
+        kept_timelines = plan.keep is not None and "timeline" in plan.keep.columns  # earlier rows keep theirs
         return sinks.open_writer(
             out,
-            sinks.columns(len(labels), timeline),
+            sinks.columns(len(labels), timeline or kept_timelines),
             keep=plan.keep,
             redo={path_text(t.path) for t in plan.todo},
             parts=parquet_parts,
@@ -367,8 +374,8 @@ def _unchanged_done(previous, model_ref: str, retry_failed: bool) -> dict[str, t
     """path → ((size, mtime), status) of rows this model finished (ok, and failed unless `retry_failed`):
     those tracks are skipped if the file is unchanged. Rows of another model (another name or version) are
     redone, so one file never mixes models."""
-    if previous.height == 0 or "status" not in previous.columns:
-        return {}
+    if previous.height == 0 or not {"status", "size", "mtime"} <= set(previous.columns):
+        return {}  # rows that cannot say which file they describe: every track is redone
     done = previous if not retry_failed else previous.filter(previous["status"] == "ok")
     if "model" in done.columns:
         done = done.filter(done["model"] == model_ref)

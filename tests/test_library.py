@@ -173,6 +173,13 @@ def test_a_file_given_directly_matches_the_top_of_a_parallel_tree(tmp_path):
     assert track.lyrics_path == tmp_path / "lyrics/a.txt"
 
 
+def test_a_file_and_its_folder_given_each_find_their_own_place_in_a_parallel_tree(tmp_path):
+    touch(tmp_path, "lib/sub/x.flac", "lib/sub/y.flac", "L/x.txt", "L/sub/y.txt", "L/y.txt")
+    tracks = by_name(walk([tmp_path / "lib/sub/x.flac", tmp_path / "lib"], lyrics_dir=tmp_path / "L"))
+    assert tracks["x.flac"].lyrics_path == tmp_path / "L/x.txt"  # given alone: the tree's top
+    assert tracks["y.flac"].lyrics_path == tmp_path / "L/sub/y.txt"  # below the folder given: the same place
+
+
 def test_unreadable_folder_is_skipped_with_a_warning(tmp_path, caplog, monkeypatch):
     touch(tmp_path, "ok/a.mp3", "locked/b.mp3")
     scandir = os.scandir

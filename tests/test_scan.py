@@ -249,6 +249,44 @@ def test_timeline_over_rows_already_done_says_they_have_none_and_how_to_get_it(l
     ]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_a_rerun_without_timeline_keeps_the_timelines_written(library, tiny_model, tmp_path, fmt):
+    out = tmp_path / f"moods.{fmt}"
+    scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False, timeline=True)
+    write_audio(library / "jazz" / "New.flac", tone(4, 770))  # one to do, so the file is rewritten
+    again = scan([library / "jazz"], out=out, model=tiny_model, jobs=0, progress=False)
+    assert (again.ok, again.skipped) == (1, 3)
+    rows = rows_by_name(out)
+    assert [c["start_s"] for c in json.loads(rows["Tune.wav"]["timeline"])] == [0.0, 5.0, 10.0]
+    assert rows["New.flac"]["timeline"] is None
+
+
+def test_resumed_csv_keeps_text_that_looks_like_a_number(tmp_path, tiny_model):
+    from media import write_tags
+
+    lib = tmp_path / "lib"
+    write_tags(write_audio(lib / "a.flac", tone(4, 220)), title="007", artist="0.10", album="1e3")
+    write_tags(write_audio(lib / "b.flac", tone(4, 330)), title="01", artist="2.50", album="x")
+    out = tmp_path / "moods.csv"
+    scan([lib], out=out, model=tiny_model, jobs=0, progress=False)
+    write_audio(lib / "c.flac", tone(4, 440))  # one to do: the earlier rows are written again
+    scan([lib], out=out, model=tiny_model, jobs=0, progress=False)
+    assert "/a.flac,ok,,,{},".format(os.path.getsize(lib / "a.flac")) in out.read_text(encoding="utf-8")
+    rows = rows_by_name(out)
+    assert (rows["a.flac"]["title"], rows["a.flac"]["artist"], rows["a.flac"]["album"]) == ("007", "0.10", "1e3")
+    assert (rows["b.flac"]["title"], rows["b.flac"]["artist"]) == ("01", "2.50")
+
+
+def test_results_that_cannot_say_which_file_a_row_is_are_redone(tmp_path, tiny_model):
+    lib = tmp_path / "lib"
+    write_audio(lib / "a.flac", tone(4, 220))
+    out = tmp_path / "old.csv"
+    out.write_text(f"path,status,cluster\n{lib / 'a.flac'},ok,2\n", encoding="utf-8")  # no size, no mtime
+    summary = scan([lib], out=out, model=tiny_model, jobs=0, progress=False)
+    assert (summary.ok, summary.skipped) == (1, 0)
+    assert len(read_results(out)) == 1
+
+
 def test_lyrics_dir_over_rows_already_done_says_they_were_scanned_without_it(tmp_path, tiny_model):
     write_audio(tmp_path / "Music" / "Artist" / "Song.flac", tone(3, 220))
     write_lyrics(tmp_path / "Lyrics" / "Artist" / "Song.txt", "We ride tonight\n")

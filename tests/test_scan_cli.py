@@ -223,6 +223,12 @@ def test_one_empty_folder_among_others_is_a_warning_and_the_rest_is_scanned(libr
     assert f"warning: no audio files in {tmp_path / 'Empty'}" in capsys.readouterr().err
 
 
+def test_a_link_to_a_folder_also_given_is_not_called_empty(library, tiny_model, tmp_path):
+    (tmp_path / "link").symlink_to(library)
+    summary = scan([library, tmp_path / "link"], out=tmp_path / "m.csv", model=tiny_model, jobs=0, progress=False)
+    assert summary.ok == 2 and summary.empty == []  # its tracks are the folder's, each scanned once
+
+
 @pytest.mark.parametrize("given", ["somefolder/", "existing_folder"])
 def test_a_folder_as_the_output_asks_for_a_results_file_in_it(given, library, tiny_model, tmp_path):
     (tmp_path / "existing_folder").mkdir()

@@ -58,8 +58,8 @@ def scan(
         typer.Option(
             metavar="SECONDS",
             min=0.5,
-            help="With --timeline: seconds from one 30-second stretch to the next (default 30 "
-            "for the shipped model; 15 makes them overlap, for twice the work).",
+            help="Seconds from one 30-second stretch to the next (default 30 for the shipped model; 15 makes "
+            "them overlap, for twice the work): the stretches each song is judged on, and with --timeline its steps.",
         ),
     ] = None,
     lyrics_dir: Annotated[

@@ -39,6 +39,19 @@ def result_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
+def _text_columns(raw: bytes) -> dict:
+    """The CSV's text columns (the column table's, and any it does not know), read as text: a title "007" or an
+    album "1e3" is not a number, and a rewrite of the file must give it back as it was."""
+    import csv
+
+    import polars as pl
+
+    from mer_tag.sinks.columns import column_type
+
+    header = next(csv.reader([raw.split(b"\n", 1)[0].decode("utf-8", "replace")]), [])
+    return {name: pl.String for name in header if column_type(name) in (None, "str")}
+
+
 def read_results(path: str | Path):
     """Every complete row of a result file or part folder (and of its journal) as a polars DataFrame; the last
     row per path when a rerun appended a newer one. Unchecked: the reader for files our writers made."""
@@ -50,7 +63,7 @@ def read_results(path: str | Path):
     if fmt == "csv" and path.exists():
         raw = complete_lines(path.read_bytes())
         if raw.strip():
-            frames.append(pl.read_csv(io.BytesIO(raw), infer_schema_length=None))
+            frames.append(pl.read_csv(io.BytesIO(raw), infer_schema_length=None, schema_overrides=_text_columns(raw)))
     elif fmt == "jsonl" and path.exists():
         frames.append(read_frame(path))
     elif fmt == "parquet":
