@@ -11,7 +11,8 @@ from mer_tag import bundle as bundle_io
 from mer_tag.cli import main
 from mer_tag.labels import MIREX
 
-DOCS = Path(__file__).parents[1] / "docs"
+ROOT = Path(__file__).parents[1]
+DOCS = ROOT / "docs"
 
 
 def test_tagging_docs_name_the_shipped_model_as_its_card_does():
@@ -53,3 +54,51 @@ def test_the_readmes_first_command_writes_its_results_where_git_ignores_them():
     if ignored.returncode == 128:  # not a git checkout (an unpacked release): nothing to ignore it
         pytest.skip("not a git checkout")
     assert ignored.returncode == 0, f"{out} is not ignored by git"
+
+
+def _imports_by_room() -> dict[str, set[str]]:
+    """room → the other rooms of mer_tag it imports (every import statement, top of a file or inside a
+    function); a room is a subpackage (`engines/`) or a top-level module (`scan`)."""
+    import ast
+
+    package = ROOT / "mer_tag"
+
+    def room(module: str) -> str | None:
+        parts = module.split(".")
+        if len(parts) < 2 or parts[0] != "mer_tag" or parts[1].startswith("__"):
+            return None
+        return parts[1] + "/" if (package / parts[1]).is_dir() else parts[1]
+
+    graph: dict[str, set[str]] = {}
+    for file in package.rglob("*.py"):
+        module = ".".join(file.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        here = room(module)
+        if here is None:
+            continue
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names if node.module == "mer_tag"]
+            else:
+                continue
+            graph.setdefault(here, set()).update(r for r in map(room, names) if r and r != here)
+    return graph
+
+
+def test_who_imports_whom_is_drawn_from_the_imports():
+    """docs/architecture.md's table, room by room, is exactly what the code imports."""
+    block = (ROOT / "docs/architecture.md").read_text(encoding="utf-8").split("## Who imports whom")[1]
+    block = block.split("```")[1]
+    drawn: dict[str, set[str]] = {}
+    rooms: list[str] = []
+    for line in block.splitlines():
+        if "→" in line:
+            left, right = line.split("→")
+            rooms = [r.strip() for r in left.split(",")]
+            line = right
+        targets = {t.strip() for t in line.split(",") if t.strip()} - {"nothing of mer-tag's"}
+        for r in rooms:
+            drawn.setdefault(r, set()).update(targets)
+    imports = {room: found for room, found in _imports_by_room().items() if found}
+    assert {r: t for r, t in drawn.items() if t} == imports

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -398,3 +399,33 @@ def test_crossval_scores_every_excerpt_as_well_as_every_song(tiny_4q, tmp_path):
     assert sum(audio["fold_held_songs"]) == 6
     assert audio["fold_held_excerpts"] == [3 * n for n in audio["fold_held_songs"]]  # 3-s songs, 1-s excerpts
     assert all(0 <= s <= 1 for s in audio["fold_excerpt_macro_f1"] + audio["fold_excerpt_accuracy"])
+
+
+def test_set_refuses_what_cannot_be_the_presets_value_before_any_work():
+    from mer_tag.train.crossval import CrossvalError, override
+
+    config = {"audio": {"epochs": 40, "lr": 0.001, "features": {"tonal": True}}, "fusion": {}}
+    for assignment, message in (
+        ("audio.epochs=ten", "'epochs' is int in the preset (40), not 'ten'"),
+        ("audio=5", "'audio' is a section in the preset"),
+        ("audio.epohcs=1", "the preset has no 'epohcs'; did you mean 'epochs'?"),
+        ("audio.features.tonal=0", "'tonal' is bool in the preset (True), not 0"),
+    ):
+        with pytest.raises(CrossvalError, match=re.escape(message)):
+            override(config, assignment)
+    override(config, "audio.epochs=3")
+    override(config, "audio.lr=1")  # a number for a number
+    override(config, "fusion.folds=2")  # a key the preset leaves to the code's default
+    override(config, "audio={'epochs': 1}")  # a section for a section
+    assert config["audio"] == {"epochs": 1} and config["fusion"] == {"folds": 2}
+
+
+def test_a_preset_that_is_a_folder_or_broken_toml_is_one_line(tmp_path):
+    from mer_tag.train.recipe import TrainError, load_preset
+
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(TrainError, match="no preset"):
+        load_preset(tmp_path / "folder")
+    (tmp_path / "bad.toml").write_text("[audio\nepochs = 1\n", encoding="utf-8")
+    with pytest.raises(TrainError, match=r"preset .*bad.toml: Expected"):
+        load_preset(tmp_path / "bad.toml")

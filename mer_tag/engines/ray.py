@@ -33,12 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mer_tag.errors import MerTagError, first_line
+
 if TYPE_CHECKING:
     from mer_tag.engines.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "the Ray engine needs ray: pip install 'mer-tag[ray]' (or: pip install ray)"
+CONNECT_TIMEOUT_S = 5.0  # s; a cluster's head answers at once, and ray.init itself would retry for minutes
 CALLS_PER_ACTOR = 2  # one running, one queued: an actor never waits on the driver between calls
 IN_FLIGHT_PER_SLOT = 8  # tracks submitted and not yet scored, per decode slot (+2), as the local engine
 MODEL = "<model>"  # stands for the model's name in an actor's message (the actor sees only a temp folder)
@@ -111,7 +114,6 @@ class RayEngine:
     def rows(self, tracks):
         """Yield one row per track (sinks.columns keys), in the order they finish."""
         from mer_tag.bundle import BundleError
-        from mer_tag.errors import first_line
         from mer_tag.prepare import failed
 
         tracks = list(tracks)
@@ -230,9 +232,15 @@ def _connect(ray, options: RayOptions) -> tuple[bool, Any]:
     if ray.is_initialized():
         return False, None
     kwargs = dict(log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
+    # A task that failed (a track whose decoder crashed) is an error row already: not Ray's "Unhandled error".
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     address = options.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, **kwargs)
+        _check_reachable(address)
+        try:
+            ray.init(address=address, **kwargs)
+        except Exception as exc:  # Ray's own reasons, as one line
+            raise RayClusterError(f"cannot join the Ray cluster at {address}: {first_line(exc)}") from None
         return True, None
     node = _start_local(options.num_cpus)  # a throwaway local cluster for this scan
     if node is None:
@@ -244,6 +252,27 @@ def _connect(ray, options: RayOptions) -> tuple[bool, Any]:
         node.kill_all_processes(check_alive=False, allow_graceful=True)
         raise
     return True, node
+
+
+class RayClusterError(MerTagError):
+    """No Ray cluster to join at the address given; one line for the user."""
+
+
+def _check_reachable(address: str) -> None:
+    """A RayClusterError for an address no cluster can be at, or none answers at, before ray.init would
+    retry for minutes (printing Ray's own lines) or end in a traceback. 'auto' and 'local' are Ray's words."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise RayClusterError(f"--address {address}: give HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:PORT or auto")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise RayClusterError(f"no Ray cluster answers at {address} ({(exc.strerror or str(exc)).lower()})") from None
 
 
 def _start_local(num_cpus: int | None) -> Any:
@@ -271,8 +300,13 @@ def _start_local(num_cpus: int | None) -> Any:
         )
     except (ImportError, TypeError, AttributeError):
         return None
-    enable_token_auth_by_default()  # what ray.init does before it starts a cluster of its own
-    ensure_token_if_auth_enabled({}, create_token_if_missing=True)
+    ray_log = logging.getLogger("ray")
+    level, ray_log.level = ray_log.level, logging.ERROR  # its "token authentication is enabled" note
+    try:
+        enable_token_auth_by_default()  # what ray.init does before it starts a cluster of its own
+        ensure_token_if_auth_enabled({}, create_token_if_missing=True)
+    finally:
+        ray_log.setLevel(level)
     usage_lib.set_usage_stats_enabled_via_env_var(False)
     return Node(params, head=True, shutdown_at_exit=False, spawn_reaper=True)
 

@@ -66,7 +66,32 @@ def override(config: dict, assignment: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise CrossvalError(f"--set {assignment!r}: {part!r} is a value, not a section")
+    _check_fits(assignment, node, last, value)
     node[last] = value
+
+
+def _check_fits(assignment: str, section: dict, key: str, value) -> None:
+    """A CrossvalError, before any work, for a value of another kind than the preset's (a section for a
+    number, text for a number), or a new key a letter or two from one the section has (a typo would
+    otherwise leave the preset's value in force without a word). A key the preset leaves to the code's
+    default is new, and taken."""
+    import difflib
+
+    if key not in section:
+        near = difflib.get_close_matches(key, [k for k in section if isinstance(k, str)], n=1, cutoff=0.8)
+        if near:
+            raise CrossvalError(f"--set {assignment!r}: the preset has no {key!r}; did you mean {near[0]!r}?")
+        return
+    old = section[key]
+    if isinstance(old, dict) != isinstance(value, dict):
+        kind = "a section" if isinstance(old, dict) else "a value"
+        raise CrossvalError(f"--set {assignment!r}: {key!r} is {kind} in the preset")
+    numbers = (int, float)
+    same = isinstance(value, type(old)) or (isinstance(old, numbers) and isinstance(value, numbers))
+    if not isinstance(old, dict) and (not same or isinstance(value, bool) != isinstance(old, bool)):
+        raise CrossvalError(
+            f"--set {assignment!r}: {key!r} is {type(old).__name__} in the preset ({old!r}), not {value!r}"
+        )
 
 
 # ------------------------------------------------------------------ the folds

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_tag.errors import MerTagError
+from mer_tag.errors import MerTagError, first_line
 from mer_tag.models import combine
 from mer_tag.models.fusion import BRANCHES
 from mer_tag.train.branches import fusion_items, make_branch
@@ -35,9 +35,12 @@ def load_preset(preset: str | Path) -> dict:
     path = Path(preset)
     if not path.exists():
         path = PRESETS_DIR / f"{preset}.toml"
-    if not path.exists():
+    if not path.is_file():
         raise TrainError(f"no preset {preset!r}: choose one of {', '.join(preset_names())} or give a .toml path")
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise TrainError(f"preset {path}: {first_line(exc)}") from None
     data.setdefault("name", path.stem)
     return data
 
