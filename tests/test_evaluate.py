@@ -144,3 +144,19 @@ def test_eval_at_the_command_line_says_what_it_leaves_out_before_the_scores(song
     captured = capsys.readouterr()
     assert captured.err.startswith("note: 6 of these 6 songs were used to train model tiny@0.0.1")
     assert "| fusion | all | 6 |" in captured.out
+
+
+def test_songs_eval_cannot_score_are_said_and_none_at_all_is_an_error(songs, tiny_model, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(songs, data)
+    (data / "Wistful" / "broken.flac").write_bytes(b"not audio at all")
+    said: list[str] = []
+    metrics = evaluate(data, model=tiny_model, jobs=0, log=said.append)
+    assert metrics["fusion"]["n"] == 6
+    assert any(line.startswith("1 of these 7 songs could not be scored") and "broken.flac" in line for line in said)
+    bad = tmp_path / "bad"
+    for mood in MOODS[:2]:
+        (bad / mood).mkdir(parents=True)
+        (bad / mood / "x.flac").write_bytes(b"garbage")
+    with pytest.raises(EvalError, match="none of these 2 songs could be scored, e.g. x.flac: "):
+        evaluate(bad, model=tiny_model, jobs=0)

@@ -429,3 +429,12 @@ def test_a_preset_that_is_a_folder_or_broken_toml_is_one_line(tmp_path):
     (tmp_path / "bad.toml").write_text("[audio\nepochs = 1\n", encoding="utf-8")
     with pytest.raises(TrainError, match=r"preset .*bad.toml: Expected"):
         load_preset(tmp_path / "bad.toml")
+
+
+def test_a_dataset_without_usable_audio_is_one_line_and_leaves_no_folder(tmp_path, capsys):
+    (tmp_path / "songs.csv").write_text("path,label\nnope.wav,happy\n", encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "songs.csv"), "-o", str(out), "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: none of the 1 songs in ") and "nope.wav: cannot read file" in err[-1]
+    assert not out.exists()
