@@ -273,7 +273,9 @@ def test_mood_lands_in_each_formats_field_and_nothing_else_moves(lib):
 
 def test_journal_records_old_and_new_values_and_audio_checksum(lib):
     tags.write_tags(lib.results, journal=lib.journal)
-    records = {Path(r["path"]).name: r for r in map(json.loads, lib.journal.read_text().splitlines())}
+    *lines, end = lib.journal.read_text().splitlines()
+    assert set(json.loads(end)) == {"end"}  # the run ended: the next one starts a journal of its own
+    records = {Path(r["path"]).name: r for r in map(json.loads, lines)}
     assert set(records) == set(TRACKS) - set(USER_MOODS)
     v23 = records["v23.mp3"]
     assert v23["format"] == "id3v2.3" and v23["fields"]["TXXX:MOOD"]["old"] is None
@@ -287,7 +289,7 @@ def test_journal_records_old_and_new_values_and_audio_checksum(lib):
 def test_the_keys_tag_writes_are_the_ones_field_key_names_for_each_family(lib):
     """What a plugin learns from tags.field_key is where the mood and mer-tag's own fields really land."""
     tags.write_tags(lib.results, extra_fields=True, journal=lib.journal)
-    records = {Path(r["path"]).name: r for r in map(json.loads, lib.journal.read_text().splitlines())}
+    records = journal_records(lib.journal)
     assert {r["format"] for r in records.values()} == set(tags.WRITTEN)  # every family, each file's own
     for name, record in records.items():
         assert tags.field_key(record["format"]) == TRACKS[name][0], name
@@ -369,6 +371,44 @@ def test_untag_restores_every_tag_exactly(lib, master):
         assert np.array_equal(decoded(lib.dir / name), audio[name]), name
     assert before["bare.mp3"] is None and before["a.wav"] is None  # their new ID3 tags are gone again
     assert before["v1.mp3"][0] == (1, 1) and (lib.dir / "v1.mp3").read_bytes() == (master / "v1.mp3").read_bytes()
+
+
+def test_a_run_after_a_killed_one_goes_on_in_its_journal_so_one_untag_undoes_both(lib, monkeypatch):
+    from mer_tag.tags.journal import Journal
+
+    originals = {name: (lib.dir / name).read_bytes() for name in TRACKS}
+
+    def killed_at_the_third_file(done, total, result):
+        if done == 3:
+            raise SystemExit("killed")  # as kill -9 would leave it: no close, so no end line
+
+    monkeypatch.setattr(Journal, "close", lambda self: self._file and self._file.close())
+    with pytest.raises(SystemExit):
+        tags.write_tags(lib.results, extra_fields=True, progress=killed_at_the_third_file)
+    monkeypatch.undo()
+    first = sorted(lib.dir.glob("*.tags-*.jsonl"))
+    assert len(first) == 1 and 1 <= len(journal_records(first[0])) <= 3
+    summary = tags.write_tags(lib.results, extra_fields=True)  # the rerun: the rest, in the same journal
+    assert summary.journal == first[0] and sorted(lib.dir.glob("*.tags-*.jsonl")) == first
+    assert tags.untag(summary.journal).failed == []
+    assert {name: (lib.dir / name).read_bytes() for name in TRACKS} == originals
+    assert set(json.loads(first[0].read_text().splitlines()[-1])) == {"end"}  # closed: the next run starts anew
+
+
+def test_untag_keeps_a_frame_the_user_added_to_the_tag_mer_tag_gave_an_mp3(lib):
+    """bare.mp3 had no tag and v1.mp3 an ID3v1 tag only: mer-tag's new ID3v2 tag would go again with the mood,
+    but the user has put a title in it since, so it stays, without the mood."""
+    from mutagen.id3 import ID3, TIT2
+
+    tags.write_tags(lib.results, journal=lib.journal)
+    for name in ("bare.mp3", "v1.mp3"):
+        added = ID3(lib.dir / name)
+        added.add(TIT2(encoding=3, text=["Mine"]))
+        added.save(v1=0 if name == "bare.mp3" else 1)  # v1.mp3: its ID3v1 tag as it is
+    results = by_name(tags.untag(lib.journal))
+    for name in ("bare.mp3", "v1.mp3"):
+        assert results[name].action == "fields restored", results[name].detail  # not byte for byte: the title
+        assert raw_field(lib.dir / name, "TMOO") is None and raw_field(lib.dir / name, "TIT2") == ["Mine"]
 
 
 def test_a_later_run_updates_its_own_mood_but_untag_refuses_a_users_edit(lib):
@@ -471,7 +511,7 @@ def test_a_file_another_program_writes_meanwhile_is_left_as_that_program_wrote_i
     assert (lib.dir / "a.flac").read_bytes() == flac and (lib.dir / "a.ogg").read_bytes() == ogg
     assert results["a.opus"].action == "tagged"
     assert not [p for p in lib.dir.iterdir() if p.name.startswith(".")]
-    journaled = {Path(json.loads(line)["path"]).name for line in lib.journal.read_text().splitlines()}
+    journaled = set(journal_records(lib.journal))
     assert "a.flac" not in journaled and "a.ogg" in journaled and "a.opus" in journaled
 
     monkeypatch.undo()
@@ -675,7 +715,9 @@ def sha256s(folder: Path, names) -> dict[str, str]:
 
 
 def journal_records(journal: Path) -> dict[str, dict]:
-    return {Path(r["path"]).name: r for r in map(json.loads, journal.read_text().splitlines())}
+    from mer_tag.tags.journal import read_journal
+
+    return {Path(r["path"]).name: r for r in read_journal(journal)}
 
 
 def _without_padding(folder: Path) -> None:
@@ -956,3 +998,33 @@ def test_results_that_cannot_be_updated_are_a_note_not_a_failure(lib):
     ]
     assert lib.results.read_bytes() == before
     assert not [p for p in lib.dir.iterdir() if p.name.startswith(".moods")]  # its temp file too
+
+
+def test_a_name_near_the_255_byte_limit_is_tagged_and_its_leftover_cleared(tmp_path):
+    """A temp copy's name adds 22 bytes to the file's: a long accented or CJK title must still fit."""
+    from mer_tag.tags.replace import NAME_MAX, temp_stem
+
+    folder = tmp_path / "lib"
+    long_name = "é" * 116 + ".mp3"  # 236 bytes
+    track = write_audio(folder / long_name, tone(seconds=1.0))
+    original = track.read_bytes()
+    results = folder / "moods.csv"
+    probs = ",".join(["0.1", "0.6", "0.1", "0.1", "0.1"])
+    results.write_text(
+        "path,status,size,mtime,cluster,cluster_name,confidence,"
+        + ",".join(f"prob_cluster_{k}" for k in range(1, 6))
+        + f",model\n{track},ok,{track.stat().st_size},{track.stat().st_mtime},2,Cheerful,0.6,{probs},default@0.1.0\n",
+        encoding="utf-8",
+    )
+    summary = tags.write_tags(results, journal=tmp_path / "j.jsonl")
+    assert by_name(summary)[long_name].action == "tagged", by_name(summary)[long_name].detail
+    assert raw_field(track, "TMOO") == ["Cheerful"]
+    stem = temp_stem(long_name)
+    assert len(f".{stem}.abcdefgh.mer-tag.mp3".encode()) <= NAME_MAX and stem.endswith(".mp3") and "~" in stem
+    leftover = folder / f".{stem}.abcdefgh.mer-tag.mp3"  # as a run killed mid-copy leaves it
+    shutil.copy(track, leftover)
+    assert tags.untag(tmp_path / "j.jsonl").cleared == [leftover]
+    assert track.read_bytes() == original and not leftover.exists()
+    stray = folder / f".{temp_stem('é' * 117 + '.mp3')}.abcdefgh.mer-tag.mp3"  # its original is not there
+    shutil.copy(track, stray)
+    assert tags.untag(tmp_path / "j.jsonl", force=True).cleared == [] and stray.exists()

@@ -254,6 +254,8 @@ def _print_summary(summary, listed: str, dry_run: bool, noun: str = "track", min
             soft_wrap=True,
         )
     for results, rows in summary.restamped.items():
+        if not rows:  # none was current (already stale): nothing to say
+            continue
         console.print(
             f"{results}: {plural(rows, 'row')} given their file's new size and mtime (the next scan skips them)",
             markup=False,

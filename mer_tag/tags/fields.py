@@ -12,6 +12,7 @@ plugin that reads or writes what `mer-tag tag` does).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -145,9 +146,23 @@ class ID3Fields(Fields):
 
         if not isinstance(self.audio, ID3FileType):  # WAV, AIFF: an ID3 chunk
             return super().drop_tag()
-        # mutagen shows an ID3v1 tag's fields as frames: they stay in the v1 tag, the v2 tag was ours.
+        # mutagen shows an ID3v1 tag's fields as frames: they stay in the v1 tag, the v2 tag was ours, unless
+        # someone has put frames of their own in it since (then it stays, without the mood).
+        if self.tags.unknown_frames or not self._only_id3v1_left():
+            return False
         delete(self.audio.filename, delete_v1=False)
         return True
+
+    def _only_id3v1_left(self) -> bool:
+        """Whether every frame left is one of the file's ID3v1 tag, as mutagen reads that tag into frames."""
+        from mutagen.id3 import ParseID3v1
+
+        with open(self.audio.filename, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 128))
+            tail = f.read()
+        v1 = {frame.HashKey: frame for frame in (ParseID3v1(tail) or {}).values()} if tail[:3] == b"TAG" else {}
+        return all(key in v1 and repr(v1[key]) == repr(frame) for key, frame in self.tags.items())  # encoding too
 
 
 class VorbisFields(Fields):

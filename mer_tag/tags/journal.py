@@ -3,7 +3,9 @@
 JSON lines, one record per changed file, each on disk before that file is replaced. A record holds the
 file's real path and its path as the results spell it, the results file, the tag family and container,
 the old and new value of every field changed, the audio checksum, and `bytes`: the recipe that rebuilds the
-original from the tagged file (mer_tag.tags.delta), with the sha256 of both.
+original from the tagged file (mer_tag.tags.delta), with the sha256 of both. A run that ends (Ctrl-C too)
+closes its journal with an `{"end": TIME}` line; one killed before that left it open, and the next run on
+the same results goes on in it, so the one journal it names undoes both.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Journal:
 
     def close(self) -> None:
         if self._file is not None:
+            self._file.write(json.dumps({"end": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
             self._file.close()
 
 
@@ -74,6 +77,8 @@ def read_journal(path: Path) -> list[dict]:
             continue
         if isinstance(record, dict) and "path" in record and "fields" in record:
             records.append(record)
+        elif isinstance(record, dict) and "end" in record:
+            continue  # a run's close
         else:
             foreign += 1  # whole, but not a record: scan results in JSON lines, say
     if foreign and not records:
@@ -86,7 +91,23 @@ def read_journal(path: Path) -> list[dict]:
 
 
 def default_journal(results_path: Path) -> Path:
+    """RESULTS.tags-TIME.jsonl; or the newest such journal where a killed run left it open, so that one
+    `untag` of the journal this run names puts back the files of both runs."""
+    beside = sorted(results_path.parent.glob(f"{glob.escape(results_path.name)}.tags-*.jsonl"))
+    if beside and not _ended(beside[-1]):
+        return beside[-1]
     return results_path.with_name(f"{results_path.name}.tags-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+
+
+def _ended(path: Path) -> bool:
+    """Whether the journal's last whole line is a run's close."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 4096))
+            lines = [line for line in f.read().split(b"\n") if line.strip()]
+        return bool(lines) and lines[-1].startswith(b'{"end": ')
+    except OSError:
+        return True  # unreadable: start a journal of its own
 
 
 def tag_record(

@@ -25,6 +25,8 @@ from mer_tag.tags.outcome import TagError
 # A temp copy: `.NAME.XXXXXXXX.mer-tag.EXT`, the 8 characters tempfile.mkstemp's (a-z, 0-9, _).
 TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.mer-tag(?P<ext>\.[^.]*)?", re.DOTALL)
 CHANGED_MEANWHILE = "the file changed while it was being tagged"  # the one line for _fs.ChangedMeanwhile
+NAME_MAX = 255  # bytes in one file name (Linux, macOS, Windows' NTFS in UTF-16 units)
+TEMP_EXTRA = len(".") + len(".") + 8 + len(".mer-tag")  # what a temp name adds to NAME, its extension aside
 
 
 def stat_for_writing(real: Path) -> os.stat_result:
@@ -49,7 +51,8 @@ def _temp_beside(real: Path, st: os.stat_result, fill: Callable[[Path], object])
     original's owner and permissions. It is locked for as long as this run holds it, so another run's
     `clear_leftovers` can tell it from one that a killed run left."""
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=f".mer-tag{real.suffix}", dir=real.parent)
+        prefix, suffix = f".{temp_stem(real.name)}.", f".mer-tag{real.suffix}"
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=real.parent)
     except PermissionError:
         raise TagError("folder not writable") from None
     tmp = Path(name)
@@ -82,6 +85,30 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
+def temp_stem(name: str) -> str:
+    """NAME as a temp copy's name holds it: itself, or, where `.NAME.XXXXXXXX.mer-tag.EXT` would pass the
+    255-byte limit (long accented or CJK titles), its first characters, `~`, a hash of the whole name and
+    its extension, which `clear_leftovers` maps back to the file beside it."""
+    import hashlib
+
+    suffix = os.path.splitext(name)[1]
+    if len(os.fsencode(name + suffix)) + TEMP_EXTRA <= NAME_MAX:
+        return name
+    mark = "~" + hashlib.blake2b(os.fsencode(name), digest_size=6).hexdigest() + suffix
+    room = NAME_MAX - TEMP_EXTRA - len(os.fsencode(mark + suffix))
+    head = name
+    while len(os.fsencode(head)) > room:
+        head = head[:-1]
+    return head + mark
+
+
+def _original_beside(folder: str, stem: str, siblings: list[str]) -> bool:
+    """Whether the file a temp copy was made of (`stem` as `temp_stem` spells it) is still in `folder`."""
+    if os.path.isfile(os.path.join(folder, stem)):
+        return True
+    return "~" in stem and any(temp_stem(s) == stem and os.path.isfile(os.path.join(folder, s)) for s in siblings)
+
+
 def clear_leftovers(folders, dry_run: bool = False) -> list[Path]:
     """Remove the temp copies that interrupted runs of ours left in `folders` (with `dry_run`, only list them).
 
@@ -93,14 +120,15 @@ def clear_leftovers(folders, dry_run: bool = False) -> list[Path]:
     for folder in sorted({str(f) for f in folders}):
         try:
             with os.scandir(folder) as entries:
-                names = [e.name for e in entries if e.name.startswith(".") and ".mer-tag" in e.name]
+                siblings = [e.name for e in entries]
+            names = [n for n in siblings if n.startswith(".") and ".mer-tag" in n]
         except OSError:
             continue  # gone or unreadable: nothing of ours we could clear
         for name in names:
             match = TEMP_NAME.fullmatch(name)
             if not match or (match["ext"] or "") != Path(match["name"]).suffix:
                 continue
-            if os.path.isfile(os.path.join(folder, match["name"])) and _remove_unlocked(Path(folder, name), dry_run):
+            if _original_beside(folder, match["name"], siblings) and _remove_unlocked(Path(folder, name), dry_run):
                 cleared.append(Path(folder, name))
     return cleared
 
