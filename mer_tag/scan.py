@@ -297,6 +297,8 @@ def _write_rows(plan, out, labels, timeline, rows, feedback, on_row, parquet_par
         feedback.stop()  # before the last lines: the summary prints below the bar
         if writer is not None:
             writer.close()
+    if plan.set_aside:
+        _forcing(Path(out)).unlink(missing_ok=True)  # the forced run is whole: its results are the ones to keep
     return summary
 
 
@@ -349,13 +351,22 @@ def check_out(out: str | Path) -> None:
 
 
 def _set_aside(out: Path) -> None:
-    """--force: earlier results (and a killed run's journal) are kept as `<out>.bak`, never deleted."""
+    """--force: earlier results (and a killed run's journal) are kept as `<out>.bak`, never deleted. Until the
+    forced run has written every row, `<out>.forcing` says so: a --force after one that was killed or
+    interrupted finds there its partial rows, not the results from before, and leaves `<out>.bak` alone."""
     from mer_tag.sinks import journal_path, read_results
 
+    if _forcing(out).exists():
+        return
     if out.exists() and read_results(out).height:  # an empty file is simply rewritten
         _move_aside(out)
     if journal_path(out).exists():
         _move_aside(journal_path(out))  # a killed run's rows (Parquet): kept aside like the results
+    _forcing(out).touch()
+
+
+def _forcing(out: Path) -> Path:
+    return out.with_name(out.name + ".forcing")
 
 
 def _move_aside(out: Path) -> None:

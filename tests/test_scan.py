@@ -192,6 +192,32 @@ def test_force_keeps_a_killed_runs_journal_aside(library, tiny_model, tmp_path):
     assert read_results(out).height == rows.height
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_a_force_after_an_interrupted_force_keeps_the_backup_of_the_results_before(library, tiny_model, tmp_path, fmt):
+    import shutil
+
+    out = tmp_path / f"moods.{fmt}"
+    backup = out.with_name(out.name + ".bak")
+
+    def backed_up() -> int:
+        return read_results(shutil.copy(backup, tmp_path / f"copy.{fmt}")).height
+
+    scan([library], out=out, model=tiny_model, jobs=0, progress=False)
+    before = read_results(out)
+
+    def interrupted(row):
+        raise KeyboardInterrupt  # after the first row, as Ctrl-C or a kill would leave it
+
+    with pytest.raises(KeyboardInterrupt):
+        scan([library], out=out, model=tiny_model, jobs=0, progress=False, force=True, on_row=interrupted)
+    assert backed_up() == before.height and out.with_name(out.name + ".forcing").exists()
+    scan([library], out=out, model=tiny_model, jobs=0, progress=False, force=True)
+    assert backed_up() == before.height  # not the interrupted run's one row
+    assert read_results(out).height == before.height and not out.with_name(out.name + ".forcing").exists()
+    scan([library], out=out, model=tiny_model, jobs=0, progress=False, force=True)  # a whole run: backed up now
+    assert backed_up() == before.height
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
 def test_every_probability_is_written_with_the_same_four_decimals_in_every_format(library, tiny_model, tmp_path, fmt):
     out = tmp_path / f"moods.{fmt}"

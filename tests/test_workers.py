@@ -227,3 +227,23 @@ def test_workers_do_not_run_the_main_script_of_the_process_that_spawns_them(tmp_
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["True", "None"]  # the workers ran tasks, the lone process prepared the track
     assert len(marks.read_text().split()) == 1  # only the parent ran the script
+
+
+def test_sigterm_ends_a_scan_as_ctrl_c_does_with_its_parquet_rows_folded_in(long_library, tiny_model, tmp_path):
+    """`kill PID` (a service manager's stop): the scan closes its results as after Ctrl-C, not where it stood."""
+    from mer_tag.sinks import journal_path
+
+    out = tmp_path / "moods.parquet"
+    code = (
+        "import sys; from mer_tag.cli import run; "
+        f"sys.argv = ['mer-tag', 'scan', {str(long_library)!r}, '--model', {str(tiny_model)!r}, '-o', {str(out)!r}, "
+        "'-j', '2']; run()"
+    )
+    environment = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=environment)
+    assert wait_until(lambda: journal_path(out).exists() and journal_path(out).stat().st_size > 0, 120)
+    proc.terminate()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted: what was finished is kept" in stderr, stderr
+    assert "Traceback" not in stderr and not journal_path(out).exists()  # folded into the Parquet file
+    assert 0 < read_results(out).height < 40

@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.TyperException as exc:  # typer's own click: usage errors, bad options
         return _click_error(exc)
+    if code == 130:  # typer's answer to a KeyboardInterrupt: Ctrl-C, or SIGTERM under `mer-tag` (run)
+        typer.echo("interrupted: what was finished is kept (scan: the same command again goes on)", err=True)
     return code if isinstance(code, int) else 0
 
 
@@ -212,12 +214,20 @@ def run() -> None:
     last row (docs/performance.md, #27). What an exit must do still happens first: stdout and stderr are
     flushed and the exit handlers run (multiprocessing's among them: pools joined, the resource tracker told).
     With another thread of ours still running, the ordinary exit waits for it as before."""
+    import signal
     import sys
 
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill`, a service manager's stop: ended as Ctrl-C ends it
     code = main()
     if "torch" in sys.modules and _only_the_main_thread():
         _exit_now(code)
     sys.exit(code)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM as Ctrl-C: the rows, journals and results a command has are closed as after Ctrl-C (a Parquet
+    scan's journal folded in, the workers stopped), instead of the process ending where it stood."""
+    raise KeyboardInterrupt
 
 
 def _only_the_main_thread() -> bool:
