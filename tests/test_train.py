@@ -86,6 +86,13 @@ def test_the_saved_model_loads_and_predicts(smoke_run, mirex_dataset, tmp_path):
     assert summary.ok == 1
     row = read_results(out).row(0, named=True)
     assert 1 <= row["cluster"] <= 5 and row["model"] == model.ref
+    # Its own name, not the shipped model's: a scan or `beet mood` redoes what another model did.
+    from mer_tag import __version__
+    from mer_tag.train.run import weights_digest
+
+    assert model.ref == f"{model.name}@{__version__}+{weights_digest(model.models)}" != bundle_io.read_card().ref
+    again = scan([mirex_dataset / "Audio" / "002.mp3"], out=out, model="default", jobs=0, progress=False)
+    assert again.ok == 1 and again.skipped == 0
 
 
 def test_the_cache_holds_one_entry_per_song(smoke_run):

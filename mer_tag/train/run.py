@@ -207,13 +207,15 @@ def _train(
             )
             if words is not None:
                 branch_models["lyrics_valence"], card["valence"] = words, words_card
+    models = {**branch_models, "fusion": fusion_model}
+    card["version"] = f"{card['version']}+{weights_digest(models)}"  # this model's own: not the shipped one's
     bundle = bundle_io.Bundle(
         name=str(config.get("model_name", config["name"])),
         labels=dataset.labels,
         audio_config=audio_config,
         lyrics_config=lyrics_config,
         midi_config=midi_config,
-        models={**branch_models, "fusion": fusion_model},
+        models=models,
         card=card,
     )
     model_dir = bundle_io.save(bundle, out / "model")
@@ -225,6 +227,22 @@ def _train(
         f"model in {model_dir}"
     )
     return TrainResult(out, model_dir, metrics, seconds)
+
+
+def weights_digest(models: dict) -> str:
+    """8 hex digits of every weight of `models` (branch → module), in a fixed order. A trained model's version
+    is mer-tag's plus this, so result rows and beets name it apart from the shipped model and from each other
+    (a scan or `beet mood` redoes what another model did); the same training gives the same digest."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.blake2b(digest_size=4)
+    for branch in sorted(models):
+        for key, tensor in sorted(models[branch].state_dict().items()):
+            digest.update(f"{branch}.{key}".encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _train_branches(config, features, y, groups, split, seed, names, epochs, bar, log):
