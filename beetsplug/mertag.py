@@ -45,6 +45,7 @@ NAME = "mood"  # the attribute (and media field) that holds the mood text
 MODEL = "mood_model"
 ERROR = "mood_error"
 KEPT = "mood_kept"  # the item's mood text is not mer-tag's: it had it before its first analysis
+GIVEN = "mood_given"  # the mood text mer-tag last gave the item: a `mood` that differs is the user's since
 # row column → attribute; valence, arousal and quadrant are absent from a model without the valence–arousal head
 FROM_ROW = {
     "cluster_name": "mood_name",
@@ -194,11 +195,19 @@ def tracks_for(items: Iterable) -> tuple[list, dict[str, list]]:
 
 
 def mood_is_ours(item) -> bool:
-    """Whether the item's `mood` text is mer-tag's to replace: it has none, or mer-tag has marked the item
-    (`mood_model`, set by every analysis, failed ones too) without keeping a mood of its own (`mood_kept`)."""
-    if not item.get(NAME, with_album=False):
+    """Whether the item's `mood` text is mer-tag's to replace: it has none, or it is the text mer-tag last gave
+    it (`mood_given`; a failed analysis leaves that as it was), not a mood of its own (`mood_kept`) nor one
+    the user set since (`beet modify mood=…`). An item analysed before `mood_given` existed: mer-tag's if
+    mer-tag has marked it (`mood_model`) without keeping a mood of its own."""
+    current = item.get(NAME, with_album=False)
+    if not current:
         return True
-    return item.get(MODEL, with_album=False) is not None and not item.get(KEPT, with_album=False)
+    if item.get(KEPT, with_album=False):
+        return False
+    given = item.get(GIVEN, with_album=False)
+    if given is not None:
+        return current == given
+    return item.get(MODEL, with_album=False) is not None
 
 
 # --- the engine: the one place that knows its API ----------------------------------------------------------
@@ -248,6 +257,7 @@ class Counts:
     failed: int = 0
     skipped: int = 0  # already done by this model (ok or failed)
     written: list = field(default_factory=list)  # items whose mood text changed: to write into their files
+    stored: list = field(default_factory=list)  # every item analysed: what `beet mood -w` writes
 
     def line(self, pretend: bool = False) -> str:
         """'20 analysed, 1 failed, 3 skipped (done before by default@0.4.0)'."""
@@ -268,6 +278,7 @@ class MerTagPlugin(BeetsPlugin):
         MODEL: types.STRING,
         ERROR: types.STRING,
         KEPT: types.BOOLEAN,
+        GIVEN: types.STRING,
     }
 
     def __init__(self) -> None:
@@ -331,8 +342,8 @@ class MerTagPlugin(BeetsPlugin):
         write = ui.should_write(opts.write)
         try:
             counts = self.analyse(items, template, force=opts.force, pretend=opts.pretend)
-            if not opts.pretend:
-                self.write(counts.written, write)
+            if not opts.pretend:  # -w: every analysed item's file, as asked; else the moods that changed
+                self.write(counts.stored if opts.write else counts.written, write)
         finally:
             self.close()
         self._log.info("{}", counts.line(opts.pretend))
@@ -406,10 +417,13 @@ class MerTagPlugin(BeetsPlugin):
         if text is not None and text != (item.get(NAME, with_album=False) or ""):
             item[NAME] = text
             counts.written.append(item)
-        if text is not None and KEPT in item.keys(with_album=False):
-            del item[KEPT]  # the mood text is mer-tag's now
+        if text is not None:
+            item[GIVEN] = text  # the mood text is mer-tag's now
+            if KEPT in item.keys(with_album=False):
+                del item[KEPT]
         item.store()
         counts.analysed += 1
+        counts.stored.append(item)
         self._log.info("{}: {} ({:.0%})", item, row["cluster_name"], float(row["confidence"]))
 
     def _mood_text(self, item, row: dict, ours: bool, template: str) -> str | None:

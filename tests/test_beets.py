@@ -400,6 +400,32 @@ def test_a_failed_analysis_leaves_the_mood_whose_it_was(tiny_model, tmp_path):
     assert found[os.fsencode(mine)]["mood"] == "Sunday morning" and found[os.fsencode(mine)]["mood_kept"] == "1"
 
 
+def test_a_mood_the_user_sets_after_an_analysis_is_kept_unless_overwrite(tiny_model, tmp_path):
+    lib = Beets(tmp_path, tiny_model)
+    song = write_tags(write_audio(lib.music / "s.flac", tone(6, 300)), title="s", artist="s", album="s")
+    lib.beet("import", "-A", "-q", str(lib.music))
+    lib.beet("mood")
+    assert lib.attributes()[os.fsencode(song)]["mood_given"] == lib.attributes()[os.fsencode(song)]["mood"]
+    lib.beet("modify", "-y", "mood=My mood", "title:s")
+    assert "kept its mood 'My mood'" in lib.beet("mood", "-f").stderr
+    found = lib.attributes()[os.fsencode(song)]
+    assert found["mood"] == "My mood" and found["mood_kept"] == "1"
+    lib.configure(tiny_model, overwrite=True)
+    lib.beet("mood", "-f")
+    found = lib.attributes()[os.fsencode(song)]
+    assert found["mood"] == found["mood_given"] != "My mood" and "mood_kept" not in found
+
+
+def test_w_writes_the_moods_an_earlier_run_only_stored(tiny_model, tmp_path):
+    lib = Beets(tmp_path, tiny_model)  # import.write: no
+    song = write_tags(write_audio(lib.music / "s.flac", tone(6, 300)), title="s", artist="s", album="s")
+    lib.beet("import", "-A", "-q", str(lib.music))
+    lib.beet("mood")
+    assert mood_fields(song) == {}  # stored in the database only
+    lib.beet("mood", "-f", "-w")  # the same moods again: -w writes them anyway
+    assert mood_fields(song) == {"MOOD": [lib.attributes()[os.fsencode(song)]["mood"]]}
+
+
 def test_weights_that_do_not_load_are_one_line(tiny_model, tracks, tmp_path):
     import shutil
 
