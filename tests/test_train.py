@@ -445,3 +445,13 @@ def test_a_dataset_without_usable_audio_is_one_line_and_leaves_no_folder(tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: none of the 1 songs in ") and "nope.wav: cannot read file" in err[-1]
     assert not out.exists()
+
+
+def test_a_run_into_a_folder_of_an_earlier_one_leaves_no_plot_of_the_earlier_model(mirex_dataset, smoke_run, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = out / "confusion-quadrant-test.png"  # an earlier run's, with --quadrant-data
+    stale.write_bytes(b"an earlier model's")
+    train(mirex_dataset, preset="default", out=out, cache=smoke_run.out / "cache", jobs=2, limit=20, epochs=1,
+          progress=False, log=lambda msg: None)  # fmt: skip
+    assert not stale.exists() and (out / "confusion-fusion-test.png").exists() and (out / "split.json").exists()

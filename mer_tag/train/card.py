@@ -62,19 +62,21 @@ def write_reports(out: Path, bundle, metrics, histories, names, problems) -> Non
     from mer_tag.train.evaluate import classification_text, plot_confusion, plot_curves
 
     _fs.write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    made = set()
     for model_name, per_set in metrics.items():
         classes = QUADRANTS.names if model_name == "quadrant" else names
         for set_name, s in per_set.items():
             if s.get("n"):
-                plot_confusion(
-                    s["confusion"],
-                    classes,
-                    f"{model_name} ({set_name})",
-                    out / f"confusion-{model_name}-{set_name}.png",
-                )
+                plot = out / f"confusion-{model_name}-{set_name}.png"
+                made.add(plot)
+                plot_confusion(s["confusion"], classes, f"{model_name} ({set_name})", plot)
     for name, history in histories.items():
         if history.epochs:
+            made.add(out / f"curves-{name}.png")
             plot_curves(history.epochs, name, out / f"curves-{name}.png")
+    for plot in [*out.glob("confusion-*.png"), *out.glob("curves-*.png")]:
+        if plot not in made:
+            plot.unlink()  # an earlier run's into the same folder: it would describe another model
     _fs.write_text(out / "problems.txt", "".join(f"{path}\t{reason}\n" for path, reason in problems))
     _fs.write_text(out / "classification-report.txt", classification_text(metrics))
     _fs.write_text(out / "model-card.md", model_card_markdown(bundle, metrics, problems))

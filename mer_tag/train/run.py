@@ -149,10 +149,6 @@ def _train(
     groups = [artist_group(e.artist, e.id) for e in examples]
     split = preset_split(y, groups, config, seed)
     out.mkdir(parents=True, exist_ok=True)  # only now: a dataset that cannot train leaves no folder behind
-    _fs.write_text(
-        out / "split.json",
-        json.dumps({name: [examples[i].id for i in idx] for name, idx in split.items()}, indent=1) + "\n",
-    )
     log("split: " + ", ".join(f"{k} {len(v)}" for k, v in split.items()) + " songs (grouped by artist)")
 
     trainers, branch_models, histories, metrics, oof = _train_branches(
@@ -219,6 +215,10 @@ def _train(
         card=card,
     )
     model_dir = bundle_io.save(bundle, out / "model")
+    _fs.write_text(  # with the model it describes: an interrupted run into this folder leaves the earlier pair
+        out / "split.json",
+        json.dumps({name: [examples[i].id for i in idx] for name, idx in split.items()}, indent=1) + "\n",
+    )
     write_reports(out, bundle, metrics, histories, names, problems)
     seconds = time.time() - started
     log(
