@@ -30,6 +30,8 @@ from mer_tag import prepare as preparing
 from mer_tag.prepare import Prepared, init_worker
 
 PARENT_POLL_SECONDS = 0.5  # how often a worker checks that its parent is alive: it outlives it by at most this
+STUCK_CHECK_S = 1.0  # s between looks at a pool that finishes nothing, for a dead worker it has not noticed
+STUCK_GRACE_S = 2.0  # s a dead worker may go unnoticed (the executor notices one within milliseconds)
 # For tests only: a decode worker given the file of this name kills itself with SIGKILL, as a decoder that
 # crashes on it would (the in-process path of `--jobs 0` ignores it: it would take the scan down).
 CRASH_ON_ENV = "MER_TAG_TEST_CRASH_ON"
@@ -146,11 +148,14 @@ class DecodePool:
         self._alone: ThreadPoolExecutor | None = None  # runs the tracks retried alone, one at a time
         self._alone_futures: set[Future] = set()
         self.in_flight = 0
+        self._dead_since: float | None = None  # when a dead worker was first seen while nothing finished
+        self._losses: dict[int, int] = {}  # task → how often a pool broke with it out
         self._start()
 
     def _start(self) -> None:
         import multiprocessing
 
+        self._dead_since = None
         context = multiprocessing.get_context("spawn")
         self.started = context.Array("q", [NOT_STARTED] * self.jobs, lock=False)
         self.pool = start_pool(self.jobs, self.started, context.Value("i", 0))
@@ -176,7 +181,11 @@ class DecodePool:
         self, tasks: Iterator, pending: dict[Future, tuple[int, Any]], configs, max_in_flight: int
     ) -> Iterator[list[Prepared]]:
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=STUCK_CHECK_S, return_when=FIRST_COMPLETED)
+            if not done:
+                self._unstick_if_a_worker_died()
+                continue
+            self._dead_since = None
             ready, broken = [], False
             for future in done:
                 task, track = pending.pop(future)
@@ -190,6 +199,28 @@ class DecodePool:
             self._refill(tasks, pending, configs, max_in_flight)
             if ready:
                 yield ready
+
+    def _unstick_if_a_worker_died(self) -> None:
+        """A worker killed while it sent its result leaves half a message in the executor's result pipe, and
+        CPython's executor (3.11-3.13) then waits for the rest for ever: every process still holds the pipe's
+        write end, so no end of file comes, and the pool never learns it broke (a scan hung for good). When a
+        worker has been dead for STUCK_GRACE_S with nothing finished, feed that pipe zeros until the executor's
+        read ends: the message does not unpickle, the executor breaks as for any dead worker, and `_recover`
+        takes the tracks on (BrokenProcessPool)."""
+        processes = dict(getattr(self.pool, "_processes", None) or {})
+        if not any(process.exitcode is not None for process in processes.values()):
+            self._dead_since = None
+            return
+        now = time.monotonic()
+        if self._dead_since is None:
+            self._dead_since = now
+        elif now - self._dead_since >= STUCK_GRACE_S:
+            self._dead_since = float("inf")  # fed once per pool: `_start` gives a new one
+            manager = getattr(self.pool, "_executor_manager_thread", None)
+            writer = getattr(getattr(self.pool, "_result_queue", None), "_writer", None)
+            if manager is not None and writer is not None:
+                fd = os.dup(writer.fileno())  # our own: the executor closing its one can never hand the number on
+                threading.Thread(target=_feed_zeros, args=(fd, manager), daemon=True).start()
 
     def _submit(self, task: int, track, configs) -> Future:
         assert self.pool is not None
@@ -214,7 +245,10 @@ class DecodePool:
         self._start()
         for future, (task, track) in lost.items():
             del pending[future]
-            if task in decoding:
+            self._losses[task] = self._losses.get(task, 0) + 1
+            # Alone: the tasks being decoded, and one out in a pool that broke twice (a worker killed while it
+            # sent that task's result, after its decode had ended, would otherwise be sent to every new pool).
+            if task in decoding or self._losses[task] >= 2:
                 prepare, audio_config, midi_config = configs
                 alone = self._alone_pool().submit(prepare_alone, track, audio_config, midi_config, prepare)
                 self._alone_futures.add(alone)
@@ -235,6 +269,20 @@ class DecodePool:
         if self._alone is not None:
             self._alone.shutdown(cancel_futures=True)
             self._alone = None
+
+
+def _feed_zeros(fd: int, reader: threading.Thread) -> None:
+    """Write zeros to the pipe `fd` (a duplicate of the executor's write end, closed here) until the thread
+    stuck reading it has gone (see `_unstick_if_a_worker_died`); a daemon thread, so a full pipe never holds up
+    the exit, and one with no reader left ends the writes (EPIPE)."""
+    chunk = b"\0" * 65536
+    try:
+        while reader.is_alive():
+            os.write(fd, chunk)
+    except OSError:  # the executor has shut down and closed the read end
+        pass
+    finally:
+        os.close(fd)
 
 
 def prepare_alone(track, audio_config, midi_config, prepare=None) -> Prepared:

@@ -3,6 +3,7 @@ them. Real processes, really killed (SIGKILL), as the OOM killer or a crashing d
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -247,3 +248,28 @@ def test_sigterm_ends_a_scan_as_ctrl_c_does_with_its_parquet_rows_folded_in(long
     assert proc.returncode == 130 and "interrupted: what was finished is kept" in stderr, stderr
     assert "Traceback" not in stderr and not journal_path(out).exists()  # folded into the Parquet file
     assert 0 < read_results(out).height < 40
+
+
+def test_a_worker_killed_while_it_sends_its_result_does_not_hang_the_pool(tiny_model, tmp_path):
+    """CPython's executor waits for the rest of a half-sent result for ever; the pool must notice the dead
+    worker, break, and go on: the other tracks get their rows, the torn one an error."""
+    lib = tmp_path / "lib"
+    for i in range(3):
+        write_audio(lib / f"ok{i}.wav", tone(3, 300 + 40 * i))
+    write_audio(lib / "torn.wav", tone(3, 500))
+    code = (
+        "import torn; import mer_tag.prepare as p; p.prepare = torn.prepare_tearing\n"
+        "from mer_tag.bundle import read_card; from mer_tag.library import walk\n"
+        "from mer_tag.workers import DecodePool\n"
+        f"card = read_card({str(tiny_model)!r}); tracks = list(walk([{str(lib)!r}]))\n"
+        "pool = DecodePool(2); done = {}\n"
+        "for batch in pool.prepared(tracks, card.audio_config, card.midi_config, 4):\n"
+        "    done.update((i.track.path.name, i.error) for i in batch)\n"
+        "pool.close(); print(sorted(done.items()))\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120)
+    assert run.returncode == 0, run.stderr
+    done = dict(ast.literal_eval(run.stdout.strip()))
+    assert sorted(done) == ["ok0.wav", "ok1.wav", "ok2.wav", "torn.wav"]
+    assert all(done[f"ok{i}.wav"] is None for i in range(3)) and "killed by SIGKILL" in done["torn.wav"]
