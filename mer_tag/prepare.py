@@ -55,8 +55,7 @@ def prepare(track: Track, audio_config: AudioConfig, midi_config: MidiConfig) ->
     """Everything a model needs about one track, read and featurised. Never raises."""
     item = Prepared(track)
     try:
-        stat = track.path.stat()
-        item.size, item.mtime = stat.st_size, stat.st_mtime
+        _stamp(item)
         item.tags = read_tags(track)
         audio = prepare_audio(track.path, audio_config)
         item.error, item.notes, item.duration_s = audio.error, list(audio.notes), audio.duration_s
@@ -75,11 +74,16 @@ def failed(track: Track, error: str) -> Prepared:
     mtime, as `prepare` records them, so a resumed scan skips it while the file is unchanged."""
     item = Prepared(track, error=error)
     try:
-        stat = track.path.stat()
-        item.size, item.mtime = stat.st_size, stat.st_mtime
+        _stamp(item)
     except OSError:  # gone meanwhile: the next scan finds that out
         pass
     return item
+
+
+def _stamp(item: Prepared) -> None:
+    """The file's size and mtime, scan's identity of it (resume skips an unchanged one); raises OSError."""
+    stat = item.track.path.stat()
+    item.size, item.mtime = stat.st_size, stat.st_mtime
 
 
 def read_tags(track: Track) -> dict:

@@ -148,7 +148,7 @@ class DecodePool:
         self._alone: ThreadPoolExecutor | None = None  # runs the tracks retried alone, one at a time
         self._alone_futures: set[Future] = set()
         self.in_flight = 0
-        self._dead_since: float | None = None  # when a dead worker was first seen while nothing finished
+        self._dead_since: float | None  # when a dead worker was first seen while nothing finished (`_start`)
         self._losses: dict[int, int] = {}  # task → how often a pool broke with it out
         self._start()
 
