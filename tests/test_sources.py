@@ -111,6 +111,28 @@ def test_stereo_is_downmixed_like_ffmpeg(tmp_path):
     assert np.abs(load_audio(tmp_path / "same.wav")).max() == pytest.approx(0.3 * np.sqrt(2), rel=0.02)
 
 
+@pytest.mark.parametrize("channels", [2, 6])
+def test_channels_mixed_first_then_resampled_give_ffmpegs_one_step_samples(tmp_path, channels):
+    """Mixing down at the file's rate, then resampling one channel (cheaper: docs/performance.md), gives what
+    FFmpeg's resampler gives asked for both at once, to float rounding, to the last sample."""
+    import av
+    import soundfile as sf
+
+    rng = np.random.default_rng(7)
+    pcm = np.stack([tone(3.1, FREQ * (1 + c), sr=44100) for c in range(channels)], axis=1)
+    pcm += 0.05 * rng.standard_normal(pcm.shape).astype(np.float32)  # every channel its own
+    sf.write(tmp_path / "many.wav", pcm, 44100, subtype="FLOAT")
+    ours = np.concatenate(list(stream_audio(tmp_path / "many.wav", sr=SAMPLE_RATE)))
+    with av.open(str(tmp_path / "many.wav")) as container:
+        resampler, reference = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE), []
+        for frame in [*container.decode(audio=0), None]:
+            reference += [f.to_ndarray()[0] for f in resampler.resample(frame)]
+    reference_samples = np.concatenate(reference)
+    assert ours.size == reference_samples.size
+    np.testing.assert_allclose(ours, reference_samples, rtol=0, atol=1e-6)
+    assert np.abs(reference_samples).max() > 0.1  # not silence compared with silence
+
+
 def test_format_changes_mid_stream_are_followed(tmp_path):
     import soundfile as sf
 
