@@ -50,6 +50,7 @@ class AudioConfig:
     chunk_hop_seconds: float = CHUNK_SECONDS  # scan: distance between chunk starts
     min_seconds: float = MIN_SECONDS
     tonal: bool = False  # also read dissonance, key and mode from each chunk's spectrum (mer_tag.tonal)
+    dissonance: bool = True  # with tonal: the roughness too; the engines leave it out where no head reads it
 
     @property
     def chunk_samples(self) -> int:

@@ -135,7 +135,7 @@ def prepare_audio(path: str | os.PathLike, config: AudioConfig) -> Audio:
         if config.tonal:
             from mer_tag.tonal import tonal_summary
 
-            audio.tonal = tonal_summary(np.concatenate(dissonance), np.concatenate(chroma))
+            audio.tonal = tonal_summary(np.concatenate(dissonance) if dissonance else None, np.concatenate(chroma))
     return audio
 
 
@@ -149,8 +149,11 @@ def _chunk_input(chunk: np.ndarray, config: AudioConfig, dissonance: list, chrom
     from mer_tag.tonal import frame_features
 
     power = power_spectrum(chunk, config)
-    frames_dissonance, frames_chroma = frame_features(power, config.sample_rate, config.n_fft)
-    dissonance.append(frames_dissonance)
+    frames_dissonance, frames_chroma = frame_features(
+        power, config.sample_rate, config.n_fft, dissonance=config.dissonance
+    )
+    if frames_dissonance is not None:
+        dissonance.append(frames_dissonance)
     chroma.append(frames_chroma)
     if config.frontend == "musicnn":  # musicnn makes its own mel patches
         return chunk_features(chunk[None], config)[0].astype(np.float16)

@@ -127,10 +127,14 @@ def _clarity_mode(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return ordered[..., -1], ordered[..., -1] - ordered[..., -2], corr[..., :12].max(-1) - corr[..., 12:].max(-1)
 
 
-def tonal_summary(frames_dissonance: np.ndarray, chroma: np.ndarray) -> np.ndarray:
-    """FEATURE_NAMES' values for a song from its frames' dissonance [frames] and chroma [frames, 12]."""
+def tonal_summary(frames_dissonance: np.ndarray | None, chroma: np.ndarray) -> np.ndarray:
+    """FEATURE_NAMES' values for a song from its frames' dissonance [frames] (None: not computed, and its three
+    values NaN) and chroma [frames, 12]."""
     loud = chroma.sum(1) > 0
-    diss = frames_dissonance[loud] if loud.any() else np.zeros(1)
+    if frames_dissonance is None:
+        diss = np.full(1, np.nan)
+    else:
+        diss = frames_dissonance[loud] if loud.any() else np.zeros(1)
     song = chroma[loud].mean(0) if loud.any() else np.full(12, 1.0 / 12)
     corr = key_correlations(song)
     strength, clarity, mode = _clarity_mode(corr)
@@ -159,11 +163,12 @@ def tonal_summary(frames_dissonance: np.ndarray, chroma: np.ndarray) -> np.ndarr
 
 
 def frame_features(
-    power: np.ndarray, sample_rate: int, n_fft: int, every: int = FRAME_STEP
-) -> tuple[np.ndarray, np.ndarray]:
+    power: np.ndarray, sample_rate: int, n_fft: int, every: int = FRAME_STEP, dissonance: bool = True
+) -> tuple[np.ndarray | None, np.ndarray]:
     """(dissonance [frames'], chroma [frames', 12]) of every `every`-th frame of a power spectrum
     [frames, bins]: a song's chords and roughness are summarised from frames 128 ms apart at the default
-    log-mel's 32-ms hop, for a quarter of the cost (docs/performance.md)."""
+    log-mel's 32-ms hop, for a quarter of the cost (docs/performance.md). Without `dissonance`, None for it:
+    its 190 peak pairs a frame are most of the cost where no head reads it."""
     magnitude = np.sqrt(np.asarray(power[::every], dtype=np.float32)).astype(np.float64)
     amp, hz = spectral_peaks(magnitude, np.fft.rfftfreq(n_fft, 1.0 / sample_rate))
-    return frame_dissonance(amp, hz), frame_chroma(amp, hz)
+    return (frame_dissonance(amp, hz) if dissonance else None), frame_chroma(amp, hz)

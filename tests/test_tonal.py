@@ -50,3 +50,15 @@ def test_silence_gives_finite_neutral_values():
     values = tonal.tonal_summary(*tonal.frame_features(np.zeros((40, N_FFT // 2 + 1)), SR, N_FFT))
     assert values.shape == (len(tonal.FEATURE_NAMES),) and np.all(np.isfinite(values))
     assert values[tonal.FEATURE_NAMES.index("dissonance_mean")] == 0.0
+
+
+def test_without_dissonance_the_rest_is_the_same_and_the_roughness_is_missing_not_made_up():
+    """Where no head reads the roughness the engines skip it (#27): key, mode and chroma do not move, and its
+    three values are NaN, so nothing could read them as a real 0."""
+    signal = chord([261.63, 329.63, 392.0], seconds=4.0)
+    full = tonal.tonal_summary(*tonal.frame_features(power(signal), SR, N_FFT))
+    diss, chroma = tonal.frame_features(power(signal), SR, N_FFT, dissonance=False)
+    assert diss is None
+    lean = tonal.tonal_summary(diss, chroma)
+    np.testing.assert_array_equal(lean[3:], full[3:])
+    assert np.isnan(lean[:3]).all() and np.isfinite(full[:3]).all()

@@ -151,3 +151,25 @@ def test_agreement_counts_fused_valence_against_predicted_clusters():
     assert result["n_sided_clusters"] == n
     assert result["disagree_audio"] == pytest.approx(np.mean(songs.side == 0))  # every Wistful one disagrees
     assert result["disagree_fused"] < result["disagree_audio"]  # the words pull the sad songs back
+
+
+def test_the_engines_compute_the_roughness_only_for_a_head_that_reads_it(tmp_path):
+    """The shipped head reads the tag prior and key/mode: a scan's workers skip dissonance's peak pairs
+    (#27). A model whose head reads it gets it, as training computed it."""
+    import json
+    import shutil
+
+    from mer_tag.bundle import resolve
+    from mer_tag.engines import EngineSettings
+
+    _, shipped, _ = EngineSettings("default").read()
+    card = json.loads((resolve("default") / "card.json").read_text())
+    assert shipped.tonal and "dissonance" not in card["models"]["quadrant"]["inputs"]
+    assert not shipped.dissonance
+    folder = tmp_path / "reads-roughness"
+    folder.mkdir()
+    shutil.copy(resolve("default") / "card.json", folder / "card.json")
+    card["models"]["quadrant"]["inputs"] = ["tags", "key", "dissonance"]
+    (folder / "card.json").write_text(json.dumps(card))
+    _, reading, _ = EngineSettings(folder).read()
+    assert reading.tonal and reading.dissonance

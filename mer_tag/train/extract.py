@@ -91,6 +91,8 @@ def _audio_entries(paths, config: AudioConfig, cache: FeatureCache, jobs: int, p
     settings = asdict(config)
     if not config.tonal:
         del settings["tonal"]  # entries made before the setting existed stay valid
+    if config.dissonance:
+        del settings["dissonance"]  # as they were made before the setting existed: the roughness in them
     if config.frontend in FROZEN_FRONTENDS:
         settings["frontend_weights"] = frontend_sha256(config.frontend)
         settings.update(_precision_key(precision))
