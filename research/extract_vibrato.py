@@ -19,6 +19,7 @@ third of that.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT / "research"))
 EXCERPT_SECONDS = 10.0
 HOP_SECONDS = 0.02  # 50 frames/s: a 4–8 Hz vibrato needs at least 2 frames per half cycle
 CAPACITY = "tiny"
+SAVE_EVERY = 25  # songs
 
 
 def excerpt(path: str, sample_rate: int) -> np.ndarray:
@@ -58,6 +60,8 @@ def main(data: str, out: str, limit: int | None = None, skip_labels: tuple[int, 
         k: [] for k in ("id", "pitch", "confidence", "outputs", "seconds", "sec_decode", "sec_net")
     }
     examples = [e for e in load_dataset(data).examples if e.label not in skip_labels]
+    # in a random order and saved every SAVE_EVERY songs: a run cut short leaves a random sample
+    examples = [examples[i] for i in np.random.default_rng(0).permutation(len(examples))]
     for example in examples[:limit]:
         t0 = time.process_time()
         try:
@@ -78,12 +82,19 @@ def main(data: str, out: str, limit: int | None = None, skip_labels: tuple[int, 
         rows["seconds"].append(len(audio) / SAMPLE_RATE)
         rows["sec_decode"].append(t1 - t0)
         rows["sec_net"].append(t2 - t1)
-        if len(rows["id"]) % 50 == 0:
+        if len(rows["id"]) % SAVE_EVERY == 0:
             print(len(rows["id"]), "songs", f"{np.mean(rows['sec_net']):.2f} CPU-s each", flush=True)
+            save(rows, out)
+    save(rows, out)
+    print(f"{len(rows['id'])} songs → {out}")
+
+
+def save(rows: dict[str, list], out: str) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, Any] = {k: np.asarray(v) for k, v in rows.items()}
-    np.savez(out, **arrays, hop_seconds=HOP_SECONDS, capacity=CAPACITY)
-    print(f"{len(rows['id'])} songs → {out}")
+    partial = f"{out}.partial.npz"
+    np.savez(partial, **arrays, hop_seconds=HOP_SECONDS, capacity=CAPACITY)
+    os.replace(partial, out)
 
 
 if __name__ == "__main__":
