@@ -126,8 +126,10 @@ def main(fmin: float | None = None) -> None:
         q4,
         mx,
         {
+            "embedding → + vibrato": (["emb"], ["emb", "vib:vibrato"]),
             "embedding → + expressive": (["emb"], ["emb", "vib:expressive"]),
             "embedding → + all contour": (["emb"], ["emb", "vib"]),
+            "shipped → + vibrato": (shipped, shipped + ["vib:vibrato"]),
             "shipped → + expressive": (shipped, shipped + ["vib:expressive"]),
             "shipped → + all contour": (shipped, shipped + ["vib"]),
         },
