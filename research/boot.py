@@ -31,15 +31,22 @@ def interval(truth, base, cand, n=1000, seed=0):
     return np.percentile(diffs, [2.5, 97.5])
 
 
+def cross_set_scores(q4: dict, mx: dict, names: list[str], C: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """A head on the blocks `names`: (fit on 4Q, its valence on the MIREX-like songs with a side; fit on those,
+    its valence on 4Q)."""
+    keep, side = mirex_valence(mx["label"])
+    to_mx = fit(blocks(q4, names), q4["label"], C)(blocks(mx, names)[keep]) @ Q_POSITIVE
+    to_4q = fit(blocks(mx, names)[keep], side[keep], C)(blocks(q4, names))[:, 1]
+    return to_mx, to_4q
+
+
 def main(prefix: str = "", C: float = 0.01) -> None:
     q4, mx = cheap_tables(prefix)
     keep, side = mirex_valence(mx["label"])
     pos4 = (Q_POSITIVE[q4["label"]] > 0.5).astype(int)
 
     def scores(names):
-        to_mx = fit(blocks(q4, names), q4["label"], C)(blocks(mx, names)[keep]) @ Q_POSITIVE
-        to_4q = fit(blocks(mx, names)[keep], side[keep], C)(blocks(q4, names))[:, 1]
-        return to_mx, to_4q
+        return cross_set_scores(q4, mx, names, C)
 
     base = scores(["emb"])
     for name, names in CANDIDATES.items():

@@ -20,8 +20,8 @@ import sys
 import time
 
 import numpy as np
-from boot import interval
-from evaluate import OUT, Q_POSITIVE, blocks, cheap_tables, fit, join, load, mirex_valence, report
+from boot import cross_set_scores, interval
+from evaluate import OUT, Q_POSITIVE, cheap_tables, join, load, mirex_valence, report
 from sklearn.metrics import roc_auc_score
 from vibrato import FEATURE_NAMES, describe
 
@@ -71,14 +71,8 @@ def univariate(q4: dict, mx: dict) -> None:
 def bootstrap(q4: dict, mx: dict, pairs: dict[str, tuple[list[str], list[str]]], C: float = 0.01) -> None:
     keep, side = mirex_valence(mx["label"])
     pos4 = (Q_POSITIVE[q4["label"]] > 0.5).astype(int)
-
-    def scores(names):
-        to_mx = fit(blocks(q4, names), q4["label"], C)(blocks(mx, names)[keep]) @ Q_POSITIVE
-        to_4q = fit(blocks(mx, names)[keep], side[keep], C)(blocks(q4, names))[:, 1]
-        return to_mx, to_4q
-
     for name, (base_names, cand_names) in pairs.items():
-        base, cand = scores(base_names), scores(cand_names)
+        base, cand = cross_set_scores(q4, mx, base_names, C), cross_set_scores(q4, mx, cand_names, C)
         d1 = roc_auc_score(side[keep], cand[0]) - roc_auc_score(side[keep], base[0])
         d2 = roc_auc_score(pos4, cand[1]) - roc_auc_score(pos4, base[1])
         lo1, hi1 = interval(side[keep], base[0], cand[0])
