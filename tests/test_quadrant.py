@@ -244,3 +244,18 @@ def test_quadrant_data_needs_a_frozen_front_end(tiny_4q, tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and "frozen front-end" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_head_that_reads_dissonance_a_preset_leaves_out_is_a_usage_error(tiny_4q, tmp_path, capsys):
+    from mer_tag.train.recipe import PRESETS_DIR
+
+    preset = (PRESETS_DIR / "default.toml").read_text()
+    preset = preset.replace('inputs = ["tags", "key"]', 'inputs = ["tags", "key", "dissonance"]')
+    preset = preset.replace("tonal = true", "tonal = true\ndissonance = false", 1)
+    (tmp_path / "rough.toml").write_text(preset)
+    code = main(
+        ["train", "--data", str(tiny_4q), "--quadrant-data", str(tiny_4q), "--preset", str(tmp_path / "rough.toml")]
+        + ["-o", str(tmp_path / "r"), "-q", "--epochs", "1", "--cache", str(tmp_path / "cache")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "dissonance = false" in err and len(err.strip().splitlines()) == 1

@@ -162,8 +162,8 @@ class _MonoResampler:
     resampler would refuse it or, for a changed layout, not notice.
 
     Several channels are mixed down to one at the file's own rate first, then that one channel is
-    resampled: FFmpeg's resampler, asked for both at once, filters every channel before it mixes them (a
-    stereo MP3: 0.060 CPU-s a four-minute song, against 0.044 mixed first; docs/performance.md). Both steps
+    resampled: FFmpeg's resampler, asked for both at once, filters every channel before it mixes them
+    (resampling a four-minute stereo MP3 took 0.060 CPU-s, mixed first 0.044; docs/performance.md). Both steps
     are linear, so the samples are the same but for float rounding (2.4e-7 at most on the real songs).
     """
 

@@ -65,6 +65,10 @@ def quadrant_dataset(data, config: dict):
             f"[quadrant] inputs {needs_tonal} are read from the spectrum while decoding: set "
             "[audio.features] tonal = true"
         )
+    if "dissonance" in inputs and not config.get("audio", {}).get("features", {}).get("dissonance", True):
+        raise QuadrantDataError(
+            "[quadrant] inputs name 'dissonance', which [audio.features] dissonance = false leaves out"
+        )
     dataset = load_dataset(data)
     if dataset.labels.names != QUADRANTS.names:
         raise QuadrantDataError(
