@@ -41,11 +41,13 @@ class ScanFeedback:
         self.done = 0
         self.first_at: float | None = None  # when the first row arrived
         self.first_burst = 0  # rows that arrived with it
+        self._stage: str | None = None  # the stage shown now
 
     def stage(self, text: str) -> None:
         """What the scan is doing now, before tracks finish (replaces the last stage)."""
-        if not self.enabled:
+        if not self.enabled or text == self._stage:  # the bar's first words, said again by the engine
             return
+        self._stage = text
         if not self.live:
             if self.console.is_terminal:  # rows are on this screen: say it once, on its own line
                 self.console.print(text, highlight=False)

@@ -95,7 +95,7 @@ def scan(
         # A resumed scan with nothing new starts no engine: no workers, no torch, no weights; the results
         # are still finished (a killed run's journal folded in).
         if plan.todo:
-            feedback.start_bar(len(plan.todo), "loading the model…")
+            feedback.start_bar(len(plan.todo), runner.starting)  # what its `start` does first
             # A model that cannot load fails here, before the results are touched; the workers decode meanwhile.
             runner.start(stage=feedback.stage, tracks=plan.todo)
         rows = runner.rows(plan.todo) if plan.todo else iter(())

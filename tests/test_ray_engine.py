@@ -328,6 +328,7 @@ def test_a_scan_that_starts_its_own_cluster_says_so_and_stops_it(library, tiny_m
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     said, counts, processes = proc.stdout.splitlines()[-3:]
+    assert "loading the model…" not in eval(said)  # the screen says the cluster's start from the first
     assert eval(said)[-2:] == ["starting a local Ray cluster (1 CPU)…", "loading the model on the cluster…"]
     assert counts.split() == ["12", "3"]
     assert processes.split() == ["True", "False", "0"]  # a raylet, no monitors; nothing left once it returned

@@ -1,6 +1,7 @@
 """`mer-tag scan` as a person meets it: bad input refused at once, what it is doing from the first second,
 failures that do not cost a model load on every rerun, and lines a log can be grepped in."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -237,3 +238,27 @@ def test_a_folder_as_the_output_asks_for_a_results_file_in_it(given, library, ti
     folder = given.rstrip("/")
     assert run.stderr.strip() == f"error: {given} is a folder: give a results file, e.g. {folder}/moods.csv"
     assert not (tmp_path / "somefolder").exists() and not any((tmp_path / "existing_folder").iterdir())
+
+
+def test_a_stage_said_again_is_not_printed_again(monkeypatch):
+    """The bar's first words are the engine's first step, which the engine then says itself: once on screen."""
+    feedback = ScanFeedback(enabled=True, started=0.0)
+    printed: list[str] = []
+    feedback.live = False
+    monkeypatch.setattr(type(feedback.console), "is_terminal", property(lambda self: True))
+    monkeypatch.setattr(feedback.console, "print", lambda text, **_: printed.append(text))
+    feedback.start_bar(3, "starting a local Ray cluster (2 CPUs)…")
+    feedback.stage("starting a local Ray cluster (2 CPUs)…")
+    feedback.stage("loading the model on the cluster…")
+    assert printed == ["starting a local Ray cluster (2 CPUs)…", "loading the model on the cluster…"]
+
+
+def test_each_engine_says_first_what_its_start_does_first(tiny_model):
+    from mer_tag import engines
+    from mer_tag.engines.ray import RayOptions
+
+    settings = engines.EngineSettings(tiny_model, jobs=2)
+    assert engines.create("local", settings).starting == "loading the model…"
+    if importlib.util.find_spec("ray") is not None:
+        starting = engines.create("ray", settings, ray=RayOptions(address="10.0.0.5:6379")).starting
+        assert starting == "connecting to the Ray cluster at 10.0.0.5:6379…"

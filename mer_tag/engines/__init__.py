@@ -1,6 +1,7 @@
 """Where prediction runs: peers behind one small interface.
 
     engine = engines.create("local" | "ray", EngineSettings(model, jobs=…, timeline=…, precision=…, chunk_hop=…))
+    engine.starting             # what start() does first ('loading the model…'), for the screen
     engine.start(stage, tracks) # its workers (local decode processes; a Ray cluster), the model loading;
                                 # stage(text), if given, hears what it is doing meanwhile ('starting Ray…');
                                 # tracks, if given, are the next rows() call's: an engine may begin them now
@@ -32,6 +33,9 @@ class Engine(Protocol):
     name: str
     card: Bundle  # the model's card (bundle.read_card), read once when the engine is made
     parquet_parts: bool  # Parquet results as a folder of part files (sinks.PartWriter) rather than one file
+
+    @property
+    def starting(self) -> str: ...  # what `start` does first, for the screen before it says more
 
     def start(self, stage: Callable[[str], None] | None = None, tracks: list | None = None) -> None: ...
 

@@ -33,6 +33,7 @@ class LocalEngine:
 
     name = "local"
     parquet_parts = False
+    starting = "loading the model…"  # what `start` does first, for the screen
 
     def __init__(self, settings: EngineSettings):
         self.settings, self.jobs = settings, settings.jobs

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,12 @@ class RayEngine:
         self._pending: list = []  # refs of tasks and calls not finished, cancelled by `close`
         self._started_here = False
         self._node: Any = None  # the local cluster this engine started itself (`_start_local`), stopped by `close`
+
+    @property
+    def starting(self) -> str:
+        """What `start` does first, for the screen: join or start a cluster, unless this process joined one."""
+        ray = sys.modules.get("ray")
+        return "loading the model on the cluster…" if ray and ray.is_initialized() else _joining(self.options)
 
     def start(self, stage=None, tracks=None) -> None:
         """Join the cluster (or start a local one) and create the model actors; they load the model while tracks
