@@ -73,6 +73,7 @@ class ScanFeedback:
             self._start()
             self.progress.reset(self.task, total=total, completed=0, description=text)
             self.progress.start()
+            self._stage = text
         else:
             self.stage(text)
 
@@ -85,6 +86,7 @@ class ScanFeedback:
             self.first_burst = self.done
         if self.progress is not None:
             self.progress.update(self.task, completed=self.done, description="scanning")
+            self._stage = "scanning"
 
     def rate(self) -> float | None:
         """Tracks a second since the first rows arrived, not counting them; None until it means something."""

@@ -251,7 +251,8 @@ def test_a_head_that_reads_dissonance_a_preset_leaves_out_is_a_usage_error(tiny_
 
     preset = (PRESETS_DIR / "default.toml").read_text()
     preset = preset.replace('inputs = ["tags", "key"]', 'inputs = ["tags", "key", "dissonance"]')
-    preset = preset.replace("tonal = true", "tonal = true\ndissonance = false", 1)
+    preset = preset.replace("dissonance = true", "dissonance = false", 1)
+    assert "dissonance = false" in preset
     (tmp_path / "rough.toml").write_text(preset)
     code = main(
         ["train", "--data", str(tiny_4q), "--quadrant-data", str(tiny_4q), "--preset", str(tmp_path / "rough.toml")]

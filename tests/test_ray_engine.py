@@ -407,3 +407,17 @@ def test_plan_fits_the_cluster():
     assert cpus["actors"] == (1, 8) and cpus["model_cpus"] == 1 and cpus["model_threads"] == 1
     big = plan({"CPU": 64}, 10, RayOptions(model_actors=3))
     assert big["actors"] == (3, 3) and big["blocks"] == 10
+
+
+def test_a_process_already_on_a_cluster_hears_of_no_cluster_starting(cluster, tiny_model):
+    """`scan()` called where ray.init already ran (a notebook, a service): nothing starts, and the screen says so."""
+    from mer_tag import engines
+
+    engine = engines.create("ray", EngineSettings(tiny_model, jobs=1), ray=RayOptions())
+    said: list[str] = []
+    try:
+        assert engine.starting == "loading the model on the cluster…"
+        engine.start(stage=said.append)
+    finally:
+        engine.close()
+    assert set(said) == {"loading the model on the cluster…"}

@@ -262,3 +262,15 @@ def test_each_engine_says_first_what_its_start_does_first(tiny_model):
     if importlib.util.find_spec("ray") is not None:
         starting = engines.create("ray", settings, ray=RayOptions(address="10.0.0.5:6379")).starting
         assert starting == "connecting to the Ray cluster at 10.0.0.5:6379…"
+
+
+def test_a_stage_from_before_the_bar_said_again_is_shown(monkeypatch):
+    """Only a repeat of what is on screen now is dropped: the bar's own words count as shown."""
+    feedback = ScanFeedback(enabled=True, started=0.0)
+    if not feedback.live:
+        feedback.live = True
+    feedback.stage("finding tracks…")
+    feedback.start_bar(3, "loading the model…")
+    feedback.stage("finding tracks…")
+    assert feedback.progress.tasks[0].description == "finding tracks…"
+    feedback.stop()

@@ -62,3 +62,13 @@ def test_without_dissonance_the_rest_is_the_same_and_the_roughness_is_missing_no
     lean = tonal.tonal_summary(diss, chroma)
     np.testing.assert_array_equal(lean[3:], full[3:])
     assert np.isnan(lean[:3]).all() and np.isfinite(full[:3]).all()
+
+
+def test_feature_cache_keys_name_the_roughness_only_where_it_changes_an_entry():
+    from mer_tag.features import AudioConfig
+    from mer_tag.train.extract import cache_settings
+
+    before = {k: v for k, v in cache_settings(AudioConfig(tonal=True)).items()}
+    assert "dissonance" not in before  # entries made before the setting existed had the roughness: still hit
+    assert cache_settings(AudioConfig(tonal=True, dissonance=False))["dissonance"] is False  # a different entry
+    assert cache_settings(AudioConfig()) == cache_settings(AudioConfig(dissonance=False))  # no tonal: same entry

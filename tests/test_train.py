@@ -410,13 +410,17 @@ def test_crossval_scores_every_excerpt_as_well_as_every_song(tiny_4q, tmp_path):
 
 def test_set_refuses_what_cannot_be_the_presets_value_before_any_work():
     from mer_tag.train.crossval import CrossvalError, override
+    from mer_tag.train.recipe import load_preset
 
-    config = {"audio": {"epochs": 40, "lr": 0.001, "features": {"tonal": True}}, "fusion": {}}
+    assert load_preset("default")["audio"]["features"]["dissonance"] is True  # so `--set` checks its kind
+
+    config = {"audio": {"epochs": 40, "lr": 0.001, "features": {"tonal": True, "dissonance": True}}, "fusion": {}}
     for assignment, message in (
         ("audio.epochs=ten", "'epochs' is int in the preset (40), not 'ten'"),
         ("audio=5", "'audio' is a section in the preset"),
         ("audio.epohcs=1", "the preset has no 'epohcs'; did you mean 'epochs'?"),
         ("audio.features.tonal=0", "'tonal' is bool in the preset (True), not 0"),
+        ("audio.features.dissonance=false", "'dissonance' is bool in the preset (True), not 'false'"),
     ):
         with pytest.raises(CrossvalError, match=re.escape(message)):
             override(config, assignment)

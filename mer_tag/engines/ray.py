@@ -97,7 +97,7 @@ class RayEngine:
         if self.ray is not None:
             return
         say = stage or (lambda text: None)
-        say(_joining(self.options))
+        say(self.starting)
         try:
             import ray
         except ImportError:

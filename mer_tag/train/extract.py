@@ -81,6 +81,17 @@ def extract_tonal(
     return [entry.get("tonal") for entry in entries]
 
 
+def cache_settings(config: AudioConfig) -> dict:
+    """What an audio cache entry's key says of the settings it was made with: every field of `config`, less the
+    ones at the value entries were made with before the field existed (they stay valid)."""
+    settings = asdict(config)
+    if not config.tonal:
+        del settings["tonal"]
+    if config.dissonance or not config.tonal:  # no tonal features at all: no roughness either way
+        del settings["dissonance"]
+    return settings
+
+
 def _audio_entries(paths, config: AudioConfig, cache: FeatureCache, jobs: int, progress, precision: str):
     """Every file's cache entry ({'x', 'tonal'} or {'error'}), made where missing; (entries, problems)."""
     from mer_tag.models import FROZEN_FRONTENDS, check_frontend_features, frontend_sha256
@@ -88,11 +99,7 @@ def _audio_entries(paths, config: AudioConfig, cache: FeatureCache, jobs: int, p
     from mer_tag.workers import start_pool
 
     check_frontend_features(config)  # a preset that would feed the student a log-mel it never learned
-    settings = asdict(config)
-    if not config.tonal:
-        del settings["tonal"]  # entries made before the setting existed stay valid
-    if config.dissonance:
-        del settings["dissonance"]  # as they were made before the setting existed: the roughness in them
+    settings = cache_settings(config)
     if config.frontend in FROZEN_FRONTENDS:
         settings["frontend_weights"] = frontend_sha256(config.frontend)
         settings.update(_precision_key(precision))
