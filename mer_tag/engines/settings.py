@@ -45,6 +45,6 @@ class EngineSettings:
         if self.chunk_hop:
             audio = dataclasses.replace(audio, chunk_hop_seconds=float(self.chunk_hop))
         if audio.tonal and "dissonance" not in card.card.get("models", {}).get("quadrant", {}).get("inputs", ()):
-            # No head reads the roughness: its peak pairs would cost every track a few % of its decode worker.
+            # No head reads the roughness: its peak pairs would cost every track about 2 % of its decode worker.
             audio = dataclasses.replace(audio, dissonance=False)
         return card, audio, card.midi_config
