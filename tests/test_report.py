@@ -906,3 +906,19 @@ def test_confidence_histogram_counts_whole_tracks():
     assert edge_rows.height > 0
     for confidence, cluster in edge_rows.select("confidence", "cluster").iter_rows():
         assert counts[min(round(confidence * 20), 19)][cluster - 1] > 0
+
+
+def test_quadrant_playlists_of_an_earlier_run_are_emptied_not_left_listing_its_tracks(tmp_path, capsys):
+    """Results rescanned by a model without valence–arousal: the quadrant playlists already in the folder would
+    go on listing the earlier run's tracks. They are emptied (never deleted: a player keeps its list), and said."""
+    library = tmp_path / "lib"
+    quadrants = {path.replace("/lib", str(library)): q for path, q in SMALL_QUADRANTS.items()}
+    frame = small_results().with_columns(pl.col("path").str.replace("^/lib", str(library)))
+    assert write_playlists(with_valence_arousal(frame, quadrants), library).entries["Q3 negative, calm"] == 2
+    results = tmp_path / "rescanned.csv"
+    frame.write_csv(results)
+    assert main(["playlists", str(results), "-o", str(library)]) == 0
+    calm = (library / "Q3-negative calm.m3u8").read_text(encoding="utf-8").splitlines()
+    assert calm == ["#EXTM3U", "#PLAYLIST:Q3 negative, calm"]
+    assert len(list(library.glob("Q*.m3u8"))) == 4
+    assert "No quadrant playlists (those there from an earlier run are now empty)" in capsys.readouterr().err

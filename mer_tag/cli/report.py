@@ -119,9 +119,10 @@ def playlists(
     if len(written.skipped) > SKIPS_SHOWN:
         typer.echo(f"… and {len(written.skipped) - SKIPS_SHOWN} more tracks skipped", err=True)
     if not written.quadrants:
+        emptied = " (those there from an earlier run are now empty)" if written.emptied else ""
         typer.echo(
-            "No quadrant playlists: no track here has valence–arousal (the model that scanned them has none, "
-            "or an older mer-tag wrote these results).",
+            f"No quadrant playlists{emptied}: no track here has valence–arousal (the model that scanned them has "
+            "none, or an older mer-tag wrote these results).",
             err=True,
         )
 

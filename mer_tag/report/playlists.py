@@ -32,12 +32,14 @@ class PlaylistsWritten:
     entries: dict[str, int] = field(default_factory=dict)  # playlist name -> tracks listed
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (track path, why no playlist lists it), each once
     quadrants: bool = False  # whether the results had valence–arousal, so the quadrant playlists were written
+    emptied: list[str] = field(default_factory=list)  # an earlier run's quadrant playlists, emptied: none here
 
 
 def write_playlists(results: pl.DataFrame, out: str | Path, *, min_confidence: float = 0.0) -> PlaylistsWritten:
     """Write `<k>-<Mood>.m3u8` into folder `out` for every class, even one with no tracks (so a player's
     list of mood playlists stays the same from scan to scan). When any predicted track has a quadrant,
-    also `Q<q>-<words>.m3u8` for each of the four, ranked and cut by the quadrant's own probability."""
+    also `Q<q>-<words>.m3u8` for each of the four, ranked and cut by the quadrant's own probability; when none
+    has, such files already in `out` (an earlier run's) are emptied, never deleted."""
     results = normalize(results)
     names = class_names(results)
     out = Path(os.path.abspath(out))
@@ -55,6 +57,11 @@ def write_playlists(results: pl.DataFrame, out: str | Path, *, min_confidence: f
         for quadrant, words in enumerate(QUADRANT_WORDS, 1):
             tracks = ranked.filter(pl.col("quadrant") == quadrant)
             write_playlist(written, tracks, f"Q{quadrant} {words}", out / quadrant_file_name(quadrant))
+    else:  # an earlier run's would go on listing that run's tracks: emptied, as a mood with none is
+        for quadrant, words in enumerate(QUADRANT_WORDS, 1):
+            if (out / quadrant_file_name(quadrant)).exists():
+                write_playlist(written, placed, f"Q{quadrant} {words}", out / quadrant_file_name(quadrant))
+                written.emptied.append(f"Q{quadrant} {words}")
     written.skipped = list(dict(written.skipped).items())  # a track is in a mood's and a quadrant's playlist
     return written
 
