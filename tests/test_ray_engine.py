@@ -421,3 +421,31 @@ def test_a_process_already_on_a_cluster_hears_of_no_cluster_starting(cluster, ti
     finally:
         engine.close()
     assert set(said) == {"loading the model on the cluster…"}
+
+
+def test_the_model_travels_to_an_actor_in_pieces_ray_sends_inside_the_task():
+    from mer_tag.engines.ray import INLINE_PIECE_BYTES, inline_pieces, joined_pieces, model_files
+
+    files = model_files("default")
+    assert sum(map(len, files.values())) > 10 * INLINE_PIECE_BYTES  # the weights alone would go to the store
+    pieces = inline_pieces(files)
+    assert all(len(data) <= INLINE_PIECE_BYTES for _, data in pieces)
+    assert joined_pieces(pieces) == files
+    assert joined_pieces(inline_pieces({"empty": b"", "a": b"xyz"}, size=2)) == {"empty": b"", "a": b"xyz"}
+
+
+def test_the_shipped_model_reaches_its_actor_without_ray_printing_an_error(library, tmp_path):
+    """default@0.4.0's 2.6 MB of files, in one argument, went to the object store, and Ray printed an error
+    about the actor's restarts on every `--engine ray` scan's screen; sent in pieces, nothing is printed."""
+    pytest.importorskip("ray")
+    code = (
+        "from mer_tag.scan import scan\n"
+        f"s = scan([{str(library / 'rock')!r}], out={str(tmp_path / 'm.csv')!r}, jobs=1, engine='ray',"
+        " progress=False)\n"
+        "print(s.ok, s.failed)\n"
+    )
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["2", "0"]
+    assert "constructor arguments in the object store" not in proc.stderr

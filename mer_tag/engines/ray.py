@@ -47,6 +47,9 @@ CALLS_PER_ACTOR = 2  # one running, one queued: an actor never waits on the driv
 IN_FLIGHT_PER_SLOT = 8  # tracks submitted and not yet scored, per decode slot (+2), as the local engine
 MODEL = "<model>"  # stands for the model's name in an actor's message (the actor sees only a temp folder)
 ALONE_RETRIES = 1  # more tries of a track alone, after its block's task died on each of `max_retries` + 1
+# Ray sends a task argument under 100 KiB inside the task (max_direct_call_object_size), up to 10 MiB of them
+# (task_rpc_inlined_bytes_limit): the model's files (2.6 MB for default@0.4.0) go to an actor in such pieces.
+INLINE_PIECE_BYTES = 96 * 1024
 
 
 @dataclass
@@ -106,15 +109,17 @@ class RayEngine:
         self.ray = ray
         say("loading the model on the cluster…")
         p = plan(ray.cluster_resources(), 0, self.options)
-        # The model's files go to each actor as a plain argument: Ray keeps it for the actor's restarts. (Put in
-        # the object store first and passed as a reference, they made Ray print an error about restarts on the
-        # scan's screen, core_worker.cc "constructor arguments in the object store".)
-        files = model_files(self.settings.model)
+        # The model's files go to each actor inside its creation task, where Ray keeps them for its restarts: in
+        # pieces under Ray's inline limit, since a larger argument goes to the object store, and Ray then prints
+        # an error about restarts on the scan's screen (core_worker.cc "constructor arguments in the object store").
+        pieces = inline_pieces(model_files(self.settings.model))
         actor = ray.remote(_ModelActor).options(
             num_cpus=p["model_cpus"], num_gpus=p["model_gpus"] or None, max_restarts=-1, max_task_retries=-1
         )
         self.actors = [
-            actor.remote(files, self.audio_config, self.settings.timeline, p["model_threads"], self.settings.precision)
+            actor.remote(
+                self.audio_config, self.settings.timeline, p["model_threads"], self.settings.precision, *pieces
+            )
             for _ in range(p["actors"][1])
         ]
 
@@ -360,6 +365,19 @@ def plan(cluster: dict, n_tracks: int, options: RayOptions) -> dict:
 # ------------------------------------------------------------------ the workers
 
 
+def inline_pieces(files: dict[str, bytes], size: int = INLINE_PIECE_BYTES) -> list:
+    """`files` as (name, bytes) pieces of at most `size` bytes each, in order: each a task argument of its own."""
+    return [(name, data[i : i + size]) for name, data in files.items() for i in range(0, max(1, len(data)), size)]
+
+
+def joined_pieces(pieces) -> dict[str, bytes]:
+    """`inline_pieces` put back together."""
+    files: dict[str, bytes] = {}
+    for name, data in pieces:
+        files[name] = files.get(name, b"") + data
+    return files
+
+
 def model_files(model) -> dict[str, bytes]:
     """The bundle folder's card and weights, shipped to each actor: the workers need no copy of the model
     and load it exactly as the local engine does (bundle.load: safetensors and JSON, nothing unpickled)."""
@@ -400,7 +418,7 @@ def _init_decode_process() -> None:
 class _ModelActor:
     """Ray actor body: the model loaded once, then Predictor.rows on each call's prepared tracks."""
 
-    def __init__(self, files: dict, audio_config, timeline: bool, threads: int = 1, precision: str = "auto"):
+    def __init__(self, audio_config, timeline: bool, threads: int, precision: str, *pieces):
         import tempfile
 
         from mer_tag._process import let_idle_threads_sleep
@@ -416,7 +434,7 @@ class _ModelActor:
         self._problem: str | None = None
         try:
             with tempfile.TemporaryDirectory(prefix="mer-tag-model-") as tmp:
-                for name, data in files.items():
+                for name, data in joined_pieces(pieces).items():
                     Path(tmp, name).write_bytes(data)
                 bundle = bundle_io.load(tmp)
         except bundle_io.BundleError as exc:
