@@ -48,7 +48,8 @@ IN_FLIGHT_PER_SLOT = 8  # tracks submitted and not yet scored, per decode slot (
 MODEL = "<model>"  # stands for the model's name in an actor's message (the actor sees only a temp folder)
 ALONE_RETRIES = 1  # more tries of a track alone, after its block's task died on each of `max_retries` + 1
 # Ray sends a task argument under 100 KiB inside the task (max_direct_call_object_size), up to 10 MiB of them
-# (task_rpc_inlined_bytes_limit): the model's files (2.6 MB for default@0.4.0) go to an actor in such pieces.
+# (task_rpc_inlined_bytes_limit; both Ray's defaults, src/ray/common/ray_config_def.h): the model's files
+# (2.6 MB for default@0.4.0) go to an actor in such pieces.
 INLINE_PIECE_BYTES = 96 * 1024
 
 
@@ -372,10 +373,10 @@ def inline_pieces(files: dict[str, bytes], size: int = INLINE_PIECE_BYTES) -> li
 
 def joined_pieces(pieces) -> dict[str, bytes]:
     """`inline_pieces` put back together."""
-    files: dict[str, bytes] = {}
+    parts: dict[str, list[bytes]] = {}
     for name, data in pieces:
-        files[name] = files.get(name, b"") + data
-    return files
+        parts.setdefault(name, []).append(data)
+    return {name: b"".join(datas) for name, datas in parts.items()}
 
 
 def model_files(model) -> dict[str, bytes]:

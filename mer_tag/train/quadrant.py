@@ -58,14 +58,15 @@ def quadrant_dataset(data, config: dict):
             f"this preset's audio front-end is {frontend!r}"
         )
     inputs = head_inputs(config)
-    tonal = bool(config.get("audio", {}).get("features", {}).get("tonal", False))
+    features = config.get("audio", {}).get("features", {})
+    tonal = bool(features.get("tonal", False))
     needs_tonal = [name for name in inputs if name in TONAL_INPUTS]
     if needs_tonal and not tonal:
         raise QuadrantDataError(
             f"[quadrant] inputs {needs_tonal} are read from the spectrum while decoding: set "
             "[audio.features] tonal = true"
         )
-    if "dissonance" in inputs and not config.get("audio", {}).get("features", {}).get("dissonance", True):
+    if "dissonance" in inputs and not features.get("dissonance", True):
         raise QuadrantDataError(
             "[quadrant] inputs name 'dissonance', which [audio.features] dissonance = false leaves out"
         )
