@@ -11,6 +11,7 @@
     python benchmarks/costs.py models FOLDER [--repeats 3]    # per track in the main process: student + heads,
                                                               # MiniLM, a whole batch of rows (bf16 and fp32)
     python benchmarks/costs.py ray-start [--repeats 3]        # a local Ray cluster's start: ray.init's, the engine's
+                                                              # (CPU-s, and seconds to its first two tasks)
 
 Every measurement runs in fresh processes; each prints the minimum and the median over `--repeats` (decode:
 the files measured round-robin, the minimum kept per file, then the median and range over the files). The
@@ -249,6 +250,7 @@ sys.path.insert(0, {bench!r})
 from throughput import descendants, process_cpu_s
 how = sys.argv[1]
 import ray
+began = time.perf_counter()
 if how == "ray.init":
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     node = None
@@ -259,13 +261,14 @@ else:
 def pid():
     return os.getpid()
 ray.get([pid.remote() for _ in range(2)])
+wall = time.perf_counter() - began
 started = sum(process_cpu_s(p) for p in descendants(os.getpid()))
 time.sleep(10)
 idle = sum(process_cpu_s(p) for p in descendants(os.getpid())) - started
 ray.shutdown()
 if node is not None:
     node.kill_all_processes(check_alive=False, allow_graceful=True)
-print(json.dumps({{"cluster_start": started, "idle_10s": idle, "driver": time.process_time()}}))
+print(json.dumps({{"cluster_start": started, "idle_10s": idle, "driver": time.process_time(), "wall_s": wall}}))
 """
 
 
@@ -281,6 +284,7 @@ def ray_start(repeats: int) -> None:
     for how, results in runs.items():
         for key in ("cluster_start", "idle_10s", "driver"):
             print(summary(f"{how}: {key.replace('_', ' ')}", [r[key] for r in results]))
+        print(summary(f"{how}: seconds to its first tasks", [r["wall_s"] for r in results], "s"))
 
 
 def main(argv: list[str] | None = None) -> None:

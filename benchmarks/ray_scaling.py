@@ -12,9 +12,11 @@ temporary file:
   policy Ray gives its workers: separates the engines' overhead from thread oversubscription;
 - ray, W workers:   `ray.init(num_cpus=W)` (a one-node local cluster; its start is timed apart, since a
   real cluster is started once, not per scan), then `scan(engine="ray")`: decode tasks on W CPUs, one
-  model actor (RayOptions defaults);
+  model actor (RayOptions defaults for a cluster the scan joins);
 - ray-start, W:     `scan(engine="ray")` with no cluster running, so the scan starts its own local one of W
-  CPUs and stops it, as `mer-tag scan --engine ray` without --address does: its start is in the scan's time.
+  CPUs and stops it, as `mer-tag scan --engine ray` without --address does: its start is in the scan's time,
+  and (since #27's second round) the model runs in the driver, not in an actor (`RayOptions.model_here`), so
+  this cell and `ray` differ in more than the cluster's start.
 
 Both times include loading the model and every worker's start. Beside wall time, each cell reports the
 CPU seconds its whole process tree used (the measuring subprocess and every process under it: decode

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +200,24 @@ def test_a_model_that_will_not_load_on_the_actors_is_a_usage_error_and_touches_n
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "moods.parquet"]
 
 
+def test_a_model_that_will_not_load_in_the_driver_fails_its_start_and_leaves_the_engine_closed(
+    cluster, tiny_model, tmp_path
+):
+    import shutil
+
+    from mer_tag.bundle import BundleError
+    from mer_tag.engines.ray import RayEngine
+    from tiny_model import edit_card
+
+    broken = shutil.copytree(tiny_model, tmp_path / "broken")
+    edit_card(broken, lambda card: card["models"]["audio"].update(gru_hidden=16))  # weights no longer fit
+    engine = RayEngine(EngineSettings(broken), RayOptions(model_here=True))
+    with pytest.raises(BundleError, match="do not fit"):
+        engine.start()
+    assert engine.ray is None and engine.predictor is None  # closed: a second start would start again
+    engine.close()
+
+
 def _killers(kills: Path, real_prepare, real_actor):
     """A prepare task body and a model actor class that SIGKILL their own worker process once, mid-task:
     the decode worker on Tune.wav, the actor on the call holding Song.flac (a marker file says it happened)."""
@@ -251,6 +270,46 @@ def test_killed_workers_lose_no_track(cluster, library, tiny_model, local_rows, 
     assert_same_rows({r["path"]: r for r in rows}, local_rows)
 
 
+def test_the_model_held_in_the_driver_gives_the_actors_rows_and_loses_no_track(
+    cluster, library, tiny_model, local_rows, monkeypatch, tmp_path
+):
+    """`model_here` (what a scan that starts its own cluster does): the cluster only prepares, this process
+    scores the decoded blocks in batches; a decode worker killed mid-task still costs no track."""
+    import ray.cloudpickle
+
+    from mer_tag.engines import ray as ray_engine
+    from mer_tag.library import walk
+
+    kills = tmp_path / "kills"
+    kills.mkdir()
+    prepare, _ = _killers(kills, ray_engine._prepare_block, ray_engine._ModelActor)
+    monkeypatch.setattr(ray_engine, "_prepare_block", prepare)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    options = RayOptions(batch_tracks=3, tracks_per_block=1, model_here=True)
+    engine = ray_engine.RayEngine(EngineSettings(tiny_model), options=options)
+    sizes = []
+    try:
+        tracks = list(walk([library]))
+        engine.start()
+        assert engine.actors == [] and engine.predictor is not None
+        score = engine.predictor.rows
+
+        def slow_first_call(items):  # the other tracks finish decoding meanwhile
+            sizes.append(len(items))
+            time.sleep(1.0 if len(sizes) == 1 else 0)
+            return score(items)
+
+        engine.predictor.rows = slow_first_call
+        rows = list(engine.rows(tracks))
+    finally:
+        engine.close()
+        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert (kills / "prepare").exists()  # a decode worker was killed
+    assert max(sizes) == 3 and sum(sizes) == 15  # the tracks that are ready share a model call, up to batch_tracks
+    assert len(rows) == len(tracks) == 15
+    assert_same_rows({r["path"]: r for r in rows}, local_rows)
+
+
 def _crasher(real_prepare, name: str):
     """A prepare task body whose worker dies (SIGKILL) every time its block holds the file `name`."""
 
@@ -291,9 +350,10 @@ def test_a_file_that_kills_its_worker_every_time_is_one_error_row_not_a_failed_b
 
 
 def test_a_scan_that_starts_its_own_cluster_says_so_and_stops_it(library, tiny_model, local_rows, tmp_path):
-    """No cluster running: `scan --engine ray` starts a local one (without the autoscaler's monitor and the log
-    monitor, which a one-scan cluster never uses), shows each start-up step as it begins, gives local's rows,
-    and leaves no Ray process behind."""
+    """No cluster running: `scan --engine ray` starts a local one (without the autoscaler's monitor, the log
+    monitor and the dashboard's API server, which a one-scan cluster never uses), shows each start-up step as
+    it begins, holds the model in its own process (loaded while the cluster starts), gives local's rows, and
+    leaves no Ray process behind."""
     pytest.importorskip("ray")
     out = tmp_path / "moods.jsonl"
     code = (
@@ -316,22 +376,25 @@ def test_a_scan_that_starts_its_own_cluster_says_so_and_stops_it(library, tiny_m
         "said, seen = [], []\n"
         "def stage(self, text):\n"
         "    said.append(text)\n"
-        "    if text.startswith('loading the model on'): seen.extend(processes())\n"
+        "    if text.startswith('loading the model'): seen.extend(processes())\n"
         "progress.ScanFeedback.stage = stage\n"
         f"s = scan([{str(library)!r}], out={str(out)!r}, model={str(tiny_model)!r}, jobs=1, engine='ray',"
         " progress=True)\n"
         "import time; time.sleep(1)\n"
         "print(repr(said)); print(s.ok, s.failed)\n"
-        "print(any('raylet' in p for p in seen), any('monitor.py' in p for p in seen), len(processes()))\n"
+        "print(any('raylet' in p for p in seen), any(n in p for p in seen for n in ('monitor.py', 'dashboard.py')),"
+        " len(processes()),"
+        " 'torch' in sys.modules)\n"
     )
     env = {**os.environ, "RAY_ADDRESS": ""}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     said, counts, processes = proc.stdout.splitlines()[-3:]
-    assert "loading the model…" not in eval(said)  # the screen says the cluster's start from the first
-    assert eval(said)[-2:] == ["starting a local Ray cluster (1 CPU)…", "loading the model on the cluster…"]
+    # The screen says the cluster's start from the first, then what is left of the model's loading here.
+    assert eval(said)[1:] == ["starting a local Ray cluster (1 CPU)…"] * 2 + ["loading the model…"]
     assert counts.split() == ["12", "3"]
-    assert processes.split() == ["True", "False", "0"]  # a raylet, no monitors; nothing left once it returned
+    # a raylet, no monitors nor API server; nothing left once it returned; the model ran in this process
+    assert processes.split() == ["True", "False", "0", "True"]
     assert_same_rows(by_path(read_results(out)), local_rows)
 
 
@@ -398,15 +461,30 @@ def test_part_writer_adopts_a_single_file_result(tmp_path):
 def test_plan_fits_the_cluster():
     gpu = plan({"CPU": 32, "GPU": 4}, 1_000_000, RayOptions())
     assert gpu["actors"] == (4, 4) and gpu["model_gpus"] == 1 and gpu["model_cpus"] == 1
-    assert gpu["tracks_per_block"] == 32
+    assert gpu["tracks_per_block"] == 2 and gpu["decode_slots"] == 28
     small = plan({"CPU": 2}, 30, RayOptions())
-    assert small["actors"] == (1, 1) and small["model_gpus"] == 0 and small["blocks"] == 8
+    assert small["actors"] == (1, 1) and small["model_gpus"] == 0 and small["blocks"] == 30
     assert small["model_cpus"] == 0  # one or two cores: the actor must not take a decode slot
     assert small["model_threads"] == 2  # … but its torch threads use both cores, as the local engine's
+    here = plan({"CPU": 2}, 30, RayOptions(), here=True)  # the model in the driver, as the local engine's
+    assert here["actors"] == (0, 0) and here["model_cpus"] == 0 and here["model_threads"] == 1
     cpus = plan({"CPU": 64}, 1_000_000, RayOptions())
     assert cpus["actors"] == (1, 8) and cpus["model_cpus"] == 1 and cpus["model_threads"] == 1
     big = plan({"CPU": 64}, 10, RayOptions(model_actors=3))
     assert big["actors"] == (3, 3) and big["blocks"] == 10
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 3, 8, 32, 64, 1000])
+@pytest.mark.parametrize("tracks", [1, 40, 300, 1_000_000])
+@pytest.mark.parametrize("per_block", [None, 1, 64])
+def test_the_tracks_in_flight_keep_every_decode_slot_busy(cpus, tracks, per_block):
+    """Blocks of 18 to 32 tracks against a budget of 18 in flight ran one prepare task at a time on 2 CPUs (any
+    library of 137 tracks or more): now at least two blocks per decode slot are always in flight."""
+    p = plan({"CPU": cpus}, tracks, RayOptions(tracks_per_block=per_block))
+    assert p["in_flight"] >= 2 * p["decode_slots"] * p["tracks_per_block"]
+    assert p["decode_slots"] >= 1 and p["tracks_per_block"] >= 1
+    if per_block is None:
+        assert p["blocks"] >= min(tracks, cpus)  # every CPU has a block to prepare
 
 
 def test_a_process_already_on_a_cluster_hears_of_no_cluster_starting(cluster, tiny_model):
@@ -436,16 +514,24 @@ def test_the_model_travels_to_an_actor_in_pieces_ray_sends_inside_the_task():
 
 def test_the_shipped_model_reaches_its_actor_without_ray_printing_an_error(library, tmp_path):
     """default@0.4.0's 2.6 MB of files, in one argument, went to the object store, and Ray printed an error
-    about the actor's restarts on every `--engine ray` scan's screen; sent in pieces, nothing is printed."""
+    about the actor's restarts on every `--engine ray` scan's screen; sent in pieces, nothing is printed. (Actors
+    asked for on a cluster the engine starts itself: the scan's own choice there is the model in the driver.)"""
     pytest.importorskip("ray")
     code = (
-        "from mer_tag.scan import scan\n"
-        f"s = scan([{str(library / 'rock')!r}], out={str(tmp_path / 'm.csv')!r}, jobs=1, engine='ray',"
-        " progress=False)\n"
-        "print(s.ok, s.failed)\n"
+        "from mer_tag.engines import EngineSettings\n"
+        "from mer_tag.engines.ray import RayEngine, RayOptions\n"
+        "from mer_tag.library import walk\n"
+        "engine = RayEngine(EngineSettings('default', jobs=1), RayOptions(model_here=False))\n"
+        "try:\n"
+        f"    tracks = list(walk([{str(library / 'rock')!r}]))\n"
+        "    engine.start()\n"
+        "    rows = list(engine.rows(tracks))\n"
+        "    print(len(engine.actors), sorted(r['status'] for r in rows))\n"
+        "finally:\n"
+        "    engine.close()\n"
     )
     env = {**os.environ, "RAY_ADDRESS": ""}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ["2", "0"]
+    assert proc.stdout.split() == ["1", "['ok',", "'ok']"]
     assert "constructor arguments in the object store" not in proc.stderr

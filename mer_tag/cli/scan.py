@@ -145,7 +145,7 @@ def scan(
         raise usage_error(exc) from None
     from mer_tag._process import let_idle_threads_sleep, reuse_freed_memory
 
-    let_idle_threads_sleep()  # this process runs the models (local engine): before torch starts
+    let_idle_threads_sleep()  # this process runs the models (local engine, a Ray it starts): before torch starts
     reuse_freed_memory()  # this process, and the decode workers it spawns
     console = stderr_console()
     summary = run_scan(  # a results file or a model that will not do: one line, exit 2 (mer_tag.cli.main)

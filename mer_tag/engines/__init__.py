@@ -9,7 +9,8 @@
     engine.close()              # workers stopped, the process as start() found it; safe to call twice
 
 `local` (local.py): decode processes on this machine, the model in this process. `ray` (ray.py): decode
-tasks and model actors on a Ray cluster; the driver (this process) never imports torch. Both prepare
+tasks and model actors on a Ray cluster, where the driver (this process) never imports torch; on the one-node
+cluster a scan starts for itself, the model in the driver. Both prepare
 tracks with mer_tag.prepare and predict with engines.predictor, so their rows are the same. `scan` knows
 this interface and nothing of an engine's parts; nothing here imports ray, torch or the decoders.
 """

@@ -1,5 +1,6 @@
 """A loaded model run on batches of prepared tracks → one row per track. Both engines run it: the local
-engine in its own process, the Ray engine in each model actor (never in the Ray driver).
+engine in its own process, the Ray engine in each model actor (or, on a one-node Ray the scan started itself,
+in the driver).
 
 The audio chunks of every track in a batch share forward passes, and so do their lyrics; then each track's
 branch probabilities go through the fusion (`models.fusion.fusion_input`: "no lyrics" is an input).
@@ -109,9 +110,9 @@ class Predictor:
     def midi_probs(self, midi: tuple) -> np.ndarray:
         torch = self.torch
         pitch, cont, length = midi
-        with torch.inference_mode():
+        with torch.inference_mode():  # copies (a few kB): arrays a Ray task returned are read-only
             logits = self.bundle.models["midi"](
-                torch.from_numpy(pitch)[None], torch.from_numpy(cont)[None], torch.tensor([int(length)])
+                torch.tensor(pitch)[None], torch.tensor(cont)[None], torch.tensor([int(length)])
             )
             return torch.softmax(logits, -1)[0].numpy()
 

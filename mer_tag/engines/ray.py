@@ -12,11 +12,15 @@ to do into rows with Ray tasks and actors:
                 rows come back to the driver as the calls finish, into the sink
 
 so the rows are the local engine's (same code, same columns); only chunk batching differs, which moves
-probabilities by float rounding at most. The driver plans and writes: it reads the card, never imports
-torch nor loads the weights; only the actors do. A worker killed mid-run loses no track: Ray re-runs a
-prepare task whose worker died (up to `max_retries` times) and restarts a killed actor, re-sending its
-call. A killed driver loses nothing written: rerunning the scan resumes like the local engine. Parquet
-results from this engine are a part folder (sinks.PartWriter).
+probabilities by float rounding at most. On a cluster it joins, the driver plans and writes: it reads the
+card, never imports torch nor loads the weights; only the actors do. On the one-node cluster a scan starts
+for itself, the driver is a process on that node anyway, so it holds the model itself (`model_here`), loaded
+while the cluster starts, and the cluster only prepares: an actor would be one more process to start, with
+torch and the model, on the cores the decoding needs (docs/performance.md).
+
+A worker killed mid-run loses no track: Ray re-runs a prepare task whose worker died (up to `max_retries`
+times) and restarts a killed actor, re-sending its call. A killed driver loses nothing written: rerunning the
+scan resumes like the local engine. Parquet results from this engine are a part folder (sinks.PartWriter).
 
 Plain tasks and actors rather than Ray Data: on a 2-CPU cluster, Ray Data's executor and its helper
 actors cost about 4 CPU-seconds of a 48-track scan that needs 11 (docs/scale.md).
@@ -30,10 +34,13 @@ import dataclasses
 import logging
 import os
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mer_tag.engines.local import model_threads as local_model_threads
 from mer_tag.errors import MerTagError, first_line
 
 if TYPE_CHECKING:
@@ -51,6 +58,7 @@ ALONE_RETRIES = 1  # more tries of a track alone, after its block's task died on
 # (task_rpc_inlined_bytes_limit; both Ray's defaults, src/ray/common/ray_config_def.h): the model's files
 # (2.6 MB for default@0.4.0) go to an actor in such pieces.
 INLINE_PIECE_BYTES = 96 * 1024
+DRIVER_BREAKPOINT = "ray.util.rpdb._driver_set_trace"  # what ray.init sets PYTHONBREAKPOINT to in a driver
 
 
 @dataclass
@@ -63,9 +71,12 @@ class RayOptions:
     model_actors: int | None = None  # model actors (None: one per GPU; CPU-only: one per 8 CPUs, at least 1)
     model_cpus: float | None = None  # CPUs reserved per model actor (None: 1 with a GPU or >= 8 CPUs, else 0)
     model_gpus: float | None = None  # GPUs per model actor (None: 1 where the cluster has GPUs)
-    tracks_per_block: int | None = None  # tracks per prepare task (None: ~4 tasks per CPU, 1..32)
+    tracks_per_block: int | None = None  # tracks per prepare task (None: 1; from 32 CPUs CPUs // 16, up to 4)
     batch_tracks: int = 8  # tracks per model call (their chunks share forward passes)
     max_retries: int = 4  # re-runs of a prepare task whose worker died
+    # The model in this process (the driver) rather than in actors. None: when this scan starts its own local
+    # cluster, whose CPUs are this machine's; actors wherever a cluster is joined.
+    model_here: bool | None = None
 
 
 class RayEngine:
@@ -84,9 +95,11 @@ class RayEngine:
             self.options.num_cpus = max(1, settings.jobs)
         self.ray: Any = None  # the ray module, once started
         self.actors: list = []
+        self.predictor: Any = None  # the model, when this process runs it (`RayOptions.model_here`)
+        self._threads_before: int | None = None  # torch's thread count before this engine set its own
         self._pending: list = []  # refs of tasks and calls not finished, cancelled by `close`
         self._started_here = False
-        self._node: Any = None  # the local cluster this engine started itself (`_start_local`), stopped by `close`
+        self._node: Any = None  # the local cluster this engine started itself (`_local_cluster`), stopped by `close`
 
     @property
     def starting(self) -> str:
@@ -95,9 +108,10 @@ class RayEngine:
         return "loading the model on the cluster…" if ray and ray.is_initialized() else _joining(self.options)
 
     def start(self, stage=None, tracks=None) -> None:
-        """Join the cluster (or start a local one) and create the model actors; they load the model while tracks
-        decode. `stage(text)` hears each step as it begins: a local cluster takes seconds to start. (`tracks`:
-        the cluster decodes nothing before `rows`, whose prepare tasks are planned from the cluster's size.)"""
+        """Join the cluster (or start a local one) and load the model: in actors, which load it while tracks
+        decode, or in this process while its own cluster starts (`RayOptions.model_here`). `stage(text)` hears
+        each step as it begins: a local cluster takes seconds to start. (`tracks`: the cluster decodes nothing
+        before `rows`, whose prepare tasks are planned from the cluster's size.)"""
         if self.ray is not None:
             return
         say = stage or (lambda text: None)
@@ -106,8 +120,29 @@ class RayEngine:
             import ray
         except ImportError:
             raise RuntimeError(INSTALL_HINT) from None
-        self._started_here, self._node = _connect(ray, self.options)
+        joining = ray.is_initialized() or _address(self.options) is not None
+        here = self.options.model_here
+        if here is None:  # actor options asked for actors
+            actor_options = (self.options.model_actors, self.options.model_cpus, self.options.model_gpus)
+            here = not joining and actor_options == (None, None, None)
+        # Every variable the cluster's start adds to the environment is added before the model's thread starts:
+        # adding one may move the environment's array while that thread's C code reads it (getenv takes no lock).
+        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # a crashed track is an error row already
+        local = None if joining else _local_cluster(self.options.num_cpus)
+        loading = None
+        if here:
+            os.environ.setdefault("PYTHONBREAKPOINT", DRIVER_BREAKPOINT)  # what ray.init then sets it to
+            loading = _Loading(self.settings, self.audio_config)  # on cores the cluster's start leaves idle
+        self._started_here, self._node = _connect(ray, self.options, local)
         self.ray = ray
+        if loading is not None:
+            say("loading the model…")
+            try:
+                self._hold(loading.result())
+            except BaseException:  # a model that cannot load: its error, the cluster stopped
+                self.close()
+                raise
+            return
         say("loading the model on the cluster…")
         p = plan(ray.cluster_resources(), 0, self.options)
         # The model's files go to each actor inside its creation task, where Ray keeps them for its restarts: in
@@ -124,6 +159,15 @@ class RayEngine:
             for _ in range(p["actors"][1])
         ]
 
+    def _hold(self, predictor) -> None:
+        """Run `predictor` in this process, on the local engine's share of torch threads beside the decoding
+        (set here, in the thread that runs it: OpenMP's thread count belongs to the thread that sets it)."""
+        import torch
+
+        self.predictor = predictor
+        self._threads_before = torch.get_num_threads()
+        torch.set_num_threads(plan(self.ray.cluster_resources(), 0, self.options, here=True)["model_threads"])
+
     def rows(self, tracks):
         """Yield one row per track (sinks.columns keys), in the order they finish."""
         from mer_tag.bundle import BundleError
@@ -134,7 +178,7 @@ class RayEngine:
             return
         self.start()
         ray = self.ray
-        p = plan(ray.cluster_resources(), len(tracks), self.options)
+        p = plan(ray.cluster_resources(), len(tracks), self.options, here=self.predictor is not None)
         log.info("ray engine: %s", p)
         size = p["tracks_per_block"]
         blocks = iter([tracks[i : i + size] for i in range(0, len(tracks), size)])
@@ -143,18 +187,18 @@ class RayEngine:
         task = ray.remote(_prepare_block)
         prepare = task.options(num_cpus=self.options.decode_cpus, max_retries=self.options.max_retries, num_returns=2)
         alone = task.options(num_cpus=self.options.decode_cpus, max_retries=ALONE_RETRIES, num_returns=2)
-        slots = max(1, int((p["cpus"] - p["model_cpus"] * len(self.actors)) / self.options.decode_cpus))
-        max_in_flight = IN_FLIGHT_PER_SLOT * slots + 2
+        max_in_flight = p["in_flight"]
         # count ref → (tracks ref, the tracks, alone?); [(tracks ref, n)]; call ref → (actor, n)
         decoding, decoded, calls = {}, [], {}
         busy = dict.fromkeys(range(len(self.actors)), 0)
-        in_flight = 0
+        in_flight, submitted_all, threads = 0, False, p["model_threads"]
 
         def submit():
-            nonlocal in_flight
+            nonlocal in_flight, submitted_all
             while in_flight < max_in_flight:
                 block = next(blocks, None)
                 if block is None:
+                    submitted_all = True
                     return
                 count, items = prepare.remote(block, self.audio_config, self.midi_config)
                 decoding[count] = (items, block, False)
@@ -173,16 +217,22 @@ class RayEngine:
             reason = f"the decoder crashed on this file: its Ray worker died on each of {tries} tries alone"
             decoded.append((ray.put([failed(block[0], reason)]), 1))
 
+        def batch() -> tuple[list, int]:
+            """The decoded blocks of the next model call, up to `batch_tracks` tracks (and at least one block)."""
+            refs: list = []
+            n = 0
+            while decoded and (not refs or n + decoded[0][1] <= self.options.batch_tracks):
+                ref, count = decoded.pop(0)
+                refs.append(ref)
+                n += count
+            return refs, n
+
         def dispatch():
             while decoded:
                 actor = min(busy, key=busy.get)
                 if busy[actor] >= CALLS_PER_ACTOR:
                     return
-                refs, n = [], 0
-                while decoded and (not refs or n + decoded[0][1] <= self.options.batch_tracks):
-                    ref, count = decoded.pop(0)
-                    refs.append(ref)
-                    n += count
+                refs, n = batch()
                 calls[self.actors[actor].rows.remote(*refs)] = (actor, n)
                 busy[actor] += 1
 
@@ -190,26 +240,47 @@ class RayEngine:
         problem = ray.get([a.problem.remote() for a in self.actors])  # the model loads while tracks decode
         if any(problem):
             raise BundleError(next(filter(None, problem)).replace(MODEL, str(self.settings.model)))
+        if self.predictor is not None:
+            self.predictor.torch.set_num_threads(threads)  # an earlier call's last batch took all cores
         while decoding or decoded or calls:
             self._pending = [*decoding, *calls]
-            done, _ = ray.wait(self._pending, num_returns=1, fetch_local=False)
-            ref = done[0]
-            if ref in decoding:
-                items, block, was_alone = decoding.pop(ref)
-                try:
-                    ray.get(ref)  # an int, or the error of a task whose worker died on every try
-                except ray.exceptions.RayError as exc:
-                    crashed(block, was_alone, exc)
+            # Wait for one task or call, unless decoded tracks wait to be scored here; then take in every other
+            # that has finished too, so that a model call gets all the tracks that are ready (up to batch_tracks).
+            done = [] if self.predictor is not None and decoded else self._wait(self._pending, 1, None)
+            rest = [ref for ref in self._pending if ref not in done]
+            done += self._wait(rest, len(rest), 0) if rest else []
+            for ref in done:
+                if ref in decoding:
+                    items, block, was_alone = decoding.pop(ref)
+                    try:
+                        ray.get(ref)  # an int, or the error of a task whose worker died on every try
+                    except ray.exceptions.RayError as exc:
+                        crashed(block, was_alone, exc)
+                    else:
+                        decoded.append((items, len(block)))
                 else:
-                    decoded.append((items, len(block)))
-            else:
-                actor, n = calls.pop(ref)
-                busy[actor] -= 1
-                in_flight -= n
-                yield from ray.get(ref)
+                    actor, n = calls.pop(ref)
+                    busy[actor] -= 1
+                    in_flight -= n
+                    yield from ray.get(ref)
             submit()
-            dispatch()
+            if self.predictor is None:
+                dispatch()
+            elif decoded:
+                # The last tracks have all cores, once no decoding is left to share them with.
+                wanted = max(1, int(p["cpus"])) if submitted_all and not decoding else p["model_threads"]
+                if wanted != threads:
+                    self.predictor.torch.set_num_threads(threads := wanted)
+                refs, n = batch()
+                rows = self.predictor.rows([item for block in ray.get(refs) for item in block])
+                in_flight -= n
+                submit()  # before the rows go to the writer
+                yield from rows
         self._pending = []
+
+    def _wait(self, refs: list, n: int, timeout: float | None) -> list:
+        """The refs of `refs` that are done: `n` of them, or those done within `timeout` seconds."""
+        return self.ray.wait(refs, num_returns=n, timeout=timeout, fetch_local=False)[0]
 
     def close(self) -> None:
         """Cancel what is left (a scan stopped early), remove the actors, and leave a cluster started here."""
@@ -223,6 +294,10 @@ class RayEngine:
                 pass
         for actor in self.actors:
             ray.kill(actor)
+        if self._threads_before is not None:
+            self.predictor.torch.set_num_threads(self._threads_before)
+            self._threads_before = None
+        self.predictor = None
         if self._started_here:
             ray.shutdown()
         if self._node is not None:
@@ -231,23 +306,28 @@ class RayEngine:
         self._node = None
 
 
+def _address(options: RayOptions) -> str | None:
+    """The cluster to join: `options.address`, else RAY_ADDRESS; None: start a local one."""
+    return options.address or os.environ.get("RAY_ADDRESS") or None
+
+
 def _joining(options: RayOptions) -> str:
     """What `start` says it is doing first: joining a cluster, or starting a local one."""
-    address = options.address or os.environ.get("RAY_ADDRESS")
+    address = _address(options)
     if address:
         return f"connecting to the Ray cluster at {address}…"
     return f"starting a local Ray cluster ({options.num_cpus} CPU{'s' if options.num_cpus != 1 else ''})…"
 
 
-def _connect(ray, options: RayOptions) -> tuple[bool, Any]:
-    """Join the cluster (or start a local one): (whether this call started Ray and must shut it down, the
-    local cluster's node when this call started one itself, for `close` to stop)."""
+def _connect(ray, options: RayOptions, local=None) -> tuple[bool, Any]:
+    """Join the cluster (or start a local one: `local()`, from `_local_cluster`): (whether this call started Ray and
+    must shut it down, the local cluster's node when this call started one itself, for `close` to stop)."""
     if ray.is_initialized():
         return False, None
     kwargs = dict(log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
     # A task that failed (a track whose decoder crashed) is an error row already: not Ray's "Unhandled error".
     os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
-    address = options.address or os.environ.get("RAY_ADDRESS")
+    address = _address(options)
     if address:
         _check_reachable(address)
         try:
@@ -255,10 +335,11 @@ def _connect(ray, options: RayOptions) -> tuple[bool, Any]:
         except Exception as exc:  # Ray's own reasons, as one line
             raise RayClusterError(f"cannot join the Ray cluster at {address}: {first_line(exc)}") from None
         return True, None
-    node = _start_local(options.num_cpus)  # a throwaway local cluster for this scan
-    if node is None:
+    local = local or _local_cluster(options.num_cpus)
+    if local is None:  # this Ray's private modules differ: ray.init's own cluster
         ray.init(num_cpus=options.num_cpus, include_dashboard=False, **kwargs)
         return True, None
+    node = local()  # a throwaway local cluster for this scan
     try:
         ray.init(address=node.address, **kwargs)
     except BaseException:
@@ -288,14 +369,18 @@ def _check_reachable(address: str) -> None:
         raise RayClusterError(f"no Ray cluster answers at {address} ({(exc.strerror or str(exc)).lower()})") from None
 
 
-def _start_local(num_cpus: int | None) -> Any:
-    """A one-node Ray for this scan alone, as `ray.init` starts one but without two processes it never needs
-    here: the autoscaler's monitor (there is nothing to scale) and the log monitor (it forwards workers' output
-    to drivers, and ours does not listen: log_to_driver=False). Starting it costs 0.9 CPU-s less (4.1 → 3.2,
-    docs/performance.md), on the same cores the scan then needs, and neither polls while the scan runs. Its
-    processes die with this one, as ray.init's do (Ray's kernel fate-sharing), and it is set up as ray.init
-    sets up a cluster of its own: token authentication on, no usage statistics. Ray's own Node class, which
-    ray.init and ray.cluster_utils use; None where this Ray's private modules differ: ray.init's cluster."""
+def _local_cluster(num_cpus: int | None) -> Callable[[], Any] | None:
+    """What starts a one-node Ray for this scan alone, set up (its environment written) but not started. It
+    starts as `ray.init` starts one, but without three processes it never needs here: the autoscaler's monitor
+    (there is nothing to scale), the log monitor (it forwards workers' output to drivers, and ours does not
+    listen: log_to_driver=False) and the API server (the dashboard's head: without a dashboard it still starts,
+    to run only its usage-statistics module, which is off here; Ray waits for it before it starts the raylet).
+    Without the monitors it costs 0.9 CPU-s less to start (4.1 → 3.2), without the API server too about a
+    further 0.9 CPU-s and 1 s (docs/performance.md), on the same cores the scan then needs, and none of them
+    polls while the scan runs. Its processes die with this one, as ray.init's do (Ray's kernel fate-sharing),
+    and it is set up as ray.init sets up a cluster of its own: token authentication on, no usage statistics.
+    Ray's own Node class, which ray.init and ray.cluster_utils use; None where this Ray's private modules
+    differ: ray.init's cluster."""
     try:
         from ray._common.usage import usage_lib
         from ray._private.authentication.authentication_token_setup import (
@@ -311,8 +396,14 @@ def _start_local(num_cpus: int | None) -> Any:
             no_monitor=True,
             include_log_monitor=False,  # type: ignore[arg-type]  # annotated str, read as a flag
         )
+        Node.start_api_server  # noqa: B018  # the step `ScanNode` leaves out: this Ray has it
     except (ImportError, TypeError, AttributeError):
         return None
+
+    class ScanNode(Node):
+        def start_api_server(self, **_) -> None:
+            self._webui_url = ""  # no dashboard, as the API server of a Ray without one reports
+
     ray_log = logging.getLogger("ray")
     level, ray_log.level = ray_log.level, logging.ERROR  # its "token authentication is enabled" note
     try:
@@ -321,19 +412,22 @@ def _start_local(num_cpus: int | None) -> Any:
     finally:
         ray_log.setLevel(level)
     usage_lib.set_usage_stats_enabled_via_env_var(False)
-    return Node(params, head=True, shutdown_at_exit=False, spawn_reaper=True)
+    return lambda: ScanNode(params, head=True, shutdown_at_exit=False, spawn_reaper=True)
 
 
 # ------------------------------------------------------------------ planning
 
 
-def plan(cluster: dict, n_tracks: int, options: RayOptions) -> dict:
+def plan(cluster: dict, n_tracks: int, options: RayOptions, here: bool = False) -> dict:
     """Resources and sizes for a cluster's resources (ray.cluster_resources()); pure, for tests/docs.
-    `actors` is (fewest, most) useful; the engine starts the most."""
+    `actors` is (fewest, most) useful; the engine starts the most. `here`: the model runs in the driver
+    (`RayOptions.model_here`), not in actors."""
     cpus = float(cluster.get("CPU", 1))
     gpus = float(cluster.get("GPU", 0))
     model_gpus = options.model_gpus if options.model_gpus is not None else (1.0 if gpus >= 1 else 0.0)
-    if options.model_actors is not None:
+    if here:
+        actors = (0, 0)
+    elif options.model_actors is not None:
         actors = (options.model_actors, options.model_actors)
     elif model_gpus > 0:
         n = max(1, int(gpus // model_gpus))
@@ -343,14 +437,25 @@ def plan(cluster: dict, n_tracks: int, options: RayOptions) -> dict:
     # A GPU actor keeps one CPU to feed its GPU. On a CPU cluster of a few cores a reserved core would
     # idle a decode slot (or, on one core, leave none), so the actor shares the decode tasks' cores as
     # the local engine's main process does; from 8 CPUs on, each actor reserves a core of its own.
-    if options.model_cpus is not None:
+    if here:
+        model_cpus = 0.0  # the driver shares the decode tasks' cores, as the local engine's main process
+    elif options.model_cpus is not None:
         model_cpus = options.model_cpus
     else:
         model_cpus = 1.0 if model_gpus > 0 or cpus >= 8 else 0.0
     # Torch threads per actor: its own cores, or, sharing the decode cores, one per core the cluster has per
-    # actor (with musicnn as the front-end, default@0.1.0, one thread left a core idle; docs/scale.md).
-    model_threads = max(1, int(model_cpus)) if model_cpus else max(1, int(cpus) // actors[1])
-    per_block = options.tracks_per_block or max(1, min(32, -(-n_tracks // max(1, int(4 * cpus)))))
+    # actor (with musicnn as the front-end, default@0.1.0, one thread left a core idle; docs/scale.md). In the
+    # driver, the local engine's share beside its decode workers.
+    if here:
+        model_threads = local_model_threads(int(cpus))
+    else:
+        model_threads = max(1, int(model_cpus)) if model_cpus else max(1, int(cpus) // actors[1])
+    slots = max(1, int((cpus - model_cpus * actors[1]) / options.decode_cpus))
+    # Tracks per prepare task: one, so that the first rows wait for one track's decoding and the last tasks end
+    # together; from 32 CPUs on a few, as each task makes a round trip through the driver; never more than the
+    # tracks give every decode slot. The tracks in flight hold at least two tasks per slot: with blocks larger
+    # than that budget, a 2-CPU cluster ran one task at a time (docs/performance.md).
+    per_block = options.tracks_per_block or max(1, min(IN_FLIGHT_PER_SLOT // 2, int(cpus) // 16, n_tracks // slots))
     return {
         "cpus": cpus,
         "gpus": gpus,
@@ -358,8 +463,10 @@ def plan(cluster: dict, n_tracks: int, options: RayOptions) -> dict:
         "model_cpus": model_cpus,
         "model_gpus": model_gpus,
         "model_threads": model_threads,
+        "decode_slots": slots,
         "tracks_per_block": per_block,
         "blocks": max(1, -(-n_tracks // per_block)),
+        "in_flight": max(IN_FLIGHT_PER_SLOT, 2 * per_block) * slots + 2,
     }
 
 
@@ -416,6 +523,48 @@ def _init_decode_process() -> None:
         _DECODE_PROCESS_READY = True
 
 
+def _predictor(bundle, audio_config, timeline: bool, precision: str):
+    """A Predictor for a loaded bundle, with the driver's feature settings (any --chunk-hop applied), on the GPU
+    where this process has one."""
+    import torch
+
+    from mer_tag.engines.predictor import Predictor
+
+    bundle.audio_config = audio_config
+    predictor = Predictor(bundle, timeline, precision)
+    if torch.cuda.is_available():
+        _to_device(predictor, torch.device("cuda"))
+    return predictor
+
+
+class _Loading(threading.Thread):
+    """The model loading in this process, in a thread of its own, while the main thread starts the cluster (whose
+    first seconds leave cores idle): torch's import alone is 1.1-1.6 CPU-s."""
+
+    def __init__(self, settings: EngineSettings, audio_config):
+        super().__init__(name="mer-tag model loading", daemon=True)
+        self.settings, self.audio_config = settings, audio_config
+        self.predictor: Any = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            from mer_tag import bundle as bundle_io
+
+            bundle = bundle_io.load(self.settings.model)
+            self.predictor = _predictor(bundle, self.audio_config, self.settings.timeline, self.settings.precision)
+        except BaseException as exc:  # raised again in the thread that asks for the model
+            self.error = exc
+
+    def result(self):
+        """The Predictor, once loaded; or what stopped it loading (a BundleError for a model that cannot load)."""
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.predictor
+
+
 class _ModelActor:
     """Ray actor body: the model loaded once, then Predictor.rows on each call's prepared tracks."""
 
@@ -428,7 +577,6 @@ class _ModelActor:
         import torch
 
         from mer_tag import bundle as bundle_io
-        from mer_tag.engines.predictor import Predictor
 
         torch.set_num_threads(min(threads, os.cpu_count() or 1))  # never more than this node has
         self.predictor: Any = None
@@ -441,10 +589,7 @@ class _ModelActor:
         except bundle_io.BundleError as exc:
             self._problem = str(exc).replace(tmp, MODEL)  # the driver says it, with the model's own name
             return
-        bundle.audio_config = audio_config  # the driver's, with any --chunk-hop applied
-        self.predictor = Predictor(bundle, timeline, precision)
-        if torch.cuda.is_available():
-            _to_device(self.predictor, torch.device("cuda"))
+        self.predictor = _predictor(bundle, audio_config, timeline, precision)
 
     def problem(self) -> str | None:
         """None once the model is loaded; else why it cannot be."""
