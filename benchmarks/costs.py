@@ -255,8 +255,8 @@ if how == "ray.init":
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     node = None
 else:
-    from mer_tag.engines.ray import RayOptions, _connect
-    _, node = _connect(ray, RayOptions(num_cpus=2))
+    from mer_tag.engines.ray_cluster import connect
+    _, node = connect(ray, None, 2)
 @ray.remote
 def pid():
     return os.getpid()

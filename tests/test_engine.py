@@ -235,15 +235,15 @@ def test_a_ray_address_no_cluster_can_be_at_or_answers_at_is_one_line_at_once():
     """Before ray.init, which retries for minutes printing its own lines, or ends in a traceback."""
     import socket
 
-    from mer_tag.engines.ray import RayClusterError, _check_reachable
+    from mer_tag.engines.ray_cluster import RayClusterError, check_reachable
 
     with pytest.raises(RayClusterError, match=r"--address not a host: give HOST:PORT"):
-        _check_reachable("not a host")
+        check_reachable("not a host")
     with socket.socket() as probe:  # a port nothing listens on: bound, then closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     started = time.monotonic()
     with pytest.raises(RayClusterError, match=rf"no Ray cluster answers at 127.0.0.1:{port} \(connection refused\)"):
-        _check_reachable(f"127.0.0.1:{port}")
+        check_reachable(f"127.0.0.1:{port}")
     assert time.monotonic() - started < 5
-    _check_reachable("auto")  # Ray's own words pass through to ray.init
+    check_reachable("auto")  # Ray's own words pass through to ray.init

@@ -35,13 +35,13 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mer_tag.engines import ray_cluster
 from mer_tag.engines.local import model_threads as local_model_threads
-from mer_tag.errors import MerTagError, first_line
+from mer_tag.errors import first_line
 
 if TYPE_CHECKING:
     from mer_tag.engines.settings import EngineSettings
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "the Ray engine needs ray: pip install 'mer-tag[ray]' (or: pip install ray)"
-CONNECT_TIMEOUT_S = 5.0  # s; a cluster's head answers at once, and ray.init itself would retry for minutes
 CALLS_PER_ACTOR = 2  # one running, one queued: an actor never waits on the driver between calls
 IN_FLIGHT_PER_SLOT = 8  # tracks submitted and not yet scored, per decode slot (+2), as the local engine
 MODEL = "<model>"  # stands for the model's name in an actor's message (the actor sees only a temp folder)
@@ -58,7 +57,6 @@ ALONE_RETRIES = 1  # more tries of a track alone, after its block's task died on
 # (task_rpc_inlined_bytes_limit; both Ray's defaults, src/ray/common/ray_config_def.h): the model's files
 # (2.6 MB for default@0.4.0) go to an actor in such pieces.
 INLINE_PIECE_BYTES = 96 * 1024
-DRIVER_BREAKPOINT = "ray.util.rpdb._driver_set_trace"  # what ray.init sets PYTHONBREAKPOINT to in a driver
 
 
 @dataclass
@@ -99,13 +97,15 @@ class RayEngine:
         self._threads_before: int | None = None  # torch's thread count before this engine set its own
         self._pending: list = []  # refs of tasks and calls not finished, cancelled by `close`
         self._started_here = False
-        self._node: Any = None  # the local cluster this engine started itself (`_local_cluster`), stopped by `close`
+        self._node: Any = None  # the local cluster this engine started itself (ray_cluster), stopped by `close`
 
     @property
     def starting(self) -> str:
         """What `start` does first, for the screen: join or start a cluster, unless this process joined one."""
         ray = sys.modules.get("ray")
-        return "loading the model on the cluster…" if ray and ray.is_initialized() else _joining(self.options)
+        if ray and ray.is_initialized():
+            return "loading the model on the cluster…"
+        return ray_cluster.joining(self.options.address, self.options.num_cpus)
 
     def start(self, stage=None, tracks=None) -> None:
         """Join the cluster (or start a local one) and load the model: in actors, which load it while tracks
@@ -120,7 +120,7 @@ class RayEngine:
             import ray
         except ImportError:
             raise RuntimeError(INSTALL_HINT) from None
-        joining = ray.is_initialized() or _address(self.options) is not None
+        joining = ray.is_initialized() or ray_cluster.address(self.options.address) is not None
         here = self.options.model_here
         if here is None:  # actor options asked for actors
             actor_options = (self.options.model_actors, self.options.model_cpus, self.options.model_gpus)
@@ -128,12 +128,12 @@ class RayEngine:
         # Every variable the cluster's start adds to the environment is added before the model's thread starts:
         # adding one may move the environment's array while that thread's C code reads it (getenv takes no lock).
         os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # a crashed track is an error row already
-        local = None if joining else _local_cluster(self.options.num_cpus)
+        local = None if joining else ray_cluster.local_cluster(self.options.num_cpus)
         loading = None
         if here:
-            os.environ.setdefault("PYTHONBREAKPOINT", DRIVER_BREAKPOINT)  # what ray.init then sets it to
+            os.environ.setdefault("PYTHONBREAKPOINT", ray_cluster.DRIVER_BREAKPOINT)  # what ray.init then sets it to
             loading = _Loading(self.settings, self.audio_config)  # on cores the cluster's start leaves idle
-        self._started_here, self._node = _connect(ray, self.options, local)
+        self._started_here, self._node = ray_cluster.connect(ray, self.options.address, self.options.num_cpus, local)
         self.ray = ray
         if loading is not None:
             say("loading the model…")
@@ -304,115 +304,6 @@ class RayEngine:
             self._node.kill_all_processes(check_alive=False, allow_graceful=True)
         self.ray, self.actors, self._pending, self._started_here = None, [], [], False
         self._node = None
-
-
-def _address(options: RayOptions) -> str | None:
-    """The cluster to join: `options.address`, else RAY_ADDRESS; None: start a local one."""
-    return options.address or os.environ.get("RAY_ADDRESS") or None
-
-
-def _joining(options: RayOptions) -> str:
-    """What `start` says it is doing first: joining a cluster, or starting a local one."""
-    address = _address(options)
-    if address:
-        return f"connecting to the Ray cluster at {address}…"
-    return f"starting a local Ray cluster ({options.num_cpus} CPU{'s' if options.num_cpus != 1 else ''})…"
-
-
-def _connect(ray, options: RayOptions, local=None) -> tuple[bool, Any]:
-    """Join the cluster (or start a local one: `local()`, from `_local_cluster`): (whether this call started Ray and
-    must shut it down, the local cluster's node when this call started one itself, for `close` to stop)."""
-    if ray.is_initialized():
-        return False, None
-    kwargs = dict(log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
-    # A task that failed (a track whose decoder crashed) is an error row already: not Ray's "Unhandled error".
-    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
-    address = _address(options)
-    if address:
-        _check_reachable(address)
-        try:
-            ray.init(address=address, **kwargs)
-        except Exception as exc:  # Ray's own reasons, as one line
-            raise RayClusterError(f"cannot join the Ray cluster at {address}: {first_line(exc)}") from None
-        return True, None
-    local = local or _local_cluster(options.num_cpus)
-    if local is None:  # this Ray's private modules differ: ray.init's own cluster
-        ray.init(num_cpus=options.num_cpus, include_dashboard=False, **kwargs)
-        return True, None
-    node = local()  # a throwaway local cluster for this scan
-    try:
-        ray.init(address=node.address, **kwargs)
-    except BaseException:
-        node.kill_all_processes(check_alive=False, allow_graceful=True)
-        raise
-    return True, node
-
-
-class RayClusterError(MerTagError):
-    """No Ray cluster to join at the address given; one line for the user."""
-
-
-def _check_reachable(address: str) -> None:
-    """A RayClusterError for an address no cluster can be at, or none answers at, before ray.init would
-    retry for minutes (printing Ray's own lines) or end in a traceback. 'auto' and 'local' are Ray's words."""
-    import socket
-
-    if address in ("auto", "local"):
-        return
-    host, colon, port = address.removeprefix("ray://").rpartition(":")
-    if not colon or not host or not port.isdigit():
-        raise RayClusterError(f"--address {address}: give HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:PORT or auto")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except OSError as exc:
-        raise RayClusterError(f"no Ray cluster answers at {address} ({(exc.strerror or str(exc)).lower()})") from None
-
-
-def _local_cluster(num_cpus: int | None) -> Callable[[], Any] | None:
-    """What starts a one-node Ray for this scan alone, set up (its environment written) but not started. It
-    starts as `ray.init` starts one, but without three processes it never needs here: the autoscaler's monitor
-    (there is nothing to scale), the log monitor (it forwards workers' output to drivers, and ours does not
-    listen: log_to_driver=False) and the API server (the dashboard's head: without a dashboard it still starts,
-    to run only its usage-statistics module, which is off here; Ray waits for it before it starts the raylet).
-    Without the monitors it costs 0.9 CPU-s less to start (4.1 → 3.2), without the API server too about a
-    further 0.9 CPU-s and 1 s (docs/performance.md), on the same cores the scan then needs, and none of them
-    polls while the scan runs. Its processes die with this one, as ray.init's do (Ray's kernel fate-sharing),
-    and it is set up as ray.init sets up a cluster of its own: token authentication on, no usage statistics.
-    Ray's own Node class, which ray.init and ray.cluster_utils use; None where this Ray's private modules
-    differ: ray.init's cluster."""
-    try:
-        from ray._common.usage import usage_lib
-        from ray._private.authentication.authentication_token_setup import (
-            enable_token_auth_by_default,
-            ensure_token_if_auth_enabled,
-        )
-        from ray._private.node import Node
-        from ray._private.parameter import RayParams
-
-        params = RayParams(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            no_monitor=True,
-            include_log_monitor=False,  # type: ignore[arg-type]  # annotated str, read as a flag
-        )
-        Node.start_api_server  # noqa: B018  # the step `ScanNode` leaves out: this Ray has it
-    except (ImportError, TypeError, AttributeError):
-        return None
-
-    class ScanNode(Node):
-        def start_api_server(self, **_) -> None:
-            self._webui_url = ""  # no dashboard, as the API server of a Ray without one reports
-
-    ray_log = logging.getLogger("ray")
-    level, ray_log.level = ray_log.level, logging.ERROR  # its "token authentication is enabled" note
-    try:
-        enable_token_auth_by_default()  # what ray.init does before it starts a cluster of its own
-        ensure_token_if_auth_enabled({}, create_token_if_missing=True)
-    finally:
-        ray_log.setLevel(level)
-    usage_lib.set_usage_stats_enabled_via_env_var(False)
-    return lambda: ScanNode(params, head=True, shutdown_at_exit=False, spawn_reaper=True)
 
 
 # ------------------------------------------------------------------ planning
