@@ -125,13 +125,10 @@ class RayEngine:
         if here is None:  # actor options asked for actors
             actor_options = (self.options.model_actors, self.options.model_cpus, self.options.model_gpus)
             here = not joining and actor_options == (None, None, None)
-        # Every variable the cluster's start adds to the environment is added before the model's thread starts:
-        # adding one may move the environment's array while that thread's C code reads it (getenv takes no lock).
-        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # a crashed track is an error row already
         local = None if joining else ray_cluster.local_cluster(self.options.num_cpus)
         loading = None
         if here:
-            os.environ.setdefault("PYTHONBREAKPOINT", ray_cluster.DRIVER_BREAKPOINT)  # what ray.init then sets it to
+            ray_cluster.write_environment()  # all of it before the model's thread starts
             loading = _Loading(self.settings, self.audio_config)  # on cores the cluster's start leaves idle
         self._started_here, self._node = ray_cluster.connect(ray, self.options.address, self.options.num_cpus, local)
         self.ray = ray

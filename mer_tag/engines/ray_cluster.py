@@ -37,8 +37,7 @@ def connect(ray, given: str | None, num_cpus: int | None, local=None) -> tuple[b
     if ray.is_initialized():
         return False, None
     kwargs = dict(log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
-    # A task that failed (a track whose decoder crashed) is an error row already: not Ray's "Unhandled error".
-    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
+    write_environment()
     to_join = address(given)
     if to_join:
         check_reachable(to_join)
@@ -58,6 +57,15 @@ def connect(ray, given: str | None, num_cpus: int | None, local=None) -> tuple[b
         node.kill_all_processes(check_alive=False, allow_graceful=True)
         raise
     return True, node
+
+
+def write_environment() -> None:
+    """The variables joining a cluster adds to this process's environment, added now: a caller that starts a thread
+    before it connects calls this first, since adding a variable may move the environment's array while that
+    thread's C code reads it (glibc's getenv takes no lock); setting one that exists replaces it in place."""
+    # A task that failed (a track whose decoder crashed) is an error row already: not Ray's "Unhandled error".
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
+    os.environ.setdefault("PYTHONBREAKPOINT", DRIVER_BREAKPOINT)  # what ray.init then sets it to
 
 
 class RayClusterError(MerTagError):
@@ -82,7 +90,8 @@ def check_reachable(address: str) -> None:
 
 
 def local_cluster(num_cpus: int | None) -> Callable[[], Any] | None:
-    """What starts a one-node Ray for this scan alone, set up (its environment written) but not started. It
+    """What starts a one-node Ray for this scan alone, set up (its environment written: `write_environment`) but
+    not started. It
     starts as `ray.init` starts one, but without three processes it never needs here: the autoscaler's monitor
     (there is nothing to scale), the log monitor (it forwards workers' output to drivers, and ours does not
     listen: log_to_driver=False) and the API server (the dashboard's head: without a dashboard it still starts,
