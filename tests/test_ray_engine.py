@@ -321,6 +321,40 @@ def _crasher(real_prepare, name: str):
     return prepare
 
 
+def test_a_one_track_block_whose_worker_always_dies_is_an_error_row_after_its_own_tries(
+    cluster, library, tiny_model, local_rows, monkeypatch, tmp_path
+):
+    """With one track a block (the default), a file that kills its worker is tried `max_retries` + 1 times, not
+    those and then again alone; its error row says how many."""
+    import ray.cloudpickle
+
+    from mer_tag.engines import ray as ray_engine
+    from mer_tag.library import walk
+
+    tries = tmp_path / "tries"
+    tries.mkdir()
+    real_prepare = ray_engine._prepare_block
+
+    def prepare(tracks, *args):
+        if any(t.path.name == "Tune.wav" for t in tracks):
+            (tries / str(len(list(tries.iterdir())))).touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_prepare(tracks, *args)
+
+    monkeypatch.setattr(ray_engine, "_prepare_block", prepare)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    options = RayOptions(tracks_per_block=1, max_retries=1)
+    engine = ray_engine.RayEngine(EngineSettings(tiny_model), options=options)
+    try:
+        rows = {Path(r["path"]).name: r for r in engine.rows(list(walk([library / "jazz"])))}
+    finally:
+        engine.close()
+        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert len(list(tries.iterdir())) == 2
+    assert rows["Tune.wav"]["status"] == "error" and "died on each of 2 tries" in rows["Tune.wav"]["error"]
+    assert sorted(r["status"] for r in rows.values()) == ["error", "ok", "ok"]  # Café 🎷.ogg and Tune.m4a
+
+
 def test_a_file_that_kills_its_worker_every_time_is_one_error_row_not_a_failed_block(
     cluster, library, tiny_model, local_rows, monkeypatch
 ):

@@ -30,6 +30,7 @@ Nothing at import time needs ray; `import ray` happens inside functions.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import os
@@ -69,7 +70,8 @@ class RayOptions:
     model_actors: int | None = None  # model actors (None: one per GPU; CPU-only: one per 8 CPUs, at least 1)
     model_cpus: float | None = None  # CPUs reserved per model actor (None: 1 with a GPU or >= 8 CPUs, else 0)
     model_gpus: float | None = None  # GPUs per model actor (None: 1 where the cluster has GPUs)
-    tracks_per_block: int | None = None  # tracks per prepare task (None: 1; from 32 CPUs CPUs // 16, up to 4)
+    # Tracks per prepare task. None: 1; from 32 CPUs on CPUs // 16, at most 4 and tracks // decode slots.
+    tracks_per_block: int | None = None
     batch_tracks: int = 8  # tracks per model call (their chunks share forward passes)
     max_retries: int = 4  # re-runs of a prepare task whose worker died
     # The model in this process (the driver) rather than in actors. None: when this scan starts its own local
@@ -125,13 +127,26 @@ class RayEngine:
         if here is None:  # actor options asked for actors
             actor_options = (self.options.model_actors, self.options.model_cpus, self.options.model_gpus)
             here = not joining and actor_options == (None, None, None)
+        # The model's thread starts only once everything this start adds to the environment is there: adding a
+        # variable may move the environment's array while that thread's C code reads it (getenv takes no lock).
+        # `local_cluster` writes what starting our own cluster adds; where there is none to start (a cluster
+        # joined, or a Ray whose private modules differ: ray.init's own start), the model loads after connecting.
         local = None if joining else ray_cluster.local_cluster(self.options.num_cpus)
         loading = None
-        if here:
-            ray_cluster.write_environment()  # all of it before the model's thread starts
+        if here and local is not None:
+            ray_cluster.write_environment()
             loading = _Loading(self.settings, self.audio_config)  # on cores the cluster's start leaves idle
-        self._started_here, self._node = ray_cluster.connect(ray, self.options.address, self.options.num_cpus, local)
+        try:
+            self._started_here, self._node = ray_cluster.connect(
+                ray, self.options.address, self.options.num_cpus, local
+            )
+        except Exception:
+            if loading is not None:
+                loading.join()  # no thread of ours left importing torch behind the error
+            raise
         self.ray = ray
+        if here and loading is None:
+            loading = _Loading(self.settings, self.audio_config)
         if loading is not None:
             say("loading the model…")
             try:
@@ -163,7 +178,7 @@ class RayEngine:
 
         self.predictor = predictor
         self._threads_before = torch.get_num_threads()
-        torch.set_num_threads(plan(self.ray.cluster_resources(), 0, self.options, here=True)["model_threads"])
+        torch.set_num_threads(_threads(plan(self.ray.cluster_resources(), 0, self.options, here=True)["model_threads"]))
 
     def rows(self, tracks):
         """Yield one row per track (sinks.columns keys), in the order they finish."""
@@ -178,7 +193,7 @@ class RayEngine:
         p = plan(ray.cluster_resources(), len(tracks), self.options, here=self.predictor is not None)
         log.info("ray engine: %s", p)
         size = p["tracks_per_block"]
-        blocks = iter([tracks[i : i + size] for i in range(0, len(tracks), size)])
+        blocks = collections.deque(tracks[i : i + size] for i in range(0, len(tracks), size))
         # Each prepare task returns its track count apart from its tracks: the driver learns from the small one
         # whether the task's worker died, while the tracks go from the task's node to an actor's unfetched.
         task = ray.remote(_prepare_block)
@@ -188,29 +203,27 @@ class RayEngine:
         # count ref → (tracks ref, the tracks, alone?); [(tracks ref, n)]; call ref → (actor, n)
         decoding, decoded, calls = {}, [], {}
         busy = dict.fromkeys(range(len(self.actors)), 0)
-        in_flight, submitted_all, threads = 0, False, p["model_threads"]
+        in_flight, threads = 0, _threads(p["model_threads"])
 
         def submit():
-            nonlocal in_flight, submitted_all
-            while in_flight < max_in_flight:
-                block = next(blocks, None)
-                if block is None:
-                    submitted_all = True
-                    return
+            nonlocal in_flight
+            while in_flight < max_in_flight and blocks:
+                block = blocks.popleft()
                 count, items = prepare.remote(block, self.audio_config, self.midi_config)
                 decoding[count] = (items, block, False)
                 in_flight += len(block)
 
         def crashed(block: list, was_alone: bool, exc: Exception) -> None:
             """A prepare task whose worker died on every try: each of its tracks again, alone; a track that
-            kills its worker alone too becomes an error row, and the scan goes on."""
-            if not was_alone:
+            kills its worker alone too (or that was its block's only track) becomes an error row, and the scan
+            goes on."""
+            if not was_alone and len(block) > 1:
                 for track in block:
                     count, items = alone.remote([track], self.audio_config, self.midi_config)
                     decoding[count] = (items, [track], True)
                 return
             log.warning("ray engine: %s killed its decode worker: %s", block[0].path, first_line(exc))
-            tries = ALONE_RETRIES + 1
+            tries = ALONE_RETRIES + 1 if was_alone else self.options.max_retries + 1
             reason = f"the decoder crashed on this file: its Ray worker died on each of {tries} tries alone"
             decoded.append((ray.put([failed(block[0], reason)]), 1))
 
@@ -259,19 +272,21 @@ class RayEngine:
                     actor, n = calls.pop(ref)
                     busy[actor] -= 1
                     in_flight -= n
+                    self._pending = [*decoding, *calls]  # what `close` cancels, should the scan stop here
                     yield from ray.get(ref)
             submit()
             if self.predictor is None:
                 dispatch()
             elif decoded:
                 # The last tracks have all cores, once no decoding is left to share them with.
-                wanted = max(1, int(p["cpus"])) if submitted_all and not decoding else p["model_threads"]
+                wanted = _threads(p["cpus"] if not blocks and not decoding else p["model_threads"])
                 if wanted != threads:
                     self.predictor.torch.set_num_threads(threads := wanted)
                 refs, n = batch()
                 rows = self.predictor.rows([item for block in ray.get(refs) for item in block])
                 in_flight -= n
                 submit()  # before the rows go to the writer
+                self._pending = [*decoding, *calls]
                 yield from rows
         self._pending = []
 
@@ -411,6 +426,11 @@ def _init_decode_process() -> None:
         _DECODE_PROCESS_READY = True
 
 
+def _threads(n: float) -> int:
+    """`n` torch threads, but never more than this machine has: a driver may hold the model beside a large cluster."""
+    return max(1, min(int(n), os.cpu_count() or 1))
+
+
 def _predictor(bundle, audio_config, timeline: bool, precision: str):
     """A Predictor for a loaded bundle, with the driver's feature settings (any --chunk-hop applied), on the GPU
     where this process has one."""
@@ -466,7 +486,7 @@ class _ModelActor:
 
         from mer_tag import bundle as bundle_io
 
-        torch.set_num_threads(min(threads, os.cpu_count() or 1))  # never more than this node has
+        torch.set_num_threads(_threads(threads))  # never more than this node has
         self.predictor: Any = None
         self._problem: str | None = None
         try:

@@ -90,18 +90,17 @@ def check_reachable(address: str) -> None:
 
 
 def local_cluster(num_cpus: int | None) -> Callable[[], Any] | None:
-    """What starts a one-node Ray for this scan alone, set up (its environment written: `write_environment`) but
-    not started. It
-    starts as `ray.init` starts one, but without three processes it never needs here: the autoscaler's monitor
-    (there is nothing to scale), the log monitor (it forwards workers' output to drivers, and ours does not
-    listen: log_to_driver=False) and the API server (the dashboard's head: without a dashboard it still starts,
-    to run only its usage-statistics module, which is off here; Ray waits for it before it starts the raylet).
-    Without the monitors it costs 0.9 CPU-s less to start (4.1 → 3.2), without the API server too about a
-    further 0.9 CPU-s and 1 s (docs/performance.md), on the same cores the scan then needs, and none of them
-    polls while the scan runs. Its processes die with this one, as ray.init's do (Ray's kernel fate-sharing),
-    and it is set up as ray.init sets up a cluster of its own: token authentication on, no usage statistics.
-    Ray's own Node class, which ray.init and ray.cluster_utils use; None where this Ray's private modules
-    differ: ray.init's cluster."""
+    """What starts a one-node Ray for this scan alone, set up (what it adds to the environment written) but not
+    started. It starts as `ray.init` starts one, but without three processes it never needs here: the
+    autoscaler's monitor (there is nothing to scale), the log monitor (it forwards workers' output to drivers,
+    and ours does not listen: log_to_driver=False) and the API server (the dashboard's head: without a dashboard
+    it still starts, to run only its usage-statistics module, which is off here; Ray waits for it before it
+    starts the raylet). Without the monitors it costs 0.9 CPU-s less to start (4.1 → 3.2), without the API
+    server too about a further 0.9 CPU-s and 1 s (docs/performance.md), on the same cores the scan then needs,
+    and none of them polls while the scan runs. Its processes die with this one, as ray.init's do (Ray's kernel
+    fate-sharing), and it is set up as ray.init sets up a cluster of its own: token authentication on, no usage
+    statistics. Ray's own Node class, which ray.init and ray.cluster_utils use; None where this Ray's private
+    modules differ: ray.init's cluster."""
     try:
         from ray._common.usage import usage_lib
         from ray._private.authentication.authentication_token_setup import (
