@@ -383,6 +383,14 @@ def test_a_file_that_kills_its_worker_every_time_is_one_error_row_not_a_failed_b
     )
 
 
+def _run_without_a_cluster(code: str) -> subprocess.CompletedProcess:
+    """`code` in a fresh Python with no cluster to join (RAY_ADDRESS empty), which starts its own; it must succeed."""
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 def test_a_scan_that_starts_its_own_cluster_says_so_and_stops_it(library, tiny_model, local_rows, tmp_path):
     """No cluster running: `scan --engine ray` starts a local one (without the autoscaler's monitor, the log
     monitor and the dashboard's API server, which a one-scan cluster never uses), shows each start-up step as
@@ -420,9 +428,7 @@ def test_a_scan_that_starts_its_own_cluster_says_so_and_stops_it(library, tiny_m
         " len(processes()),"
         " 'torch' in sys.modules)\n"
     )
-    env = {**os.environ, "RAY_ADDRESS": ""}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _run_without_a_cluster(code)
     said, counts, processes = proc.stdout.splitlines()[-3:]
     # The screen says the cluster's start from the first, then what is left of the model's loading here.
     assert eval(said)[1:] == ["starting a local Ray cluster (1 CPU)…"] * 2 + ["loading the model…"]
@@ -564,8 +570,6 @@ def test_the_shipped_model_reaches_its_actor_without_ray_printing_an_error(libra
         "finally:\n"
         "    engine.close()\n"
     )
-    env = {**os.environ, "RAY_ADDRESS": ""}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _run_without_a_cluster(code)
     assert proc.stdout.split() == ["1", "['ok',", "'ok']"]
     assert "constructor arguments in the object store" not in proc.stderr
