@@ -150,7 +150,8 @@ class RayEngine:
         if loading is not None:
             say("loading the model…")
             try:
-                self._hold(loading.result())
+                self.predictor = loading.result()
+                self._threads_before = self.predictor.torch.get_num_threads()  # `rows` sets its own, `close` this
             except BaseException:  # a model that cannot load: its error, the cluster stopped
                 self.close()
                 raise
@@ -170,15 +171,6 @@ class RayEngine:
             )
             for _ in range(p["actors"][1])
         ]
-
-    def _hold(self, predictor) -> None:
-        """Run `predictor` in this process, on the local engine's share of torch threads beside the decoding
-        (set here, in the thread that runs it: OpenMP's thread count belongs to the thread that sets it)."""
-        import torch
-
-        self.predictor = predictor
-        self._threads_before = torch.get_num_threads()
-        torch.set_num_threads(_threads(plan(self.ray.cluster_resources(), 0, self.options, here=True)["model_threads"]))
 
     def rows(self, tracks):
         """Yield one row per track (sinks.columns keys), in the order they finish."""
